@@ -1,0 +1,10 @@
+"""Mask-Adapter: mask-aware CLIP embeddings for open-vocabulary segmentation (detectron2 package).
+
+Importing the package registers its backbones, heads, adapters, meta-architectures, datasets and mappers. It
+reads no file and downloads nothing.
+"""
+from .config import add_mask_adapter_config  # noqa: F401
+from . import modeling  # noqa: F401
+from . import compat  # noqa: F401
+
+__version__ = "0.1.0"

@@ -1,0 +1,306 @@
+"""Checkpoint loading: released/fused checkpoints, a second generator weight source, conformance diffs.
+
+Formats accepted everywhere: detectron2 dicts (``{"model": state_dict, ...}``, FC-CLIP, our own training
+output) and flat state dicts (MAFT+ ``maftp_b.pth`` / ``maftp_l.pth``).
+
+Fusion marker (SPEC §7 "Weight fusion", R9): a fused file carries the top-level entry
+``"__mask_adapter_fused__": {"format": 1, "generator": ..., "first_phase": ..., "base": ..., ...}`` *beside*
+``"model"``, so the model state dict stays clean. detectron2/fvcore only read ``"model"`` and the registered
+checkpointables, so plain ``DetectionCheckpointer`` loading ignores the entry; :class:`MaskAdapterCheckpointer`
+logs it. If the key is found inside ``"model"`` (e.g. written by another tool), it is dropped as a known leftover.
+"""
+import logging
+import pickle
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+__all__ = [
+    "FUSION_MARKER_KEY",
+    "GENERATOR_PREFIXES",
+    "KNOWN_LEFTOVER_KEYS",
+    "MaskAdapterCheckpointer",
+    "ReferenceStateDict",
+    "diff_state_dict_against_reference",
+    "format_shape_mismatches",
+    "generator_state",
+    "load_checkpoint_file",
+    "load_generator_weights",
+    "read_reference_state_dict",
+    "split_checkpoint",
+]
+
+logger = logging.getLogger(__name__)
+
+FUSION_MARKER_KEY = "__mask_adapter_fused__"
+# Keys taken from the generator (base) checkpoint by fusion / GENERATOR_WEIGHTS (official weight_fuse_*.py).
+GENERATOR_PREFIXES: Tuple[str, ...] = ("sem_seg_head", "void")
+# Keys of released checkpoints that no module of ours owns: FC-CLIP's SetCriterion class weights, the marker.
+KNOWN_LEFTOVER_KEYS: Tuple[str, ...] = ("criterion.empty_weight", FUSION_MARKER_KEY)
+ShapeMismatch = Tuple[str, Tuple[int, ...], Tuple[int, ...]]
+
+
+def load_checkpoint_file(path: str, *, allow_pickle: bool = False) -> Dict[str, Any]:
+    """Read a checkpoint with ``torch.load`` on CPU.
+
+    Args:
+        path: local file.
+        allow_pickle: permit arbitrary pickled objects (``weights_only=False``); only for files you trust.
+
+    Returns:
+        The loaded object (must be a dict).
+
+    Raises:
+        FileNotFoundError, ValueError: missing file, or a file that needs ``allow_pickle``, or is not a dict.
+    """
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint not found: {path}") from None
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"{path} holds pickled Python objects that weights-only loading refuses ({str(e).splitlines()[0]}); "
+            f"if you trust the file, load it with allow_pickle=True (tools: --trust-pickle)"
+        ) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a {type(data).__name__}, expected a state dict or a detectron2 checkpoint")
+    return data
+
+
+def split_checkpoint(data: Mapping[str, Any]) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+    """Separate the model state dict from the other entries of a checkpoint.
+
+    Args:
+        data: a detectron2 dict (has a ``"model"`` dict) or a flat state dict (MAFT+).
+
+    Returns:
+        (state_dict, extra): for a flat dict, ``extra`` holds its non-tensor entries (e.g. a marker); for a
+        detectron2 dict, every entry but ``"model"``.
+    """
+    if isinstance(data.get("model"), Mapping):
+        return dict(data["model"]), {k: v for k, v in data.items() if k != "model"}
+    state = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+    extra = {k: v for k, v in data.items() if not isinstance(v, torch.Tensor)}
+    return state, extra
+
+
+def generator_state(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """The entries whose key starts with ``sem_seg_head`` or ``void`` (what fusion copies)."""
+    return {k: v for k, v in state_dict.items() if k.startswith(GENERATOR_PREFIXES)}
+
+
+def _shape_mismatches(
+    source: Mapping[str, torch.Tensor], target_shapes: Mapping[str, Sequence[int]]
+) -> List[ShapeMismatch]:
+    """(key, source shape, target shape) for keys present in both with different shapes."""
+    out = []
+    for k, v in source.items():
+        if k in target_shapes and tuple(v.shape) != tuple(target_shapes[k]):
+            out.append((k, tuple(v.shape), tuple(target_shapes[k])))
+    return out
+
+
+def format_shape_mismatches(mismatches: Sequence[ShapeMismatch], source: str, target: str, limit: int = 10) -> str:
+    """Readable list ``key: <source> (250, 256) vs <target> (100, 256)``, at most ``limit`` entries."""
+    lines = [f"  {k}: {source} {tuple(a)} vs {target} {tuple(b)}" for k, a, b in mismatches[:limit]]
+    if len(mismatches) > limit:
+        lines.append(f"  ... and {len(mismatches) - limit} more")
+    return "\n".join(lines)
+
+
+_ARCH_HINT = (
+    "the checkpoint comes from another architecture or configuration (e.g. FC-CLIP has 250 queries and MAFT+ 100; "
+    "ConvNeXt-L CLIP is 768 wide and ConvNeXt-B 640): pass the config file that matches MODEL.WEIGHTS"
+)
+
+
+class MaskAdapterCheckpointer(DetectionCheckpointer):
+    """detectron2 checkpointer for released, fused and MAFT+ flat checkpoints.
+
+    Differences from ``DetectionCheckpointer``:
+    - Known leftovers (``criterion.empty_weight`` when the model has no such key, the fusion marker) are dropped
+      with one log line; the fusion metadata of a fused file is logged.
+    - Shape mismatches raise ``ValueError`` listing the keys, instead of a warning and silently random weights.
+    - Other missing / unexpected keys are reported by detectron2's usual warnings.
+
+    Args:
+        model, save_dir, save_to_disk, checkpointables: as ``DetectionCheckpointer``.
+        allow_pickle: read files with arbitrary pickled objects (``torch.load(weights_only=False)``).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        save_dir: str = "",
+        *,
+        save_to_disk: Optional[bool] = None,
+        allow_pickle: bool = False,
+        **checkpointables: Any,
+    ) -> None:
+        super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
+        self.allow_pickle = allow_pickle
+        self._loading_path: Optional[str] = None
+
+    def load(self, path: str, *args: Any, **kwargs: Any) -> Dict[str, Any]:
+        """Load ``path`` (see ``fvcore.common.checkpoint.Checkpointer.load``); raises on shape mismatches."""
+        self._loading_path = path
+        try:
+            return super().load(path, *args, **kwargs)
+        finally:
+            self._loading_path = None
+
+    def _torch_load(self, f: str) -> Dict[str, Any]:
+        data = load_checkpoint_file(f, allow_pickle=self.allow_pickle)
+        state, extra = split_checkpoint(data)
+        return {"model": state, **extra}
+
+    def _load_model(self, checkpoint: Dict[str, Any]) -> Any:
+        marker = checkpoint.pop(FUSION_MARKER_KEY, None)
+        if marker is not None:
+            logger.info("fused checkpoint (tools/weight_fuse*.py): %s", marker)
+        state = checkpoint["model"]
+        model_state = self.model.state_dict()
+        leftovers = [k for k in KNOWN_LEFTOVER_KEYS if k in state and k not in model_state]
+        for k in leftovers:
+            state.pop(k)
+        if leftovers:
+            logger.info("ignoring known leftover checkpoint keys: %s", ", ".join(leftovers))
+        mismatches = _shape_mismatches(
+            {k: v for k, v in state.items() if isinstance(v, torch.Tensor)},
+            {k: v.shape for k, v in model_state.items()},
+        )
+        if mismatches:
+            raise ValueError(
+                f"{len(mismatches)} tensors of checkpoint {self._loading_path or '<unknown>'} do not fit the model; "
+                f"{_ARCH_HINT}:\n" + format_shape_mismatches(mismatches, "checkpoint", "model")
+            )
+        return super()._load_model(checkpoint)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def load_generator_weights(model: nn.Module, path: str, *, allow_pickle: bool = False) -> List[str]:
+    """Copy the generator (``sem_seg_head.*``) and ``void*`` tensors of ``path`` into ``model`` (fusion in memory).
+
+    This is the second weight source, ``MODEL.MASK_ADAPTER.GENERATOR_WEIGHTS``: load the stage-1 checkpoint with
+    ``MODEL.WEIGHTS`` first, then this; like the fusion tool it replaces the stage-1 void embedding.
+
+    Args:
+        model: the FCCLIP / MAFT_Plus model (may be DDP-wrapped).
+        path: base generator checkpoint, detectron2 dict (FC-CLIP) or flat state dict (MAFT+).
+        allow_pickle: see :func:`load_checkpoint_file`.
+
+    Returns:
+        The loaded keys, sorted.
+
+    Raises:
+        ValueError: the file has no ``sem_seg_head.*``, the model has none, shapes differ (e.g. 250 vs 100
+            queries), or the file lacks generator keys that the model has.
+    """
+    model = _unwrap(model)
+    state, _ = split_checkpoint(load_checkpoint_file(path, allow_pickle=allow_pickle))
+    source = generator_state(state)
+    if not any(k.startswith("sem_seg_head") for k in source):
+        raise ValueError(f"generator weights {path} contain no sem_seg_head.* tensor; pass the base FC-CLIP/MAFT+ file")
+    model_state = model.state_dict()
+    wanted = generator_state(model_state)
+    if not any(k.startswith("sem_seg_head") for k in wanted):
+        raise ValueError(
+            "the model has no sem_seg_head; GENERATOR_WEIGHTS only applies to FCCLIP / MAFT_Plus, not MASK_Adapter"
+        )
+    mismatches = _shape_mismatches(source, {k: v.shape for k, v in wanted.items()})
+    if mismatches:
+        raise ValueError(
+            f"{len(mismatches)} generator tensors of {path} do not fit the model; {_ARCH_HINT}:\n"
+            + format_shape_mismatches(mismatches, "file", "model")
+        )
+    missing = sorted(k for k in wanted if k not in source)
+    if missing:
+        raise ValueError(
+            f"generator weights {path} lack {len(missing)} tensors of the model's generator, e.g. {missing[:5]}; "
+            f"{_ARCH_HINT}"
+        )
+    unexpected = sorted(k for k in source if k not in wanted)
+    if unexpected:
+        logger.warning("generator weights %s: %d tensors unused by the model, e.g. %s", path, len(unexpected),
+                       unexpected[:5])
+    loaded = sorted(k for k in source if k in wanted)
+    model.load_state_dict({k: source[k] for k in loaded}, strict=False)
+    logger.info("loaded %d generator/void tensors from %s", len(loaded), path)
+    return loaded
+
+
+class ReferenceStateDict(NamedTuple):
+    """Parsed ``reference/<name>_state_dict.tsv``.
+
+    Attributes:
+        entries: key -> (shape, dtype, requires_grad) with requires_grad "True", "False" or "buffer"; shape ()
+            for ``scalar``; in file order.
+        non_persistent: key -> shape of the non-persistent buffers listed in the trailing ``#`` lines.
+    """
+
+    entries: Dict[str, Tuple[Tuple[int, ...], str, str]]
+    non_persistent: Dict[str, Tuple[int, ...]]
+
+
+def _parse_shape(text: str) -> Tuple[int, ...]:
+    return () if text == "scalar" else tuple(int(x) for x in text.split("x"))
+
+
+def read_reference_state_dict(tsv_path: str) -> ReferenceStateDict:
+    """Parse a reference state-dict table (header, ``key\\tshape\\tdtype\\trequires_grad`` lines, ``#`` lines).
+
+    Args:
+        tsv_path: e.g. ``/work/shared/reference/fcclip_convnext_large_ade20k_state_dict.tsv``.
+
+    Returns:
+        :class:`ReferenceStateDict`.
+    """
+    entries: Dict[str, Tuple[Tuple[int, ...], str, str]] = {}
+    non_persistent: Dict[str, Tuple[int, ...]] = {}
+    with open(tsv_path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    if not lines or lines[0].split("\t")[:2] != ["key", "shape"]:
+        raise ValueError(f"{tsv_path} is not a reference state-dict table (header 'key\\tshape\\t...' expected)")
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            # "# non-persistent buffer (not in state_dict): <key>\t<shape>\t<dtype>"
+            fields = line.split(":", 1)[-1].strip().split("\t")
+            non_persistent[fields[0].strip()] = _parse_shape(fields[1].strip())
+            continue
+        fields = line.split("\t")
+        if len(fields) != 4:
+            raise ValueError(f"{tsv_path}:{lineno}: expected 4 tab-separated fields, got {len(fields)}")
+        entries[fields[0]] = (_parse_shape(fields[1]), fields[2], fields[3])
+    return ReferenceStateDict(entries=entries, non_persistent=non_persistent)
+
+
+def diff_state_dict_against_reference(
+    state_dict_shapes: Mapping[str, Any], tsv_path: str
+) -> Tuple[List[str], List[str], List[ShapeMismatch]]:
+    """Strict comparison of a state dict's keys and shapes with an official reference table.
+
+    Args:
+        state_dict_shapes: key -> shape (tuple, ``torch.Size`` or a tensor, whose shape is used), e.g.
+            ``{k: v.shape for k, v in model.state_dict().items()}``.
+        tsv_path: reference table (see :func:`read_reference_state_dict`); its non-persistent buffers are not
+            expected in the state dict.
+
+    Returns:
+        (missing, unexpected, shape_mismatch): reference keys absent from ``state_dict_shapes`` (reference order);
+        keys absent from the reference (input order); (key, our shape, reference shape) triples.
+    """
+    reference = read_reference_state_dict(tsv_path).entries
+    ours = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else tuple(v) for k, v in state_dict_shapes.items()}
+    missing = [k for k in reference if k not in ours]
+    unexpected = [k for k in ours if k not in reference]
+    mismatches = [(k, ours[k], reference[k][0]) for k in ours if k in reference and ours[k] != reference[k][0]]
+    return missing, unexpected, mismatches
+

@@ -1,0 +1,199 @@
+"""Frozen open_clip ConvNeXt CLIP as a detectron2 backbone.
+
+Shapes:
+    B images;  H×W padded image;  h×w = H/32 × W/32
+    C_raw  channels of the last trunk stage (1536 ConvNeXt-L, 1024 ConvNeXt-B)
+    D      CLIP embedding width (768 L, 640 B)
+
+Outputs of ``forward`` (all computed under no-grad, the model always in eval mode):
+    ``stem`` (B, C0, H/4, W/4); ``res2``..``res5`` trunk stages 0-3 (strides 4, 8, 16, 32);
+    ``clip_vis_dense`` = ``trunk.norm_pre(res5)`` (B, C_raw, h, w), the unprojected dense feature.
+"""
+import hashlib
+import logging
+import os
+from typing import Dict, Optional
+
+import open_clip
+import torch
+from detectron2.config import CfgNode, configurable
+from detectron2.modeling import BACKBONE_REGISTRY, Backbone, ShapeSpec
+from detectron2.utils import comm
+from torch import Tensor
+
+from .tiny_clip import ensure_model_config_registered
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CLIPBackbone", "build_clip_model", "DENSE_PROJECTIONS"]
+
+DENSE_PROJECTIONS = ("pixelwise", "maftp_scrambled")
+
+
+def build_clip_model(model_name: str, pretrained: str) -> torch.nn.Module:
+    """Create an open_clip ConvNeXt CLIP model.
+
+    Args:
+        model_name: open_clip model name (e.g. ``convnext_large_d_320``).
+        pretrained: an open_clip pretrained tag (downloaded by open_clip), a local weights file, or "" for
+            random weights.
+    """
+    ensure_model_config_registered(model_name)
+    if open_clip.get_model_config(model_name) is None:
+        raise ValueError(
+            f"unknown CLIP model {model_name!r} (MODEL.FC_CLIP.CLIP_MODEL_NAME); "
+            "use an open_clip ConvNeXt model such as convnext_large_d_320 or convnext_base_w_320"
+        )
+    vision_cfg = open_clip.get_model_config(model_name).get("vision_cfg", {})
+    if "convnext" not in str(vision_cfg.get("timm_model_name", "")):
+        raise ValueError(
+            f"CLIP model {model_name!r} is not a ConvNeXt CLIP; only open_clip ConvNeXt models "
+            "(timm convnext trunk) are supported as MODEL.FC_CLIP.CLIP_MODEL_NAME"
+        )
+    looks_like_path = os.sep in pretrained or pretrained.endswith((".bin", ".pt", ".pth", ".safetensors"))
+    if looks_like_path and not os.path.isfile(pretrained):
+        raise FileNotFoundError(
+            f"CLIP weights file not found: {pretrained} (MODEL.FC_CLIP.CLIP_PRETRAINED_WEIGHTS); "
+            "download it or give an open_clip pretrained tag"
+        )
+    tag: Optional[str] = pretrained or None
+    if tag is not None and not looks_like_path and comm.get_world_size() > 1:
+        # Local rank 0 downloads first so other ranks read the cache.
+        if comm.get_local_rank() == 0:
+            open_clip.create_model(model_name, pretrained=tag)
+        comm.synchronize()
+    return open_clip.create_model(model_name, pretrained=tag)
+
+
+def weights_fingerprint(pretrained: str) -> str:
+    """Identifies the CLIP weights for cache keys: the tag, or a hash of the local file's content."""
+    if pretrained and os.path.isfile(pretrained):
+        h = hashlib.sha256()
+        with open(pretrained, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return "file-sha256:" + h.hexdigest()[:16]
+    return pretrained or "random-init"
+
+
+@BACKBONE_REGISTRY.register()
+class CLIPBackbone(Backbone):
+    """Frozen open_clip ConvNeXt CLIP; also owns the text tower and the frozen projection heads.
+
+    The open_clip model lives at ``self.clip_model`` so checkpoint keys are ``backbone.clip_model.*``.
+
+    Args:
+        model_name: open_clip model name.
+        pretrained: tag, local file, or "" (random).
+    """
+
+    @configurable
+    def __init__(self, *, model_name: str, pretrained: str = "") -> None:
+        super().__init__()
+        self.model_name = model_name
+        self.pretrained = pretrained
+        self.clip_model = build_clip_model(model_name, pretrained)
+        visual = self.clip_model.visual
+        trunk = getattr(visual, "trunk", None)
+        if trunk is None or not hasattr(trunk, "stages") or not hasattr(trunk, "feature_info"):
+            raise ValueError(f"CLIP model {model_name!r} has no timm ConvNeXt trunk; only ConvNeXt CLIP is supported")
+        for p in self.clip_model.parameters():
+            p.requires_grad_(False)
+        self.clip_model.eval()
+        stage_chs = [int(info["num_chs"]) for info in trunk.feature_info]
+        strides = [int(info["reduction"]) for info in trunk.feature_info]
+        stem_chs = [m for m in trunk.stem.modules() if isinstance(m, torch.nn.Conv2d)][0].out_channels
+        self._out_features = ["stem", "res2", "res3", "res4", "res5", "clip_vis_dense"]
+        self._out_feature_channels = {"stem": stem_chs, "clip_vis_dense": stage_chs[-1]}
+        self._out_feature_strides = {"stem": strides[0], "clip_vis_dense": strides[-1]}
+        for i, (c, s) in enumerate(zip(stage_chs, strides)):
+            self._out_feature_channels[f"res{i + 2}"] = c
+            self._out_feature_strides[f"res{i + 2}"] = s
+        self.embed_dim = int(self.clip_model.text_projection.shape[-1])
+        self.dim_latent = self.embed_dim
+        self.clip_dense_channels = stage_chs[-1]
+        self.weights_id = weights_fingerprint(pretrained)
+        self._tokenizer = open_clip.get_tokenizer(model_name)
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, input_shape: Optional[ShapeSpec] = None) -> dict:
+        return {
+            "model_name": cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME,
+            "pretrained": cfg.MODEL.FC_CLIP.CLIP_PRETRAINED_WEIGHTS,
+        }
+
+    def train(self, mode: bool = True) -> "CLIPBackbone":
+        """The CLIP model stays in eval mode whatever ``mode`` is (it is frozen)."""
+        super().train(mode)
+        self.clip_model.eval()
+        return self
+
+    @property
+    def size_divisibility(self) -> int:
+        return -1
+
+    def output_shape(self) -> Dict[str, ShapeSpec]:
+        return {
+            n: ShapeSpec(channels=self._out_feature_channels[n], stride=self._out_feature_strides[n])
+            for n in self._out_features
+        }
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Dict[str, Tensor]:
+        """x: (B, 3, H, W) normalised image -> feature dict (see module docstring)."""
+        self.clip_model.eval()
+        trunk = self.clip_model.visual.trunk
+        out: Dict[str, Tensor] = {}
+        x = trunk.stem(x)
+        out["stem"] = x
+        for i, stage in enumerate(trunk.stages):
+            x = stage(x)
+            out[f"res{i + 2}"] = x
+        out["clip_vis_dense"] = trunk.norm_pre(x)
+        return out
+
+    # -- projections through the frozen CLIP heads (gradients flow through them to the adapter) ----------
+    def project_pooled(self, pooled: Tensor) -> Tensor:
+        """Pooled trunk vectors (M, C_raw) -> (M, D) via ``trunk.head`` and ``visual.head``."""
+        trunk_head = self.clip_model.visual.trunk.head
+        x = trunk_head(pooled[:, :, None, None])
+        return self.clip_model.visual.head(x)
+
+    def dense_projection(self, clip_dense: Tensor, variant: str) -> Tensor:
+        """Project the dense trunk feature to the embedding width, per position.
+
+        Args:
+            clip_dense: (B, C_raw, h, w).
+            variant: ``pixelwise`` (FC-CLIP) or ``maftp_scrambled`` (MAFT+ compatibility, see below).
+
+        Returns:
+            (B, D, h, w).
+        """
+        b, c, h, w = clip_dense.shape
+        visual = self.clip_model.visual
+        if variant == "pixelwise":
+            x = visual.trunk.head.norm(clip_dense).permute(0, 2, 3, 1)
+            x = visual.head(visual.trunk.head.drop(x))
+            return x.permute(0, 3, 1, 2)
+        if variant == "maftp_scrambled":
+            # MUST (checkpoint compatibility): MAFT+ reshapes the contiguous NCHW map to (B·h·w, C_raw) WITHOUT
+            # permuting, so "pixel" rows mix channels and positions. Its frozen CDT and the MAFT+ adapters were
+            # trained on exactly this; see hustvl/MaskAdapter:maft/maft_plus.py (visual_prediction_forward_convnext).
+            rows = clip_dense.contiguous().reshape(b * h * w, c)
+            x = self.project_pooled(rows)
+            return x.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+        raise ValueError(f"unknown dense projection {variant!r}; choose one of {DENSE_PROJECTIONS}")
+
+    # -- text tower --------------------------------------------------------------------------------------
+    def tokenize(self, texts) -> Tensor:
+        return self._tokenizer(texts)
+
+    @torch.no_grad()
+    def encode_text(self, tokens: Tensor) -> Tensor:
+        """(n, L) token ids -> (n, D) unnormalised text embeddings (EOT token through ``text_projection``)."""
+        self.clip_model.eval()
+        return self.clip_model.encode_text(tokens, normalize=False)
+
+    @property
+    def logit_scale(self) -> Tensor:
+        return self.clip_model.logit_scale

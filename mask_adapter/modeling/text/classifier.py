@@ -1,0 +1,136 @@
+"""Text classifier: CLIP text embeddings of a vocabulary's synonyms, cached per (model, weights, templates,
+vocabulary).
+
+Shapes: T synonyms in total (classes in order, synonyms consecutive), C classes, D CLIP embedding width.
+"""
+import hashlib
+import json
+import logging
+import os
+from collections import OrderedDict
+from typing import Callable, List, NamedTuple, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .templates import VILD_TEMPLATES
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TextEmbeddings", "TextClassifier", "split_synonyms", "category_overlap_mask"]
+
+
+class TextEmbeddings(NamedTuple):
+    """embeddings: (T, D) L2-normalised; num_templates: synonyms per class (sum == T)."""
+
+    embeddings: Tensor
+    num_templates: List[int]
+
+
+def split_synonyms(class_string: str) -> List[str]:
+    """``"person, people,human"`` -> ``["person", "people", "human"]`` (", " becomes "," then split on ",")."""
+    return class_string.replace(", ", ",").split(",")
+
+
+def category_overlap_mask(test_classes: Sequence[str], train_classes: Sequence[str]) -> Tensor:
+    """(C,) bool: class c is "seen" iff one of its synonyms equals (case-sensitively) a training synonym."""
+    train = {syn for name in train_classes for syn in split_synonyms(name)}
+    return torch.tensor([any(s in train for s in split_synonyms(c)) for c in test_classes], dtype=torch.bool)
+
+
+class TextClassifier:
+    """Encodes vocabularies with the CLIP text tower and caches the result.
+
+    The in-memory cache holds the most recent ``memory_slots`` vocabularies; with ``cache_dir`` set, results are
+    also written to and read from ``<cache_dir>/<key>.pt``. The key covers the CLIP model name, the weights
+    identity (tag or file hash), the templates and the exact class strings, so no stale hit is possible when
+    any of them changes.
+
+    Args:
+        tokenize: list of prompts -> (n, L) token ids.
+        encode_text: (n, L) token ids -> (n, D) unnormalised embeddings.
+        model_id: identifies model and weights, e.g. ``"convnext_large_d_320|laion2b_s29b_b131k_ft_soup"``.
+        templates: prompt templates with one ``{}``.
+        cache_dir: "" for memory only.
+        chunk_size: prompts per text-encoder call.
+    """
+
+    def __init__(
+        self,
+        *,
+        tokenize: Callable[[List[str]], Tensor],
+        encode_text: Callable[[Tensor], Tensor],
+        model_id: str,
+        templates: Sequence[str] = VILD_TEMPLATES,
+        cache_dir: str = "",
+        chunk_size: int = 128,
+        memory_slots: int = 8,
+    ) -> None:
+        if any(t.count("{}") != 1 for t in templates) or not templates:
+            raise ValueError("every prompt template must contain exactly one '{}'")
+        self._tokenize = tokenize
+        self._encode_text = encode_text
+        self.model_id = model_id
+        self.templates: Tuple[str, ...] = tuple(templates)
+        self.cache_dir = cache_dir
+        self.chunk_size = chunk_size
+        self.memory_slots = memory_slots
+        self._memory: "OrderedDict[str, TextEmbeddings]" = OrderedDict()
+
+    def cache_key(self, class_names: Sequence[str]) -> str:
+        payload = json.dumps([self.model_id, list(self.templates), list(class_names)], ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+
+    def __call__(self, class_names: Sequence[str], device: torch.device = torch.device("cpu")) -> TextEmbeddings:
+        """Embeddings for ``class_names`` (strings "name,synonym,..."), on ``device``."""
+        if len(class_names) == 0:
+            raise ValueError("empty vocabulary: give at least one class name")
+        key = self.cache_key(class_names)
+        hit = self._memory.get(key)
+        if hit is None:
+            hit = self._load_disk(key)
+        if hit is None:
+            hit = self._encode(class_names)
+            self._save_disk(key, hit)
+        self._memory[key] = hit
+        self._memory.move_to_end(key)
+        while len(self._memory) > self.memory_slots:
+            self._memory.popitem(last=False)
+        return TextEmbeddings(hit.embeddings.to(device), list(hit.num_templates))
+
+    def _encode(self, class_names: Sequence[str]) -> TextEmbeddings:
+        synonyms: List[str] = []
+        num_templates: List[int] = []
+        for i, name in enumerate(class_names):
+            syns = split_synonyms(name)
+            if any(not s.strip() for s in syns):
+                raise ValueError(f"class {i} ({name!r}) has an empty synonym; write classes as 'name,synonym,...'")
+            synonyms.extend(syns)
+            num_templates.append(len(syns))
+        prompts = [t.format(s) for s in synonyms for t in self.templates]
+        outs = []
+        for start in range(0, len(prompts), self.chunk_size):
+            tokens = self._tokenize(prompts[start : start + self.chunk_size])
+            outs.append(self._encode_text(tokens).float().cpu())
+        emb = F.normalize(torch.cat(outs), dim=-1).reshape(len(synonyms), len(self.templates), -1)
+        emb = F.normalize(emb.mean(dim=1), dim=-1)
+        logger.info("Encoded %d classes (%d synonyms) with %s", len(class_names), len(synonyms), self.model_id)
+        return TextEmbeddings(emb, num_templates)
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.cache_dir, f"text_embeddings_{key}.pt")
+
+    def _load_disk(self, key: str):
+        if not self.cache_dir or not os.path.isfile(self._path(key)):
+            return None
+        data = torch.load(self._path(key), map_location="cpu", weights_only=True)
+        return TextEmbeddings(data["embeddings"], [int(n) for n in data["num_templates"]])
+
+    def _save_disk(self, key: str, value: TextEmbeddings) -> None:
+        if not self.cache_dir:
+            return
+        os.makedirs(self.cache_dir, exist_ok=True)
+        tmp = self._path(key) + ".tmp"
+        torch.save({"embeddings": value.embeddings, "num_templates": torch.tensor(value.num_templates)}, tmp)
+        os.replace(tmp, self._path(key))

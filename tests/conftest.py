@@ -1,0 +1,51 @@
+"""Shared pytest fixtures for the mask_adapter test suite.
+
+- ``seed`` (autouse): every test starts from the same RNG state (python, numpy, torch).
+- ``tiny_clip`` (session): a frozen ``CLIPBackbone`` around the tiny random open_clip model ``tiny_convnext_atto``
+  (trunk widths 40/80/160/320, embedding width 64, 1-layer text tower). Tests must not modify it; build a fresh one
+  when a test needs to change weights.
+- ``reference_dir``: /work/shared/reference (official state-dict tables); tests skip when it is absent.
+"""
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REFERENCE_DIR = Path(os.environ.get("MASK_ADAPTER_REFERENCE_DIR", "/work/shared/reference"))
+
+TINY_CLIP_NAME = "tiny_convnext_atto"
+
+
+@pytest.fixture(autouse=True)
+def seed() -> int:
+    """Seed python, numpy and torch before every test."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    return 0
+
+
+@pytest.fixture(scope="session")
+def tiny_clip():
+    """Session-wide tiny frozen CLIP backbone (random weights, seeded); read-only for tests."""
+    from mask_adapter.modeling.backbone.clip import CLIPBackbone
+
+    state = torch.random.get_rng_state()
+    torch.manual_seed(1234)
+    try:
+        backbone = CLIPBackbone(model_name=TINY_CLIP_NAME, pretrained="")
+    finally:
+        torch.random.set_rng_state(state)
+    return backbone
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """Folder of the official reference tables; skip the test when it is missing."""
+    if not REFERENCE_DIR.is_dir():
+        pytest.skip(f"reference folder {REFERENCE_DIR} not available")
+    return REFERENCE_DIR
+
