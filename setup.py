@@ -6,7 +6,9 @@ setup(
     description="Mask-Adapter: open-vocabulary segmentation with mask-aware CLIP embeddings (detectron2)",
     python_requires=">=3.10",
     packages=find_packages(include=["mask_adapter", "mask_adapter.*"]),
-    package_data={"mask_adapter": ["data/vocabularies/*.txt", "model_zoo/configs/**/*.yaml"]},
+    package_data={
+        "mask_adapter": ["data/vocabularies/*.txt", "data/vocabularies/*.json", "modeling/backbone/model_configs/*.json"]
+    },
     include_package_data=True,
     install_requires=[
         "torch>=2.1",

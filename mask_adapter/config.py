@@ -15,6 +15,7 @@ Typical use::
     cfg.merge_from_file(path)
     check_config(cfg)
 """
+
 import copy
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -484,7 +485,9 @@ def resolve_cos_stop_grad(cfg: CN) -> bool:
         return False
     if value != "auto":
         allowed = ", ".join(_ENUM_KEYS["MODEL.MASK_ADAPTER.COS_STOP_GRAD"])
-        raise ValueError(f"MODEL.MASK_ADAPTER.COS_STOP_GRAD={value!r} is invalid; allowed: {allowed}")
+        raise ValueError(
+            f"MODEL.MASK_ADAPTER.COS_STOP_GRAD={value!r} is invalid; allowed: {allowed}"
+        )
     return not _is_maft(cfg)
 
 

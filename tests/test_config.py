@@ -4,6 +4,7 @@ Covers: every YAML merges; the official merged reference configs merge and are r
 official YAML files; idempotence; the SPEC §8 defaults; check_config errors; the "auto" resolvers; CLIP width
 inference; unknown YAML keys; the FIX/ours configs (eval.yaml, *_from_warmup.yaml, tiny/).
 """
+
 import os
 from pathlib import Path
 from typing import Any, Dict
@@ -42,13 +43,18 @@ OFFICIAL_FILES = [
     "ground-truth-warmup/mask-adapter/mask_adapter_maft_convnext_large_cocostuff_eval_ade20k.yaml",
     "mixed-mask-training/fc-clip/Base-COCO-PanopticSegmentation.yaml",
     "mixed-mask-training/fc-clip/maskformer2_R50_bs16_50ep.yaml",
-    *[f"mixed-mask-training/fc-clip/fcclip/fcclip_convnext_large_eval_{s}.yaml"
-      for s in ("ade20k", "a847", "pc459", "pc59", "pas20", "coco")],
+    *[
+        f"mixed-mask-training/fc-clip/fcclip/fcclip_convnext_large_eval_{s}.yaml"
+        for s in ("ade20k", "a847", "pc459", "pc59", "pas20", "coco")
+    ],
     "mixed-mask-training/maftp/Base-COCO-PanopticSegmentation.yaml",
     "mixed-mask-training/maftp/maskformer2_R50_bs16_50ep.yaml",
     MAFTP_B,
     MAFTP_L,
-    *[f"mixed-mask-training/maftp/semantic/eval_{s}.yaml" for s in ("a847", "pas20", "pc459", "pc59")],
+    *[
+        f"mixed-mask-training/maftp/semantic/eval_{s}.yaml"
+        for s in ("a847", "pas20", "pc459", "pc59")
+    ],
 ]
 
 
@@ -108,11 +114,18 @@ _FAITHFUL_CASES = [
     (MAFTP_B, "maftp_base_a150_config.yaml", set(), {"SEED": 123}),
     (MAFTP_L, "maftp_large_a150_config.yaml", set(), {"SEED": 123}),
     # Official stage-1 MASK_THRESHOLD default is 0.45; ours is 0.50 (SPEC §8).
-    (WARMUP_L, "gtwarmup_mask_adapter_convnext_large_cocopan_config.yaml", {"MODEL.MASK_ADAPTER.MASK_THRESHOLD"}, {}),
+    (
+        WARMUP_L,
+        "gtwarmup_mask_adapter_convnext_large_cocopan_config.yaml",
+        {"MODEL.MASK_ADAPTER.MASK_THRESHOLD"},
+        {},
+    ),
 ]
 
 
-@pytest.mark.parametrize("rel_path,ref_name,allowed,overrides", _FAITHFUL_CASES, ids=lambda x: str(x)[:40])
+@pytest.mark.parametrize(
+    "rel_path,ref_name,allowed,overrides", _FAITHFUL_CASES, ids=lambda x: str(x)[:40]
+)
 def test_official_yaml_reproduces_reference_config(rel_path, ref_name, allowed, overrides) -> None:
     ref_path = REFERENCE_DIR / ref_name
     if not ref_path.is_file():
@@ -123,47 +136,118 @@ def test_official_yaml_reproduces_reference_config(rel_path, ref_name, allowed, 
         setattr(cfg, key, value)
     ours = as_plain(cfg)
     reference = flatten(yaml.safe_load(ref_path.read_text()))
-    diffs = {k: (ours.get(k), v) for k, v in reference.items() if k not in allowed and ours.get(k) != v}
+    diffs = {
+        k: (ours.get(k), v) for k, v in reference.items() if k not in allowed and ours.get(k) != v
+    }
     assert diffs == {}
 
 
 # ------------------------------------------------------------------------------------------- defaults, keys
 def test_spec_defaults() -> None:
     cfg = new_cfg()
-    ma, fc, mf, ssh = cfg.MODEL.MASK_ADAPTER, cfg.MODEL.FC_CLIP, cfg.MODEL.MASK_FORMER, cfg.MODEL.SEM_SEG_HEAD
-    assert (ma.NAME, ma.MASK_IN_CHANNELS, ma.NUM_CHANNELS, ma.NUM_OUTPUT_MAPS) == ("MASKAdapterHead", 16, 768, 16)
+    ma, fc, mf, ssh = (
+        cfg.MODEL.MASK_ADAPTER,
+        cfg.MODEL.FC_CLIP,
+        cfg.MODEL.MASK_FORMER,
+        cfg.MODEL.SEM_SEG_HEAD,
+    )
+    assert (ma.NAME, ma.MASK_IN_CHANNELS, ma.NUM_CHANNELS, ma.NUM_OUTPUT_MAPS) == (
+        "MASKAdapterHead",
+        16,
+        768,
+        16,
+    )
     assert (ma.USE_CHECKPOINT, ma.TRAIN_MAFT, ma.MASK_THRESHOLD) == (False, False, 0.5)
-    assert (ma.IOU_THRESHOLD, ma.COS_WEIGHT, ma.NUM_GT_MASKS, ma.NUM_PRED_MASKS) == (0.7, 5.0, 16, 8)
-    assert (fc.CLIP_MODEL_NAME, fc.CLIP_PRETRAINED_WEIGHTS) == ("convnext_large_d_320", "laion2b_s29b_b131k_ft_soup")
-    assert (fc.EMBED_DIM, fc.GEOMETRIC_ENSEMBLE_ALPHA, fc.GEOMETRIC_ENSEMBLE_BETA) == (768, 0.4, 0.8)
+    assert (ma.IOU_THRESHOLD, ma.COS_WEIGHT, ma.NUM_GT_MASKS, ma.NUM_PRED_MASKS) == (
+        0.7,
+        5.0,
+        16,
+        8,
+    )
+    assert (fc.CLIP_MODEL_NAME, fc.CLIP_PRETRAINED_WEIGHTS) == (
+        "convnext_large_d_320",
+        "laion2b_s29b_b131k_ft_soup",
+    )
+    assert (fc.EMBED_DIM, fc.GEOMETRIC_ENSEMBLE_ALPHA, fc.GEOMETRIC_ENSEMBLE_BETA) == (
+        768,
+        0.4,
+        0.8,
+    )
     assert fc.ENSEMBLE_ON_VALID_MASK is False
     assert (cfg.MODEL.rc_weights, cfg.MODEL.cdt_params, cfg.MODEL.relu) == (None, [768, 8], "relu")
     dl = cfg.DATALOADER
     assert (dl.DATASET_RATIO, dl.USE_DIFF_BS_SIZE, dl.DATASET_BS) == ([1, 1], True, [2, 2])
-    assert (dl.USE_RFS, dl.MULTI_DATASET_GROUPING, dl.DATASET_ANN) == ([False, False], True, ["box", "box"])
+    assert (dl.USE_RFS, dl.MULTI_DATASET_GROUPING, dl.DATASET_ANN) == (
+        [False, False],
+        True,
+        ["box", "box"],
+    )
     inp = cfg.INPUT
     assert (inp.DATASET_MAPPER_NAME, inp.COLOR_AUG_SSD, inp.CROP.SINGLE_CATEGORY_MAX_AREA) == (
-        "mask_former_semantic", False, 1.0)
-    assert (inp.SIZE_DIVISIBILITY, inp.IMAGE_SIZE, inp.MIN_SCALE, inp.MAX_SCALE) == (-1, 1024, 0.1, 2.0)
+        "mask_former_semantic",
+        False,
+        1.0,
+    )
+    assert (inp.SIZE_DIVISIBILITY, inp.IMAGE_SIZE, inp.MIN_SCALE, inp.MAX_SCALE) == (
+        -1,
+        1024,
+        0.1,
+        2.0,
+    )
     sol = cfg.SOLVER
     assert (sol.WEIGHT_DECAY_EMBED, sol.OPTIMIZER, sol.BACKBONE_MULTIPLIER) == (0.0, "ADAMW", 0.1)
     assert (sol.POLY_LR_POWER, sol.POLY_LR_CONSTANT_ENDING) == (0.9, 0.0)
-    assert (mf.DEEP_SUPERVISION, mf.NO_OBJECT_WEIGHT, mf.CLASS_WEIGHT, mf.DICE_WEIGHT, mf.MASK_WEIGHT) == (
-        True, 0.1, 1.0, 1.0, 20.0)
-    assert (mf.NHEADS, mf.DROPOUT, mf.DIM_FEEDFORWARD, mf.ENC_LAYERS, mf.DEC_LAYERS, mf.PRE_NORM, mf.HIDDEN_DIM) == (
-        8, 0.1, 2048, 0, 6, False, 256)
-    assert (mf.NUM_OBJECT_QUERIES, mf.TRANSFORMER_IN_FEATURE, mf.ENFORCE_INPUT_PROJ, mf.SIZE_DIVISIBILITY) == (
-        100, "res5", False, 32)
-    assert (mf.TRANSFORMER_DECODER_NAME, mf.TRAIN_NUM_POINTS, mf.OVERSAMPLE_RATIO, mf.IMPORTANCE_SAMPLE_RATIO) == (
-        "MultiScaleMaskedTransformerDecoder", 12544, 3.0, 0.75)
+    assert (
+        mf.DEEP_SUPERVISION,
+        mf.NO_OBJECT_WEIGHT,
+        mf.CLASS_WEIGHT,
+        mf.DICE_WEIGHT,
+        mf.MASK_WEIGHT,
+    ) == (True, 0.1, 1.0, 1.0, 20.0)
+    assert (
+        mf.NHEADS,
+        mf.DROPOUT,
+        mf.DIM_FEEDFORWARD,
+        mf.ENC_LAYERS,
+        mf.DEC_LAYERS,
+        mf.PRE_NORM,
+        mf.HIDDEN_DIM,
+    ) == (8, 0.1, 2048, 0, 6, False, 256)
+    assert (
+        mf.NUM_OBJECT_QUERIES,
+        mf.TRANSFORMER_IN_FEATURE,
+        mf.ENFORCE_INPUT_PROJ,
+        mf.SIZE_DIVISIBILITY,
+    ) == (100, "res5", False, 32)
+    assert (
+        mf.TRANSFORMER_DECODER_NAME,
+        mf.TRAIN_NUM_POINTS,
+        mf.OVERSAMPLE_RATIO,
+        mf.IMPORTANCE_SAMPLE_RATIO,
+    ) == ("MultiScaleMaskedTransformerDecoder", 12544, 3.0, 0.75)
     t = mf.TEST
-    assert (t.SEMANTIC_ON, t.INSTANCE_ON, t.PANOPTIC_ON, t.OBJECT_MASK_THRESHOLD, t.OVERLAP_THRESHOLD) == (
-        True, False, False, 0.0, 0.0)
-    assert (t.SEM_SEG_POSTPROCESSING_BEFORE_INFERENCE, t.SEMANTIC_CHUNK, cfg.TEST.DETECTIONS_PER_IMAGE) == (
-        False, 0, 100)
-    assert (ssh.MASK_DIM, ssh.TRANSFORMER_ENC_LAYERS, ssh.PIXEL_DECODER_NAME) == (256, 0, "BasePixelDecoder")
+    assert (
+        t.SEMANTIC_ON,
+        t.INSTANCE_ON,
+        t.PANOPTIC_ON,
+        t.OBJECT_MASK_THRESHOLD,
+        t.OVERLAP_THRESHOLD,
+    ) == (True, False, False, 0.0, 0.0)
+    assert (
+        t.SEM_SEG_POSTPROCESSING_BEFORE_INFERENCE,
+        t.SEMANTIC_CHUNK,
+        cfg.TEST.DETECTIONS_PER_IMAGE,
+    ) == (False, 0, 100)
+    assert (ssh.MASK_DIM, ssh.TRANSFORMER_ENC_LAYERS, ssh.PIXEL_DECODER_NAME) == (
+        256,
+        0,
+        "BasePixelDecoder",
+    )
     assert ssh.DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES == ["res3", "res4", "res5"]
-    assert (ssh.DEFORMABLE_TRANSFORMER_ENCODER_N_POINTS, ssh.DEFORMABLE_TRANSFORMER_ENCODER_N_HEADS) == (4, 8)
+    assert (
+        ssh.DEFORMABLE_TRANSFORMER_ENCODER_N_POINTS,
+        ssh.DEFORMABLE_TRANSFORMER_ENCODER_N_HEADS,
+    ) == (4, 8)
     assert cfg.MODEL.SWIN.DEPTHS == [2, 2, 6, 2] and cfg.MODEL.SWIN.EMBED_DIM == 96
 
 
@@ -171,13 +255,25 @@ def test_new_key_defaults() -> None:
     cfg = new_cfg()
     ma = cfg.MODEL.MASK_ADAPTER
     assert (ma.DENSE_PROJECTION, ma.CDT_VARIANT, ma.MATCH_PRED_THRESHOLD, ma.COS_STOP_GRAD) == (
-        "auto", "auto", -1.0, "auto")
-    assert (ma.COS_LOSS_SKIP_PADDING, ma.WARMUP_NUM_MASKS, ma.OUT_VOCAB_CLASSIFIER) == (False, 32, "adapter")
+        "auto",
+        "auto",
+        -1.0,
+        "auto",
+    )
+    assert (ma.COS_LOSS_SKIP_PADDING, ma.WARMUP_NUM_MASKS, ma.OUT_VOCAB_CLASSIFIER) == (
+        False,
+        32,
+        "adapter",
+    )
     assert (ma.TEXT_CACHE_DIR, ma.INFERENCE_CHUNK, ma.FAST_INFERENCE) == ("", 0, False)
     assert (ma.GENERATOR_WEIGHTS, ma.CLIP_DIM) == ("", 0)
     sam = cfg.MODEL.SAM
     assert (sam.MODEL_TYPE, sam.CHECKPOINT, sam.POINTS_PER_SIDE) == ("vit_b", "", 32)
-    assert (sam.PRED_IOU_THRESH, sam.STABILITY_SCORE_THRESH, sam.MIN_MASK_REGION_AREA) == (0.88, 0.95, 0)
+    assert (sam.PRED_IOU_THRESH, sam.STABILITY_SCORE_THRESH, sam.MIN_MASK_REGION_AREA) == (
+        0.88,
+        0.95,
+        0,
+    )
     assert (cfg.DATASETS.VOCABULARY, cfg.TEST.BENCHMARK_OUTPUT) == ("", "")
 
 
@@ -298,7 +394,11 @@ def test_explicit_values_override_auto() -> None:
     cfg = _arch_cfg("MAFT_Plus", panoptic_on=False)
     ma = cfg.MODEL.MASK_ADAPTER
     ma.DENSE_PROJECTION, ma.CDT_VARIANT, ma.MATCH_PRED_THRESHOLD, ma.COS_STOP_GRAD = (
-        "pixelwise", "panoptic", 0.3, "true")
+        "pixelwise",
+        "panoptic",
+        0.3,
+        "true",
+    )
     assert resolve_dense_projection(cfg) == "pixelwise"
     assert resolve_cdt_variant(cfg) == "panoptic"
     assert resolve_match_pred_threshold(cfg) == pytest.approx(0.3)
@@ -315,7 +415,9 @@ def test_resolve_clip_dim(name: str, dim: int) -> None:
 def test_resolve_clip_dim_unknown_name_says_what_to_set() -> None:
     with pytest.raises(ValueError) as err:
         resolve_clip_dim("no_such_clip_model")
-    assert "no_such_clip_model" in str(err.value) and "MODEL.MASK_ADAPTER.CLIP_DIM" in str(err.value)
+    assert "no_such_clip_model" in str(err.value) and "MODEL.MASK_ADAPTER.CLIP_DIM" in str(
+        err.value
+    )
 
 
 def test_resolve_cfg_clip_dim_prefers_explicit_value() -> None:
@@ -329,11 +431,22 @@ def test_resolve_cfg_clip_dim_prefers_explicit_value() -> None:
 def test_official_fcclip_large_values() -> None:
     cfg = load(FCCLIP_L)
     assert cfg.MODEL.META_ARCHITECTURE == "FCCLIP"
-    assert (cfg.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_ALPHA, cfg.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_BETA) == (0.7, 0.9)
+    assert (
+        cfg.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_ALPHA,
+        cfg.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_BETA,
+    ) == (0.7, 0.9)
     assert cfg.MODEL.MASK_ADAPTER.MASK_THRESHOLD == 0.5
     assert cfg.MODEL.MASK_FORMER.NUM_OBJECT_QUERIES == 250
-    assert (cfg.SOLVER.MAX_ITER, tuple(cfg.SOLVER.STEPS), cfg.SOLVER.IMS_PER_BATCH) == (49286, (43371, 47314), 24)
-    assert (cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, cfg.INPUT.IMAGE_SIZE) == (896, 896, 1024)
+    assert (cfg.SOLVER.MAX_ITER, tuple(cfg.SOLVER.STEPS), cfg.SOLVER.IMS_PER_BATCH) == (
+        49286,
+        (43371, 47314),
+        24,
+    )
+    assert (cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, cfg.INPUT.IMAGE_SIZE) == (
+        896,
+        896,
+        1024,
+    )
     assert resolve_clip_dim(cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME) == 768
 
 
@@ -342,23 +455,39 @@ def test_official_maftp_values() -> None:
     assert base.MODEL.META_ARCHITECTURE == "MAFT_Plus"
     assert base.MODEL.MASK_ADAPTER.MASK_THRESHOLD == 0.45
     assert base.MODEL.cdt_params == [640, 8]
-    assert (base.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_ALPHA, base.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_BETA) == (0.7, 1.0)
-    assert (base.SOLVER.LR_SCHEDULER_NAME, base.SOLVER.WEIGHT_DECAY, base.MODEL.MASK_FORMER.NUM_OBJECT_QUERIES) == (
-        "WarmupPolyLR", 2e-5, 100)
+    assert (
+        base.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_ALPHA,
+        base.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_BETA,
+    ) == (0.7, 1.0)
+    assert (
+        base.SOLVER.LR_SCHEDULER_NAME,
+        base.SOLVER.WEIGHT_DECAY,
+        base.MODEL.MASK_FORMER.NUM_OBJECT_QUERIES,
+    ) == ("WarmupPolyLR", 2e-5, 100)
     assert resolve_cdt_variant(base) == "semantic"
     large = load(MAFTP_L)
     assert large.MODEL.MASK_ADAPTER.MASK_THRESHOLD == pytest.approx(0.40)
-    assert (large.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_ALPHA, large.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_BETA) == (0.8, 1.0)
+    assert (
+        large.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_ALPHA,
+        large.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_BETA,
+    ) == (0.8, 1.0)
     assert large.MODEL.MASK_FORMER.TEST.PANOPTIC_ON and large.MODEL.MASK_FORMER.TEST.INSTANCE_ON
     assert resolve_cdt_variant(large) == "panoptic"
 
 
 def test_official_warmup_values() -> None:
-    cfg = load("ground-truth-warmup/mask-adapter/mask_adapter_maft_convnext_base_cocostuff_eval_ade20k.yaml")
-    assert (cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.MASK_ADAPTER.TRAIN_MAFT) == ("MASK_Adapter", True)
+    cfg = load(
+        "ground-truth-warmup/mask-adapter/mask_adapter_maft_convnext_base_cocostuff_eval_ade20k.yaml"
+    )
+    assert (cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.MASK_ADAPTER.TRAIN_MAFT) == (
+        "MASK_Adapter",
+        True,
+    )
     assert resolve_dense_projection(cfg) == "maftp_scrambled"
     assert (cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.MAX_ITER, cfg.INPUT.IMAGE_SIZE) == (8, 295717, 768)
-    assert cfg.INPUT.COLOR_AUG_SSD is True  # set by the base YAML, ignored by the stage-1 mapper (Q9)
+    assert (
+        cfg.INPUT.COLOR_AUG_SSD is True
+    )  # set by the base YAML, ignored by the stage-1 mapper (Q9)
 
 
 @pytest.mark.parametrize("dataset", ["a847", "pas20", "pc459", "pc59"])
@@ -380,7 +509,10 @@ def test_maftp_eval_yaml_keeps_panoptic_and_instance_on() -> None:
 @pytest.mark.parametrize(
     "rel_path,weights",
     [
-        ("mixed-mask-training/fc-clip/fcclip/fcclip_convnext_large_from_warmup.yaml", "fcclip_cocopan.pth"),
+        (
+            "mixed-mask-training/fc-clip/fcclip/fcclip_convnext_large_from_warmup.yaml",
+            "fcclip_cocopan.pth",
+        ),
         ("mixed-mask-training/maftp/semantic/train_semantic_base_from_warmup.yaml", "maftp_b.pth"),
         ("mixed-mask-training/maftp/semantic/train_semantic_large_from_warmup.yaml", "maftp_l.pth"),
     ],
@@ -394,16 +526,31 @@ def test_from_warmup_configs_set_generator_weights(rel_path: str, weights: str) 
 # ------------------------------------------------------------------------------------------- tiny configs
 @pytest.mark.parametrize(
     "name,meta_arch",
-    [("fcclip_tiny", "FCCLIP"), ("maftp_tiny", "MAFT_Plus"), ("mask2former_clip_tiny", "Mask2FormerCLIP"),
-     ("warmup_tiny", "MASK_Adapter")],
+    [
+        ("fcclip_tiny", "FCCLIP"),
+        ("maftp_tiny", "MAFT_Plus"),
+        ("mask2former_clip_tiny", "Mask2FormerCLIP"),
+        ("warmup_tiny", "MASK_Adapter"),
+    ],
 )
 def test_tiny_configs(name: str, meta_arch: str) -> None:
     cfg = load(f"tiny/{name}.yaml")
     assert cfg.MODEL.META_ARCHITECTURE == meta_arch
-    assert (cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME, cfg.MODEL.FC_CLIP.CLIP_PRETRAINED_WEIGHTS) == ("tiny_convnext_atto", "")
-    assert (cfg.MODEL.DEVICE, cfg.DATALOADER.NUM_WORKERS, cfg.SOLVER.AMP.ENABLED) == ("cpu", 0, False)
+    assert (cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME, cfg.MODEL.FC_CLIP.CLIP_PRETRAINED_WEIGHTS) == (
+        "tiny_convnext_atto",
+        "",
+    )
+    assert (cfg.MODEL.DEVICE, cfg.DATALOADER.NUM_WORKERS, cfg.SOLVER.AMP.ENABLED) == (
+        "cpu",
+        0,
+        False,
+    )
     assert (cfg.MODEL.MASK_ADAPTER.NUM_CHANNELS, cfg.MODEL.MASK_FORMER.HIDDEN_DIM) == (32, 32)
-    assert (cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.MAX_ITER, cfg.SOLVER.CHECKPOINT_PERIOD) == (2, 40, 20)
+    assert (cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.MAX_ITER, cfg.SOLVER.CHECKPOINT_PERIOD) == (
+        2,
+        40,
+        20,
+    )
     assert tuple(cfg.DATASETS.TRAIN) == ("synthetic_shapes_panoptic_train",)
     assert tuple(cfg.DATASETS.TEST) == ("synthetic_shapes_panoptic_val",)
     if meta_arch == "MAFT_Plus":

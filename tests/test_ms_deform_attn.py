@@ -1,4 +1,5 @@
-"""Multi-scale deformable attention: pure-torch path vs a loop-based bilinear reference, dispatch, grads."""
+"""Deformable attention: pure-torch path vs a loop-based bilinear reference; dispatch; grads."""
+
 import importlib
 import math
 import sys
@@ -26,7 +27,7 @@ def _inputs(n=2, lq=4, m=2, dh=3, p=3, seed=0):
 
 
 def _loop_reference(value, shapes, loc, attn):
-    """Direct bilinear sampling: pixel (i, j) has its centre at ((j + .5)/W, (i + .5)/H); zeros outside."""
+    """Direct bilinear sampling: pixel (i, j) is centred at ((j + .5)/W, (i + .5)/H); 0 outside."""
     value, loc, attn = value.double(), loc.double(), attn.double()
     n, _, m, dh = value.shape
     _, lq, _, num_levels, p, _ = loc.shape
@@ -86,7 +87,9 @@ def test_half_input_runs_in_fp32_and_keeps_dtype():
     start = torch.cat([shapes.new_zeros(1), shapes.prod(1).cumsum(0)[:-1]])
     out = ms_deform_attn_core(value.half(), shapes, start, loc.half(), attn.half())
     assert out.dtype == torch.float16
-    ref = ms_deform_attn_pytorch(value.half().float(), shapes, loc.half().float(), attn.half().float())
+    ref = ms_deform_attn_pytorch(
+        value.half().float(), shapes, loc.half().float(), attn.half().float()
+    )
     assert torch.allclose(out.float(), ref, atol=2e-3)
 
 
@@ -113,7 +116,9 @@ def test_module_matches_explicit_composition():
     value = module.value_proj(inputs).view(n, -1, 2, 4)
     offsets = module.sampling_offsets(query).view(n, lq, 2, 2, 3, 2)
     weights = module.attention_weights(query).view(n, lq, 2, 6).softmax(-1).view(n, lq, 2, 2, 3)
-    wh = torch.tensor([[w, h] for h, w in SHAPES], dtype=torch.float32)  # offsets are in level pixels
+    wh = torch.tensor(
+        [[w, h] for h, w in SHAPES], dtype=torch.float32
+    )  # offsets are in level pixels
     loc = ref_points[:, :, None, :, None, :] + offsets / wh[None, None, None, :, None, :]
     expected = module.output_proj(_loop_reference(value, shapes, loc, weights).float())
     assert out.shape == (2, 4, 8)
@@ -151,7 +156,9 @@ def test_deformable_detr_init_and_key_shapes():
         "output_proj.bias": (256,),
     }
     bias = module.sampling_offsets.bias.view(8, 3, 4, 2)
-    assert torch.allclose(bias[0, 0, :, 0], torch.tensor([1.0, 2.0, 3.0, 4.0]))  # head 0 points along +x
+    assert torch.allclose(
+        bias[0, 0, :, 0], torch.tensor([1.0, 2.0, 3.0, 4.0])
+    )  # head 0 points along +x
     assert torch.allclose(bias[2, 1, 1], torch.tensor([0.0, 2.0]), atol=1e-6)  # head 2 along +y
     assert module.sampling_offsets.weight.abs().sum() == 0
     assert module.attention_weights.weight.abs().sum() == 0

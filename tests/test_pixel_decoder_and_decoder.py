@@ -1,4 +1,5 @@
-"""FC-CLIP generator head: shapes, key names vs the official tables, class head, registry behaviour."""
+"""FC-CLIP generator head: shapes, key names vs the official tables, class head, registries."""
+
 import logging
 from pathlib import Path
 

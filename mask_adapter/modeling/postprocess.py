@@ -28,8 +28,8 @@ def semantic_inference(mask_cls: Tensor, mask_pred: Tensor, class_chunk: int = 0
     Args:
         mask_cls: (Q, C + 1) class logits.
         mask_pred: (Q, H, W) mask logits.
-        class_chunk: if > 0, compute the output ``class_chunk`` classes at a time into a preallocated
-            tensor (same sums, bounded temporaries for large vocabularies); 0 computes it at once.
+        class_chunk: if > 0, compute ``class_chunk`` classes at a time into a preallocated output
+            (same sums, bounded temporaries for large vocabularies); 0 computes it at once.
 
     Returns:
         (C, H, W) scores.
@@ -62,9 +62,9 @@ def panoptic_inference(
 ) -> Tuple[Tensor, List[Dict[str, Any]]]:
     """Mask2Former panoptic merging: non-overlapping segments, stuff of the same class merged.
 
-    Queries predicting void or with score <= ``object_mask_threshold`` are dropped. Each pixel goes to
-    the query maximising score·σ(mask); a query is dropped if the pixels it wins (and where σ ≥ 0.5) are
-    fewer than ``overlap_threshold`` × its own area σ(mask) ≥ 0.5.
+    Queries predicting void or with score <= ``object_mask_threshold`` are dropped. Each pixel goes
+    to the query maximising score·σ(mask); a query is dropped if the pixels it wins are fewer than
+    ``overlap_threshold`` × its own area σ(mask) ≥ 0.5; it is painted where it wins and σ ≥ 0.5.
 
     Args:
         mask_cls: (Q, C + 1) class logits.
@@ -81,7 +81,8 @@ def panoptic_inference(
     _check_pair(mask_cls, mask_pred)
     if mask_cls.shape[1] != num_classes + 1:
         raise ValueError(
-            f"mask_cls has {mask_cls.shape[1]} columns, expected num_classes + 1 = {num_classes + 1}"
+            f"mask_cls has {mask_cls.shape[1]} columns, expected num_classes + 1 = "
+            f"{num_classes + 1}"
         )
     scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
     masks = mask_pred.sigmoid()
@@ -134,9 +135,9 @@ def instance_inference(
 ) -> Instances:
     """Top-k (query, class) pairs as instances; mask = logit > 0; boxes are zeros.
 
-    The score of a pair is softmax(cls)[c] × mean σ(mask) inside its binary mask. As in Mask2Former the
-    top-k is taken over all Q·C pairs first, then (if ``thing_ids`` is given, i.e. with PANOPTIC_ON)
-    pairs of non-thing classes are removed.
+    The score of a pair is softmax(cls)[c] × mean σ(mask) inside its binary mask. As in Mask2Former
+    the top-k is taken over all Q·C pairs first, then (if ``thing_ids`` is given, i.e. with
+    PANOPTIC_ON) pairs of non-thing classes are removed.
 
     Args:
         mask_cls: (Q, C + 1) class logits.
@@ -147,12 +148,14 @@ def instance_inference(
         image_size: (H, W) of the returned Instances; defaults to the mask size.
 
     Returns:
-        ``Instances`` with pred_masks (n, H, W) bool, pred_boxes zeros, scores (n,), pred_classes (n,).
+        ``Instances`` with pred_masks (n, H, W) bool, pred_boxes zeros, scores and pred_classes
+        (n,).
     """
     _check_pair(mask_cls, mask_pred)
     if mask_cls.shape[1] != num_classes + 1:
         raise ValueError(
-            f"mask_cls has {mask_cls.shape[1]} columns, expected num_classes + 1 = {num_classes + 1}"
+            f"mask_cls has {mask_cls.shape[1]} columns, expected num_classes + 1 = "
+            f"{num_classes + 1}"
         )
     scores = F.softmax(mask_cls, dim=-1)[:, :-1]
     k = min(top_k, scores.numel())

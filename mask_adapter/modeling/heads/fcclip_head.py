@@ -1,8 +1,8 @@
 """FC-CLIP's mask-proposal head: pixel decoder + masked-attention transformer decoder.
 
-The generator of FC-CLIP and MAFT+ (state-dict prefix ``sem_seg_head.``, submodules ``pixel_decoder``
-and ``predictor``). Shapes: B images; Q queries; C classes (+1 void); T text rows (synonyms) + 1 void
-row; D CLIP width; h×w the stride-4 grid.
+The generator of FC-CLIP and MAFT+ (state-dict prefix ``sem_seg_head.``, submodules
+``pixel_decoder`` and ``predictor``). Shapes: B images; Q queries; C classes (+1 void); T text rows
+(synonyms) + 1 void row; D CLIP width; h×w the stride-4 grid.
 """
 
 from typing import Dict, Optional, Sequence
@@ -43,7 +43,8 @@ def build_pixel_decoder(cfg: CfgNode, input_shape: Dict[str, ShapeSpec]) -> nn.M
         input_shape: backbone feature shapes by name.
 
     Returns:
-        A module with ``forward_features(features) -> (mask_features, encoder_features, multi_scale)``.
+        A module whose ``forward_features(features)`` returns (mask_features, encoder_features,
+        multi_scale_features).
     """
     name = cfg.MODEL.SEM_SEG_HEAD.PIXEL_DECODER_NAME
     if name not in SEM_SEG_HEADS_REGISTRY:
@@ -89,8 +90,8 @@ class FCCLIPHead(nn.Module):
         super().__init__()
         if transformer_in_feature != "multi_scale_pixel_decoder":
             raise ValueError(
-                f"MODEL.MASK_FORMER.TRANSFORMER_IN_FEATURE={transformer_in_feature!r} is not supported by "
-                "FCCLIPHead; use multi_scale_pixel_decoder"
+                f"MODEL.MASK_FORMER.TRANSFORMER_IN_FEATURE={transformer_in_feature!r} is not "
+                "supported by FCCLIPHead; use multi_scale_pixel_decoder"
             )
         self.in_features = [k for k, _ in sorted(input_shape.items(), key=lambda kv: kv[1].stride)]
         self.num_classes = num_classes
@@ -107,8 +108,8 @@ class FCCLIPHead(nn.Module):
         in_feature = cfg.MODEL.MASK_FORMER.TRANSFORMER_IN_FEATURE
         if in_feature != "multi_scale_pixel_decoder":
             raise ValueError(
-                f"MODEL.MASK_FORMER.TRANSFORMER_IN_FEATURE={in_feature!r} is not supported by FCCLIPHead; "
-                "use multi_scale_pixel_decoder"
+                f"MODEL.MASK_FORMER.TRANSFORMER_IN_FEATURE={in_feature!r} is not supported by "
+                "FCCLIPHead; use multi_scale_pixel_decoder"
             )
         return {
             "input_shape": {k: v for k, v in input_shape.items() if k in head.IN_FEATURES},
@@ -132,15 +133,15 @@ class FCCLIPHead(nn.Module):
         """Propose masks and classify them against the text rows.
 
         Args:
-            features: backbone maps by name (res2..res5), (B, C_s, H_s, W_s). For compatibility with
-                the official call, ``text_classifier`` / ``num_templates`` may also be given as keys here.
+            features: backbone maps by name (res2..res5), (B, C_s, H_s, W_s). As in the official
+                call, ``text_classifier`` / ``num_templates`` may also be given as keys here.
             text_classifier: (T + 1, D) or (B, T + 1, D) L2-normalised text rows, void last.
             num_templates: synonyms per class, sum == T.
             mask: unused padding mask.
 
         Returns:
-            ``pred_logits`` (B, Q, C + 1), ``pred_masks`` (B, Q, h, w) logits, ``aux_outputs`` (training
-            only; ``[]`` at inference).
+            ``pred_logits`` (B, Q, C + 1), ``pred_masks`` (B, Q, h, w) logits, ``aux_outputs``
+            (training only; ``[]`` at inference).
         """
         if text_classifier is None:
             text_classifier = features.get("text_classifier")

@@ -1,12 +1,14 @@
-"""Multi-scale deformable attention (Deformable DETR), pure PyTorch with an optional compiled kernel.
+"""Multi-scale deformable attention (Deformable DETR): pure PyTorch, optional compiled kernel.
 
-The pure-PyTorch path (``grid_sample``) is the reference: it runs everywhere, CPU included. The compiled
-``MultiScaleDeformableAttention`` extension (the CUDA op shipped with Deformable DETR / Mask2Former) is
-imported lazily on first use and only used for fp32 CUDA inputs; ``import mask_adapter`` never needs it.
+The pure-PyTorch path (``grid_sample``) is the reference: it runs everywhere, CPU included. The
+compiled ``MultiScaleDeformableAttention`` extension (the CUDA op of Deformable DETR / Mask2Former)
+is imported lazily on first use and only used for fp32 CUDA inputs; ``import mask_adapter`` never
+needs it.
 
 Shapes:
     N   batch;  Lq queries;  S = Σ_l H_l·W_l flattened value positions over all levels
-    M   attention heads;  Dh = d_model / M channels per head;  L levels;  P sampling points per level
+    M   attention heads;  Dh = d_model / M channels per head
+    L   levels;  P sampling points per head and level
     spatial_shapes (L, 2) long tensor of (H_l, W_l); level_start_index (L,) long tensor
     sampling_locations (N, Lq, M, L, P, 2) as (x, y) in [0, 1] of each level (0 = left/top edge)
     attention_weights (N, Lq, M, L, P), already softmax-normalised over L·P
@@ -30,9 +32,9 @@ logger = logging.getLogger(__name__)
 
 @functools.lru_cache(maxsize=1)
 def _load_kernel() -> Optional[ModuleType]:
-    """Import the compiled op once; None when it is not installed (the official wrapper raised here)."""
+    """Import the compiled op once; None if it is not installed (the official wrapper raised)."""
     try:
-        import MultiScaleDeformableAttention as kernel  # noqa: N813 (name of the compiled extension)
+        import MultiScaleDeformableAttention as kernel  # noqa: N813 (extension's name)
     except ImportError:
         logger.info("MultiScaleDeformableAttention op not installed; using the pure-PyTorch path")
         return None
@@ -47,7 +49,7 @@ def kernel_available() -> bool:
 def ms_deform_attn_pytorch(
     value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor, attention_weights: Tensor
 ) -> Tensor:
-    """Reference deformable attention: bilinear sampling with ``grid_sample`` (zeros outside the map).
+    """Reference deformable attention: bilinear ``grid_sample`` sampling, zeros outside the map.
 
     Args:
         value: (N, S, M, Dh) projected values of all levels, level-major.
@@ -127,10 +129,10 @@ def ms_deform_attn_core(
     attention_weights: Tensor,
     im2col_step: int = 128,
 ) -> Tensor:
-    """Deformable attention core; compiled kernel for fp32 CUDA inputs when installed, else pure PyTorch.
+    """Deformable attention core: the compiled kernel for fp32 CUDA inputs if installed, else torch.
 
-    Runs in fp32 with autocast disabled (the official op has no half-precision path). Shapes as in the
-    module docstring; returns (N, Lq, M·Dh) in the dtype of ``value``.
+    Runs in fp32 with autocast disabled (the official op has no half-precision path). Shapes as in
+    the module docstring; returns (N, Lq, M·Dh) in the dtype of ``value``.
     """
     _kernel = _load_kernel()
     use_kernel = _kernel is not None and value.is_cuda and value.dtype == torch.float32
@@ -189,7 +191,7 @@ class MSDeformAttn(nn.Module):
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
-        """Deformable-DETR init: offsets start on a ring of head directions, scaled by point index."""
+        """Deformable-DETR init: offsets on a ring of head directions, scaled by point index."""
         nn.init.constant_(self.sampling_offsets.weight, 0.0)
         thetas = torch.arange(self.n_heads, dtype=torch.float32) * (2.0 * math.pi / self.n_heads)
         grid = torch.stack([thetas.cos(), thetas.sin()], -1)
@@ -218,11 +220,12 @@ class MSDeformAttn(nn.Module):
 
         Args:
             query: (N, Lq, d_model).
-            reference_points: (N, Lq, L, 2) normalised (x, y), or (N, Lq, L, 4) boxes (cx, cy, w, h).
+            reference_points: (N, Lq, L, 2) normalised (x, y), or (N, Lq, L, 4) boxes
+                (cx, cy, w, h).
             input_flatten: (N, S, d_model) values of all levels, level-major.
             input_spatial_shapes: (L, 2) (H_l, W_l).
             input_level_start_index: (L,) start of each level in S.
-            input_padding_mask: optional (N, S) bool, True at padded positions (their values are zeroed).
+            input_padding_mask: optional (N, S) bool, True at padded positions (values zeroed).
 
         Returns:
             (N, Lq, d_model).
@@ -230,9 +233,8 @@ class MSDeformAttn(nn.Module):
         n, lq, _ = query.shape
         _, s, _ = input_flatten.shape
         if int((input_spatial_shapes[:, 0] * input_spatial_shapes[:, 1]).sum()) != s:
-            raise ValueError(
-                f"spatial_shapes cover {input_spatial_shapes.prod(1).sum()} positions, input has {s}"
-            )
+            covered = int(input_spatial_shapes.prod(1).sum())
+            raise ValueError(f"spatial_shapes cover {covered} positions but the input has {s}")
         m, levels, points = self.n_heads, self.n_levels, self.n_points
         value = self.value_proj(input_flatten)
         if input_padding_mask is not None:
@@ -257,7 +259,8 @@ class MSDeformAttn(nn.Module):
             )
         else:
             raise ValueError(
-                f"reference_points must end in 2 (points) or 4 (boxes), got {reference_points.shape[-1]}"
+                "reference_points must end in 2 (points) or 4 (boxes), got "
+                f"{reference_points.shape[-1]}"
             )
         out = ms_deform_attn_core(
             value,

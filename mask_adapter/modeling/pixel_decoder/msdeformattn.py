@@ -31,8 +31,8 @@ __all__ = [
     "MSDeformAttnTransformerEncoderLayer",
 ]
 
-# Mask2Former hard-codes the encoder FFN width to 1024 (MASK_FORMER.DIM_FEEDFORWARD is the decoder's);
-# the released checkpoints have linear1 of shape 1024×256.
+# Mask2Former hard-codes the encoder FFN width to 1024 (MASK_FORMER.DIM_FEEDFORWARD is the
+# decoder's); the released checkpoints have linear1 of shape 1024×256.
 ENCODER_DIM_FEEDFORWARD = 1024
 
 
@@ -97,7 +97,7 @@ class MSDeformAttnTransformerEncoder(nn.Module):
     def get_reference_points(
         spatial_shapes: Tensor, valid_ratios: Tensor, device: torch.device
     ) -> Tensor:
-        """Normalised pixel centres of every level, (B, S, L, 2) as (x, y), scaled by the valid ratios."""
+        """Normalised pixel centres of all levels, (B, S, L, 2) as (x, y), times valid ratios."""
         refs = []
         for lvl, (h, w) in enumerate(spatial_shapes.tolist()):
             ref_y, ref_x = torch.meshgrid(
@@ -128,7 +128,7 @@ class MSDeformAttnTransformerEncoder(nn.Module):
 
 
 class MSDeformAttnTransformerEncoderOnly(nn.Module):
-    """Deformable-DETR encoder over L levels with a learned level embedding added to the positions."""
+    """Deformable-DETR encoder over L levels; a learned level embedding is added to positions."""
 
     def __init__(
         self,
@@ -191,10 +191,10 @@ class MSDeformAttnTransformerEncoderOnly(nn.Module):
 
 
 class MSDeformAttnPixelDecoder(nn.Module):
-    """Pixel decoder: deformable encoder on ``transformer_in_features`` + FPN up to ``common_stride``.
+    """Pixel decoder: deformable encoder on ``transformer_in_features``, FPN to ``common_stride``.
 
     Args:
-        input_shape: backbone features used by the decoder (name -> ShapeSpec with channels, stride).
+        input_shape: backbone features used by the decoder (name -> ShapeSpec).
         transformer_dropout: encoder dropout (MASK_FORMER.DROPOUT).
         transformer_nheads: encoder heads (MASK_FORMER.NHEADS, as in Mask2Former).
         transformer_dim_feedforward: encoder FFN width (1024 in every official model).
@@ -227,8 +227,9 @@ class MSDeformAttnPixelDecoder(nn.Module):
         missing = [f for f in transformer_in_features if f not in input_shape]
         if missing:
             raise ValueError(
-                f"transformer_in_features {missing} are not among the input features {sorted(input_shape)}; "
-                "check MODEL.SEM_SEG_HEAD.IN_FEATURES / DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES"
+                f"transformer_in_features {missing} are not among the input features "
+                f"{sorted(input_shape)}; check MODEL.SEM_SEG_HEAD.IN_FEATURES and "
+                "DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES"
             )
         shapes = sorted(input_shape.items(), key=lambda kv: kv[1].stride)
         self.in_features = [k for k, _ in shapes]  # fine to coarse, e.g. res2..res5

@@ -2,8 +2,8 @@
 
 ``TRANSFORMER_DECODER_REGISTRY`` (named "TRANSFORMER_MODULE" as in Mask2Former) maps
 ``MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME`` to a class called as ``cls(cfg, in_channels,
-mask_classification)``; the module's ``forward(x, mask_features, mask=None, ...)`` returns a dict with
-``pred_logits`` (B, Q, C+1), ``pred_masks`` (B, Q, h, w) and ``aux_outputs``.
+mask_classification)``; the module's ``forward(x, mask_features, mask=None, ...)`` returns a dict
+with ``pred_logits`` (B, Q, C+1), ``pred_masks`` (B, Q, h, w) and ``aux_outputs``.
 """
 
 import logging
@@ -29,8 +29,8 @@ T = TypeVar("T", bound=type)
 def register_once(registry: Registry, obj: T) -> T:
     """Register ``obj`` under ``obj.__name__`` unless the name is taken (usable as a decorator).
 
-    The official FC-CLIP / MAFT+ / Mask-Adapter packages all register the same names, so importing two of
-    them crashed. Here an existing entry wins and a warning names the conflict.
+    The official FC-CLIP / MAFT+ / Mask-Adapter packages all register the same names, so importing
+    two of them crashed. Here an existing entry wins and a warning names the conflict.
 
     Args:
         registry: a detectron2 ``Registry``.
@@ -63,7 +63,7 @@ def build_transformer_decoder(
 
     Args:
         cfg: full config.
-        in_channels: channels of the multi-scale features fed to the decoder (SEM_SEG_HEAD.CONVS_DIM).
+        in_channels: channels of the multi-scale decoder input (SEM_SEG_HEAD.CONVS_DIM).
         mask_classification: whether the decoder predicts classes (always True here).
 
     Returns:

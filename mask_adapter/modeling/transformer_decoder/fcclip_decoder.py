@@ -1,13 +1,13 @@
-"""FC-CLIP's masked-attention transformer decoder (Mask2Former decoder with an open-vocabulary class head).
+"""FC-CLIP's masked-attention transformer decoder: Mask2Former's, with an open-vocabulary head.
 
-Per layer: masked cross-attention to one of 3 pixel-decoder scales (round robin, coarse to fine), then
-self-attention, then an FFN; after each layer the queries predict masks as dot products with the mask
-features. The class head (FC-CLIP) mask-pools the mask features inside the predicted (binarized) mask,
-projects them (LayerNorm + Linear), adds the query, maps to the CLIP space with an MLP and classifies
-by cosine similarity against the text rows, taking the max over each class's synonyms.
+Per layer: masked cross-attention to one of 3 pixel-decoder scales (round robin, coarse to fine),
+then self-attention, then an FFN; after each layer the queries predict masks as dot products with
+the mask features. The class head (FC-CLIP) mask-pools the mask features inside the predicted
+(binarized) mask, projects them (LayerNorm + Linear), adds the query, maps to the CLIP space with an
+MLP and classifies by cosine similarity against the text rows, max over each class's synonyms.
 
-Shapes: B images; Q queries; E hidden width (256); D CLIP embedding width; T text rows (synonyms) + 1
-void row; C classes; h×w the stride-4 grid of the mask features.
+Shapes: B images; Q queries; E hidden width (256); D CLIP embedding width; T text rows (synonyms)
++ 1 void row; C classes; h×w the stride-4 grid of the mask features.
 Key names and registration order follow the released checkpoints (``sem_seg_head.predictor.*``).
 """
 
@@ -96,7 +96,7 @@ class CrossAttentionLayer(nn.Module):
         pos: Optional[Tensor] = None,
         query_pos: Optional[Tensor] = None,
     ) -> Tensor:
-        """tgt (Q, B, E); memory, pos (HW, B, E); memory_mask (B·heads, Q, HW) bool, True = blocked."""
+        """tgt (Q, B, E); memory, pos (HW, B, E); memory_mask (B·heads, Q, HW) bool, True blocks."""
         x = self.norm(tgt) if self.normalize_before else tgt
         attn = self.multihead_attn(
             query=x if query_pos is None else x + query_pos,
@@ -151,12 +151,12 @@ class MLP(nn.Module):
 
 
 class MultiScaleMaskedTransformerDecoder(nn.Module):
-    """FC-CLIP decoder; at inference only the last layer is classified (aux outputs only in training).
+    """FC-CLIP decoder; at inference only the last layer is classified (no aux outputs).
 
     Args:
         in_channels: channels of the multi-scale features (SEM_SEG_HEAD.CONVS_DIM).
         mask_classification: must be True (FC-CLIP always classifies).
-        num_classes: training-vocabulary size (informational; the vocabulary comes with the text rows).
+        num_classes: training-vocabulary size (informational; the text rows set the vocabulary).
         hidden_dim: E.
         num_queries: Q (250 FC-CLIP, 100 MAFT+).
         nheads: attention heads.

@@ -1,7 +1,7 @@
 """Parameter-free sine position embedding (DETR / Mask2Former), used by the pixel decoder, the
 transformer decoder and MAFT+'s content-dependent transfer.
 
-Shapes: B images, H×W feature grid, F = num_pos_feats; the embedding has 2F channels (y first, then x).
+Shapes: B images, H×W feature grid, F = num_pos_feats; the embedding has 2F channels (y, then x).
 """
 
 import math
@@ -21,7 +21,8 @@ class PositionEmbeddingSine(nn.Module):
         temperature: base of the geometric frequency progression.
         normalize: divide the cumulative index by the last one (so it spans (0, 1]) and multiply by
             ``scale``.
-        scale: multiplier used with ``normalize``; default 2π. Passing it without ``normalize`` raises.
+        scale: multiplier used with ``normalize``; default 2π. Passing it without ``normalize``
+            raises.
     """
 
     def __init__(
@@ -46,7 +47,7 @@ class PositionEmbeddingSine(nn.Module):
 
         Args:
             x: (B, *, H, W); only its batch size, spatial size and device are used.
-            mask: optional (B, H, W) bool, True at padded pixels (excluded from the cumulative index).
+            mask: optional (B, H, W) bool, True at padded pixels (not counted in the index).
 
         Returns:
             (B, 2F, H, W) float32 embedding.

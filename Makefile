@@ -1,0 +1,16 @@
+# The two commands a new user needs (see README.md):
+#   make demo   set up the environment and run the demo on the bundled photo -> output/demo/
+#   make test   set up the environment and run the test suite
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+
+.PHONY: install demo test
+
+install:
+	VENV=$(VENV) bash scripts/install.sh
+
+demo: install
+	$(PY) demo/demo.py --output output/demo
+
+test: install
+	$(PY) -m pytest tests -q

@@ -1,0 +1,176 @@
+"""Lazy dataset loaders: list the records of one split in detectron2's standard dataset-dict format.
+
+Every loader first checks that the split's folders/files exist and raises one ``FileNotFoundError`` line naming
+the expected path and the ``datasets/prepare_*.py`` script that creates it. Annotation images are not opened here;
+mappers and evaluators read them.
+"""
+import json
+import os
+from typing import Any, Dict, List, Mapping
+
+from detectron2.data.datasets import load_coco_json, load_sem_seg
+from detectron2.data.datasets.cityscapes_panoptic import load_cityscapes_panoptic
+from detectron2.data.datasets.coco_panoptic import load_coco_panoptic_json
+
+__all__ = [
+    "missing_path_error",
+    "require_paths",
+    "load_sem_seg_split",
+    "load_coco_panoptic_split",
+    "load_panoptic_str_ids",
+    "load_instance_split",
+    "load_cityscapes_split",
+]
+
+
+def missing_path_error(dataset: str, path: str, prepare: str) -> FileNotFoundError:
+    """One-line error for a missing dataset folder/file, naming the preparation script."""
+    script = prepare if "/" in prepare else f"datasets/{prepare}"
+    hint = f"run `python {script}`" if prepare else "prepare it as datasets/README.md describes"
+    return FileNotFoundError(
+        f"Dataset '{dataset}': expected '{path}', which does not exist; {hint} (datasets/README.md) or set "
+        "DETECTRON2_DATASETS to the folder that holds it"
+    )
+
+
+def require_paths(dataset: str, prepare: str, *paths: str) -> None:
+    """Raise :func:`missing_path_error` for the first path that does not exist."""
+    for path in paths:
+        if path and not os.path.exists(path):
+            raise missing_path_error(dataset, path, prepare)
+
+
+def load_sem_seg_split(
+    dataset: str, image_root: str, gt_root: str, *, gt_ext: str, image_ext: str, prepare: str
+) -> List[Dict[str, Any]]:
+    """Records {file_name, sem_seg_file_name} of a semantic split, via detectron2's ``load_sem_seg``.
+
+    Args:
+        dataset: split name (for errors).
+        image_root, gt_root: image and label folders; files are matched by their relative path without extension.
+        gt_ext, image_ext: file extensions ("png"/"tif", "jpg").
+        prepare: preparation script named in errors.
+
+    Returns:
+        The records, sorted by file name.
+    """
+    require_paths(dataset, prepare, image_root, gt_root)
+    records = load_sem_seg(gt_root, image_root, gt_ext=gt_ext, image_ext=image_ext)
+    if not records:
+        raise FileNotFoundError(
+            f"Dataset '{dataset}': no '*.{image_ext}' image in '{image_root}' has a '*.{gt_ext}' label in "
+            f"'{gt_root}'; check the folders or run the preparation script ({prepare or 'datasets/README.md'})"
+        )
+    return records
+
+
+def load_coco_panoptic_split(
+    dataset: str, json_file: str, image_root: str, panoptic_root: str, sem_seg_root: str, meta: Mapping, prepare: str
+) -> List[Dict[str, Any]]:
+    """COCO-format panoptic records (integer image ids) plus ``sem_seg_file_name`` when a semantic folder is given.
+
+    Uses detectron2's ``load_coco_panoptic_json``; the semantic label of ``x.png`` is ``sem_seg_root/x.png``.
+
+    Args:
+        dataset: split name (for errors).
+        json_file, image_root, panoptic_root: COCO panoptic JSON, image folder and panoptic PNG folder.
+        sem_seg_root: folder of semantic PNGs ("" = none).
+        meta: dict with ``thing_dataset_id_to_contiguous_id`` and ``stuff_dataset_id_to_contiguous_id``.
+        prepare: preparation script named in errors.
+
+    Returns:
+        Records with file_name, image_id, pan_seg_file_name, segments_info (contiguous category ids, isthing)
+        and sem_seg_file_name.
+    """
+    require_paths(dataset, prepare, json_file, image_root, panoptic_root, sem_seg_root)
+    records = load_coco_panoptic_json(json_file, image_root, panoptic_root, dict(meta))
+    if sem_seg_root:
+        for r in records:
+            r["sem_seg_file_name"] = os.path.join(sem_seg_root, os.path.basename(r["pan_seg_file_name"]))
+    return records
+
+
+def load_panoptic_str_ids(
+    dataset: str,
+    json_file: str,
+    image_root: str,
+    panoptic_root: str,
+    sem_seg_root: str,
+    meta: Mapping,
+    prepare: str,
+    image_ext: str = "jpg",
+) -> List[Dict[str, Any]]:
+    """Panoptic records for COCO-format JSONs whose image ids are strings (ADE20K, Mapillary Vistas).
+
+    detectron2's ``load_coco_panoptic_json`` casts ``image_id`` to int, which fails on "ADE_val_00000001"; this
+    loader keeps ids as given and is otherwise the same.
+
+    Args:
+        see :func:`load_coco_panoptic_split`; image_ext: extension of the images.
+
+    Returns:
+        Records with file_name, image_id, pan_seg_file_name, segments_info and sem_seg_file_name.
+    """
+    require_paths(dataset, prepare, json_file, image_root, panoptic_root, sem_seg_root)
+    with open(json_file, encoding="utf-8") as f:
+        info = json.load(f)
+    things = meta["thing_dataset_id_to_contiguous_id"]
+    stuff = meta["stuff_dataset_id_to_contiguous_id"]
+    records = []
+    for ann in info["annotations"]:
+        stem = os.path.splitext(ann["file_name"])[0]
+        segments = []
+        for seg in ann["segments_info"]:
+            cat = seg["category_id"]
+            seg = dict(seg, isthing=cat in things, category_id=things[cat] if cat in things else stuff[cat])
+            segments.append(seg)
+        record = {
+            "file_name": os.path.join(image_root, f"{stem}.{image_ext}"),
+            "image_id": ann["image_id"],
+            "pan_seg_file_name": os.path.join(panoptic_root, ann["file_name"]),
+            "segments_info": segments,
+        }
+        if sem_seg_root:
+            record["sem_seg_file_name"] = os.path.join(sem_seg_root, ann["file_name"])
+        records.append(record)
+    if not records:
+        raise FileNotFoundError(
+            f"Dataset '{dataset}': '{json_file}' lists no annotation; re-run the preparation script ({prepare})"
+        )
+    return records
+
+
+def load_instance_split(
+    dataset: str, json_file: str, image_root: str, meta: Mapping, prepare: str
+) -> List[Dict[str, Any]]:
+    """COCO-format instance records with contiguous category ids, via detectron2's ``load_coco_json``.
+
+    ``load_coco_json`` is called without a dataset name because, given one, it would overwrite
+    ``thing_classes`` with the JSON's plain category names; the ids are mapped here instead.
+
+    Args:
+        dataset: split name (for errors).
+        json_file, image_root: COCO instances JSON and image folder.
+        meta: dict with ``thing_dataset_id_to_contiguous_id``.
+        prepare: preparation script named in errors.
+
+    Returns:
+        Records with "annotations" whose category_id is contiguous; annotations of unknown ids are dropped.
+    """
+    require_paths(dataset, prepare, json_file, image_root)
+    id_map = meta["thing_dataset_id_to_contiguous_id"]
+    records = load_coco_json(json_file, image_root)
+    for r in records:
+        anns = [a for a in r.get("annotations", []) if a["category_id"] in id_map]
+        for a in anns:
+            a["category_id"] = id_map[a["category_id"]]
+        r["annotations"] = anns
+    return records
+
+
+def load_cityscapes_split(
+    dataset: str, image_root: str, panoptic_root: str, json_file: str, meta: Mapping, prepare: str
+) -> List[Dict[str, Any]]:
+    """Cityscapes panoptic records via detectron2's ``load_cityscapes_panoptic`` (labelTrainIds as sem_seg)."""
+    require_paths(dataset, prepare, image_root, panoptic_root, json_file)
+    return load_cityscapes_panoptic(image_root, panoptic_root, json_file, dict(meta))

@@ -1,0 +1,125 @@
+"""A tiny synthetic COCO-panoptic-format dataset ("synthetic shapes") for tests and smoke training.
+
+Each image has a sky/grass background split at a random horizon and 1-3 filled shapes (square, circle,
+triangle) drawn with OpenCV, on a 2-pixel void frame. Layout under ``<root>/synthetic_shapes``::
+
+    images/{train,val}/<id>.jpg          RGB images, random sizes in [min_size, max_size]
+    panoptic/{train,val}/<id>.png        COCO panoptic PNGs (id = R + 256 G + 256^2 B, 0 = void)
+    panoptic_{train,val}.json            COCO panoptic JSON (images, annotations, categories)
+    semantic/{train,val}/<id>.png        contiguous class ids 0-4, 255 = void
+
+Dataset category ids are 1 square, 2 circle, 3 triangle (things), 4 sky, 5 grass (stuff), as in
+``vocabularies/synthetic_shapes_with_prompt_eng.txt``; the catalog registers ``synthetic_shapes_panoptic_{train,val}``.
+"""
+import json
+import os
+from typing import Dict, List, Tuple
+
+import cv2
+import numpy as np
+
+__all__ = ["SYNTHETIC_CATEGORIES", "make_synthetic_dataset"]
+
+# (dataset id, name, isthing, base RGB colour of the drawn pixels)
+SYNTHETIC_CATEGORIES: Tuple[Tuple[int, str, int, Tuple[int, int, int]], ...] = (
+    (1, "square", 1, (220, 40, 40)),
+    (2, "circle", 1, (240, 200, 30)),
+    (3, "triangle", 1, (160, 40, 220)),
+    (4, "sky", 0, (90, 150, 230)),
+    (5, "grass", 0, (60, 160, 60)),
+)
+_VOID_BORDER = 2
+
+
+def _draw_shape(rng: np.random.RandomState, kind: int, mask: np.ndarray) -> None:
+    h, w = mask.shape
+    size = int(rng.randint(max(8, min(h, w) // 6), max(9, min(h, w) // 3)))
+    cx, cy = int(rng.randint(size, w - size)), int(rng.randint(size, h - size))
+    if kind == 1:
+        cv2.rectangle(mask, (cx - size // 2, cy - size // 2), (cx + size // 2, cy + size // 2), 1, -1)
+    elif kind == 2:
+        cv2.circle(mask, (cx, cy), size // 2, 1, -1)
+    else:
+        pts = np.array([[cx, cy - size // 2], [cx - size // 2, cy + size // 2], [cx + size // 2, cy + size // 2]])
+        cv2.fillPoly(mask, [pts.astype(np.int32)], 1)
+
+
+def _bbox(mask: np.ndarray) -> List[int]:
+    ys, xs = np.nonzero(mask)
+    return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+
+
+def _make_image(rng: np.random.RandomState, h: int, w: int):
+    """One sample: (RGB image, panoptic id map, semantic map, segments_info)."""
+    colors = {c[0]: np.array(c[3], dtype=np.float32) for c in SYNTHETIC_CATEGORIES}
+    label = np.zeros((h, w), np.int32)  # dataset category id per pixel
+    segment = np.zeros((h, w), np.int32)  # panoptic segment id per pixel
+    horizon = int(rng.randint(h // 4, 3 * h // 4))
+    label[:horizon], segment[:horizon] = 4, 1
+    label[horizon:], segment[horizon:] = 5, 2
+    for k in range(int(rng.randint(1, 4))):
+        kind = int(rng.randint(1, 4))
+        mask = np.zeros((h, w), np.uint8)
+        _draw_shape(rng, kind, mask)
+        label[mask > 0], segment[mask > 0] = kind, 3 + k
+    label[:_VOID_BORDER], label[-_VOID_BORDER:], label[:, :_VOID_BORDER], label[:, -_VOID_BORDER:] = 0, 0, 0, 0
+    segment[label == 0] = 0
+    image = np.zeros((h, w, 3), np.float32) + 128
+    for cat_id, color in colors.items():
+        image[label == cat_id] = color
+    image += rng.normal(0, 8, size=image.shape)
+    semantic = np.full((h, w), 255, np.uint8)
+    segments = []
+    for seg_id in np.unique(segment):
+        if seg_id == 0:
+            continue
+        m = segment == seg_id
+        cat_id = int(np.bincount(label[m]).argmax())
+        semantic[m] = cat_id - 1
+        segments.append({"id": int(seg_id), "category_id": cat_id, "iscrowd": 0, "area": int(m.sum()),
+                         "bbox": _bbox(m)})
+    return np.clip(image, 0, 255).astype(np.uint8), segment, semantic, segments
+
+
+def _write_split(root: str, split: str, n: int, size: Tuple[int, int], rng: np.random.RandomState) -> None:
+    dirs = {k: os.path.join(root, k, split) for k in ("images", "panoptic", "semantic")}
+    for d in dirs.values():
+        os.makedirs(d, exist_ok=True)
+    images, annotations = [], []
+    for i in range(n):
+        h, w = (int(x) for x in rng.randint(size[0], size[1] + 1, size=2))
+        image, segment, semantic, segments = _make_image(rng, h, w)
+        stem = f"{split}_{i:05d}"
+        cv2.imwrite(os.path.join(dirs["images"], stem + ".jpg"), image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        rgb = np.stack([segment % 256, segment // 256 % 256, segment // 65536], axis=-1).astype(np.uint8)
+        cv2.imwrite(os.path.join(dirs["panoptic"], stem + ".png"), rgb[:, :, ::-1])
+        cv2.imwrite(os.path.join(dirs["semantic"], stem + ".png"), semantic)
+        images.append({"id": i + 1, "file_name": stem + ".jpg", "height": h, "width": w})
+        annotations.append({"image_id": i + 1, "file_name": stem + ".png", "segments_info": segments})
+    categories = [{"id": c[0], "name": c[1], "isthing": c[2], "color": list(c[3])} for c in SYNTHETIC_CATEGORIES]
+    with open(os.path.join(root, f"panoptic_{split}.json"), "w", encoding="utf-8") as f:
+        json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
+
+
+def make_synthetic_dataset(
+    root: str, n_train: int = 16, n_val: int = 4, size: Tuple[int, int] = (96, 160), seed: int = 0
+) -> Dict[str, str]:
+    """Write the synthetic shapes dataset under ``<root>/synthetic_shapes`` (overwriting it).
+
+    Args:
+        root: dataset root (the folder ``$DETECTRON2_DATASETS`` points to).
+        n_train, n_val: number of images per split.
+        size: (min, max) side length in pixels; height and width are drawn independently.
+        seed: random seed; the same arguments give byte-identical PNG/JSON files.
+
+    Returns:
+        {"root": dataset folder, "train_json": ..., "val_json": ...}.
+    """
+    if size[0] < 48 or size[1] < size[0]:
+        raise ValueError(f"size must be (min, max) with 48 <= min <= max, got {size}")
+    out = os.path.join(root, "synthetic_shapes")
+    rng = np.random.RandomState(seed)
+    for split, n in (("train", n_train), ("val", n_val)):
+        _write_split(out, split, n, size, rng)
+    return {"root": out, "train_json": os.path.join(out, "panoptic_train.json"),
+            "val_json": os.path.join(out, "panoptic_val.json")}

@@ -1,0 +1,224 @@
+"""Class vocabularies: the `id:name,synonym,...` files shipped as package data, and user vocabularies.
+
+A *class string* is one class with its synonyms, e.g. ``"couch,sofa,sofas"``. Vocabulary files hold one class
+per line as ``id:class string``; lines whose class string is ``invalid_class_id`` are placeholders for unused
+dataset ids and are skipped, so the class order is the file order after skipping (SPEC §9).
+
+Package vocabularies are addressed by key (``"ade20k_150"`` -> ``vocabularies/ade20k_150_with_prompt_eng.txt``)
+and read through ``importlib.resources``, never through working-directory paths. Nothing is read at import.
+"""
+import functools
+import json
+import os
+from importlib import resources
+from typing import Dict, List, Sequence, Tuple
+
+__all__ = [
+    "VOCABULARY_KEYS",
+    "INVALID_CLASS",
+    "parse_vocabulary_text",
+    "parse_vocabulary_entries",
+    "load_vocabulary",
+    "load_vocabulary_entries",
+    "load_vocabulary_meta",
+    "split_synonyms",
+    "count_synonyms",
+    "parse_inline_vocabulary",
+    "shipped_synonym_totals",
+    "LVIS_LEFTOVER_WIDTHS",
+]
+
+# Keys of the vocabularies shipped in mask_adapter/data/vocabularies/<key>_with_prompt_eng.txt.
+VOCABULARY_KEYS: Tuple[str, ...] = (
+    "ade20k_150",
+    "ade20k_847",
+    "coco_panoptic",
+    "coco_stuff",
+    "pascal_ctx_459",
+    "pascal_ctx_59",
+    "pascal_voc_21",
+    "lvis_1203",
+    "cityscapes",
+    "mapillary_vistas",
+    "synthetic_shapes",
+)
+
+# Placeholder class string for unused dataset ids.
+INVALID_CLASS = "invalid_class_id"
+
+# Synonym totals at which the official stage-1 classifier skipped the per-class synonym max (an LVIS /
+# Objects365 leftover, SPEC §2). No shipped vocabulary may have exactly this many synonyms.
+LVIS_LEFTOVER_WIDTHS: Tuple[int, ...] = (1203, 365)
+
+_VOCAB_SUFFIX = "_with_prompt_eng.txt"
+
+
+def _resource(name: str):
+    return resources.files("mask_adapter.data").joinpath("vocabularies", name)
+
+
+def parse_vocabulary_entries(text: str, source: str = "<text>") -> List[Tuple[int, str]]:
+    """Parse `id:class string` lines into (id, class string) pairs, in file order, invalid ids skipped.
+
+    Args:
+        text: file content; blank lines are ignored.
+        source: name used in error messages (a path or a key).
+
+    Returns:
+        [(dataset id, class string)], the class string kept verbatim (synonyms not split).
+    """
+    entries: List[Tuple[int, str]] = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        idx, sep, names = line.partition(":")
+        if not sep or not idx.strip().lstrip("-").isdigit():
+            raise ValueError(
+                f"{source}:{lineno}: expected 'id:name,synonym,...', got {raw!r}; "
+                "every line starts with an integer id and a colon"
+            )
+        if not names.strip():
+            raise ValueError(f"{source}:{lineno}: class id {idx} has no name; write 'id:name[,synonym...]'")
+        if names.strip() == INVALID_CLASS:
+            continue
+        entries.append((int(idx), names))
+    if not entries:
+        raise ValueError(f"{source}: the vocabulary has no classes; write one 'id:name,synonym,...' line per class")
+    return entries
+
+
+def parse_vocabulary_text(text: str, source: str = "<text>") -> List[str]:
+    """Parse vocabulary file content into class strings ("name,syn,...") in file order, invalid ids skipped.
+
+    Args:
+        text: content of an `id:name,synonym,...` file.
+        source: name used in error messages.
+
+    Returns:
+        The class strings.
+    """
+    return [names for _, names in parse_vocabulary_entries(text, source)]
+
+
+@functools.lru_cache(maxsize=None)
+def _read_vocabulary(key_or_path: str) -> str:
+    if key_or_path in VOCABULARY_KEYS:
+        return _resource(key_or_path + _VOCAB_SUFFIX).read_text(encoding="utf-8")
+    if os.path.isfile(key_or_path):
+        with open(key_or_path, encoding="utf-8") as f:
+            return f.read()
+    raise FileNotFoundError(
+        f"Vocabulary {key_or_path!r} is neither a shipped key ({', '.join(VOCABULARY_KEYS)}) nor an existing "
+        "file; pass a key or the path of an 'id:name,synonym,...' file"
+    )
+
+
+def load_vocabulary_entries(key_or_path: str) -> List[Tuple[int, str]]:
+    """(dataset id, class string) pairs of a shipped vocabulary key or a user file; invalid ids skipped.
+
+    Args:
+        key_or_path: a key of ``VOCABULARY_KEYS`` or a path to an `id:name,synonym,...` file.
+
+    Returns:
+        The pairs in file order.
+    """
+    return parse_vocabulary_entries(_read_vocabulary(str(key_or_path)), str(key_or_path))
+
+
+def load_vocabulary(key_or_path: str) -> List[str]:
+    """Class strings ("name,syn,...") of a shipped vocabulary key or a user file, in file order.
+
+    Args:
+        key_or_path: a key of ``VOCABULARY_KEYS`` (package data) or a path to an `id:name,synonym,...` file.
+
+    Returns:
+        One class string per class; ``invalid_class_id`` lines skipped.
+    """
+    return [names for _, names in load_vocabulary_entries(key_or_path)]
+
+
+@functools.lru_cache(maxsize=None)
+def _read_meta(key: str) -> str:
+    return _resource(f"{key}_meta.json").read_text(encoding="utf-8")
+
+
+def load_vocabulary_meta(key: str) -> Dict:
+    """Per-vocabulary side data shipped as ``vocabularies/<key>_meta.json`` (thing flags, colours, id maps).
+
+    Args:
+        key: vocabulary key; only some keys have side data (ade20k_150, ade20k_847, pascal_ctx_59,
+            mapillary_vistas, synthetic_shapes).
+
+    Returns:
+        The parsed JSON object (a fresh copy).
+    """
+    try:
+        return json.loads(_read_meta(key))
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"No side data (thing flags / colours / id maps) is shipped for vocabulary {key!r}"
+        ) from None
+
+
+def split_synonyms(class_string: str) -> List[str]:
+    """Synonyms of one class string, as the official classifier splits them (SPEC §2).
+
+    Args:
+        class_string: e.g. ``"wall-wood,wood wall, wall wood"``.
+
+    Returns:
+        ", " is replaced by "," and the result split on ","; e.g. ``["wall-wood", "wood wall", "wall wood"]``.
+    """
+    return class_string.replace(", ", ",").split(",")
+
+
+def count_synonyms(class_strings: Sequence[str]) -> int:
+    """Total number of synonyms (text rows T of the classifier) of a list of class strings."""
+    return sum(len(split_synonyms(c)) for c in class_strings)
+
+
+def parse_inline_vocabulary(spec: str) -> List[str]:
+    """Parse an inline vocabulary such as ``"cat,kitten;dog;traffic light"`` into class strings.
+
+    Classes are separated by ";" (the demo's "|" is accepted as well), synonyms by ","; spaces around names are
+    trimmed; any unicode is allowed.
+
+    Args:
+        spec: the inline vocabulary.
+
+    Returns:
+        Class strings, e.g. ``["cat,kitten", "dog", "traffic light"]``.
+
+    Raises:
+        ValueError: empty vocabulary, an empty class or synonym, or a class name (first name) given twice.
+    """
+    if not spec or not spec.strip():
+        raise ValueError("The inline vocabulary is empty; give classes like 'cat,kitten;dog;traffic light'")
+    classes: List[str] = []
+    seen: Dict[str, int] = {}
+    for position, chunk in enumerate(spec.replace("|", ";").split(";"), start=1):
+        names = [n.strip() for n in chunk.split(",")]
+        if not any(names):
+            raise ValueError(
+                f"Class {position} of the inline vocabulary {spec!r} is empty; remove the extra ';'"
+            )
+        if not all(names):
+            raise ValueError(f"Class {position} ({chunk.strip()!r}) has an empty synonym; remove the extra ','")
+        if names[0] in seen:
+            raise ValueError(
+                f"Duplicate class name {names[0]!r} in the inline vocabulary (classes {seen[names[0]]} and "
+                f"{position}); give each class once and list its synonyms after commas"
+            )
+        seen[names[0]] = position
+        classes.append(",".join(names))
+    return classes
+
+
+def shipped_synonym_totals() -> Dict[str, int]:
+    """Total synonym count of every shipped vocabulary (for the LVIS-width check of SPEC §2).
+
+    Returns:
+        {key: number of synonyms over its classes (invalid ids skipped)}.
+    """
+    return {key: count_synonyms(load_vocabulary(key)) for key in VOCABULARY_KEYS}
