@@ -9,6 +9,7 @@ Fusion marker (SPEC §7 "Weight fusion", R9): a fused file carries the top-level
 checkpointables, so plain ``DetectionCheckpointer`` loading ignores the entry; :class:`MaskAdapterCheckpointer`
 logs it. If the key is found inside ``"model"`` (e.g. written by another tool), it is dropped as a known leftover.
 """
+
 import logging
 import pickle
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
@@ -66,7 +67,9 @@ def load_checkpoint_file(path: str, *, allow_pickle: bool = False) -> Dict[str, 
             f"if you trust the file, load it with allow_pickle=True (tools: --trust-pickle)"
         ) from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} holds a {type(data).__name__}, expected a state dict or a detectron2 checkpoint")
+        raise ValueError(
+            f"{path} holds a {type(data).__name__}, expected a state dict or a detectron2 checkpoint"
+        )
     return data
 
 
@@ -103,7 +106,9 @@ def _shape_mismatches(
     return out
 
 
-def format_shape_mismatches(mismatches: Sequence[ShapeMismatch], source: str, target: str, limit: int = 10) -> str:
+def format_shape_mismatches(
+    mismatches: Sequence[ShapeMismatch], source: str, target: str, limit: int = 10
+) -> str:
     """Readable list ``key: <source> (250, 256) vs <target> (100, 256)``, at most ``limit`` entries."""
     lines = [f"  {k}: {source} {tuple(a)} vs {target} {tuple(b)}" for k, a, b in mismatches[:limit]]
     if len(mismatches) > limit:
@@ -206,7 +211,9 @@ def load_generator_weights(model: nn.Module, path: str, *, allow_pickle: bool = 
     state, _ = split_checkpoint(load_checkpoint_file(path, allow_pickle=allow_pickle))
     source = generator_state(state)
     if not any(k.startswith("sem_seg_head") for k in source):
-        raise ValueError(f"generator weights {path} contain no sem_seg_head.* tensor; pass the base FC-CLIP/MAFT+ file")
+        raise ValueError(
+            f"generator weights {path} contain no sem_seg_head.* tensor; pass the base FC-CLIP/MAFT+ file"
+        )
     model_state = model.state_dict()
     wanted = generator_state(model_state)
     if not any(k.startswith("sem_seg_head") for k in wanted):
@@ -227,8 +234,12 @@ def load_generator_weights(model: nn.Module, path: str, *, allow_pickle: bool = 
         )
     unexpected = sorted(k for k in source if k not in wanted)
     if unexpected:
-        logger.warning("generator weights %s: %d tensors unused by the model, e.g. %s", path, len(unexpected),
-                       unexpected[:5])
+        logger.warning(
+            "generator weights %s: %d tensors unused by the model, e.g. %s",
+            path,
+            len(unexpected),
+            unexpected[:5],
+        )
     loaded = sorted(k for k in source if k in wanted)
     model.load_state_dict({k: source[k] for k in loaded}, strict=False)
     logger.info("loaded %d generator/void tensors from %s", len(loaded), path)
@@ -266,7 +277,9 @@ def read_reference_state_dict(tsv_path: str) -> ReferenceStateDict:
     with open(tsv_path, encoding="utf-8") as f:
         lines = f.read().splitlines()
     if not lines or lines[0].split("\t")[:2] != ["key", "shape"]:
-        raise ValueError(f"{tsv_path} is not a reference state-dict table (header 'key\\tshape\\t...' expected)")
+        raise ValueError(
+            f"{tsv_path} is not a reference state-dict table (header 'key\\tshape\\t...' expected)"
+        )
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
@@ -277,7 +290,9 @@ def read_reference_state_dict(tsv_path: str) -> ReferenceStateDict:
             continue
         fields = line.split("\t")
         if len(fields) != 4:
-            raise ValueError(f"{tsv_path}:{lineno}: expected 4 tab-separated fields, got {len(fields)}")
+            raise ValueError(
+                f"{tsv_path}:{lineno}: expected 4 tab-separated fields, got {len(fields)}"
+            )
         entries[fields[0]] = (_parse_shape(fields[1]), fields[2], fields[3])
     return ReferenceStateDict(entries=entries, non_persistent=non_persistent)
 
@@ -298,9 +313,13 @@ def diff_state_dict_against_reference(
         keys absent from the reference (input order); (key, our shape, reference shape) triples.
     """
     reference = read_reference_state_dict(tsv_path).entries
-    ours = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else tuple(v) for k, v in state_dict_shapes.items()}
+    ours = {
+        k: tuple(v.shape) if isinstance(v, torch.Tensor) else tuple(v)
+        for k, v in state_dict_shapes.items()
+    }
     missing = [k for k in reference if k not in ours]
     unexpected = [k for k in ours if k not in reference]
-    mismatches = [(k, ours[k], reference[k][0]) for k in ours if k in reference and ours[k] != reference[k][0]]
+    mismatches = [
+        (k, ours[k], reference[k][0]) for k in ours if k in reference and ours[k] != reference[k][0]
+    ]
     return missing, unexpected, mismatches
-

@@ -1,42 +1,75 @@
 """Training / evaluation engine: a detectron2 trainer whose builders delegate to the package's tables.
 
 ``train_net.py`` is a thin command line over ``setup`` and ``Trainer``.
+
+Reproducible, resumable data stream (when ``SEED >= 0``):
+    The training loader is detectron2's batched loader over two small wrappers. :class:`ResumableSampler` tags
+    every index of the (rank-sliced, infinite) sampler stream with its position in that stream and can skip the
+    first ``n`` positions; :class:`PositionSeededMapDataset` seeds ``random``, ``numpy`` and ``torch`` from
+    ``(SEED, rank, position)`` before calling the mapper (and restores the previous RNG state afterwards). The
+    sampler's shuffle seed is ``SEED`` itself. So batch ``j`` depends only on ``(SEED, rank, j)``: not on
+    ``NUM_WORKERS``, not on what consumed random numbers before, and ``--resume`` continues with exactly the batches
+    an uninterrupted run would have seen (``resume_or_load`` skips ``start_iter x images per process`` positions).
+    Exact only with ``DATALOADER.ASPECT_RATIO_GROUPING False`` (or images of one orientation): grouping buffers
+    images per aspect bucket, and the buffer content at the checkpoint is not saved, so a resumed grouped stream
+    sees the same samples in a slightly different batch composition near the restart point. With ``SEED < 0`` the
+    stream is detectron2's usual random one.
 """
+import difflib
 import logging
 import os
+import random
 import weakref
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import MetadataCatalog, build_detection_test_loader, build_detection_train_loader
-from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, default_setup
+from detectron2.data.samplers import TrainingSampler
+from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, default_setup, hooks
 from detectron2.engine.train_loop import TrainerBase
 from detectron2.evaluation import DatasetEvaluator, inference_on_dataset, print_csv_format
 from detectron2.utils import comm
+from detectron2.utils.events import CommonMetricPrinter, EventWriter, JSONWriter, TensorboardXWriter
 from detectron2.utils.logger import setup_logger
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset, Sampler
 
 from .checkpoint import MaskAdapterCheckpointer, load_generator_weights
 from .config import add_mask_adapter_config, check_config, resolve_cdt_variant, resolve_dense_projection
-from .solver import build_lr_scheduler, build_optimizer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Trainer", "setup", "count_parameters", "environment_versions"]
+__all__ = [
+    "Trainer",
+    "setup",
+    "build_config",
+    "count_parameters",
+    "environment_versions",
+    "create_ddp_model",
+    "ResumableSampler",
+    "PositionSeededMapDataset",
+]
 
 MAFT_META_ARCHITECTURES = ("MAFT_Plus", "MAFTPlus")
+STAGE1_META_ARCHITECTURES = ("MASK_Adapter", "MaskAdapterWarmup")
 MAFT_DEFAULT_SEED = 123
 
 
 def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a ``DistributedDataParallel`` wrapper (or the model itself)."""
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def create_ddp_model(model: nn.Module) -> nn.Module:
-    """DDP for GPU (one device per process) and for CPU processes (gloo); identity in a single process."""
+    """DDP for GPU (one device per process) and for CPU processes (gloo, no device_ids); identity in one process.
+
+    Only the adapter (and void embedding) train, and every one of their parameters enters every loss (the loss
+    functions keep the graph even with no valid slot), so ``find_unused_parameters`` stays False.
+    """
     if comm.get_world_size() == 1:
         return model
     if next(model.parameters()).is_cuda:
@@ -58,7 +91,11 @@ def environment_versions() -> Dict[str, str]:
 
 
 def count_parameters(model: nn.Module) -> Dict[str, int]:
-    """Total, trainable and frozen parameter counts; frozen excludes the CLIP text tower."""
+    """Total, trainable and frozen parameter counts; frozen excludes the CLIP text tower.
+
+    Returns:
+        {"total", "trainable", "frozen_without_text_tower"}: numbers of scalars.
+    """
     total = trainable = frozen = 0
     visual_prefix = ("backbone.clip_model.visual.",)
     for name, p in unwrap(model).named_parameters():
@@ -70,14 +107,139 @@ def count_parameters(model: nn.Module) -> Dict[str, int]:
     return {"total": total, "trainable": trainable, "frozen_without_text_tower": frozen}
 
 
+# ---------------------------------------------------------------------------------------------- data stream
+SampleKey = Tuple[int, int]  # (position in this rank's sampler stream, dataset index)
+
+
+class ResumableSampler(Sampler):
+    """Wrap an infinite, rank-sliced detectron2 sampler: tag indices with their stream position, skip a prefix.
+
+    Args:
+        sampler: e.g. ``TrainingSampler`` (already yields only this rank's share of the stream).
+    """
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler = sampler
+        self.start = 0
+
+    def skip(self, num_samples: int) -> None:
+        """Start the next iteration of the stream at position ``num_samples`` (samples of this rank)."""
+        if num_samples < 0:
+            raise ValueError(f"cannot skip a negative number of samples ({num_samples})")
+        self.start = int(num_samples)
+
+    def __iter__(self) -> Iterator[SampleKey]:
+        for position, index in enumerate(self.sampler):
+            if position >= self.start:
+                yield position, int(index)
+
+
+def _sample_seed(seed: int, rank: int, position: int, attempt: int = 0) -> int:
+    return int(np.random.SeedSequence([seed, rank, position, attempt]).generate_state(1)[0])
+
+
+class PositionSeededMapDataset(Dataset):
+    """``detectron2.data.MapDataset`` whose random augmentations are a function of the stream position.
+
+    Args:
+        dataset: the dataset dicts (list or map-style dataset).
+        mapper: callable(dict) -> model input dict, or None to reject the sample (another one is drawn).
+        seed: ``SEED``; negative = leave the global RNGs alone (detectron2's default behaviour).
+        rank: process rank, mixed into the seed so processes augment differently.
+    """
+
+    def __init__(self, dataset: Sequence[Dict[str, Any]], mapper: Any, seed: int, rank: int) -> None:
+        self.dataset = dataset
+        self.mapper = mapper
+        self.seed = seed
+        self.rank = rank
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: SampleKey) -> Dict[str, Any]:
+        position, index = key if isinstance(key, tuple) else (-1, int(key))
+        for attempt in range(100):
+            out = self._map(position, index, attempt)
+            if out is not None:
+                return out
+            if attempt >= 3:
+                logger.warning("mapper rejected dataset index %d (attempt %d); drawing another sample", index, attempt)
+            index = self._fallback_rng(position, attempt).randrange(len(self.dataset))
+        raise RuntimeError("the dataset mapper rejected 100 samples in a row; check the data and the mapper")
+
+    def _fallback_rng(self, position: int, attempt: int) -> random.Random:
+        if self.seed < 0:
+            return random.Random()
+        return random.Random(_sample_seed(self.seed, self.rank, position, attempt + 1))
+
+    def _map(self, position: int, index: int, attempt: int) -> Optional[Dict[str, Any]]:
+        if self.seed < 0 or position < 0:
+            return self.mapper(self.dataset[index])
+        states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        s = _sample_seed(self.seed, self.rank, position, attempt)
+        random.seed(s)
+        np.random.seed(s)
+        torch.manual_seed(s)
+        try:
+            return self.mapper(self.dataset[index])
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
+            torch.set_rng_state(states[2])
+
+
+_PLACEHOLDER_SAMPLER = object()
+
+
+def build_resumable_train_loader(cfg: CfgNode, mapper: Any):
+    """detectron2's training loader (dataset, sampler, batching from cfg) with a resumable, seeded stream.
+
+    Args:
+        cfg: DATASETS.TRAIN, DATALOADER.*, SOLVER.IMS_PER_BATCH, SEED.
+        mapper: training mapper.
+
+    Returns:
+        The loader; its ``resumable_sampler`` attribute is the :class:`ResumableSampler`.
+    """
+    from detectron2.data.build import _train_loader_from_config
+
+    seeded = cfg.DATALOADER.SAMPLER_TRAIN == "TrainingSampler" and cfg.SEED >= 0
+    # A placeholder sampler keeps detectron2 from building (and seeding) its own TrainingSampler.
+    args = _train_loader_from_config(cfg, mapper, sampler=_PLACEHOLDER_SAMPLER if seeded else None)
+    if seeded:
+        # The shuffle seed is SEED, not a draw from the numpy state left by model building (detectron2's default).
+        args["sampler"] = TrainingSampler(len(args["dataset"]), seed=cfg.SEED)
+    resumable = ResumableSampler(args["sampler"])
+    dataset = PositionSeededMapDataset(args["dataset"], mapper, cfg.SEED, comm.get_rank())
+    loader = build_detection_train_loader(
+        dataset,
+        mapper=None,
+        sampler=resumable,
+        total_batch_size=args["total_batch_size"],
+        aspect_ratio_grouping=args["aspect_ratio_grouping"],
+        num_workers=args["num_workers"],
+    )
+    loader.resumable_sampler = resumable
+    return loader
+
+
+# ---------------------------------------------------------------------------------------------- trainer
 class Trainer(DefaultTrainer):
     """detectron2 trainer with the package's mapper / evaluator / optimizer / checkpointer.
 
     Differences from ``DefaultTrainer``: CPU processes get DDP over gloo; checkpoints load through
     ``MaskAdapterCheckpointer`` (official layouts, clear shape errors); ``MODEL.MASK_ADAPTER.GENERATOR_WEIGHTS``
     is loaded on top of ``MODEL.WEIGHTS`` (stage 2 without a fusion step); every test dataset is evaluated with its
-    own vocabulary.
+    own vocabulary; the data stream is seeded and resumable (module docstring).
+
+    Attributes:
+        log_period: iterations between metric writes (log, metrics.json, tensorboard); detectron2 uses 20.
+        metrics_window: median window of smoothed scalars in metrics.json; 1 writes each iteration's value.
     """
+
+    log_period: int = 20
+    metrics_window: int = 20
 
     def __init__(self, cfg: CfgNode) -> None:
         TrainerBase.__init__(self)
@@ -98,22 +260,66 @@ class Trainer(DefaultTrainer):
         self.register_hooks(self.build_hooks())
 
     def resume_or_load(self, resume: bool = True) -> None:
-        """Resume from the last checkpoint in OUTPUT_DIR, or load MODEL.WEIGHTS (+ GENERATOR_WEIGHTS)."""
+        """Resume from the last checkpoint in OUTPUT_DIR, or load MODEL.WEIGHTS (+ GENERATOR_WEIGHTS).
+
+        When resuming at iteration k, the data stream skips the k x (IMS_PER_BATCH / world size) samples this
+        process already consumed, so training continues as if uninterrupted.
+        """
         resuming = resume and self.checkpointer.has_checkpoint()
         super().resume_or_load(resume=resume)
         generator = self.cfg.MODEL.MASK_ADAPTER.GENERATOR_WEIGHTS
         if generator and not resuming:
             load_generator_weights(unwrap(self.model), generator)
+        sampler = getattr(self.data_loader, "resumable_sampler", None)
+        if sampler is not None:
+            per_process = self.cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()
+            sampler.skip(self.start_iter * per_process)
+            if self.start_iter:
+                logger.info(
+                    "resuming at iteration %d: skipping the %d samples per process already consumed",
+                    self.start_iter,
+                    self.start_iter * per_process,
+                )
+
+    def build_hooks(self) -> List[hooks.HookBase]:
+        """DefaultTrainer's hooks (timer, LR scheduler, checkpointer, evaluation, writers) with ``log_period``."""
+        cfg = self.cfg
+        ret: List[hooks.HookBase] = [hooks.IterationTimer(), hooks.LRScheduler()]
+        if comm.is_main_process():
+            ret.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD))
+
+        def test_and_save_results():
+            self._last_eval_results = self.test(self.cfg, self.model)
+            return self._last_eval_results
+
+        ret.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, test_and_save_results))
+        if comm.is_main_process():
+            ret.append(hooks.PeriodicWriter(self.build_writers(), period=self.log_period))
+        return ret
+
+    def build_writers(self) -> List[EventWriter]:
+        """Console printer, metrics.json (median over ``metrics_window``) and tensorboard."""
+        os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
+        return [
+            CommonMetricPrinter(self.max_iter),
+            JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json"), window_size=self.metrics_window),
+            TensorboardXWriter(self.cfg.OUTPUT_DIR, window_size=self.metrics_window),
+        ]
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode):
         from .data import build_dataset_mapper
 
-        return build_detection_train_loader(cfg, mapper=build_dataset_mapper(cfg, is_train=True))
+        # Quirk Q9 (MUST): the official stage-1 mapper ignored INPUT.COLOR_AUG_SSD.
+        ignore_color_aug = cfg.MODEL.META_ARCHITECTURE in STAGE1_META_ARCHITECTURES
+        mapper = build_dataset_mapper(cfg, is_train=True, ignore_color_aug=ignore_color_aug)
+        return build_resumable_train_loader(cfg, mapper)
 
     @classmethod
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str):
-        return build_detection_test_loader(cfg, dataset_name)
+        from .data import build_dataset_mapper
+
+        return build_detection_test_loader(cfg, dataset_name, mapper=build_dataset_mapper(cfg, is_train=False))
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: Optional[str] = None) -> DatasetEvaluator:
@@ -124,15 +330,23 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_optimizer(cls, cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
+        from .solver import build_optimizer
+
         return build_optimizer(cfg, model)
 
     @classmethod
     def build_lr_scheduler(cls, cfg: CfgNode, optimizer: torch.optim.Optimizer):
+        from .solver import build_lr_scheduler
+
         return build_lr_scheduler(cfg, optimizer)
 
     @classmethod
     def test(cls, cfg: CfgNode, model: nn.Module, evaluators: Optional[List[DatasetEvaluator]] = None):
-        """Evaluate on every DATASETS.TEST entry, each with its own vocabulary."""
+        """Evaluate on every DATASETS.TEST entry, each with its own vocabulary.
+
+        Returns:
+            The results dict of the only test set, or {dataset name: results} for several.
+        """
         results: "OrderedDict[str, Any]" = OrderedDict()
         net = unwrap(model)
         previous = getattr(net, "test_vocabulary", None)
@@ -147,12 +361,53 @@ class Trainer(DefaultTrainer):
         return results[cfg.DATASETS.TEST[0]] if len(results) == 1 else results
 
 
+# ---------------------------------------------------------------------------------------------- config
+def _all_keys(node: CfgNode, prefix: str = "") -> List[str]:
+    out = []
+    for k, v in node.items():
+        full = f"{prefix}{k}"
+        out.extend(_all_keys(v, full + ".") if isinstance(v, CfgNode) else [full])
+    return out
+
+
+def _unknown_key_error(cfg: CfgNode, message: str, source: str) -> KeyError:
+    """One-line KeyError naming the unknown key, where it came from, and the closest valid keys."""
+    key = message.split(":", 1)[-1].strip().strip("'\"")
+    close = difflib.get_close_matches(key, _all_keys(cfg), n=3, cutoff=0.8)
+    hint = f"; did you mean {' or '.join(close)}?" if close else "; check the spelling against mask_adapter/config.py"
+    return KeyError(f"unknown config key {key} (from {source}){hint}")
+
+
 def build_config(config_file: str, opts: List[str]) -> CfgNode:
-    """Merged, validated config with CPU / seed fallbacks applied (not frozen)."""
+    """Merged, validated config with CPU / seed fallbacks applied (not frozen).
+
+    Args:
+        config_file: YAML file (official or ours).
+        opts: "KEY VALUE" pairs from the command line.
+
+    Returns:
+        The config.
+
+    Raises:
+        KeyError: an unknown key in the file or in ``opts``, with the closest valid names.
+        ValueError: invalid values (see ``mask_adapter.config.check_config``).
+    """
+    from . import data, evaluation  # noqa: F401  (registers the dataset catalog, mappers and evaluators)
+
     cfg = get_cfg()
     add_mask_adapter_config(cfg)
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(opts)
+    try:
+        cfg.merge_from_file(config_file)
+    except KeyError as e:
+        if "Non-existent config key" not in str(e):
+            raise
+        raise _unknown_key_error(cfg, str(e.args[0]), config_file) from None
+    try:
+        cfg.merge_from_list(opts)
+    except AssertionError as e:  # yacs reports unknown command-line keys with an assert
+        if "Non-existent key" not in str(e):
+            raise
+        raise _unknown_key_error(cfg, str(e), "the command line") from None
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         logger.warning("CUDA is not available: running on CPU (MODEL.DEVICE cpu)")
         cfg.MODEL.DEVICE = "cpu"

@@ -12,6 +12,7 @@ LayerNorm2d layers (``mask_adapter.mask_downscaling.{1,4}``) were custom classes
 them from ``nn.LayerNorm``; the name rule below keeps their official decay whatever class implements them. Only
 the adapter's final ``mask_adapter.norm`` gets ``WEIGHT_DECAY_NORM``. Biases and ``gamma`` get the normal decay.
 """
+
 import itertools
 import logging
 import re
@@ -23,7 +24,12 @@ from detectron2.solver import build_lr_scheduler as build_d2_lr_scheduler
 from detectron2.solver.build import maybe_add_gradient_clipping
 from torch import nn
 
-__all__ = ["NORMAL_DECAY_NORM_MODULES", "build_lr_scheduler", "build_optimizer", "get_optimizer_param_groups"]
+__all__ = [
+    "NORMAL_DECAY_NORM_MODULES",
+    "build_lr_scheduler",
+    "build_optimizer",
+    "get_optimizer_param_groups",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +58,9 @@ _NORMAL_DECAY_RE = re.compile("|".join(f"(?:{p})" for p in NORMAL_DECAY_NORM_MOD
 _NO_DECAY_PARAM_NAMES = ("relative_position_bias_table", "absolute_pos_embed")
 
 
-def _param_hyperparams(module_name: str, module: nn.Module, param_name: str, cfg: CfgNode) -> Dict[str, float]:
+def _param_hyperparams(
+    module_name: str, module: nn.Module, param_name: str, cfg: CfgNode
+) -> Dict[str, float]:
     """lr and weight_decay of one parameter, by the rules of the module docstring."""
     lr = cfg.SOLVER.BASE_LR
     weight_decay = cfg.SOLVER.WEIGHT_DECAY
@@ -93,7 +101,9 @@ def get_optimizer_param_groups(cfg: CfgNode, model: nn.Module) -> List[Dict[str,
 
 
 def _check_solver_keys(cfg: CfgNode) -> None:
-    missing = [k for k in ("WEIGHT_DECAY_EMBED", "BACKBONE_MULTIPLIER", "OPTIMIZER") if k not in cfg.SOLVER]
+    missing = [
+        k for k in ("WEIGHT_DECAY_EMBED", "BACKBONE_MULTIPLIER", "OPTIMIZER") if k not in cfg.SOLVER
+    ]
     if missing:
         raise KeyError(
             f"cfg.SOLVER lacks {missing}: call mask_adapter.add_mask_adapter_config(cfg) before building the solver"
@@ -110,7 +120,9 @@ def _add_full_model_gradient_clipping(
         torch.nn.utils.clip_grad_norm_(all_params, clip_value, norm_type)
         return super(full_model_type, self).step(closure=closure)
 
-    full_model_type = type(optimizer_type.__name__ + "WithFullModelGradientClip", (optimizer_type,), {"step": step})
+    full_model_type = type(
+        optimizer_type.__name__ + "WithFullModelGradientClip", (optimizer_type,), {"step": step}
+    )
     return full_model_type
 
 
@@ -129,30 +141,40 @@ def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
     """
     groups = get_optimizer_param_groups(cfg, model)
     if not groups:
-        raise ValueError("the model has no trainable parameter (all requires_grad False); nothing to optimize")
+        raise ValueError(
+            "the model has no trainable parameter (all requires_grad False); nothing to optimize"
+        )
     name = cfg.SOLVER.OPTIMIZER.upper()
     if name == "SGD":
         optimizer_type, kwargs = torch.optim.SGD, {"momentum": cfg.SOLVER.MOMENTUM}
     elif name == "ADAMW":
         optimizer_type, kwargs = torch.optim.AdamW, {}
     else:
-        raise ValueError(f"SOLVER.OPTIMIZER {cfg.SOLVER.OPTIMIZER!r} is not supported; use ADAMW or SGD")
+        raise ValueError(
+            f"SOLVER.OPTIMIZER {cfg.SOLVER.OPTIMIZER!r} is not supported; use ADAMW or SGD"
+        )
     clip = cfg.SOLVER.CLIP_GRADIENTS
     full_model_clip = clip.ENABLED and clip.CLIP_TYPE == "full_model" and clip.CLIP_VALUE > 0.0
     if full_model_clip:
-        optimizer_type = _add_full_model_gradient_clipping(optimizer_type, clip.CLIP_VALUE, clip.NORM_TYPE)
+        optimizer_type = _add_full_model_gradient_clipping(
+            optimizer_type, clip.CLIP_VALUE, clip.NORM_TYPE
+        )
     elif clip.ENABLED and clip.CLIP_TYPE != "full_model":
         optimizer_type = maybe_add_gradient_clipping(cfg, optimizer_type)
     optimizer = optimizer_type(groups, lr=cfg.SOLVER.BASE_LR, **kwargs)
     for group in optimizer.param_groups:
         logger.info(
-            "optimizer group: %d tensors, lr %.3g, weight_decay %.3g", len(group["params"]), group["lr"],
+            "optimizer group: %d tensors, lr %.3g, weight_decay %.3g",
+            len(group["params"]),
+            group["lr"],
             group["weight_decay"],
         )
     return optimizer
 
 
-def build_lr_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+def build_lr_scheduler(
+    cfg: CfgNode, optimizer: torch.optim.Optimizer
+) -> torch.optim.lr_scheduler.LRScheduler:
     """Build SOLVER.LR_SCHEDULER_NAME: WarmupMultiStepLR, WarmupCosineLR (detectron2) or WarmupPolyLR (DeepLab).
 
     Args:

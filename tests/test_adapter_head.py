@@ -367,3 +367,55 @@ def test_gradients_reach_all_head_parameters(head_large):
         assert p.grad is not None, name
         assert torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, name
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Building from a config (MODEL.MASK_ADAPTER.NAME, official name included)
+# ----------------------------------------------------------------------------------------------------------------
+def _cfg(clip_name: str):
+    config = pytest.importorskip("mask_adapter.config")
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    config.add_mask_adapter_config(cfg)
+    cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME = clip_name
+    return cfg
+
+
+@pytest.mark.parametrize("clip_name,clip_dim,count", [
+    ("convnext_large_d_320", 768, 14_907_568),
+    ("convnext_base_w_320", 640, 14_807_088),
+])
+@pytest.mark.parametrize("name", ["ConfigurableMaskAdapterHead", "MASKAdapterHead"])
+def test_build_from_cfg(clip_name, clip_dim, count, name):
+    from mask_adapter.modeling.adapter.build import build_mask_adapter
+
+    if name not in MASK_ADAPTER_REGISTRY:
+        pytest.skip(f"{name} not registered yet (mask_adapter.compat)")
+    cfg = _cfg(clip_name)
+    cfg.MODEL.MASK_ADAPTER.NAME = name
+    head = build_mask_adapter(cfg)
+    assert isinstance(head, MaskAdapterHead)
+    assert head.clip_dim == clip_dim and head.num_output_maps == 16 and not head.use_checkpoint
+    assert sum(p.numel() for p in head.parameters()) == count
+    assert [(k, tuple(v.shape)) for k, v in head.state_dict().items()] == expected_layout(clip_dim)
+
+
+def test_build_from_cfg_options_and_unknown_name():
+    from mask_adapter.modeling.adapter.build import build_mask_adapter
+
+    cfg = _cfg("convnext_large_d_320")
+    cfg.MODEL.MASK_ADAPTER.NAME = "ConfigurableMaskAdapterHead"
+    cfg.MODEL.MASK_ADAPTER.CLIP_DIM = 24
+    cfg.MODEL.MASK_ADAPTER.NUM_CHANNELS = 32
+    cfg.MODEL.MASK_ADAPTER.MASK_IN_CHANNELS = 8
+    cfg.MODEL.MASK_ADAPTER.NUM_OUTPUT_MAPS = 4
+    cfg.MODEL.MASK_ADAPTER.USE_CHECKPOINT = True
+    head = build_mask_adapter(cfg)
+    assert head.fuse.weight.shape == (32, 24, 1, 1)
+    assert head.mask_downscaling[0].weight.shape == (2, 1, 3, 3)
+    assert head.final.weight.shape == (4, 32, 1, 1)
+    assert head.use_checkpoint and head.num_output_maps == 4
+    cfg.MODEL.MASK_ADAPTER.NAME = "NoSuchAdapter"
+    with pytest.raises(KeyError, match="NoSuchAdapter.*not a registered mask adapter"):
+        build_mask_adapter(cfg)

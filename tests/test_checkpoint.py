@@ -1,7 +1,7 @@
 """Checkpoint loading: formats, known leftovers, shape errors, generator weights, reference-table diffs."""
+
 import argparse
 import logging
-import os
 
 import pytest
 import torch
@@ -15,8 +15,6 @@ from mask_adapter.checkpoint import (
     load_generator_weights,
     read_reference_state_dict,
 )
-
-REFERENCE_DIR = "/work/shared/reference"
 
 
 class _Model(nn.Module):
@@ -72,7 +70,9 @@ def test_known_leftovers_one_log_line_and_marker_metadata(tmp_path, caplog):
     assert len(leftover_lines) == 1
     assert "criterion.empty_weight" in leftover_lines[0].getMessage()
     assert FUSION_MARKER_KEY in leftover_lines[0].getMessage()
-    assert any("fused checkpoint" in r.getMessage() and "fcclip" in r.getMessage() for r in caplog.records)
+    assert any(
+        "fused checkpoint" in r.getMessage() and "fcclip" in r.getMessage() for r in caplog.records
+    )
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert FUSION_MARKER_KEY not in extra
 
@@ -178,9 +178,8 @@ def test_reference_table_parsing_and_diff(tmp_path):
         read_reference_state_dict(str(bad))
 
 
-@pytest.mark.skipif(not os.path.isdir(REFERENCE_DIR), reason="reference tables not available")
-def test_real_reference_tables_parse():
-    path = os.path.join(REFERENCE_DIR, "fcclip_convnext_large_ade20k_state_dict.tsv")
+def test_real_reference_tables_parse(reference_dir):
+    path = str(reference_dir / "fcclip_convnext_large_ade20k_state_dict.tsv")
     ref = read_reference_state_dict(path)
     with open(path) as f:
         lines = f.read().splitlines()

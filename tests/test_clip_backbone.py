@@ -197,5 +197,103 @@ def test_local_weights_file_is_loaded(tmp_path):
     for k, v in source.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
     assert all(not p.requires_grad for p in loaded.parameters())
-    assert loaded.weights_id.startswith("file-sha256:")
-    assert loaded.weights_id != CLIPBackbone(model_name="tiny_convnext_atto", pretrained="").weights_id
+    assert loaded.text_tower_fingerprint() == source.text_tower_fingerprint()
+
+
+def test_key_names_match_official_backbone_layout(tiny_clip, reference_dir):
+    """Every tiny-CLIP key, prefixed ``backbone.``, is an official key (same naming for trunk, heads, text tower),
+    and every official backbone key pattern (indices masked) occurs in the tiny model."""
+    import re
+
+    table = reference_dir / "fcclip_convnext_large_ade20k_state_dict.tsv"
+    if not table.is_file():
+        pytest.skip(f"{table} missing")
+    ref = [
+        line.split("\t")[0]
+        for line in table.read_text().splitlines()[1:]
+        if line.strip() and not line.startswith("#")
+    ]
+    ref_backbone = {k for k in ref if k.startswith("backbone.")}
+    ours = {"backbone." + k for k in tiny_clip.state_dict()}
+    assert ours <= ref_backbone, sorted(ours - ref_backbone)[:10]
+
+    def pattern(key: str) -> str:
+        return re.sub(r"(?<=\.)\d+(?=\.)", "#", key)
+
+    assert {pattern(k) for k in ref_backbone} == {pattern(k) for k in ours}
+    assert "clip_model.attn_mask" not in tiny_clip.state_dict()  # non-persistent, as in the official tables
+
+
+def test_build_from_cfg_with_official_backbone_name():
+    config = pytest.importorskip("mask_adapter.config")
+    from detectron2.config import get_cfg
+    from detectron2.modeling import BACKBONE_REGISTRY, build_backbone
+
+    cfg = get_cfg()
+    config.add_mask_adapter_config(cfg)
+    cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME = "tiny_convnext_atto"
+    cfg.MODEL.FC_CLIP.CLIP_PRETRAINED_WEIGHTS = ""
+    names = ["CLIPBackbone"] + (["CLIP"] if "CLIP" in BACKBONE_REGISTRY else [])
+    for name in names:
+        cfg.MODEL.BACKBONE.NAME = name
+        backbone = build_backbone(cfg)
+        assert isinstance(backbone, CLIPBackbone), name
+        assert backbone.model_name == "tiny_convnext_atto" and backbone.pretrained == ""
+        assert backbone.output_shape()["clip_vis_dense"].channels == C_RAW
+
+
+def test_encode_text_is_eot_token_through_text_projection(tiny_clip):
+    """SPEC §2: token embedding → transformer → ln_final → EOT token @ text_projection, unnormalised."""
+    model = tiny_clip.clip_model
+    tokens = tiny_clip.tokenize(["a photo of a cat.", "There is a large traffic light in the scene."])
+    with torch.no_grad():
+        x = model.token_embedding(tokens) + model.positional_embedding
+        x = model.transformer(x, attn_mask=model.attn_mask)
+        x = model.ln_final(x)
+        eot = x[torch.arange(tokens.shape[0]), tokens.argmax(dim=-1)]
+        expected = eot @ model.text_projection
+    out = tiny_clip.encode_text(tokens)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(out.norm(dim=-1), torch.ones(2))  # not normalised here
+
+
+def test_text_fingerprint_differs_for_different_weights():
+    """The text-cache key must change with the text-tower weights (random inits, or weights loaded later)."""
+    torch.manual_seed(1)
+    a = CLIPBackbone(model_name="tiny_convnext_atto", pretrained="")
+    torch.manual_seed(2)
+    b = CLIPBackbone(model_name="tiny_convnext_atto", pretrained="")
+    assert not torch.equal(a.clip_model.text_projection, b.clip_model.text_projection)
+    fa = a.text_tower_fingerprint()
+    assert fa != b.text_tower_fingerprint()
+    with torch.no_grad():
+        a.clip_model.text_projection.add_(1.0)
+    assert a.text_tower_fingerprint() != fa
+
+
+def test_encode_text_moves_tokens_to_the_model_device(tiny_clip):
+    import copy
+
+    model = copy.deepcopy(tiny_clip).to("meta")  # stands in for a CUDA model on this CPU-only machine
+    seen = []
+    real = model.clip_model.encode_text
+
+    def spy(tokens, normalize=False):
+        seen.append(tokens.device)
+        return real(tokens, normalize=normalize)
+
+    model.clip_model.encode_text = spy
+    model.encode_text(model.tokenize(["a photo of a cat."]))
+    assert seen == [torch.device("meta")]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_text_classifier_on_cuda_model(tiny_clip):
+    import copy
+
+    from mask_adapter.modeling.text.classifier import TextClassifier
+
+    model = copy.deepcopy(tiny_clip).cuda()
+    clf = TextClassifier(tokenize=model.tokenize, encode_text=model.encode_text, model_id="tiny|cuda")
+    out = clf(["cat", "dog,puppy"], device=torch.device("cuda"))
+    assert out.embeddings.shape == (3, D) and out.embeddings.is_cuda

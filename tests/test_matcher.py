@@ -1,4 +1,5 @@
 """IoU matcher (SPEC §6): thresholds, random pick, cap, padding, determinism."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,12 @@ def _block(h: int, w: int, rows: slice, cols: slice) -> torch.Tensor:
 
 
 def _match(pred, gt, labels, **kw) -> IouMatch:
-    args = dict(pred_threshold=0.4, iou_threshold=0.7, num_pairs=8, generator=torch.Generator().manual_seed(0))
+    args = dict(
+        pred_threshold=0.4,
+        iou_threshold=0.7,
+        num_pairs=8,
+        generator=torch.Generator().manual_seed(0),
+    )
     args.update(kw)
     return match_via_iou(pred, gt, labels, **args)
 
@@ -83,7 +89,9 @@ def test_random_pick_distinguishes_three_candidates():
     counts = torch.zeros(5)
     n = 3000
     for seed in range(n):
-        m = _match(pred, gt, torch.tensor([1]), num_pairs=1, generator=torch.Generator().manual_seed(seed))
+        m = _match(
+            pred, gt, torch.tensor([1]), num_pairs=1, generator=torch.Generator().manual_seed(seed)
+        )
         hits = [i for i in range(5) if torch.equal(pred[i], m.pred_logits[0])]
         assert len(hits) == 1
         counts[hits[0]] += 1
@@ -142,7 +150,11 @@ def test_no_candidates_gives_all_padding(case):
     pred = torch.full((4, 8, 8), -BIG)
     labels = torch.tensor([3])
     if case == "no_gt":
-        pred, gt, labels = _logits(gt.expand(4, 8, 8)), torch.zeros(0, 8, 8), torch.zeros(0, dtype=torch.long)
+        pred, gt, labels = (
+            _logits(gt.expand(4, 8, 8)),
+            torch.zeros(0, 8, 8),
+            torch.zeros(0, dtype=torch.long),
+        )
     if case == "no_query":
         pred = torch.zeros(0, 8, 8)
     m = _match(pred, gt, labels, num_pairs=4)

@@ -130,14 +130,11 @@ def test_embeddings_channel_count_error():
         embeddings_from_activation_maps(torch.randn(1, 6, 2, 2), torch.randn(1, 3, 2, 2), nn.Identity(), 4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: embeddings_from_activation_maps reshapes (B, 0, K, -1) when N == 0, which torch rejects",
-)
-def test_embeddings_zero_masks():
-    dense = torch.randn(2, 4, 3, 3)
-    out = embeddings_from_activation_maps(torch.zeros(2, 0, 3, 3), dense, nn.Linear(4, 5), 16)
-    assert out.shape == (2, 0, 5)
+def test_embeddings_zero_masks(tiny_clip):
+    """An image with no proposal (e.g. SAM returns none) gives (B, 0, D), as the head gives (B, 0, h, w)."""
+    dense = torch.randn(2, 320, 3, 3)
+    out = embeddings_from_activation_maps(torch.zeros(2, 0, 3, 3), dense, tiny_clip.project_pooled, 16)
+    assert out.shape == (2, 0, 64)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -323,3 +320,16 @@ def test_classification_gradient_reaches_embeddings():
     out = classification_logits(emb, make_text(4, 4), torch.tensor(math.log(100.0), dtype=torch.float64), [1, 2])
     out.logsumexp(-1).sum().backward()
     assert emb.grad is not None and emb.grad.abs().sum() > 0
+
+
+def test_classification_uses_text_rows_as_given():
+    """Text rows are not re-normalised (SPEC §2): scaling them scales the logits."""
+    text = make_text(4, 5)
+    emb = torch.randn(2, 3, 5, dtype=torch.float64)
+    scale = torch.tensor(math.log(10.0), dtype=torch.float64)
+    torch.testing.assert_close(
+        classification_logits(emb, 2.0 * text, scale, [2, 1]),
+        2.0 * classification_logits(emb, text, scale, [2, 1]),
+        rtol=0,
+        atol=1e-10,
+    )

@@ -275,6 +275,34 @@ def test_disk_cache_no_stale_hit_across_model_or_templates(tmp_path):
     assert len(list(tmp_path.glob("*.pt"))) == 4
 
 
+def test_disk_cache_concurrent_writers_of_the_same_entry(tmp_path, monkeypatch):
+    """Two ranks encode the same vocabulary at once: rank B writes the entry between rank A's save and replace."""
+    vocab = ["cat", "dog,puppy"]
+    rank_b = make_classifier(FakeTextTower(), cache_dir=str(tmp_path))
+    real_save = torch.save
+    interleaved = []
+
+    def save_then_let_rank_b_run(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        if not interleaved:
+            interleaved.append(True)
+            rank_b(vocab)
+
+    monkeypatch.setattr(torch, "save", save_then_let_rank_b_run)
+    out = make_classifier(FakeTextTower(), cache_dir=str(tmp_path))(vocab)
+    assert interleaved and out.num_templates == [1, 2]
+    monkeypatch.undo()
+    files = list(tmp_path.glob("*.pt"))
+    assert len(files) == 1 and not list(tmp_path.glob("*.tmp*"))
+
+    class NoEncode(FakeTextTower):
+        def encode_text(self, tokens):
+            raise AssertionError("must load from the disk cache")
+
+    loaded = make_classifier(NoEncode(), cache_dir=str(tmp_path))(vocab)
+    torch.testing.assert_close(loaded.embeddings, out.embeddings)
+
+
 def test_no_disk_writes_without_cache_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     make_classifier(FakeTextTower())(["cat"])
@@ -288,7 +316,7 @@ def test_with_tiny_clip(tiny_clip):
     clf = TextClassifier(
         tokenize=tiny_clip.tokenize,
         encode_text=tiny_clip.encode_text,
-        model_id=f"{tiny_clip.model_name}|{tiny_clip.weights_id}",
+        model_id=f"{tiny_clip.model_name}|{tiny_clip.text_tower_fingerprint()}",
     )
     result = clf(["cat", "dog, puppy", "traffic light"])
     assert result.num_templates == [1, 2, 1]

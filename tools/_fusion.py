@@ -13,6 +13,7 @@ weights (a fused or stage-2 checkpoint; official issue #17); (b) a P1 whose adap
 (naming before Dec 2024) unless ``--remap-old-adapter-names``; (c) a BASE without ``sem_seg_head.*``; (d) a
 generator/config mismatch: query count (FC-CLIP 250, MAFT+ 100; official issue #10) or CLIP width.
 """
+
 import argparse
 import logging
 import os
@@ -30,7 +31,14 @@ from mask_adapter.checkpoint import (
     split_checkpoint,
 )
 
-__all__ = ["EXPECTED_QUERIES", "FusionError", "fuse_checkpoints", "fuse_files", "main", "old_adapter_keys"]
+__all__ = [
+    "EXPECTED_QUERIES",
+    "FusionError",
+    "fuse_checkpoints",
+    "fuse_files",
+    "main",
+    "old_adapter_keys",
+]
 
 logger = logging.getLogger("mask_adapter.weight_fuse")
 
@@ -55,7 +63,9 @@ def _remap_old_adapter(state: Dict[str, torch.Tensor], name: str) -> int:
     keys = old_adapter_keys(state)
     clash = [k for k in keys if "mask_adapter." + k[len("sem_seg_head.") :] in state]
     if clash:
-        raise FusionError(f"{name}: both sem_seg_head.* and mask_adapter.* adapter keys exist (e.g. {clash[0]})")
+        raise FusionError(
+            f"{name}: both sem_seg_head.* and mask_adapter.* adapter keys exist (e.g. {clash[0]})"
+        )
     for k in keys:
         state["mask_adapter." + k[len("sem_seg_head.") :]] = state.pop(k)
     return len(keys)
@@ -78,11 +88,15 @@ def _check_first_phase(state: Dict[str, torch.Tensor], name: str, remap: bool) -
         )
     remapped = _remap_old_adapter(state, name) if old else 0
     if not any(k.startswith("mask_adapter.") for k in state):
-        raise FusionError(f"{name} has no mask_adapter.* tensor: pass the stage-1 (ground-truth warmup) checkpoint")
+        raise FusionError(
+            f"{name} has no mask_adapter.* tensor: pass the stage-1 (ground-truth warmup) checkpoint"
+        )
     return remapped
 
 
-def _check_base(base: Dict[str, torch.Tensor], name: str, generator: str, num_queries: Optional[int]) -> None:
+def _check_base(
+    base: Dict[str, torch.Tensor], name: str, generator: str, num_queries: Optional[int]
+) -> None:
     """Checks (c) and the query count of (d) on BASE."""
     if not any(k.startswith("sem_seg_head") for k in base):
         raise FusionError(
@@ -91,7 +105,9 @@ def _check_base(base: Dict[str, torch.Tensor], name: str, generator: str, num_qu
         )
     expected = num_queries if num_queries is not None else EXPECTED_QUERIES[generator]
     if QUERY_KEY not in base:
-        logger.warning("%s has no %s; cannot verify the query count (%d expected)", name, QUERY_KEY, expected)
+        logger.warning(
+            "%s has no %s; cannot verify the query count (%d expected)", name, QUERY_KEY, expected
+        )
         return
     found = int(base[QUERY_KEY].shape[0])
     if found != expected:
@@ -103,7 +119,9 @@ def _check_base(base: Dict[str, torch.Tensor], name: str, generator: str, num_qu
         )
 
 
-def _check_same_clip(first: Mapping[str, torch.Tensor], base: Mapping[str, torch.Tensor], names: Sequence[str]) -> None:
+def _check_same_clip(
+    first: Mapping[str, torch.Tensor], base: Mapping[str, torch.Tensor], names: Sequence[str]
+) -> None:
     """Check (d) on the CLIP side: shared keys and the adapter's clip_dim must agree with BASE."""
     mismatches = [
         (k, tuple(first[k].shape), tuple(base[k].shape))
@@ -111,13 +129,18 @@ def _check_same_clip(first: Mapping[str, torch.Tensor], base: Mapping[str, torch
         if k in base and tuple(first[k].shape) != tuple(base[k].shape)
     ]
     if _ADAPTER_CLIP_DIM_KEY in first and _VOID_KEY in base:
-        clip_dim, void_dim = int(first[_ADAPTER_CLIP_DIM_KEY].shape[0]), int(base[_VOID_KEY].shape[-1])
+        clip_dim, void_dim = int(first[_ADAPTER_CLIP_DIM_KEY].shape[0]), int(
+            base[_VOID_KEY].shape[-1]
+        )
         if clip_dim != void_dim:
-            mismatches.append((f"{_ADAPTER_CLIP_DIM_KEY} rows vs {_VOID_KEY} width", (clip_dim,), (void_dim,)))
+            mismatches.append(
+                (f"{_ADAPTER_CLIP_DIM_KEY} rows vs {_VOID_KEY} width", (clip_dim,), (void_dim,))
+            )
     if mismatches:
         raise FusionError(
             f"{names[0]} and {names[1]} come from different CLIP models or configurations "
-            f"(ConvNeXt-L is 768 wide, ConvNeXt-B 640):\n" + format_shape_mismatches(mismatches, "first-phase", "base")
+            f"(ConvNeXt-L is 768 wide, ConvNeXt-B 640):\n"
+            + format_shape_mismatches(mismatches, "first-phase", "base")
         )
 
 
@@ -151,7 +174,10 @@ def fuse_checkpoints(
         raise FusionError(f"unknown generator {generator!r}; use one of {sorted(EXPECTED_QUERIES)}")
     first_state, first_extra = split_checkpoint(first_phase)
     base_state, base_extra = split_checkpoint(base)
-    for name, state, extra in ((first_phase_name, first_state, first_extra), (base_name, base_state, base_extra)):
+    for name, state, extra in (
+        (first_phase_name, first_state, first_extra),
+        (base_name, base_state, base_extra),
+    ):
         if FUSION_MARKER_KEY in extra or FUSION_MARKER_KEY in state:
             raise FusionError(
                 f"{name} is already a fused checkpoint ({FUSION_MARKER_KEY}); fuse the original stage-1 and base "
@@ -174,7 +200,10 @@ def fuse_checkpoints(
     }
     logger.info(
         "copied %d sem_seg_head/void tensors from %s (replacing %s); remapped %d old adapter tensors",
-        len(copied), base_name, replaced or "none", remapped,
+        len(copied),
+        base_name,
+        replaced or "none",
+        remapped,
     )
     return {"model": first_state, FUSION_MARKER_KEY: meta}
 
@@ -196,7 +225,9 @@ def fuse_files(
     """
     out_abs = os.path.abspath(output_path)
     if out_abs in (os.path.abspath(first_phase_path), os.path.abspath(base_path)):
-        raise FusionError(f"--output_path {output_path} would overwrite an input; choose another file")
+        raise FusionError(
+            f"--output_path {output_path} would overwrite an input; choose another file"
+        )
     first = load_checkpoint_file(first_phase_path, allow_pickle=trust_pickle)
     base = load_checkpoint_file(base_path, allow_pickle=trust_pickle)
     fused = fuse_checkpoints(
@@ -219,8 +250,12 @@ def build_parser(generator: Optional[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Fuse a stage-1 Mask-Adapter checkpoint with a base generator checkpoint (FC-CLIP or MAFT+)."
     )
-    parser.add_argument("--model_first_phase_path", required=True, help="stage-1 (ground-truth warmup) checkpoint")
-    parser.add_argument("--model_sem_seg_path", required=True, help="base generator checkpoint (FC-CLIP / MAFT+)")
+    parser.add_argument(
+        "--model_first_phase_path", required=True, help="stage-1 (ground-truth warmup) checkpoint"
+    )
+    parser.add_argument(
+        "--model_sem_seg_path", required=True, help="base generator checkpoint (FC-CLIP / MAFT+)"
+    )
     parser.add_argument("--output_path", required=True, help="fused checkpoint to write")
     parser.add_argument(
         "--generator",
@@ -234,8 +269,12 @@ def build_parser(generator: Optional[str]) -> argparse.ArgumentParser:
         action="store_true",
         help="move an adapter stored under sem_seg_head.* (stage-1 naming before Dec 2024) to mask_adapter.*",
     )
-    parser.add_argument("--num-queries", type=int, default=None, help="expected query count of a custom generator")
-    parser.add_argument("--trust-pickle", action="store_true", help="allow pickled Python objects in the inputs")
+    parser.add_argument(
+        "--num-queries", type=int, default=None, help="expected query count of a custom generator"
+    )
+    parser.add_argument(
+        "--trust-pickle", action="store_true", help="allow pickled Python objects in the inputs"
+    )
     return parser
 
 
@@ -248,8 +287,10 @@ def main(argv: Optional[Sequence[str]] = None, *, generator: Optional[str] = Non
     logging.basicConfig(level=logging.INFO, format="[weight_fuse] %(message)s")
     args = build_parser(generator).parse_args(argv)
     if generator is not None and args.generator != generator:
-        sys.stderr.write(f"error: this tool fuses {generator} checkpoints; use tools/weight_fuse.py --generator "
-                         f"{args.generator}\n")
+        sys.stderr.write(
+            f"error: this tool fuses {generator} checkpoints; use tools/weight_fuse.py --generator "
+            f"{args.generator}\n"
+        )
         return 2
     try:
         fuse_files(

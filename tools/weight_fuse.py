@@ -5,6 +5,7 @@ The documented-but-deleted official name (SPEC §7, R9). Usage:
         --model_first_phase_path P1.pth --model_sem_seg_path BASE.pth --output_path OUT.pth
 See tools/_fusion.py for what is copied and what is refused.
 """
+
 import os
 import sys
 

@@ -5,6 +5,7 @@ Official CLI:
         --model_first_phase_path P1.pth --model_sem_seg_path maftp_l.pth --output_path OUT.pth
 See tools/_fusion.py for what is copied and what is refused.
 """
+
 import os
 import sys
 

@@ -55,6 +55,12 @@ def load_sem_seg_split(
         The records, sorted by file name.
     """
     require_paths(dataset, prepare, image_root, gt_root)
+    for folder, ext in ((image_root, image_ext), (gt_root, gt_ext)):
+        if not any(f.endswith(ext) for f in os.listdir(folder)):
+            raise FileNotFoundError(
+                f"Dataset '{dataset}': no '*.{ext}' file directly in '{folder}' (sub-folders are not searched); "
+                f"check the folder or run the preparation script ({prepare or 'datasets/README.md'})"
+            )
     records = load_sem_seg(gt_root, image_root, gt_ext=gt_ext, image_ext=image_ext)
     if not records:
         raise FileNotFoundError(

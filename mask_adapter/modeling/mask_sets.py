@@ -11,6 +11,7 @@ Shapes used in this module (one image at a time):
 Padding slots carry label -1: cross-entropy ignores them (``ignore_index`` -1). Random choices (which GT masks fill
 the slots when there are too many) draw only from the ``generator`` argument (official quirk Q6).
 """
+
 from typing import Optional, Tuple
 
 import torch
@@ -33,7 +34,9 @@ def valid_gt(gt_masks: Tensor, gt_labels: Tensor) -> Tuple[Tensor, Tensor]:
         (masks (G', H, W), labels (G',)) in the original order, G' <= G.
     """
     if gt_labels.shape != gt_masks.shape[:1]:
-        raise ValueError(f"gt_labels {tuple(gt_labels.shape)} must have one entry per GT mask ({gt_masks.shape[0]})")
+        raise ValueError(
+            f"gt_labels {tuple(gt_labels.shape)} must have one entry per GT mask ({gt_masks.shape[0]})"
+        )
     keep = gt_masks.flatten(1).sum(1) > 0
     return gt_masks[keep], gt_labels[keep]
 
@@ -68,7 +71,9 @@ def sample_gt_slots(
         )[:num_slots].to(masks.device)
         masks, labels = masks[order], labels[order]
     num_pad = num_slots - masks.shape[0]
-    out_masks = torch.cat([masks.float(), masks.new_zeros((num_pad, *masks.shape[1:]), dtype=torch.float32)])
+    out_masks = torch.cat(
+        [masks.float(), masks.new_zeros((num_pad, *masks.shape[1:]), dtype=torch.float32)]
+    )
     out_labels = torch.cat(
         [labels.long(), torch.full((num_pad,), -1, dtype=torch.long, device=labels.device)]
     )
@@ -144,7 +149,9 @@ def build_mixed_mask_set(
     """
     pad_hw = (int(gt_masks.shape[-2]), int(gt_masks.shape[-1]))
     valid_masks, valid_labels = valid_gt(gt_masks, gt_labels)
-    slot_masks, slot_labels = sample_gt_slots(valid_masks, valid_labels, num_slots=num_gt, generator=generator)
+    slot_masks, slot_labels = sample_gt_slots(
+        valid_masks, valid_labels, num_slots=num_gt, generator=generator
+    )
     match = match_via_iou(
         pred_mask_logits,
         valid_masks,

@@ -14,6 +14,7 @@ Shapes used in this module (one image at a time):
 Randomness (official quirk Q6, kept on purpose): the per-GT pick and the subset of pairs are random. Every draw
 comes from the ``generator`` argument, so seeding one ``torch.Generator`` per image makes matching reproducible.
 """
+
 from typing import NamedTuple, Optional
 
 import torch
@@ -46,7 +47,9 @@ class IouMatch(NamedTuple):
     num_valid: int
 
 
-def random_draw_device(generator: Optional[torch.Generator], fallback: torch.device) -> torch.device:
+def random_draw_device(
+    generator: Optional[torch.Generator], fallback: torch.device
+) -> torch.device:
     """Device on which random numbers must be drawn: the generator's own device, or ``fallback`` without one."""
     return generator.device if generator is not None else fallback
 
@@ -76,11 +79,15 @@ def _pick_random_candidate(candidates: Tensor, generator: Optional[torch.Generat
     """
     num_q, num_g = candidates.shape
     counts = candidates.sum(0)  # (G,)
-    u = torch.rand(num_g, generator=generator, device=random_draw_device(generator, candidates.device))
+    u = torch.rand(
+        num_g, generator=generator, device=random_draw_device(generator, candidates.device)
+    )
     u = u.to(candidates.device)
     # k-th candidate (0-based) of each column, k uniform in [0, count).
     k = torch.minimum((u * counts).floor().long(), (counts - 1).clamp(min=0))
-    rank = candidates.long().cumsum(0) - 1  # (Q, G) 0-based rank of each True entry within its column
+    rank = (
+        candidates.long().cumsum(0) - 1
+    )  # (Q, G) 0-based rank of each True entry within its column
     hit = candidates & (rank == k[None, :])
     picked = hit.long().argmax(0)
     return torch.where(counts > 0, picked, torch.full_like(picked, -1))
@@ -125,7 +132,9 @@ def match_via_iou(
             f"{tuple(pred_mask_logits.shape)} and {tuple(gt_masks.shape)}"
         )
     if gt_labels.shape != gt_masks.shape[:1]:
-        raise ValueError(f"gt_labels {tuple(gt_labels.shape)} must have one entry per GT mask ({gt_masks.shape[0]})")
+        raise ValueError(
+            f"gt_labels {tuple(gt_labels.shape)} must have one entry per GT mask ({gt_masks.shape[0]})"
+        )
     if num_pairs < 0:
         raise ValueError(f"num_pairs must be >= 0, got {num_pairs}")
     device = pred_mask_logits.device
@@ -155,6 +164,9 @@ def match_via_iou(
     pred_out = torch.cat([pred_mask_logits[pred_idx], pred_mask_logits.new_zeros((num_pad, h, w))])
     gt_out = torch.cat([gt_small[gt_idx], gt_small.new_zeros((num_pad, h, w))])
     labels = torch.cat(
-        [gt_labels.to(device=device, dtype=torch.long)[gt_idx], torch.full((num_pad,), -1, dtype=torch.long, device=device)]
+        [
+            gt_labels.to(device=device, dtype=torch.long)[gt_idx],
+            torch.full((num_pad,), -1, dtype=torch.long, device=device),
+        ]
     )
     return IouMatch(pred_logits=pred_out, gt_masks=gt_out, labels=labels, num_valid=num_valid)

@@ -6,9 +6,10 @@ import random
 
 import cv2
 import numpy as np
+from detectron2.data.transforms import Augmentation
 from fvcore.transforms.transform import Transform
 
-__all__ = ["ColorAugSSDTransform"]
+__all__ = ["ColorAugSSDTransform", "ColorAugSSD"]
 
 
 class ColorAugSSDTransform(Transform):
@@ -66,3 +67,14 @@ class ColorAugSSDTransform(Transform):
             out = np.clip(out.astype(np.float32) * random.uniform(self.contrast_low, self.contrast_high), 0, 255)
             out = out.astype(np.uint8)
         return np.ascontiguousarray(out[:, :, ::-1] if self.img_format == "RGB" else out)
+
+
+class ColorAugSSD(Augmentation):
+    """Augmentation wrapper of :class:`ColorAugSSDTransform` (its randomness is drawn when applied)."""
+
+    def __init__(self, img_format: str) -> None:
+        super().__init__()
+        self.transform = ColorAugSSDTransform(img_format=img_format)
+
+    def get_transform(self, image: np.ndarray) -> Transform:
+        return self.transform

@@ -26,7 +26,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import BitMasks, Boxes, Instances
 
-from .color_aug import ColorAugSSDTransform
+from .color_aug import ColorAugSSD
 
 __all__ = ["build_lsj_augmentations", "LSJDatasetMapper", "COCOPanopticLSJMapper", "MaskFormerSemanticMapper"]
 
@@ -55,7 +55,7 @@ def build_lsj_augmentations(cfg, *, ignore_color_aug: bool = False, seg_pad_valu
         T.FixedSizeCrop(crop_size=(size, size), seg_pad_value=seg_pad_value),
     ]
     if cfg.INPUT.COLOR_AUG_SSD and not ignore_color_aug:
-        augs.append(ColorAugSSDTransform(img_format=cfg.INPUT.FORMAT))
+        augs.append(ColorAugSSD(img_format=cfg.INPUT.FORMAT))
     return augs
 
 
@@ -126,7 +126,11 @@ class LSJDatasetMapper:
         utils.check_image_size(d, image)
         sem_seg = None
         if "sem_seg_file_name" in d:
-            sem_seg = utils.read_image(d.pop("sem_seg_file_name")).astype("double")
+            sem_seg = utils.read_image(d.pop("sem_seg_file_name"))
+            # 8-bit maps stay uint8 so they are resized by PIL exactly like the panoptic PNG (torch's "nearest"
+            # picks different pixels); 16-bit maps (65535 ignore) go through torch as float64.
+            if sem_seg.dtype != np.uint8 or self.ignore_label > 255:
+                sem_seg = sem_seg.astype("double")
         aug_input = T.AugInput(image, sem_seg=sem_seg)
         transforms = self.augmentations(aug_input)
         image, sem_seg = aug_input.image, aug_input.sem_seg
@@ -143,7 +147,11 @@ class LSJDatasetMapper:
 
 
 class COCOPanopticLSJMapper(LSJDatasetMapper):
-    """``coco_panoptic_lsj``: one GT mask per non-crowd segment of the panoptic PNG (contiguous class ids)."""
+    """``coco_panoptic_lsj``: one GT mask per non-crowd segment of the panoptic PNG (contiguous class ids).
+
+    Segments that the crop removed entirely are dropped (the official mapper kept them as empty masks, which
+    carry no target pixels and would take GT slots of the adapter).
+    """
 
     def build_instances(self, dataset_dict, transforms, image_size, sem_seg) -> Instances:
         if "pan_seg_file_name" not in dataset_dict:
@@ -156,9 +164,10 @@ class COCOPanopticLSJMapper(LSJDatasetMapper):
         pan_ids = pan[:, :, 0] + 256 * pan[:, :, 1] + 256 * 256 * pan[:, :, 2]
         classes, masks = [], []
         for seg in dataset_dict.pop("segments_info"):
-            if not seg.get("iscrowd", 0):
+            mask = pan_ids == seg["id"]
+            if not seg.get("iscrowd", 0) and mask.any():
                 classes.append(seg["category_id"])
-                masks.append(pan_ids == seg["id"])
+                masks.append(mask)
         return _instances(image_size, classes, masks)
 
 

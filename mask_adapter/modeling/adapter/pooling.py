@@ -122,7 +122,7 @@ def embeddings_from_activation_maps(
     weights = F.softmax(F.logsigmoid(maps.flatten(2)), dim=-1)  # (B, N·K, hw)
     pooled = torch.bmm(weights.to(clip_dense.dtype), clip_dense.flatten(2).transpose(1, 2))
     emb = project(pooled.reshape(b * n * num_output_maps, c_raw))
-    return emb.reshape(b, n, num_output_maps, -1).mean(dim=2)
+    return emb.reshape(b, n, num_output_maps, emb.shape[-1]).mean(dim=2)
 
 
 def mask_pooling_embeddings(mask_logits: Tensor, clip_dense: Tensor, project: Projector) -> Tensor:
@@ -142,4 +142,5 @@ def mask_pooling_embeddings(mask_logits: Tensor, clip_dense: Tensor, project: Pr
         m = (m > 0).to(clip_dense.dtype)
     pooled = torch.einsum("bqhw,bchw->bqc", m, clip_dense) / (m.sum(dim=(-1, -2))[..., None] + 1e-8)
     q = mask_logits.shape[1]
-    return project(pooled.reshape(b * q, c_raw)).reshape(b, q, -1)
+    emb = project(pooled.reshape(b * q, c_raw))
+    return emb.reshape(b, q, emb.shape[-1])

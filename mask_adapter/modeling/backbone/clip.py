@@ -65,17 +65,6 @@ def build_clip_model(model_name: str, pretrained: str) -> torch.nn.Module:
     return open_clip.create_model(model_name, pretrained=tag)
 
 
-def weights_fingerprint(pretrained: str) -> str:
-    """Identifies the CLIP weights for cache keys: the tag, or a hash of the local file's content."""
-    if pretrained and os.path.isfile(pretrained):
-        h = hashlib.sha256()
-        with open(pretrained, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        return "file-sha256:" + h.hexdigest()[:16]
-    return pretrained or "random-init"
-
-
 @BACKBONE_REGISTRY.register()
 class CLIPBackbone(Backbone):
     """Frozen open_clip ConvNeXt CLIP; also owns the text tower and the frozen projection heads.
@@ -112,7 +101,6 @@ class CLIPBackbone(Backbone):
         self.embed_dim = int(self.clip_model.text_projection.shape[-1])
         self.dim_latent = self.embed_dim
         self.clip_dense_channels = stage_chs[-1]
-        self.weights_id = weights_fingerprint(pretrained)
         self._tokenizer = open_clip.get_tokenizer(model_name)
 
     @classmethod
@@ -192,7 +180,17 @@ class CLIPBackbone(Backbone):
     def encode_text(self, tokens: Tensor) -> Tensor:
         """(n, L) token ids -> (n, D) unnormalised text embeddings (EOT token through ``text_projection``)."""
         self.clip_model.eval()
-        return self.clip_model.encode_text(tokens, normalize=False)
+        device = self.clip_model.token_embedding.weight.device
+        return self.clip_model.encode_text(tokens.to(device), normalize=False)
+
+    def text_tower_fingerprint(self) -> str:
+        """Identifies the *current* text-tower weights (also after loading MODEL.WEIGHTS, e.g. MAFT+'s fine-tuned
+        CLIP): a hash of ``text_projection``, ``ln_final`` and ``positional_embedding``, a few MB at most."""
+        h = hashlib.sha256()
+        m = self.clip_model
+        for t in (m.text_projection, m.ln_final.weight, m.ln_final.bias, m.positional_embedding):
+            h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
 
     @property
     def logit_scale(self) -> Tensor:

@@ -142,7 +142,7 @@ class OpenVocabMaskFormer(nn.Module):
         self.text_classifier = TextClassifier(
             tokenize=backbone.tokenize,
             encode_text=backbone.encode_text,
-            model_id=f"{backbone.model_name}|{backbone.weights_id}",
+            model_id=lambda: f"{backbone.model_name}|{backbone.text_tower_fingerprint()}",
             cache_dir=text_cache_dir,
         )
         self._overlap_cache: Dict[Tuple[str, ...], Tensor] = {}

@@ -7,8 +7,9 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 from collections import OrderedDict
-from typing import Callable, List, NamedTuple, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +51,8 @@ class TextClassifier:
     Args:
         tokenize: list of prompts -> (n, L) token ids.
         encode_text: (n, L) token ids -> (n, D) unnormalised embeddings.
-        model_id: identifies model and weights, e.g. ``"convnext_large_d_320|laion2b_s29b_b131k_ft_soup"``.
+        model_id: identifies model and weights, e.g. ``"convnext_large_d_320|laion2b_s29b_b131k_ft_soup"``, or a
+            callable returning it (evaluated on every call, so weights loaded later change the key).
         templates: prompt templates with one ``{}``.
         cache_dir: "" for memory only.
         chunk_size: prompts per text-encoder call.
@@ -61,7 +63,7 @@ class TextClassifier:
         *,
         tokenize: Callable[[List[str]], Tensor],
         encode_text: Callable[[Tensor], Tensor],
-        model_id: str,
+        model_id: Union[str, Callable[[], str]],
         templates: Sequence[str] = VILD_TEMPLATES,
         cache_dir: str = "",
         chunk_size: int = 128,
@@ -79,7 +81,8 @@ class TextClassifier:
         self._memory: "OrderedDict[str, TextEmbeddings]" = OrderedDict()
 
     def cache_key(self, class_names: Sequence[str]) -> str:
-        payload = json.dumps([self.model_id, list(self.templates), list(class_names)], ensure_ascii=False)
+        model_id = self.model_id() if callable(self.model_id) else self.model_id
+        payload = json.dumps([model_id, list(self.templates), list(class_names)], ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
     def __call__(self, class_names: Sequence[str], device: torch.device = torch.device("cpu")) -> TextEmbeddings:
@@ -97,7 +100,7 @@ class TextClassifier:
         self._memory.move_to_end(key)
         while len(self._memory) > self.memory_slots:
             self._memory.popitem(last=False)
-        return TextEmbeddings(hit.embeddings.to(device), list(hit.num_templates))
+        return TextEmbeddings(hit.embeddings.to(device, copy=True), list(hit.num_templates))
 
     def _encode(self, class_names: Sequence[str]) -> TextEmbeddings:
         synonyms: List[str] = []
@@ -115,7 +118,7 @@ class TextClassifier:
             outs.append(self._encode_text(tokens).float().cpu())
         emb = F.normalize(torch.cat(outs), dim=-1).reshape(len(synonyms), len(self.templates), -1)
         emb = F.normalize(emb.mean(dim=1), dim=-1)
-        logger.info("Encoded %d classes (%d synonyms) with %s", len(class_names), len(synonyms), self.model_id)
+        logger.info("Encoded %d classes (%d synonyms)", len(class_names), len(synonyms))
         return TextEmbeddings(emb, num_templates)
 
     def _path(self, key: str) -> str:
@@ -131,6 +134,12 @@ class TextClassifier:
         if not self.cache_dir:
             return
         os.makedirs(self.cache_dir, exist_ok=True)
-        tmp = self._path(key) + ".tmp"
-        torch.save({"embeddings": value.embeddings, "num_templates": torch.tensor(value.num_templates)}, tmp)
-        os.replace(tmp, self._path(key))
+        # One temporary file per writer: several processes may cache the same vocabulary at once.
+        fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=f"text_embeddings_{key}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save({"embeddings": value.embeddings, "num_templates": torch.tensor(value.num_templates)}, f)
+            os.replace(tmp, self._path(key))
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)

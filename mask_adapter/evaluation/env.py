@@ -1,0 +1,40 @@
+"""Library versions that can change evaluation numbers, for evaluation logs and result files (SPEC §12)."""
+import functools
+import platform
+from importlib import metadata
+from typing import Dict
+
+__all__ = ["environment_versions"]
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+@functools.lru_cache(maxsize=None)
+def environment_versions() -> Dict[str, str]:
+    """Versions of Pillow, detectron2, torch, numpy, opencv and python.
+
+    The maintainers report that Pillow versions change the results (official issue #20), so every evaluation
+    log and benchmark file records them.
+
+    Returns:
+        {"Pillow": ..., "detectron2": ..., "torch": ..., "numpy": ..., "opencv": ..., "python": ...}.
+    """
+    import PIL
+    import detectron2
+    import numpy
+    import torch
+
+    return {
+        "Pillow": PIL.__version__,
+        "detectron2": detectron2.__version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "opencv": _version("opencv-python-headless") if _version("opencv-python") == "not installed"
+        else _version("opencv-python"),
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,325 @@
+"""Training-free path (experimental): masks of an automatic SAM / SAM2 mask generator are the proposals.
+
+SPEC §12 "SAM/SAM2 path". The generator masks of FC-CLIP / MAFT+ are replaced by the masks of an automatic mask
+generator; the same frozen CLIP and trained Mask-Adapter classify them. Out-of-vocabulary logits only: no
+geometric ensemble and no void class (its column is set to -inf). Overlapping masks are resolved per pixel by
+the Mask2Former post-processing: semantic = per-pixel sum of class probabilities × mask; panoptic = each pixel
+goes to the mask with the highest score. There are no reported numbers for this path, and SAM masks are often
+finer than semantic categories (parts, sub-regions).
+
+Shapes:
+    B images;  Q masks (per batch: the largest per-image count, smaller images padded with empty masks)
+    C classes (the logits carry C + 1 columns, the void column is -inf)
+    H×W the padded image;  H_i×W_i image i before padding (the size the mask generator sees)
+
+Mask generators follow segment_anything's ``SamAutomaticMaskGenerator`` interface: ``generate(image)`` with an
+(H_i, W_i, 3) uint8 RGB array returns a list of dicts, each with "segmentation" (H_i, W_i) bool and optionally
+"area", "predicted_iou", "stability_score", ... Any object with that method can be injected.
+
+No SAM weights are bundled: set MODEL.SAM.CHECKPOINT (demo: ``--sam-checkpoint``). MODEL.SAM.MODEL_TYPE picks the
+model: "vit_b" / "vit_l" / "vit_h" (package ``segment-anything``), or a SAM2 type starting with "sam2" (package
+``sam2``), e.g. "sam2.1_hiera_l" or "sam2_hiera_l", or the name of a SAM2 Hydra config file ending in ".yaml".
+"""
+import logging
+import os
+from typing import Any, Dict, List, Optional, Protocol, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from detectron2.config import CfgNode, configurable
+from detectron2.modeling import META_ARCH_REGISTRY
+from detectron2.structures import Boxes, ImageList, Instances
+from torch import Tensor
+
+from .base import ForwardState, OpenVocabMaskFormer
+from .inference import mask2former_postprocess
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "SAMMaskAdapter",
+    "MaskGenerator",
+    "build_sam_mask_generator",
+    "masks_from_records",
+    "to_sam_config",
+    "SAM_MASK_LOGIT",
+]
+
+# Binary SAM masks are handed to the adapter and the post-processing as logits of ±SAM_MASK_LOGIT.
+SAM_MASK_LOGIT = 20.0
+
+_SAM_INSTALL = "pip install segment-anything==1.0"
+_SAM2_INSTALL = "pip install 'git+https://github.com/facebookresearch/sam2.git'"
+_SAM_CHECKPOINT_HINT = (
+    "download a SAM checkpoint (e.g. sam_vit_b_01ec64.pth from "
+    "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth) and pass it with --sam-checkpoint "
+    "(MODEL.SAM.CHECKPOINT)"
+)
+
+
+class MaskGenerator(Protocol):
+    """What the SAM path needs from a mask generator (SamAutomaticMaskGenerator's interface)."""
+
+    def generate(self, image: np.ndarray) -> List[Dict[str, Any]]:
+        """(H, W, 3) uint8 RGB image -> list of {"segmentation": (H, W) bool, ...}."""
+        ...
+
+
+def _sam2_config_name(model_type: str) -> str:
+    """Hydra config name of a SAM2 model type ("sam2.1_hiera_l" -> "configs/sam2.1/sam2.1_hiera_l.yaml")."""
+    if model_type.endswith(".yaml"):
+        return model_type
+    folder = "sam2.1" if model_type.startswith("sam2.1") else "sam2"
+    return f"configs/{folder}/{model_type}.yaml"
+
+
+def build_sam_mask_generator(
+    model_type: str,
+    checkpoint: str,
+    *,
+    points_per_side: int = 32,
+    pred_iou_thresh: float = 0.88,
+    stability_score_thresh: float = 0.95,
+    min_mask_region_area: int = 0,
+    device: str = "cpu",
+) -> MaskGenerator:
+    """Build an automatic mask generator from the ``segment-anything`` or ``sam2`` package.
+
+    Args:
+        model_type: a key of ``segment_anything.sam_model_registry`` ("vit_b", "vit_l", "vit_h"), or a SAM2 type
+            starting with "sam2" (see the module docstring).
+        checkpoint: local SAM / SAM2 weights file (none are bundled).
+        points_per_side, pred_iou_thresh, stability_score_thresh, min_mask_region_area: generator settings
+            (MODEL.SAM.*).
+        device: where the SAM model runs.
+
+    Returns:
+        A ``SamAutomaticMaskGenerator`` / ``SAM2AutomaticMaskGenerator``.
+
+    Raises:
+        ImportError: the package is not installed; ValueError / FileNotFoundError: empty, missing checkpoint or
+        unknown model type.
+    """
+    if not checkpoint:
+        raise ValueError(f"the SAM path needs SAM weights but MODEL.SAM.CHECKPOINT is empty: {_SAM_CHECKPOINT_HINT}")
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f"SAM checkpoint not found: {checkpoint}; {_SAM_CHECKPOINT_HINT}")
+    settings = dict(
+        points_per_side=points_per_side,
+        pred_iou_thresh=pred_iou_thresh,
+        stability_score_thresh=stability_score_thresh,
+        min_mask_region_area=min_mask_region_area,
+    )
+    if model_type.startswith("sam2"):
+        try:
+            from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
+            from sam2.build_sam import build_sam2
+        except ImportError:
+            raise ImportError(
+                f"MODEL.SAM.MODEL_TYPE={model_type!r} needs the 'sam2' package, which is not installed: "
+                f"{_SAM2_INSTALL}"
+            ) from None
+        model = build_sam2(_sam2_config_name(model_type), checkpoint, device=device)
+        return SAM2AutomaticMaskGenerator(model, **settings)
+    try:
+        from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
+    except ImportError:
+        raise ImportError(
+            f"the SAM path needs the 'segment-anything' package, which is not installed: {_SAM_INSTALL}"
+        ) from None
+    if model_type not in sam_model_registry:
+        raise ValueError(
+            f"unknown MODEL.SAM.MODEL_TYPE {model_type!r}; use one of {sorted(sam_model_registry)} "
+            "or a SAM2 type such as 'sam2.1_hiera_l'"
+        )
+    model = sam_model_registry[model_type](checkpoint=checkpoint)
+    return SamAutomaticMaskGenerator(model.to(device).eval(), **settings)
+
+
+def masks_from_records(records: Sequence[Dict[str, Any]], height: int, width: int) -> Tensor:
+    """Stack a mask generator's output into binary masks, largest first, empty masks dropped.
+
+    Args:
+        records: list of dicts with "segmentation" (height, width) bool arrays (SAM's "binary_mask" mode).
+        height, width: the size of the image given to the generator.
+
+    Returns:
+        (Q, height, width) bool, sorted by decreasing area.
+    """
+    masks = []
+    for i, r in enumerate(records):
+        if "segmentation" not in r:
+            raise ValueError(
+                f"mask generator output {i} has no 'segmentation' (keys {sorted(r)}); use the generator's "
+                "output_mode='binary_mask'"
+            )
+        seg = torch.as_tensor(np.asarray(r["segmentation"]), dtype=torch.bool)
+        if tuple(seg.shape) != (height, width):
+            raise ValueError(
+                f"mask generator output {i} has size {tuple(seg.shape)}, but the image is {(height, width)}"
+            )
+        if seg.any():
+            masks.append(seg)
+    if not masks:
+        return torch.zeros(0, height, width, dtype=torch.bool)
+    stacked = torch.stack(masks)
+    order = torch.argsort(stacked.flatten(1).sum(1), descending=True, stable=True)
+    return stacked[order]
+
+
+def to_sam_config(cfg: CfgNode, checkpoint: Optional[str] = None) -> CfgNode:
+    """A copy of an FC-CLIP / MAFT+ / stage-1 config that runs the SAM path with the same CLIP and adapter.
+
+    The dense projection and the use of MAFT+'s CDT are pinned to what the original meta-architecture used
+    (a MAFT+ adapter was trained on the ``maftp_scrambled`` input and CDT-transferred text rows), expressed with
+    the MAFT keys stage 1 uses (MODEL.MASK_ADAPTER.TRAIN_MAFT, DENSE_PROJECTION). The CDT variant is pinned too,
+    so that turning on PANOPTIC_ON later does not change it.
+
+    Args:
+        cfg: a merged config (not frozen or frozen; it is not modified).
+        checkpoint: SAM weights (MODEL.SAM.CHECKPOINT), or None to keep the config's value.
+
+    Returns:
+        The new config with MODEL.META_ARCHITECTURE "SAMMaskAdapter".
+    """
+    from ...config import MAFT_META_ARCHITECTURES, resolve_cdt_variant, resolve_dense_projection
+
+    out = cfg.clone()
+    out.defrost()
+    maft = cfg.MODEL.META_ARCHITECTURE in MAFT_META_ARCHITECTURES or bool(cfg.MODEL.MASK_ADAPTER.TRAIN_MAFT)
+    out.MODEL.MASK_ADAPTER.DENSE_PROJECTION = resolve_dense_projection(cfg)
+    out.MODEL.MASK_ADAPTER.CDT_VARIANT = resolve_cdt_variant(cfg)
+    out.MODEL.MASK_ADAPTER.TRAIN_MAFT = maft
+    out.MODEL.META_ARCHITECTURE = "SAMMaskAdapter"
+    if checkpoint is not None:
+        out.MODEL.SAM.CHECKPOINT = checkpoint
+    return out
+
+
+@META_ARCH_REGISTRY.register()
+class SAMMaskAdapter(OpenVocabMaskFormer):
+    """Automatic SAM / SAM2 masks classified by the Mask-Adapter (inference only, no generator is built).
+
+    Checkpoints of FCCLIP / MAFT_Plus load into it (``sem_seg_head.*`` is reported as unused). With
+    MODEL.MASK_ADAPTER.TRAIN_MAFT (set by :func:`to_sam_config` for MAFT+ configs) the adapter's text rows go
+    through the CDT, as in MAFT+.
+
+    Args:
+        mask_generator: object with ``generate(image) -> list of {"segmentation": ...}``; from a cfg it is built
+            from MODEL.SAM.* unless given (``SAMMaskAdapter(cfg, mask_generator=...)``). It is not a sub-module:
+            its weights are not part of this model's state dict, and it runs on its own device.
+        (others: see ``OpenVocabMaskFormer``)
+    """
+
+    @configurable
+    def __init__(self, *, mask_generator: MaskGenerator, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not callable(getattr(mask_generator, "generate", None)):
+            raise TypeError(
+                f"mask_generator must have a generate(image) method (like SamAutomaticMaskGenerator), got "
+                f"{type(mask_generator).__name__}"
+            )
+        self.mask_generator = mask_generator
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, mask_generator: Optional[MaskGenerator] = None) -> Dict[str, Any]:
+        args = super().from_config(cfg)
+        if mask_generator is None:
+            sam = cfg.MODEL.SAM
+            mask_generator = build_sam_mask_generator(
+                sam.MODEL_TYPE,
+                sam.CHECKPOINT,
+                points_per_side=sam.POINTS_PER_SIDE,
+                pred_iou_thresh=sam.PRED_IOU_THRESH,
+                stability_score_thresh=sam.STABILITY_SCORE_THRESH,
+                min_mask_region_area=sam.MIN_MASK_REGION_AREA,
+                device=cfg.MODEL.DEVICE,
+            )
+        args["mask_generator"] = mask_generator
+        args["trainable"] = ()
+        return args
+
+    @classmethod
+    def build_generator(cls, cfg: CfgNode, backbone) -> None:
+        return None
+
+    @classmethod
+    def uses_cdt(cls, cfg: CfgNode) -> bool:
+        return bool(cfg.MODEL.MASK_ADAPTER.TRAIN_MAFT)
+
+    def propose_masks(self, state: ForwardState, batched_inputs: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """Run the mask generator on each (resized, unpadded) image.
+
+        Returns:
+            {"pred_masks": (B, Q, H/4, W/4) ±SAM_MASK_LOGIT logits (a pixel is on where over half of its 4×4
+            cell is covered), "sam_masks": (B, Q, H, W) bool at full resolution, "num_masks": masks per image}.
+        """
+        hp, wp = state.images.tensor.shape[-2:]
+        per_image = []
+        for x, (h, w) in zip(batched_inputs, state.images.image_sizes):
+            image = x["image"][:, :h, :w].permute(1, 2, 0).to("cpu", torch.uint8).numpy()
+            with torch.no_grad():
+                records = self.mask_generator.generate(np.ascontiguousarray(image))
+            per_image.append(masks_from_records(records, h, w))
+        num = [m.shape[0] for m in per_image]
+        q = max([1] + num)  # one empty slot keeps the shapes valid when nothing was found
+        full = torch.zeros(len(per_image), q, hp, wp, dtype=torch.bool, device=self.device)
+        for i, m in enumerate(per_image):
+            full[i, : m.shape[0], : m.shape[1], : m.shape[2]] = m.to(self.device)
+        coarse = F.interpolate(full.float(), size=(hp // 4, wp // 4), mode="area") > 0.5
+        return {"pred_masks": self._as_logits(coarse), "sam_masks": full, "num_masks": num}
+
+    @staticmethod
+    def _as_logits(masks: Tensor) -> Tensor:
+        return (masks.float() * 2.0 - 1.0) * SAM_MASK_LOGIT
+
+    def classify_masks(self, state: ForwardState, outputs: Dict[str, Any]) -> Tensor:
+        """Adapter (or mask-pooling) logits of the SAM masks, (B, Q, C + 1), void column -inf (no void class)."""
+        logits = self.out_vocab_logits(state, outputs["pred_masks"])
+        logits[..., -1] = float("-inf")
+        return logits
+
+    def postprocess(
+        self, state: ForwardState, outputs: Dict[str, Any], logits: Tensor, batched_inputs: List[Dict[str, Any]]
+    ) -> List[Dict[str, Any]]:
+        """Mask2Former post-processing per image on its own full-resolution SAM masks (±SAM_MASK_LOGIT logits).
+
+        Padding slots are left out. Pixels covered by no mask get zero semantic scores for every class and no
+        panoptic segment; an image without masks gets all-zero scores and no segments or instances.
+        """
+        results = []
+        for i, (x, n) in enumerate(zip(batched_inputs, outputs["num_masks"])):
+            image_size = state.images.image_sizes[i]
+            if n == 0:
+                results.append(self._empty_result(x, image_size, logits.shape[-1] - 1))
+                continue
+            images = ImageList(state.images.tensor[i : i + 1], [image_size])
+            sub = ForwardState(**{**state.__dict__, "images": images})
+            masks = self._as_logits(outputs["sam_masks"][i : i + 1, :n])
+            results.extend(mask2former_postprocess(self, sub, masks, logits[i : i + 1, :n], [x]))
+        return results
+
+    def _empty_result(self, x: Dict[str, Any], image_size: Sequence[int], num_classes: int) -> Dict[str, Any]:
+        """Outputs of an image on which the mask generator found nothing (same keys as with masks)."""
+        opts = self.inference_options
+        height, width = x.get("height", image_size[0]), x.get("width", image_size[1])
+        r: Dict[str, Any] = {}
+        if opts.semantic_on:
+            r["sem_seg"] = torch.zeros(num_classes, height, width, device=self.device)
+        if opts.panoptic_on:
+            r["panoptic_seg"] = (torch.zeros(height, width, dtype=torch.int32, device=self.device), [])
+        if opts.instance_on:
+            inst = Instances((height, width))
+            inst.pred_masks = torch.zeros(0, height, width, dtype=torch.bool, device=self.device)
+            inst.pred_boxes = Boxes(torch.zeros(0, 4, device=self.device))
+            inst.scores = torch.zeros(0, device=self.device)
+            inst.pred_classes = torch.zeros(0, dtype=torch.long, device=self.device)
+            r["instances"] = inst
+        return r
+
+    def losses(self, state: ForwardState, outputs: Dict[str, Any], batched_inputs: List[Dict[str, Any]]):
+        raise ValueError(
+            "SAMMaskAdapter is training-free (inference only); train the adapter with FCCLIP / MAFT_Plus / "
+            "MASK_Adapter and load those weights here"
+        )

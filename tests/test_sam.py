@@ -1,0 +1,252 @@
+"""SAM/SAM2 training-free path (mask_adapter/modeling/meta_arch/sam.py) with injected and tiny random SAM generators."""
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+
+from mask_adapter import add_mask_adapter_config
+from mask_adapter.modeling.meta_arch.sam import (
+    SAM_MASK_LOGIT,
+    SAMMaskAdapter,
+    build_sam_mask_generator,
+    masks_from_records,
+    to_sam_config,
+)
+
+TINY = "configs/tiny/{}.yaml"
+CLASSES = ["cat,kitten", "dog", "person"]
+
+
+def _cfg(name: str = "fcclip_tiny"):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = get_cfg()
+    add_mask_adapter_config(cfg)
+    cfg.merge_from_file(os.path.join(repo, TINY.format(name)))
+    return cfg
+
+
+def build_tiny_sam(checkpoint=None):
+    """A random SAM small enough for CPU tests: ViT depth 1, width 32, 256-pixel input, 1-layer two-way decoder."""
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    sam = Sam(
+        image_encoder=ImageEncoderViT(img_size=256, patch_size=16, embed_dim=32, depth=1, num_heads=2, out_chans=32),
+        prompt_encoder=PromptEncoder(embed_dim=32, image_embedding_size=(16, 16), input_image_size=(256, 256),
+                                     mask_in_chans=4),
+        mask_decoder=MaskDecoder(transformer_dim=32, num_multimask_outputs=3, iou_head_depth=1, iou_head_hidden_dim=16,
+                                 transformer=TwoWayTransformer(depth=1, embedding_dim=32, mlp_dim=32, num_heads=2)),
+    )
+    if checkpoint is not None:
+        sam.load_state_dict(torch.load(checkpoint, map_location="cpu"))
+    return sam.eval()
+
+
+class FakeGenerator:
+    """Returns fixed masks (given as functions of the image size) in SAM's list-of-dicts format."""
+
+    def __init__(self, *mask_fns):
+        self.mask_fns = mask_fns
+        self.calls = []
+
+    def generate(self, image):
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+        self.calls.append(image.shape)
+        h, w = image.shape[:2]
+        out = []
+        for fn in self.mask_fns:
+            m = np.zeros((h, w), bool)
+            m[fn(h, w)] = True
+            out.append({"segmentation": m, "area": int(m.sum()), "predicted_iou": 0.9})
+        return out
+
+
+LEFT = lambda h, w: (slice(None), slice(0, w // 2))  # noqa: E731
+TOP = lambda h, w: (slice(0, h // 2), slice(None))  # noqa: E731
+EMPTY = lambda h, w: (slice(0, 0), slice(0, 0))  # noqa: E731
+
+
+def _model(generator, cfg=None):
+    torch.manual_seed(0)
+    model = SAMMaskAdapter(to_sam_config(cfg or _cfg()), mask_generator=generator).eval()
+    model.set_vocabulary(CLASSES, [0, 1, 2])
+    return model
+
+
+def _image(h=96, w=128):
+    return torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+
+def test_masks_from_records_sorted_and_checked():
+    small, big, empty = np.zeros((4, 5), bool), np.zeros((4, 5), bool), np.zeros((4, 5), bool)
+    small[0, 0] = True
+    big[1:, :] = True
+    masks = masks_from_records([{"segmentation": small}, {"segmentation": empty}, {"segmentation": big}], 4, 5)
+    assert masks.shape == (2, 4, 5) and masks.dtype == torch.bool
+    assert masks[0].sum() == 15 and masks[1].sum() == 1  # largest first, empty dropped
+    assert masks_from_records([], 4, 5).shape == (0, 4, 5)
+    with pytest.raises(ValueError, match="size"):
+        masks_from_records([{"segmentation": np.zeros((3, 5), bool)}], 4, 5)
+    with pytest.raises(ValueError, match="no 'segmentation'"):
+        masks_from_records([{"rle": "..."}], 4, 5)
+
+
+def test_propose_masks_shapes_and_padding():
+    gen = FakeGenerator(LEFT, TOP)
+    model = _model(gen)
+    images = [_image(96, 128), _image(64, 100)]
+    with torch.no_grad():
+        state_images = model.preprocess_image([{"image": x} for x in images])
+        from mask_adapter.modeling.meta_arch.base import ForwardState
+
+        state = ForwardState(images=state_images, features={}, clip_dense=None, dense=None, text=None,
+                             num_templates=[], vocabulary=model.test_vocabulary)
+        out = model.propose_masks(state, [{"image": x} for x in images])
+    assert gen.calls == [(96, 128, 3), (64, 100, 3)]  # the generator sees each unpadded image
+    assert out["num_masks"] == [2, 2]
+    hp, wp = state_images.tensor.shape[-2:]
+    assert (hp, wp) == (96, 128)
+    assert out["pred_masks"].shape == (2, 2, hp // 4, wp // 4)
+    assert set(out["pred_masks"].unique().tolist()) == {-SAM_MASK_LOGIT, SAM_MASK_LOGIT}
+    assert out["sam_masks"].shape == (2, 2, hp, wp) and out["sam_masks"].dtype == torch.bool
+    assert out["sam_masks"][1, :, 64:].sum() == 0 and out["sam_masks"][1, :, :, 100:].sum() == 0  # padding
+    assert out["sam_masks"][0, 0, :, :64].all() and not out["sam_masks"][0, 0, :, 64:].any()
+
+
+def test_semantic_sums_class_probabilities_per_pixel():
+    model = _model(FakeGenerator(LEFT, TOP))
+    with torch.no_grad():
+        out = model([{"image": _image(), "height": 96, "width": 128}])[0]
+    sem = out["sem_seg"]
+    assert sem.shape == (3, 96, 128)
+    coverage = sem.sum(0)
+    # void is dropped, so each covering mask contributes a full probability distribution
+    assert torch.allclose(coverage[:48, :64], torch.tensor(2.0), atol=1e-4)  # left ∩ top
+    assert torch.allclose(coverage[48:, :64], torch.tensor(1.0), atol=1e-4)  # left only
+    assert torch.allclose(coverage[:48, 64:], torch.tensor(1.0), atol=1e-4)  # top only
+    assert torch.allclose(coverage[48:, 64:], torch.tensor(0.0), atol=1e-4)  # no mask
+    # in the overlap, the scores are the sum of the two single-mask distributions
+    assert torch.allclose(sem[:, 10, 10], sem[:, 70, 10] + sem[:, 10, 100], atol=1e-4)
+
+
+def test_void_column_is_minus_inf_and_outputs():
+    model = _model(FakeGenerator(LEFT, TOP))
+    with torch.no_grad():
+        out = model([{"image": _image(), "height": 48, "width": 64}])[0]
+    pan, segments = out["panoptic_seg"]
+    assert pan.shape == (48, 64)
+    assert all(s["category_id"] < len(CLASSES) for s in segments)
+    assert (pan[24:, 32:] == 0).all()  # pixels outside every mask get no segment
+    inst = out["instances"]
+    assert inst.image_size == (48, 64)
+    assert ((inst.pred_classes >= 0) & (inst.pred_classes < len(CLASSES))).all()
+    # classify_masks drops void
+    from mask_adapter.modeling.meta_arch.base import ForwardState
+
+    with torch.no_grad():
+        images = model.preprocess_image([{"image": _image()}])
+        feats = model.backbone(images.tensor)
+        text, nt = model.text_rows(model.test_vocabulary)
+        state = ForwardState(images=images, features=feats, clip_dense=feats["clip_vis_dense"],
+                             dense=model.backbone.dense_projection(feats["clip_vis_dense"], model.dense_projection),
+                             text=text, num_templates=nt, vocabulary=model.test_vocabulary, adapter_text=text)
+        logits = model.classify_masks(state, model.propose_masks(state, [{"image": _image()}]))
+    assert logits.shape == (1, 2, len(CLASSES) + 1)
+    assert torch.isinf(logits[..., -1]).all() and torch.isfinite(logits[..., :-1]).all()
+
+
+def test_no_masks_found():
+    model = _model(FakeGenerator(EMPTY))
+    with torch.no_grad():
+        out = model([{"image": _image(), "height": 30, "width": 40}])[0]
+    assert out["sem_seg"].shape == (3, 30, 40) and out["sem_seg"].abs().sum() == 0
+    assert out["panoptic_seg"][1] == [] and (out["panoptic_seg"][0] == 0).all()
+    assert len(out["instances"]) == 0
+
+
+def test_training_is_refused_and_generator_checked():
+    model = _model(FakeGenerator(LEFT))
+    assert not any(p.requires_grad for p in model.parameters())
+    model.train()
+    with pytest.raises(ValueError, match="training-free"):
+        model([{"image": _image()}])
+    with pytest.raises(TypeError, match="generate"):
+        SAMMaskAdapter(to_sam_config(_cfg()), mask_generator=object())
+
+
+def test_to_sam_config_keeps_the_adapter_setup():
+    fc = to_sam_config(_cfg("fcclip_tiny"), "sam.pth")
+    assert fc.MODEL.META_ARCHITECTURE == "SAMMaskAdapter"
+    assert fc.MODEL.SAM.CHECKPOINT == "sam.pth"
+    assert fc.MODEL.MASK_ADAPTER.DENSE_PROJECTION == "pixelwise" and not fc.MODEL.MASK_ADAPTER.TRAIN_MAFT
+    maft_cfg = _cfg("maftp_tiny")
+    maft = to_sam_config(maft_cfg)
+    assert maft.MODEL.MASK_ADAPTER.DENSE_PROJECTION == "maftp_scrambled" and maft.MODEL.MASK_ADAPTER.TRAIN_MAFT
+    assert maft.MODEL.MASK_ADAPTER.CDT_VARIANT == "panoptic"  # pinned from PANOPTIC_ON of the tiny config
+    assert maft_cfg.MODEL.META_ARCHITECTURE == "MAFT_Plus"  # the input config is not modified
+    model = _model(FakeGenerator(LEFT), maft_cfg)
+    assert hasattr(model, "cdt") and model.dense_projection == "maftp_scrambled"
+    with torch.no_grad():
+        out = model([{"image": _image(64, 64)}])[0]
+    assert out["sem_seg"].shape == (3, 64, 64)
+
+
+def test_fcclip_weights_load_into_the_sam_model():
+    torch.manual_seed(0)
+    fcclip = build_model(_cfg())
+    sam_model = _model(FakeGenerator(LEFT))
+    result = sam_model.load_state_dict(fcclip.state_dict(), strict=False)
+    assert result.missing_keys == []
+    assert result.unexpected_keys and all(k.startswith("sem_seg_head.") for k in result.unexpected_keys)
+    assert torch.equal(sam_model.mask_adapter.fuse.weight, fcclip.mask_adapter.fuse.weight)
+
+
+def test_tiny_random_sam_generator_end_to_end(tmp_path, monkeypatch):
+    import segment_anything
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "tiny_sam.pth"
+    torch.save(build_tiny_sam().state_dict(), ckpt)
+    monkeypatch.setitem(segment_anything.sam_model_registry, "tiny_test", build_tiny_sam)
+    cfg = to_sam_config(_cfg(), str(ckpt))
+    cfg.merge_from_list(["MODEL.SAM.MODEL_TYPE", "tiny_test", "MODEL.SAM.POINTS_PER_SIDE", 4,
+                         "MODEL.SAM.PRED_IOU_THRESH", 0.0, "MODEL.SAM.STABILITY_SCORE_THRESH", 0.0])
+    model = build_model(cfg).eval()
+    gen = model.mask_generator
+    assert isinstance(gen, segment_anything.SamAutomaticMaskGenerator)
+    assert len(gen.point_grids[0]) == 16  # 4 × 4 prompts
+    assert "mask_generator" not in dict(model.named_children())  # SAM weights stay out of the state dict
+    model.set_vocabulary(CLASSES, [0, 1, 2])
+    with torch.no_grad():
+        out = model([{"image": _image(64, 80), "height": 64, "width": 80}])[0]
+    assert out["sem_seg"].shape == (3, 64, 80)
+    assert torch.isfinite(out["sem_seg"]).all()
+
+
+def test_generator_build_errors(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="MODEL.SAM.CHECKPOINT is empty"):
+        build_sam_mask_generator("vit_b", "")
+    with pytest.raises(FileNotFoundError, match="SAM checkpoint not found"):
+        build_sam_mask_generator("vit_b", str(tmp_path / "missing.pth"))
+    ckpt = tmp_path / "x.pth"
+    ckpt.write_bytes(b"0")
+    with pytest.raises(ValueError, match="unknown MODEL.SAM.MODEL_TYPE 'vit_xl'"):
+        build_sam_mask_generator("vit_xl", str(ckpt))
+    monkeypatch.setitem(sys.modules, "segment_anything", None)
+    with pytest.raises(ImportError, match="pip install segment-anything"):
+        build_sam_mask_generator("vit_b", str(ckpt))
+    monkeypatch.setitem(sys.modules, "sam2", None)
+    with pytest.raises(ImportError, match="needs the 'sam2' package"):
+        build_sam_mask_generator("sam2.1_hiera_l", str(ckpt))
+
+
+def test_sam2_config_names():
+    from mask_adapter.modeling.meta_arch.sam import _sam2_config_name
+
+    assert _sam2_config_name("sam2.1_hiera_l") == "configs/sam2.1/sam2.1_hiera_l.yaml"
+    assert _sam2_config_name("sam2_hiera_s") == "configs/sam2/sam2_hiera_s.yaml"
+    assert _sam2_config_name("my/sam2.yaml") == "my/sam2.yaml"
+
