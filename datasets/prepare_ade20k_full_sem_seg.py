@@ -9,6 +9,7 @@ Output: <root>/ADE20K_2021_17_01/images_detectron2/{training,validation}/*.jpg a
         vocabulary order, 65535 = ignore). Images whose shorter side exceeds 512 are resized to 512 (labels with
         nearest neighbour), as in the official script.
 """
+
 import glob
 import os
 import pickle
@@ -18,7 +19,15 @@ from typing import Iterator, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from mask_adapter.data.prepare_utils import apply_lut, base_parser, id_lut, progress, read_rgb, require, write_label
+from mask_adapter.data.prepare_utils import (
+    apply_lut,
+    base_parser,
+    id_lut,
+    progress,
+    read_rgb,
+    require,
+    write_label,
+)
 from mask_adapter.data.vocabulary import load_vocabulary_meta
 
 MAX_SIZE = 512
@@ -42,8 +51,10 @@ def _resize(img: np.ndarray, label: np.ndarray) -> Tuple[np.ndarray, np.ndarray]
     if min(h, w) <= MAX_SIZE:
         return img, label
     nh, nw = (MAX_SIZE, round(w / h * MAX_SIZE)) if w >= h else (round(h / w * MAX_SIZE), MAX_SIZE)
-    return (cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR),
-            cv2.resize(label, (nw, nh), interpolation=cv2.INTER_NEAREST))
+    return (
+        cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR),
+        cv2.resize(label, (nw, nh), interpolation=cv2.INTER_NEAREST),
+    )
 
 
 def _images(ade: str) -> Iterator[str]:
@@ -56,7 +67,9 @@ def _images(ade: str) -> Iterator[str]:
             path = os.path.join(os.path.dirname(ade), folder, name)
             yield path if os.path.exists(path) else os.path.join(ade, folder, name)
     else:
-        yield from sorted(glob.glob(os.path.join(ade, "images", "ADE", "*", "**", "*.jpg"), recursive=True))
+        yield from sorted(
+            glob.glob(os.path.join(ade, "images", "ADE", "*", "**", "*.jpg"), recursive=True)
+        )
 
 
 def prepare(root: str) -> int:
@@ -65,12 +78,16 @@ def prepare(root: str) -> int:
     lut, written = class_lut(), 0
     paths = list(_images(ade))
     if not paths:
-        raise FileNotFoundError(f"No image listed in '{ade}/index_ade20k.pkl' or found under '{ade}/images'; {_HINT}")
+        raise FileNotFoundError(
+            f"No image listed in '{ade}/index_ade20k.pkl' or found under '{ade}/images'; {_HINT}"
+        )
     for path in progress(paths, "ADE20K-847"):
         name = os.path.basename(path)
         split = "validation" if name.split("_")[1] == "val" else "training"
         out_img = os.path.join(ade, "images_detectron2", split, name)
-        out_lab = os.path.join(ade, "annotations_detectron2", split, os.path.splitext(name)[0] + ".tif")
+        out_lab = os.path.join(
+            ade, "annotations_detectron2", split, os.path.splitext(name)[0] + ".tif"
+        )
         if os.path.exists(out_img) and os.path.exists(out_lab):
             continue
         seg_path = require(path[: -len(".jpg")] + "_seg.png", "ADE20K_2021 annotation", _HINT)

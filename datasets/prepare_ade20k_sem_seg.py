@@ -4,6 +4,7 @@
 Input:  <root>/ADEChallengeData2016/annotations/{training,validation}/*.png  (0 = unlabeled, 1..150)
 Output: <root>/ADEChallengeData2016/annotations_detectron2/{training,validation}/*.png  (0..149, 255 = ignore)
 """
+
 import glob
 import os
 import sys
@@ -11,7 +12,14 @@ from typing import List, Optional
 
 import numpy as np
 
-from mask_adapter.data.prepare_utils import apply_lut, base_parser, progress, read_label, require, write_label
+from mask_adapter.data.prepare_utils import (
+    apply_lut,
+    base_parser,
+    progress,
+    read_label,
+    require,
+    write_label,
+)
 
 SPLITS = ("training", "validation")
 
@@ -27,11 +35,16 @@ def prepare(root: str) -> int:
     ade = os.path.join(root, "ADEChallengeData2016")
     written = 0
     for split in SPLITS:
-        src = require(os.path.join(ade, "annotations", split), "ADE20K annotations",
-                      "download ADEChallengeData2016.zip (datasets/README.md) and unzip it under the root")
+        src = require(
+            os.path.join(ade, "annotations", split),
+            "ADE20K annotations",
+            "download ADEChallengeData2016.zip (datasets/README.md) and unzip it under the root",
+        )
         files = sorted(glob.glob(os.path.join(src, "*.png")))
         if not files:
-            raise FileNotFoundError(f"No *.png annotation in '{src}'; re-extract ADEChallengeData2016.zip")
+            raise FileNotFoundError(
+                f"No *.png annotation in '{src}'; re-extract ADEChallengeData2016.zip"
+            )
         for path in progress(files, f"ADE20K-150 {split}"):
             out = os.path.join(ade, "annotations_detectron2", split, os.path.basename(path))
             if os.path.exists(out):

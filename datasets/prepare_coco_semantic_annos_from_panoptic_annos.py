@@ -4,6 +4,7 @@
 Input:  <root>/coco/annotations/panoptic_{train,val}2017.json and <root>/coco/panoptic_{train,val}2017/*.png
 Output: <root>/coco/panoptic_semseg_{train,val}2017/*.png  (0..132 in coco_panoptic vocabulary order, 255 = void)
 """
+
 import json
 import os
 import sys
@@ -11,12 +12,21 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from mask_adapter.data.prepare_utils import base_parser, progress, read_rgb, require, vocab_id_to_index, write_label
+from mask_adapter.data.prepare_utils import (
+    base_parser,
+    progress,
+    read_rgb,
+    require,
+    vocab_id_to_index,
+    write_label,
+)
 
 SPLITS = ("train2017", "val2017")
 
 
-def panoptic_to_semantic(pan_rgb: np.ndarray, segments: List[Dict], id_map: Dict[int, int]) -> np.ndarray:
+def panoptic_to_semantic(
+    pan_rgb: np.ndarray, segments: List[Dict], id_map: Dict[int, int]
+) -> np.ndarray:
     """(H, W, 3) panoptic PNG + segments_info -> (H, W) uint8 semantic map (255 where void)."""
     pan = pan_rgb.astype(np.int64)
     ids = pan[:, :, 0] + 256 * pan[:, :, 1] + 65536 * pan[:, :, 2]
@@ -31,7 +41,9 @@ def prepare(root: str, splits=SPLITS) -> int:
     coco, id_map, written = os.path.join(root, "coco"), vocab_id_to_index("coco_panoptic"), 0
     hint = "download panoptic_annotations_trainval2017.zip (datasets/README.md) and unzip the PNG archives"
     for split in splits:
-        json_file = require(os.path.join(coco, "annotations", f"panoptic_{split}.json"), "COCO panoptic JSON", hint)
+        json_file = require(
+            os.path.join(coco, "annotations", f"panoptic_{split}.json"), "COCO panoptic JSON", hint
+        )
         pan_dir = require(os.path.join(coco, f"panoptic_{split}"), "COCO panoptic PNG folder", hint)
         with open(json_file, encoding="utf-8") as f:
             annotations = json.load(f)["annotations"]

@@ -5,6 +5,7 @@ Input:  <root>/coco/stuffthingmaps_trainval2017/{train2017,val2017}/*.png  (COCO
 Output: <root>/coco/stuffthingmaps_detectron2/{train2017,val2017}/*.png  (0..170 in coco_stuff vocabulary order,
         255 = ignore). Maps that are entirely ignore are skipped. The full dataset has 123,287 maps.
 """
+
 import glob
 import logging
 import os
@@ -13,7 +14,14 @@ from typing import List, Optional
 
 import numpy as np
 
-from mask_adapter.data.prepare_utils import apply_lut, base_parser, id_lut, progress, read_label, require
+from mask_adapter.data.prepare_utils import (
+    apply_lut,
+    base_parser,
+    id_lut,
+    progress,
+    read_label,
+    require,
+)
 from mask_adapter.data.prepare_utils import vocab_id_to_index, write_label
 
 logger = logging.getLogger(__name__)
@@ -31,8 +39,11 @@ def prepare(root: str) -> int:
     coco = os.path.join(root, "coco")
     lut, written, seen, skipped = stuff_lut(), 0, 0, 0
     for split in SPLITS:
-        src = require(os.path.join(coco, "stuffthingmaps_trainval2017", split), "COCO-Stuff label maps",
-                      "download stuffthingmaps_trainval2017.zip (datasets/README.md) and unzip it into coco/")
+        src = require(
+            os.path.join(coco, "stuffthingmaps_trainval2017", split),
+            "COCO-Stuff label maps",
+            "download stuffthingmaps_trainval2017.zip (datasets/README.md) and unzip it into coco/",
+        )
         files = sorted(glob.glob(os.path.join(src, "*.png")))
         seen += len(files)
         for path in progress(files, f"COCO-Stuff {split}"):
@@ -45,8 +56,13 @@ def prepare(root: str) -> int:
                 continue
             write_label(out, label)
             written += 1
-    logger.info("COCO-Stuff: %d maps found (full dataset: %d), %d written, %d all-ignore skipped",
-                seen, FULL_COUNT, written, skipped)
+    logger.info(
+        "COCO-Stuff: %d maps found (full dataset: %d), %d written, %d all-ignore skipped",
+        seen,
+        FULL_COUNT,
+        written,
+        skipped,
+    )
     return written
 
 

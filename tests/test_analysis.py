@@ -1,4 +1,5 @@
 """GT-mask upper-bound analysis (tools/analyze_gt_masks.py): accuracy bookkeeping, CSV/plot, tiny-model run."""
+
 import csv
 import importlib.util
 import logging
@@ -83,8 +84,9 @@ def test_perfect_and_constant_classifiers(tiny_dataset):
 
 
 def test_classifiers_as_sequence_and_seen_split(tiny_dataset):
-    stats = ana.analyze(None, tiny_dataset, (perfect, ("zero", constant)), class_names=CLASSES,
-                        train_class_names=["kitten", "dog"])  # synonym overlap: cat (via kitten) and dog seen
+    stats = ana.analyze(
+        None, tiny_dataset, (perfect, ("zero", constant)), class_names=CLASSES, train_class_names=["kitten", "dog"]
+    )  # synonym overlap: cat (via kitten) and dog seen
     assert set(stats) == {"perfect", "zero"}
     zero = stats["zero"].row()
     assert (zero["seen_masks"], zero["unseen_masks"]) == (4, 3)
@@ -94,8 +96,9 @@ def test_classifiers_as_sequence_and_seen_split(tiny_dataset):
 
 
 def test_csv_table_and_plot(tiny_dataset, tmp_path):
-    stats = ana.analyze(None, tiny_dataset, {"perfect": perfect, "constant": constant}, class_names=CLASSES,
-                        train_class_names=["cat"])
+    stats = ana.analyze(
+        None, tiny_dataset, {"perfect": perfect, "constant": constant}, class_names=CLASSES, train_class_names=["cat"]
+    )
     path = ana.write_csv(stats, tmp_path / "out" / "acc.csv")
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -133,8 +136,9 @@ def test_in_memory_dicts_and_transform():
 
     labels = _label_map(LABELS[2])
     d = {"image": _image_for(labels), "sem_seg": labels}
-    stats = ana.analyze(None, [d], {"perfect": perfect}, class_names=CLASSES,
-                        transform=T.ResizeShortestEdge([32, 32], 1000))
+    stats = ana.analyze(
+        None, [d], {"perfect": perfect}, class_names=CLASSES, transform=T.ResizeShortestEdge([32, 32], 1000)
+    )
     assert stats["perfect"].num_masks == 3 and stats["perfect"].accuracy == 1.0
 
 
@@ -181,8 +185,9 @@ def test_builtin_classifier_outputs(tiny_model):
     padded = shared._padded(state, masks)
     with torch.no_grad():
         emb = tiny_model.mask_embeddings(state, padded)
-        expected = classification_logits(emb, state.adapter_text, tiny_model.backbone.logit_scale,
-                                         state.num_templates)[0, :, :-1].argmax(-1)
+        expected = classification_logits(emb, state.adapter_text, tiny_model.backbone.logit_scale, state.num_templates)[
+            0, :, :-1
+        ].argmax(-1)
     assert classifiers["adapter"](image, masks).tolist() == expected.tolist()
     with pytest.raises(ValueError, match="unknown classifiers"):
         ana.default_classifiers(tiny_model, ["crop", "oracle"])
@@ -207,8 +212,21 @@ def test_cli_on_registered_dataset(tmp_path, caplog):
     try:
         out = tmp_path / "out"
         with caplog.at_level(logging.INFO, logger="mask_adapter.tools.analyze_gt_masks"):
-            stats = ana.main(["--config-file", TINY_CONFIG, "--dataset", name, "--output", str(out), "--plot",
-                              "--classifiers", "pooling,adapter", "--train-vocabulary", "pascal_voc_21"])
+            stats = ana.main(
+                [
+                    "--config-file",
+                    TINY_CONFIG,
+                    "--dataset",
+                    name,
+                    "--output",
+                    str(out),
+                    "--plot",
+                    "--classifiers",
+                    "pooling,adapter",
+                    "--train-vocabulary",
+                    "pascal_voc_21",
+                ]
+            )
         assert list(stats) == ["pooling", "adapter"]
         assert stats["adapter"].num_masks == 7
         assert stats["adapter"].seen is not None  # cat, dog, person, car are VOC classes

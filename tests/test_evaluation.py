@@ -1,4 +1,5 @@
 """Evaluator table, semantic/panoptic/instance evaluators, and the five-benchmark runner."""
+
 import csv
 import importlib.util
 import json
@@ -70,10 +71,18 @@ def tif_dataset(tmp_path):
     write(tmp_path / "img" / "a.jpg", np.zeros((2, 4, 3), np.uint8))
     write(tmp_path / "img" / "b.jpg", np.zeros((2, 4, 3), np.uint8))
     write(tmp_path / "gt" / "a.tif", GT_TIF)
-    write(tmp_path / "gt" / "b.tif", np.full((2, 4), 7, np.uint16))  # out of range: counted as ignore
+    write(
+        tmp_path / "gt" / "b.tif", np.full((2, 4), 7, np.uint16)
+    )  # out of range: counted as ignore
     (tmp_path / "vocab.txt").write_text("0:cat\n1:dog\n2:bird\n")
-    register_custom_semseg("eval_test_tif", str(tmp_path / "img"), str(tmp_path / "gt"), str(tmp_path / "vocab.txt"),
-                           ignore_label=65535, gt_ext="tif")
+    register_custom_semseg(
+        "eval_test_tif",
+        str(tmp_path / "img"),
+        str(tmp_path / "gt"),
+        str(tmp_path / "vocab.txt"),
+        ignore_label=65535,
+        gt_ext="tif",
+    )
     yield "eval_test_tif", tmp_path
     DatasetCatalog.remove("eval_test_tif")
     MetadataCatalog.remove("eval_test_tif")
@@ -85,8 +94,12 @@ def test_semseg_miou_with_65535_ignore(tif_dataset, caplog):
     assert isinstance(evaluator, OpenVocabSemSegEvaluator)
     with caplog.at_level(logging.INFO):
         evaluator.reset()
-        evaluator.process([{"file_name": str(tmp / "img" / "a.jpg")}], [{"sem_seg": one_hot(PRED_TIF, 3)}])
-        evaluator.process([{"file_name": str(tmp / "img" / "b.jpg")}], [{"sem_seg": one_hot(PRED_TIF, 3)}])
+        evaluator.process(
+            [{"file_name": str(tmp / "img" / "a.jpg")}], [{"sem_seg": one_hot(PRED_TIF, 3)}]
+        )
+        evaluator.process(
+            [{"file_name": str(tmp / "img" / "b.jpg")}], [{"sem_seg": one_hot(PRED_TIF, 3)}]
+        )
         res = evaluator.evaluate()["sem_seg"]
     assert res["mIoU"] == pytest.approx(MIOU_TIF)
     assert res["pACC"] == pytest.approx(100 * 4 / 7)
@@ -137,10 +150,17 @@ def test_semantic_and_panoptic_on_ground_truth(synthetic):
     for r in DatasetCatalog.get(name):
         sem = np.array(Image.open(r["sem_seg_file_name"])).astype(np.int64)
         pan = np.array(Image.open(r["pan_seg_file_name"])).astype(np.int64)
-        ids = torch.as_tensor(pan[..., 0] + 256 * pan[..., 1] + 65536 * pan[..., 2], dtype=torch.int32)
-        segments = [{"id": s["id"], "category_id": s["category_id"], "isthing": s["isthing"]}
-                    for s in r["segments_info"]]
-        output = {"sem_seg": one_hot(np.where(sem == 255, 0, sem), 5), "panoptic_seg": (ids, segments)}
+        ids = torch.as_tensor(
+            pan[..., 0] + 256 * pan[..., 1] + 65536 * pan[..., 2], dtype=torch.int32
+        )
+        segments = [
+            {"id": s["id"], "category_id": s["category_id"], "isthing": s["isthing"]}
+            for s in r["segments_info"]
+        ]
+        output = {
+            "sem_seg": one_hot(np.where(sem == 255, 0, sem), 5),
+            "panoptic_seg": (ids, segments),
+        }
         evaluator.process([{"file_name": r["file_name"], "image_id": r["image_id"]}], [output])
     results = evaluator.evaluate()
     assert results["sem_seg"]["mIoU"] == pytest.approx(100.0)
@@ -154,12 +174,16 @@ def test_instance_evaluator_on_ade_like_data(root):
     ins[2:6, 2:6] = (1, 1, 0)  # a bed
     ins[6:8, 0:3] = (2, 2, 0)  # a window
     write(ade / "annotations_instance" / "validation" / "ADE_val_00000001.png", ins)
-    spec = importlib.util.spec_from_file_location("ins", REPO / "datasets" / "prepare_ade20k_ins_seg.py")
+    spec = importlib.util.spec_from_file_location(
+        "ins", REPO / "datasets" / "prepare_ade20k_ins_seg.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     (ade / "ade20k_instance_train.json").write_text("{}")  # only the val split is needed here
     module.prepare(str(root))
-    evaluator = build_evaluator(make_cfg(semantic=False, instance=True), "openvocab_ade20k_panoptic_val")
+    evaluator = build_evaluator(
+        make_cfg(semantic=False, instance=True), "openvocab_ade20k_panoptic_val"
+    )
     assert isinstance(evaluator, InstanceSegEvaluator)
     evaluator.reset()
     masks = torch.zeros(2, 8, 10, dtype=torch.bool)
@@ -167,10 +191,14 @@ def test_instance_evaluator_on_ade_like_data(root):
     masks[1, 6:8, 0:3] = True
     pred = Instances((8, 10))
     pred.pred_masks, pred.pred_boxes = masks, BitMasks(masks).get_bounding_boxes()
-    pred.scores, pred.pred_classes = torch.tensor([0.9, 0.8]), torch.tensor([7, 8])  # indices among 150 classes
+    pred.scores, pred.pred_classes = torch.tensor([0.9, 0.8]), torch.tensor(
+        [7, 8]
+    )  # indices among 150 classes
     evaluator.process([{"image_id": "ADE_val_00000001"}], [{"instances": pred}])
     results = evaluator.evaluate()
-    assert results["segm"]["AP"] == pytest.approx(100.0) and results["bbox"]["AP"] == pytest.approx(100.0)
+    assert results["segm"]["AP"] == pytest.approx(100.0) and results["bbox"]["AP"] == pytest.approx(
+        100.0
+    )
 
 
 class FakeModel(nn.Module):
@@ -201,7 +229,10 @@ def benchmark_root(root):
     write(d2 / "images" / "validation" / "2008_000001.jpg", np.zeros((2, 4, 3), np.uint8))
     write(d2 / "annotations_ctx59" / "validation" / "2008_000001.png", GT_PNG)
     full = root / "ADE20K_2021_17_01"
-    write(full / "images_detectron2" / "validation" / "ADE_val_00000001.jpg", np.zeros((2, 4, 3), np.uint8))
+    write(
+        full / "images_detectron2" / "validation" / "ADE_val_00000001.jpg",
+        np.zeros((2, 4, 3), np.uint8),
+    )
     write(full / "annotations_detectron2" / "validation" / "ADE_val_00000001.tif", GT_TIF)
     return {"2008_000001.jpg": PRED_PNG, "ADE_val_00000001.jpg": PRED_TIF}
 
@@ -214,30 +245,47 @@ def test_evaluate_benchmarks(root):
     assert list(report) == ["A-847", "A-150", "PC-459", "PC-59", "PAS-20"]
     assert report["A-847"]["status"] == "ok" and report["A-847"]["mIoU"] == pytest.approx(MIOU_TIF)
     assert report["PC-59"]["status"] == "ok" and report["PC-59"]["mIoU"] == pytest.approx(MIOU_PNG)
-    assert model.bound == ["openvocab_ade20k_full_sem_seg_val", "openvocab_pascal_ctx59_sem_seg_val"]
-    for short, script in (("A-150", "prepare_ade20k_pan_seg.py"), ("PC-459", "prepare_pascal_ctx_full_sem_seg.py"),
-                          ("PAS-20", "prepare_pascal_voc_sem_seg.py")):
+    assert model.bound == [
+        "openvocab_ade20k_full_sem_seg_val",
+        "openvocab_pascal_ctx59_sem_seg_val",
+    ]
+    for short, script in (
+        ("A-150", "prepare_ade20k_pan_seg.py"),
+        ("PC-459", "prepare_pascal_ctx_full_sem_seg.py"),
+        ("PAS-20", "prepare_pascal_voc_sem_seg.py"),
+    ):
         assert report[short]["status"] == "missing"
         assert script in report[short]["error"] and str(root) in report[short]["error"]
     saved = json.loads((out / "benchmarks.json").read_text())
-    assert saved["benchmarks"]["PC-59"]["mIoU"] == pytest.approx(MIOU_PNG) and "Pillow" in saved["versions"]
+    assert (
+        saved["benchmarks"]["PC-59"]["mIoU"] == pytest.approx(MIOU_PNG)
+        and "Pillow" in saved["versions"]
+    )
     rows = list(csv.DictReader((out / "benchmarks.csv").open()))
-    assert [r["benchmark"] for r in rows] == list(report) and float(rows[3]["mIoU"]) == pytest.approx(MIOU_PNG)
+    assert [r["benchmark"] for r in rows] == list(report) and float(
+        rows[3]["mIoU"]
+    ) == pytest.approx(MIOU_PNG)
 
 
 def test_failed_benchmark_does_not_stop_the_others(root):
     predictions = benchmark_root(root)
     model = FakeModel(predictions, num_classes=59)  # no set_metadata: right only for PC-59
     report = evaluate_benchmarks(make_cfg(), model, ["A-847", "PC-59"], None)
-    assert report["A-847"]["status"] == "failed" and "predicts 59 classes" in report["A-847"]["error"]
+    assert (
+        report["A-847"]["status"] == "failed" and "predicts 59 classes" in report["A-847"]["error"]
+    )
     assert report["PC-59"]["mIoU"] == pytest.approx(MIOU_PNG)
     with pytest.raises(KeyError, match="Unknown benchmark 'A-999'"):
         evaluate_benchmarks(make_cfg(), model, ["A-999"], None)
 
 
 def test_evaluate_benchmarks_tool_parses_arguments():
-    spec = importlib.util.spec_from_file_location("evaluate_benchmarks_tool", REPO / "tools" / "evaluate_benchmarks.py")
+    spec = importlib.util.spec_from_file_location(
+        "evaluate_benchmarks_tool", REPO / "tools" / "evaluate_benchmarks.py"
+    )
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    args = tool.parse_args(["--config-file", "c.yaml", "--benchmarks", "A-150,PC-59", "MODEL.DEVICE", "cpu"])
+    args = tool.parse_args(
+        ["--config-file", "c.yaml", "--benchmarks", "A-150,PC-59", "MODEL.DEVICE", "cpu"]
+    )
     assert args.benchmarks == "A-150,PC-59" and args.opts == ["MODEL.DEVICE", "cpu"]

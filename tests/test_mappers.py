@@ -1,4 +1,5 @@
 """LSJ dataset mappers on the synthetic dataset: output shapes, dtypes, masks vs labels, registry errors."""
+
 import numpy as np
 import pytest
 import torch
@@ -24,7 +25,12 @@ def synthetic(tmp_path_factory):
     register_all(None, overwrite=True)
 
 
-def make_cfg(mapper="coco_panoptic_lsj", flip="horizontal", scales=(0.5, 2.0), dataset="synthetic_shapes_panoptic_train"):
+def make_cfg(
+    mapper="coco_panoptic_lsj",
+    flip="horizontal",
+    scales=(0.5, 2.0),
+    dataset="synthetic_shapes_panoptic_train",
+):
     cfg = get_cfg()
     add_mask_adapter_config(cfg)
     cfg.INPUT.DATASET_MAPPER_NAME = mapper
@@ -52,13 +58,18 @@ def test_coco_panoptic_lsj(synthetic, flip, scales):
     mapper = build_dataset_mapper(make_cfg(flip=flip, scales=scales), is_train=True)
     for record in DatasetCatalog.get("synthetic_shapes_panoptic_train"):
         out = mapper(record)
-        check_common(out)  # LSJ output is IMAGE_SIZE x IMAGE_SIZE even with RANDOM_FLIP "none" (R12)
+        check_common(
+            out
+        )  # LSJ output is IMAGE_SIZE x IMAGE_SIZE even with RANDOM_FLIP "none" (R12)
         inst, sem = out["instances"], out["sem_seg"]
         assert "pan_seg_file_name" not in out and "segments_info" not in out
         for cls, mask in zip(inst.gt_classes.tolist(), inst.gt_masks):
             assert mask.any()  # segments cropped away entirely are dropped
             assert (sem[mask] == cls).all()
-        if scales == (0.3, 0.3):  # small image, padded: padding is ignore in sem_seg and void in masks
+        if scales == (
+            0.3,
+            0.3,
+        ):  # small image, padded: padding is ignore in sem_seg and void in masks
             assert (sem[-1, -1] == 255) and not inst.gt_masks[:, -1, -1].any()
             assert (out["image"][:, -1, -1] == 128).all()
 
@@ -85,14 +96,25 @@ def test_mask_former_semantic_with_65535_ignore(synthetic, tmp_path):
     Image.fromarray(label).save(tmp_path / "gt" / "a.tif")
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("".join(f"{i}:class {i}\n" for i in range(400)))
-    register_custom_semseg("mapper_test_tif", str(tmp_path / "img"), str(tmp_path / "gt"), str(vocab),
-                           ignore_label=65535, gt_ext="tif")
+    register_custom_semseg(
+        "mapper_test_tif",
+        str(tmp_path / "img"),
+        str(tmp_path / "gt"),
+        str(vocab),
+        ignore_label=65535,
+        gt_ext="tif",
+    )
     try:
-        mapper = build_dataset_mapper(make_cfg("mask_former_semantic", scales=(0.5, 0.5),
-                                               dataset="mapper_test_tif"), is_train=True)
+        mapper = build_dataset_mapper(
+            make_cfg("mask_former_semantic", scales=(0.5, 0.5), dataset="mapper_test_tif"),
+            is_train=True,
+        )
         out = mapper(DatasetCatalog.get("mapper_test_tif")[0])
         assert out["instances"].gt_classes.tolist() == [300]
-        assert set(out["sem_seg"].unique().tolist()) == {300, 65535}  # padding uses the dataset's ignore label
+        assert set(out["sem_seg"].unique().tolist()) == {
+            300,
+            65535,
+        }  # padding uses the dataset's ignore label
     finally:
         DatasetCatalog.remove("mapper_test_tif")
 
@@ -111,10 +133,14 @@ def test_color_aug_ssd_and_stage1_flag(synthetic):
 
 
 def test_registry_and_errors(synthetic):
-    assert {"coco_panoptic_lsj", "mask_former_semantic", "coco_combine_lsj"} <= {k for k, _ in DATASET_MAPPER_REGISTRY}
+    assert {"coco_panoptic_lsj", "mask_former_semantic", "coco_combine_lsj"} <= {
+        k for k, _ in DATASET_MAPPER_REGISTRY
+    }
     with pytest.raises(ValueError, match="'coco_combine_lsj' is not supported"):
         build_dataset_mapper(make_cfg("coco_combine_lsj"), is_train=True)
-    with pytest.raises(KeyError, match="Unknown INPUT.DATASET_MAPPER_NAME 'nope'.*mask_former_semantic"):
+    with pytest.raises(
+        KeyError, match="Unknown INPUT.DATASET_MAPPER_NAME 'nope'.*mask_former_semantic"
+    ):
         build_dataset_mapper(make_cfg("nope"), is_train=True)
     assert isinstance(build_dataset_mapper(make_cfg("nope"), is_train=False), DatasetMapper)
     sem_only = {"file_name": DatasetCatalog.get("synthetic_shapes_panoptic_train")[0]["file_name"]}

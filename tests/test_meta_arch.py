@@ -3,6 +3,7 @@
 Models come from configs/tiny/*.yaml (random tiny CLIP "tiny_convnext_atto", D 64, 10 queries, semantic + panoptic +
 instance outputs on) and are built once per module. Vocabulary: 5 classes, the first 3 are things.
 """
+
 import dataclasses
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -32,10 +33,12 @@ SPECS: Dict[str, Tuple[str, Tuple[Any, ...]]] = {
     "fcclip": ("fcclip_tiny", ()),
     "maftp": ("maftp_tiny", ()),
     "m2f_adapter": ("mask2former_clip_tiny", ()),
-    "m2f_pooling": ("mask2former_clip_tiny", ("MODEL.MASK_ADAPTER.OUT_VOCAB_CLASSIFIER", "mask_pooling")),
+    "m2f_pooling": (
+        "mask2former_clip_tiny",
+        ("MODEL.MASK_ADAPTER.OUT_VOCAB_CLASSIFIER", "mask_pooling"),
+    ),
     "warmup": ("warmup_tiny", ()),
 }
-GENERATOR_MODELS = ("fcclip", "maftp", "m2f_adapter", "m2f_pooling")
 
 
 def tiny_cfg(stem: str, *opts: Any):
@@ -124,12 +127,22 @@ def _gt_instances(h: int, w: int, boxes: List[Tuple[int, int, int, int, int]]) -
 def train_batch() -> List[Dict[str, Any]]:
     """Image 0: 10 GT masks (more than NUM_GT_MASKS 4 and WARMUP_NUM_MASKS 8, so slots are subsampled);
     image 1 (smaller, padded in the batch): 3 GT masks."""
-    grid = [(r * 16, c * 16, r * 16 + 14, c * 16 + 14, (r * 4 + c) % NUM_CLASSES) for r in range(3) for c in range(4)][:10]
-    first = {"image": _image(64, 64, seed=3), "image_id": 3, "instances": _gt_instances(64, 64, grid)}
+    grid = [
+        (r * 16, c * 16, r * 16 + 14, c * 16 + 14, (r * 4 + c) % NUM_CLASSES)
+        for r in range(3)
+        for c in range(4)
+    ][:10]
+    first = {
+        "image": _image(64, 64, seed=3),
+        "image_id": 3,
+        "instances": _gt_instances(64, 64, grid),
+    }
     second = {
         "image": _image(48, 64, seed=4),
         "image_id": 4,
-        "instances": _gt_instances(48, 64, [(0, 0, 24, 64, 3), (24, 0, 48, 64, 4), (10, 10, 30, 30, 2)]),
+        "instances": _gt_instances(
+            48, 64, [(0, 0, 24, 64, 3), (24, 0, 48, 64, 4), (10, 10, 30, 30, 2)]
+        ),
     }
     return [first, second]
 
@@ -227,11 +240,19 @@ def test_ensemble_logits_are_log_probabilities(models, infer_batch, monkeypatch,
     with torch.no_grad():
         out_logits = model.out_vocab_logits(state, outputs["pred_masks"])
     expected = geometric_ensemble(
-        outputs["pred_logits"], out_logits, model.seen_mask(state.vocabulary), model.ensemble_alpha, model.ensemble_beta
+        outputs["pred_logits"],
+        out_logits,
+        model.seen_mask(state.vocabulary),
+        model.ensemble_alpha,
+        model.ensemble_beta,
     )
     torch.testing.assert_close(logits, expected, rtol=0, atol=1e-6)
     if name == "maftp":
-        assert state.adapter_text.shape == (2, state.text.shape[0], state.text.shape[1])  # per-image CDT rows
+        assert state.adapter_text.shape == (
+            2,
+            state.text.shape[0],
+            state.text.shape[1],
+        )  # per-image CDT rows
 
 
 def test_mask_pooling_variant_has_no_adapter(models):
@@ -293,7 +314,10 @@ _TINY_IMAGE_BUG = (
 def test_one_pixel_image_works_or_fails_clearly(models, name):
     """A 1×1 image either gives 1×1 outputs or is rejected with one clear line naming the image size."""
     model = models(name)
-    x = {"image": torch.full((3, 1, 1), 128, dtype=torch.uint8), "sem_seg": torch.zeros(1, 1, dtype=torch.long)}
+    x = {
+        "image": torch.full((3, 1, 1), 128, dtype=torch.uint8),
+        "sem_seg": torch.zeros(1, 1, dtype=torch.long),
+    }
     try:
         with torch.no_grad():
             r = model([x])[0]

@@ -1,4 +1,5 @@
 """datasets/prepare_*.py on tiny inputs in each original format, then registration and loading via DatasetCatalog."""
+
 import importlib.util
 import json
 import os
@@ -137,20 +138,38 @@ def test_coco_panoptic_to_semantic(root):
     pan[:, :3] = (5, 0, 0)  # segment 5 = person (id 1)
     pan[:, 3:5] = (1, 1, 0)  # segment 257 = wall (id 199)
     save(coco / "panoptic_val2017" / "000000000001.png", pan)
-    segments = [{"id": 5, "category_id": 1, "iscrowd": 0}, {"id": 257, "category_id": 199, "iscrowd": 0}]
+    segments = [
+        {"id": 5, "category_id": 1, "iscrowd": 0},
+        {"id": 257, "category_id": 199, "iscrowd": 0},
+    ]
     (coco / "annotations").mkdir(parents=True)
-    (coco / "annotations" / "panoptic_val2017.json").write_text(json.dumps({
-        "images": [{"id": 1, "file_name": "000000000001.jpg", "height": 4, "width": 6}],
-        "annotations": [{"image_id": 1, "file_name": "000000000001.png", "segments_info": segments}],
-        "categories": []}))
-    script("prepare_coco_semantic_annos_from_panoptic_annos").prepare(str(root), splits=("val2017",))
+    (coco / "annotations" / "panoptic_val2017.json").write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "000000000001.jpg", "height": 4, "width": 6}],
+                "annotations": [
+                    {"image_id": 1, "file_name": "000000000001.png", "segments_info": segments}
+                ],
+                "categories": [],
+            }
+        )
+    )
+    script("prepare_coco_semantic_annos_from_panoptic_annos").prepare(
+        str(root), splits=("val2017",)
+    )
     wall = [c.split(",")[0] for c in load_vocabulary("coco_panoptic")].index("wall")
     sem = read(coco / "panoptic_semseg_val2017" / "000000000001.png")
     assert (sem[:, :3] == 0).all() and (sem[:, 3:5] == wall).all() and (sem[:, 5] == 255).all()
     records = DatasetCatalog.get("openvocab_coco_2017_val_panoptic_with_sem_seg")
-    assert records[0]["image_id"] == 1 and {s["category_id"] for s in records[0]["segments_info"]} == {0, wall}
+    assert records[0]["image_id"] == 1 and {
+        s["category_id"] for s in records[0]["segments_info"]
+    } == {0, wall}
     meta = MetadataCatalog.get("openvocab_coco_2017_val_panoptic_with_sem_seg")
-    assert meta.label_divisor == 1000 and len(meta.stuff_classes) == 133 and len(meta.thing_classes) == 80
+    assert (
+        meta.label_divisor == 1000
+        and len(meta.stuff_classes) == 133
+        and len(meta.thing_classes) == 80
+    )
 
 
 def test_coco_stuff(root):
@@ -159,15 +178,23 @@ def test_coco_stuff(root):
         rgb_image(coco / "val2017" / f"{stem}.jpg", 3, 4)
     label = np.array([[0, 11, 181, 255], [0, 0, 91, 92], [255, 255, 255, 255]], np.uint8)
     save(coco / "stuffthingmaps_trainval2017" / "val2017" / "000000000001.png", label)
-    save(coco / "stuffthingmaps_trainval2017" / "val2017" / "000000000002.png", np.full((3, 4), 255, np.uint8))
+    save(
+        coco / "stuffthingmaps_trainval2017" / "val2017" / "000000000002.png",
+        np.full((3, 4), 255, np.uint8),
+    )
     (coco / "stuffthingmaps_trainval2017" / "train2017").mkdir()
-    assert script("prepare_coco_stuff_sem_seg").prepare(str(root)) == 1  # the all-ignore map is skipped
+    assert (
+        script("prepare_coco_stuff_sem_seg").prepare(str(root)) == 1
+    )  # the all-ignore map is skipped
     out = read(coco / "stuffthingmaps_detectron2" / "val2017" / "000000000001.png")
     # person -> 0; id 12 (unused) -> 255; wood (id 182) -> 170; banner (id 92) -> 80; blanket (id 93) -> 81
     assert out.tolist() == [[0, 255, 170, 255], [0, 0, 80, 81], [255] * 4]
     assert not (coco / "stuffthingmaps_detectron2" / "val2017" / "000000000002.png").exists()
     records = DatasetCatalog.get("openvocab_coco_2017_test_stuff_sem_seg")
-    assert len(records) == 1 and len(MetadataCatalog.get("openvocab_coco_2017_test_stuff_sem_seg").stuff_classes) == 171
+    assert (
+        len(records) == 1
+        and len(MetadataCatalog.get("openvocab_coco_2017_test_stuff_sem_seg").stuff_classes) == 171
+    )
 
 
 def test_pascal_voc(root):
@@ -193,7 +220,9 @@ def test_pascal_voc(root):
 
 def pascal_context_inputs(root):
     voc = root / "VOCdevkit" / "VOC2010"
-    label = np.array([[0, 1, 2], [459, 85, 2]], np.uint16)  # unlabeled, accordion, aeroplane, wool, computer
+    label = np.array(
+        [[0, 1, 2], [459, 85, 2]], np.uint16
+    )  # unlabeled, accordion, aeroplane, wool, computer
     (voc / "ImageSets" / "Main").mkdir(parents=True)
     (voc / "trainval").mkdir(parents=True)
     for split, stem in (("train", "2008_000001"), ("val", "2008_000002")):
@@ -263,7 +292,9 @@ def test_corrupt_annotation_png(root):
 def test_label_outside_expected_range(root):
     ade = ade_inputs(root)
     ade_inputs(root, "training", "ADE_train_00000001")
-    save(ade / "annotations" / "validation" / "ADE_val_00000001.png", np.full((8, 10), 200, np.uint8))
+    save(
+        ade / "annotations" / "validation" / "ADE_val_00000001.png", np.full((8, 10), 200, np.uint8)
+    )
     with pytest.raises(ValueError) as e:
         script("prepare_ade20k_sem_seg").main(["--root", str(root)])
     assert "label value 200" in one_line(e)

@@ -1,4 +1,5 @@
 """SAM/SAM2 training-free path (mask_adapter/modeling/meta_arch/sam.py) with injected and tiny random SAM generators."""
+
 import os
 import sys
 
@@ -35,10 +36,16 @@ def build_tiny_sam(checkpoint=None):
 
     sam = Sam(
         image_encoder=ImageEncoderViT(img_size=256, patch_size=16, embed_dim=32, depth=1, num_heads=2, out_chans=32),
-        prompt_encoder=PromptEncoder(embed_dim=32, image_embedding_size=(16, 16), input_image_size=(256, 256),
-                                     mask_in_chans=4),
-        mask_decoder=MaskDecoder(transformer_dim=32, num_multimask_outputs=3, iou_head_depth=1, iou_head_hidden_dim=16,
-                                 transformer=TwoWayTransformer(depth=1, embedding_dim=32, mlp_dim=32, num_heads=2)),
+        prompt_encoder=PromptEncoder(
+            embed_dim=32, image_embedding_size=(16, 16), input_image_size=(256, 256), mask_in_chans=4
+        ),
+        mask_decoder=MaskDecoder(
+            transformer_dim=32,
+            num_multimask_outputs=3,
+            iou_head_depth=1,
+            iou_head_hidden_dim=16,
+            transformer=TwoWayTransformer(depth=1, embedding_dim=32, mlp_dim=32, num_heads=2),
+        ),
     )
     if checkpoint is not None:
         sam.load_state_dict(torch.load(checkpoint, map_location="cpu"))
@@ -76,6 +83,21 @@ def _model(generator, cfg=None):
     return model
 
 
+@pytest.fixture(scope="module")
+def shared_model():
+    """One tiny FC-CLIP-based SAM model for the module; tests swap its ``mask_generator``."""
+    return _model(FakeGenerator(LEFT))
+
+
+@pytest.fixture()
+def model_with(shared_model):
+    def _with(generator):
+        shared_model.mask_generator = generator
+        return shared_model
+
+    return _with
+
+
 def _image(h=96, w=128):
     return torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
 
@@ -94,16 +116,23 @@ def test_masks_from_records_sorted_and_checked():
         masks_from_records([{"rle": "..."}], 4, 5)
 
 
-def test_propose_masks_shapes_and_padding():
+def test_propose_masks_shapes_and_padding(model_with):
     gen = FakeGenerator(LEFT, TOP)
-    model = _model(gen)
+    model = model_with(gen)
     images = [_image(96, 128), _image(64, 100)]
     with torch.no_grad():
         state_images = model.preprocess_image([{"image": x} for x in images])
         from mask_adapter.modeling.meta_arch.base import ForwardState
 
-        state = ForwardState(images=state_images, features={}, clip_dense=None, dense=None, text=None,
-                             num_templates=[], vocabulary=model.test_vocabulary)
+        state = ForwardState(
+            images=state_images,
+            features={},
+            clip_dense=None,
+            dense=None,
+            text=None,
+            num_templates=[],
+            vocabulary=model.test_vocabulary,
+        )
         out = model.propose_masks(state, [{"image": x} for x in images])
     assert gen.calls == [(96, 128, 3), (64, 100, 3)]  # the generator sees each unpadded image
     assert out["num_masks"] == [2, 2]
@@ -116,8 +145,8 @@ def test_propose_masks_shapes_and_padding():
     assert out["sam_masks"][0, 0, :, :64].all() and not out["sam_masks"][0, 0, :, 64:].any()
 
 
-def test_semantic_sums_class_probabilities_per_pixel():
-    model = _model(FakeGenerator(LEFT, TOP))
+def test_semantic_sums_class_probabilities_per_pixel(model_with):
+    model = model_with(FakeGenerator(LEFT, TOP))
     with torch.no_grad():
         out = model([{"image": _image(), "height": 96, "width": 128}])[0]
     sem = out["sem_seg"]
@@ -132,8 +161,8 @@ def test_semantic_sums_class_probabilities_per_pixel():
     assert torch.allclose(sem[:, 10, 10], sem[:, 70, 10] + sem[:, 10, 100], atol=1e-4)
 
 
-def test_void_column_is_minus_inf_and_outputs():
-    model = _model(FakeGenerator(LEFT, TOP))
+def test_void_column_is_minus_inf_and_outputs(model_with):
+    model = model_with(FakeGenerator(LEFT, TOP))
     with torch.no_grad():
         out = model([{"image": _image(), "height": 48, "width": 64}])[0]
     pan, segments = out["panoptic_seg"]
@@ -150,16 +179,23 @@ def test_void_column_is_minus_inf_and_outputs():
         images = model.preprocess_image([{"image": _image()}])
         feats = model.backbone(images.tensor)
         text, nt = model.text_rows(model.test_vocabulary)
-        state = ForwardState(images=images, features=feats, clip_dense=feats["clip_vis_dense"],
-                             dense=model.backbone.dense_projection(feats["clip_vis_dense"], model.dense_projection),
-                             text=text, num_templates=nt, vocabulary=model.test_vocabulary, adapter_text=text)
+        state = ForwardState(
+            images=images,
+            features=feats,
+            clip_dense=feats["clip_vis_dense"],
+            dense=model.backbone.dense_projection(feats["clip_vis_dense"], model.dense_projection),
+            text=text,
+            num_templates=nt,
+            vocabulary=model.test_vocabulary,
+            adapter_text=text,
+        )
         logits = model.classify_masks(state, model.propose_masks(state, [{"image": _image()}]))
     assert logits.shape == (1, 2, len(CLASSES) + 1)
     assert torch.isinf(logits[..., -1]).all() and torch.isfinite(logits[..., :-1]).all()
 
 
-def test_no_masks_found():
-    model = _model(FakeGenerator(EMPTY))
+def test_no_masks_found(model_with):
+    model = model_with(FakeGenerator(EMPTY))
     with torch.no_grad():
         out = model([{"image": _image(), "height": 30, "width": 40}])[0]
     assert out["sem_seg"].shape == (3, 30, 40) and out["sem_seg"].abs().sum() == 0
@@ -167,12 +203,13 @@ def test_no_masks_found():
     assert len(out["instances"]) == 0
 
 
-def test_training_is_refused_and_generator_checked():
-    model = _model(FakeGenerator(LEFT))
+def test_training_is_refused_and_generator_checked(model_with):
+    model = model_with(FakeGenerator(LEFT))
     assert not any(p.requires_grad for p in model.parameters())
-    model.train()
+    assert not model.training
     with pytest.raises(ValueError, match="training-free"):
-        model([{"image": _image()}])
+        model.train()
+    model.eval()
     with pytest.raises(TypeError, match="generate"):
         SAMMaskAdapter(to_sam_config(_cfg()), mask_generator=object())
 
@@ -194,10 +231,10 @@ def test_to_sam_config_keeps_the_adapter_setup():
     assert out["sem_seg"].shape == (3, 64, 64)
 
 
-def test_fcclip_weights_load_into_the_sam_model():
-    torch.manual_seed(0)
+def test_fcclip_weights_load_into_the_sam_model(shared_model):
+    torch.manual_seed(1)
     fcclip = build_model(_cfg())
-    sam_model = _model(FakeGenerator(LEFT))
+    sam_model = shared_model
     result = sam_model.load_state_dict(fcclip.state_dict(), strict=False)
     assert result.missing_keys == []
     assert result.unexpected_keys and all(k.startswith("sem_seg_head.") for k in result.unexpected_keys)
@@ -212,8 +249,18 @@ def test_tiny_random_sam_generator_end_to_end(tmp_path, monkeypatch):
     torch.save(build_tiny_sam().state_dict(), ckpt)
     monkeypatch.setitem(segment_anything.sam_model_registry, "tiny_test", build_tiny_sam)
     cfg = to_sam_config(_cfg(), str(ckpt))
-    cfg.merge_from_list(["MODEL.SAM.MODEL_TYPE", "tiny_test", "MODEL.SAM.POINTS_PER_SIDE", 4,
-                         "MODEL.SAM.PRED_IOU_THRESH", 0.0, "MODEL.SAM.STABILITY_SCORE_THRESH", 0.0])
+    cfg.merge_from_list(
+        [
+            "MODEL.SAM.MODEL_TYPE",
+            "tiny_test",
+            "MODEL.SAM.POINTS_PER_SIDE",
+            4,
+            "MODEL.SAM.PRED_IOU_THRESH",
+            0.0,
+            "MODEL.SAM.STABILITY_SCORE_THRESH",
+            0.0,
+        ]
+    )
     model = build_model(cfg).eval()
     gen = model.mask_generator
     assert isinstance(gen, segment_anything.SamAutomaticMaskGenerator)
@@ -249,4 +296,3 @@ def test_sam2_config_names():
     assert _sam2_config_name("sam2.1_hiera_l") == "configs/sam2.1/sam2.1_hiera_l.yaml"
     assert _sam2_config_name("sam2_hiera_s") == "configs/sam2/sam2_hiera_s.yaml"
     assert _sam2_config_name("my/sam2.yaml") == "my/sam2.yaml"
-

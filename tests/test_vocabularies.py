@@ -1,4 +1,5 @@
 """Shipped vocabularies (SPEC §9 counts), their side data, and the vocabulary parsers."""
+
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ from mask_adapter.data.vocabulary import (
     load_vocabulary_meta,
     parse_inline_vocabulary,
     parse_vocabulary_text,
+    check_no_lvis_widths,
     shipped_synonym_totals,
     split_synonyms,
 )
@@ -41,14 +43,29 @@ COUNTS = {
 }
 
 # Synonym totals over the classes (what the text classifier encodes) ...
-SYNONYMS = {"ade20k_150": 403, "ade20k_847": 1342, "pascal_ctx_459": 559, "pascal_ctx_59": 160, "pascal_voc_21": 153}
+SYNONYMS = {
+    "ade20k_150": 403,
+    "ade20k_847": 1342,
+    "pascal_ctx_459": 559,
+    "pascal_ctx_59": 160,
+    "pascal_voc_21": 153,
+}
 # ... and over every line including "0:invalid_class_id", which is how SPEC §9 counts them (404, 1,343, 560, 161).
-SPEC_SYNONYMS = {"ade20k_150": 404, "ade20k_847": 1343, "pascal_ctx_459": 560, "pascal_ctx_59": 161,
-                 "pascal_voc_21": 153}
+SPEC_SYNONYMS = {
+    "ade20k_150": 404,
+    "ade20k_847": 1343,
+    "pascal_ctx_459": 560,
+    "pascal_ctx_59": 161,
+    "pascal_voc_21": 153,
+}
 
 
 def _raw_lines(key):
-    return [l for l in (VOCAB_DIR / f"{key}_with_prompt_eng.txt").read_text(encoding="utf-8").splitlines() if l.strip()]
+    return [
+        l
+        for l in (VOCAB_DIR / f"{key}_with_prompt_eng.txt").read_text(encoding="utf-8").splitlines()
+        if l.strip()
+    ]
 
 
 def test_every_key_is_tested():
@@ -82,7 +99,8 @@ def test_pas20_drops_background_line():
 
 
 def test_no_vocabulary_has_lvis_leftover_width():
-    totals = shipped_synonym_totals()
+    totals = check_no_lvis_widths()
+    assert totals == shipped_synonym_totals()
     assert totals["lvis_1203"] == 1825  # 1203 classes, but more synonyms than classes
     demo = count_synonyms(openvocab_demo_metadata()["stuff_classes"])
     for key, total in list(totals.items()) + [("openvocab_dataset", demo)]:
@@ -117,13 +135,26 @@ def test_load_user_file_and_unknown_key(tmp_path):
 
 
 def test_parse_inline_vocabulary():
-    assert parse_inline_vocabulary("cat,kitten;dog;traffic light") == ["cat,kitten", "dog", "traffic light"]
+    assert parse_inline_vocabulary("cat,kitten;dog;traffic light") == [
+        "cat,kitten",
+        "dog",
+        "traffic light",
+    ]
     assert parse_inline_vocabulary("  cat , kitten ;  dog ") == ["cat,kitten", "dog"]
-    assert parse_inline_vocabulary("chat|chien,toutou|東京タワー") == ["chat", "chien,toutou", "東京タワー"]
+    assert parse_inline_vocabulary("chat|chien,toutou|東京タワー") == [
+        "chat",
+        "chien,toutou",
+        "東京タワー",
+    ]
     with pytest.raises(ValueError, match="Duplicate class name 'dog'") as e:
         parse_inline_vocabulary("dog;cat;dog,puppy")
     assert "\n" not in str(e.value)
-    for bad, msg in (("", "empty"), ("   ", "empty"), ("cat;;dog", "Class 2"), ("cat,,kitten", "empty synonym")):
+    for bad, msg in (
+        ("", "empty"),
+        ("   ", "empty"),
+        ("cat;;dog", "Class 2"),
+        ("cat,,kitten", "empty synonym"),
+    ):
         with pytest.raises(ValueError, match=msg):
             parse_inline_vocabulary(bad)
 
@@ -142,13 +173,21 @@ def test_side_data_is_consistent_with_vocabularies():
     labels = load_vocabulary_meta("pascal_ctx_59")["pascal_ctx_459_labels"]
     c59, c459 = load_vocabulary("pascal_ctx_59"), load_vocabulary("pascal_ctx_459")
     assert len(labels) == 59 and labels == sorted(labels)
-    mismatched = [(a, c459[l - 1]) for a, l in zip(c59, labels) if not set(a.split(",")) & set(c459[l - 1].split(","))]
+    mismatched = [
+        (a, c459[l - 1])
+        for a, l in zip(c59, labels)
+        if not set(a.split(",")) & set(c459[l - 1].split(","))
+    ]
     assert mismatched == [("computer case", "computer")]  # openseg renamed the 59-class "computer"
 
 
 def test_class_tables_thing_flags():
     coco = class_table("coco_panoptic")
-    assert sum(c.isthing for c in coco) == 80 and coco[0].names.startswith("person") and coco[0].dataset_id == 1
+    assert (
+        sum(c.isthing for c in coco) == 80
+        and coco[0].names.startswith("person")
+        and coco[0].dataset_id == 1
+    )
     ade = class_table("ade20k_150")
     assert [c.dataset_id for c in ade] == list(range(150)) and ade[7].isthing and not ade[0].isthing
     city = class_table("cityscapes")
@@ -184,7 +223,9 @@ def test_import_reads_no_file():
         "print(len(MetadataCatalog.get('openvocab_ade20k_panoptic_val').stuff_classes))\n"
     )
     env = dict(os.environ, DETECTRON2_DATASETS="/nonexistent/root")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(REPO))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(REPO)
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "150"
 

@@ -18,6 +18,7 @@ Usage:
         --weights fcclip_convnext_large_maskadapter.pth --dataset openvocab_ade20k_sem_seg_val \\
         --train-vocabulary coco_panoptic --output out/gt_masks --plot
 """
+
 import argparse
 import csv
 import logging
@@ -375,8 +376,14 @@ def format_table(stats: Mapping[str, AccuracyStats]) -> str:
     """Plain-text table: masks, accuracy, mean class accuracy, seen / unseen accuracy (percent)."""
     header = ["classifier", "masks", "acc %", "mean class acc %", "seen acc %", "unseen acc %"]
     rows = [
-        [name, str(s.num_masks), _pct(s.accuracy), _pct(s.mean_class_accuracy), _pct(s.seen_accuracy),
-         _pct(s.unseen_accuracy)]
+        [
+            name,
+            str(s.num_masks),
+            _pct(s.accuracy),
+            _pct(s.mean_class_accuracy),
+            _pct(s.seen_accuracy),
+            _pct(s.unseen_accuracy),
+        ]
         for name, s in stats.items()
     ]
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
@@ -452,9 +459,14 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-file", required=True)
     p.add_argument("--weights", default=None, help="checkpoint (default: MODEL.WEIGHTS of the config)")
     p.add_argument("--dataset", required=True, help="registered semantic-segmentation dataset")
-    p.add_argument("--train-vocabulary", default=None,
-                   help="training vocabulary for the seen/unseen split: dataset name, vocabulary key or file")
-    p.add_argument("--classifiers", default=",".join(CLASSIFIER_NAMES), help="comma-separated subset of crop,pooling,adapter")
+    p.add_argument(
+        "--train-vocabulary",
+        default=None,
+        help="training vocabulary for the seen/unseen split: dataset name, vocabulary key or file",
+    )
+    p.add_argument(
+        "--classifiers", default=",".join(CLASSIFIER_NAMES), help="comma-separated subset of crop,pooling,adapter"
+    )
     p.add_argument("--max-images", type=int, default=0, help="analyse the first N images (0 = all)")
     p.add_argument("--output", default="output/gt_mask_analysis", help="folder for the CSV (and the plot)")
     p.add_argument("--plot", action="store_true", help="also save a bar chart PNG")
@@ -495,10 +507,21 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, AccuracyStats]:
     model.set_vocabulary(names)
     classifiers = default_classifiers(model, [c.strip() for c in args.classifiers.split(",") if c.strip()])
     train = _vocabulary_names(args.train_vocabulary) if args.train_vocabulary else None
-    transform = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST) \
-        if cfg.INPUT.MIN_SIZE_TEST > 0 else None
-    stats = analyze(model, dicts, classifiers, class_names=names, train_class_names=train, ignore_label=ignore,
-                    transform=transform, progress=True)
+    transform = (
+        T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
+        if cfg.INPUT.MIN_SIZE_TEST > 0
+        else None
+    )
+    stats = analyze(
+        model,
+        dicts,
+        classifiers,
+        class_names=names,
+        train_class_names=train,
+        ignore_label=ignore,
+        transform=transform,
+        progress=True,
+    )
     logger.info("GT-mask classification on %s (%d images):\n%s", args.dataset, len(dicts), format_table(stats))
     out = Path(args.output)
     csv_path = write_csv(stats, out / f"{args.dataset}_gt_mask_accuracy.csv")

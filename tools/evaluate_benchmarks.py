@@ -9,6 +9,7 @@ Prints one table (mIoU per benchmark, plus PQ / mask AP when the TEST flags enab
 ``benchmarks.json`` (full results and library versions) and ``benchmarks.csv`` to the output folder. A benchmark
 whose files are missing is reported with the expected path and the preparation script; the rest still run.
 """
+
 import argparse
 import logging
 import sys
@@ -29,11 +30,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Command-line arguments."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config-file", required=True, help="model config (YAML)")
-    parser.add_argument("--weights", default="", help="checkpoint; default: MODEL.WEIGHTS of the config")
-    parser.add_argument("--benchmarks", default=",".join(BENCHMARKS),
-                        help=f"comma-separated short names ({','.join(BENCHMARKS)}) or registered dataset names")
-    parser.add_argument("--output", default="", help="output folder; default: OUTPUT_DIR/benchmarks")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
+    parser.add_argument(
+        "--weights", default="", help="checkpoint; default: MODEL.WEIGHTS of the config"
+    )
+    parser.add_argument(
+        "--benchmarks",
+        default=",".join(BENCHMARKS),
+        help=f"comma-separated short names ({','.join(BENCHMARKS)}) or registered dataset names",
+    )
+    parser.add_argument(
+        "--output", default="", help="output folder; default: OUTPUT_DIR/benchmarks"
+    )
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs"
+    )
     return parser.parse_args(argv)
 
 

@@ -4,6 +4,7 @@ Every loader first checks that the split's folders/files exist and raises one ``
 the expected path and the ``datasets/prepare_*.py`` script that creates it. Annotation images are not opened here;
 mappers and evaluators read them.
 """
+
 import json
 import os
 from typing import Any, Dict, List, Mapping
@@ -71,7 +72,13 @@ def load_sem_seg_split(
 
 
 def load_coco_panoptic_split(
-    dataset: str, json_file: str, image_root: str, panoptic_root: str, sem_seg_root: str, meta: Mapping, prepare: str
+    dataset: str,
+    json_file: str,
+    image_root: str,
+    panoptic_root: str,
+    sem_seg_root: str,
+    meta: Mapping,
+    prepare: str,
 ) -> List[Dict[str, Any]]:
     """COCO-format panoptic records (integer image ids) plus ``sem_seg_file_name`` when a semantic folder is given.
 
@@ -92,7 +99,9 @@ def load_coco_panoptic_split(
     records = load_coco_panoptic_json(json_file, image_root, panoptic_root, dict(meta))
     if sem_seg_root:
         for r in records:
-            r["sem_seg_file_name"] = os.path.join(sem_seg_root, os.path.basename(r["pan_seg_file_name"]))
+            r["sem_seg_file_name"] = os.path.join(
+                sem_seg_root, os.path.basename(r["pan_seg_file_name"])
+            )
     return records
 
 
@@ -128,7 +137,9 @@ def load_panoptic_str_ids(
         segments = []
         for seg in ann["segments_info"]:
             cat = seg["category_id"]
-            seg = dict(seg, isthing=cat in things, category_id=things[cat] if cat in things else stuff[cat])
+            seg = dict(
+                seg, isthing=cat in things, category_id=things[cat] if cat in things else stuff[cat]
+            )
             segments.append(seg)
         record = {
             "file_name": os.path.join(image_root, f"{stem}.{image_ext}"),

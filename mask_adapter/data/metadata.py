@@ -10,6 +10,7 @@ Class order follows the vocabulary file. Conventions (as in Mask2Former/FC-CLIP)
 - ``thing_dataset_id_to_contiguous_id`` maps a dataset category id to its index in ``stuff_classes`` (panoptic) or
   in ``thing_classes`` (instance splits); ``stuff_dataset_id_to_contiguous_id`` maps every dataset id.
 """
+
 import functools
 import logging
 import zlib
@@ -66,7 +67,12 @@ def _cityscapes_table() -> List[ClassInfo]:
 
     by_train_id = {c["trainId"]: c for c in CITYSCAPES_CATEGORIES}
     return [
-        ClassInfo(by_train_id[i]["id"], names, bool(by_train_id[i]["isthing"]), tuple(by_train_id[i]["color"]))
+        ClassInfo(
+            by_train_id[i]["id"],
+            names,
+            bool(by_train_id[i]["isthing"]),
+            tuple(by_train_id[i]["color"]),
+        )
         for i, names in load_vocabulary_entries("cityscapes")
     ]
 
@@ -78,7 +84,8 @@ def _ade150_table() -> List[ClassInfo]:
     things = set(meta["thing_indices"])
     entries = load_vocabulary_entries("ade20k_150")
     return [
-        ClassInfo(i, names, i in things, tuple(meta["colors"][i])) for i, (_, names) in enumerate(entries)
+        ClassInfo(i, names, i in things, tuple(meta["colors"][i]))
+        for i, (_, names) in enumerate(entries)
     ]
 
 
@@ -88,7 +95,8 @@ def _table_from_meta(key: str) -> List[ClassInfo]:
     things = set(meta["thing_ids"])
     entries = load_vocabulary_entries(key)
     return [
-        ClassInfo(i, names, i in things, tuple(meta["colors"][k])) for k, (i, names) in enumerate(entries)
+        ClassInfo(i, names, i in things, tuple(meta["colors"][k]))
+        for k, (i, names) in enumerate(entries)
     ]
 
 
@@ -120,7 +128,10 @@ def class_table(key_or_path: str) -> List[ClassInfo]:
 
 def semantic_metadata(classes: Sequence[ClassInfo]) -> Dict[str, Any]:
     """Metadata fields of a semantic split: all classes as ``stuff_classes``."""
-    return {"stuff_classes": [c.names for c in classes], "stuff_colors": [list(c.color) for c in classes]}
+    return {
+        "stuff_classes": [c.names for c in classes],
+        "stuff_colors": [list(c.color) for c in classes],
+    }
 
 
 def panoptic_metadata(classes: Sequence[ClassInfo]) -> Dict[str, Any]:
@@ -152,7 +163,12 @@ class LazyMetadata(Metadata):
     called); its dict is then set as ordinary metadata, so later reads are plain attribute reads.
     """
 
-    def __init__(self, name: str = "N/A", builder: Optional[Callable[[], Dict[str, Any]]] = None, **eager: Any):
+    def __init__(
+        self,
+        name: str = "N/A",
+        builder: Optional[Callable[[], Dict[str, Any]]] = None,
+        **eager: Any
+    ):
         super().__init__(name=name, **eager)
         if builder is not None:
             self.__dict__["_lazy_builder"] = builder
@@ -192,9 +208,13 @@ def openvocab_demo_metadata() -> Dict[str, Any]:
     coco, ade = class_table("coco_panoptic"), class_table("ade20k_150")
     lvis = load_vocabulary("lvis_1203")
     lvis_colors = default_colors(len(lvis), "lvis_1203")
-    things = [(c.names, c.color) for c in coco if c.isthing] + [(c.names, c.color) for c in ade if c.isthing]
+    things = [(c.names, c.color) for c in coco if c.isthing] + [
+        (c.names, c.color) for c in ade if c.isthing
+    ]
     things += list(zip(lvis, lvis_colors))
-    stuff = [(c.names, c.color) for c in coco if not c.isthing] + [(c.names, c.color) for c in ade if not c.isthing]
+    stuff = [(c.names, c.color) for c in coco if not c.isthing] + [
+        (c.names, c.color) for c in ade if not c.isthing
+    ]
     seen, thing_rows, stuff_rows = set(), [], []
     for rows, out in ((things, thing_rows), (stuff, stuff_rows)):
         for names, color in rows:

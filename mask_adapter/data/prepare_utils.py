@@ -3,6 +3,7 @@
 Every script is idempotent (existing outputs are skipped), shows tqdm progress, reads class definitions from the
 package vocabularies and fails with one line naming the missing or unreadable input.
 """
+
 import argparse
 import os
 import shutil
@@ -14,8 +15,19 @@ from PIL import Image, UnidentifiedImageError
 from .vocabulary import load_vocabulary_entries
 
 __all__ = [
-    "default_root", "base_parser", "require", "read_label", "read_rgb", "write_label", "copy_file",
-    "progress", "id_lut", "apply_lut", "read_split_list", "read_pascal_context_label", "vocab_id_to_index",
+    "default_root",
+    "base_parser",
+    "require",
+    "read_label",
+    "read_rgb",
+    "write_label",
+    "copy_file",
+    "progress",
+    "id_lut",
+    "apply_lut",
+    "read_split_list",
+    "read_pascal_context_label",
+    "vocab_id_to_index",
 ]
 
 T = TypeVar("T")
@@ -29,8 +41,11 @@ def default_root() -> str:
 def base_parser(description: str) -> argparse.ArgumentParser:
     """Argument parser with ``--root`` (default ``$DETECTRON2_DATASETS`` or "datasets")."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--root", default=default_root(),
-                        help="dataset root (default: $DETECTRON2_DATASETS or 'datasets')")
+    parser.add_argument(
+        "--root",
+        default=default_root(),
+        help="dataset root (default: $DETECTRON2_DATASETS or 'datasets')",
+    )
     return parser
 
 
@@ -116,15 +131,19 @@ def read_pascal_context_label(labels_dir: str, image_id: str) -> np.ndarray:
     Accepts the official ``trainval/<id>.mat`` files (key ``LabelMap``) or pre-extracted ``<id>.png`` label maps
     (16-bit or 8-bit) in the same label space.
     """
-    mat, png = os.path.join(labels_dir, f"{image_id}.mat"), os.path.join(labels_dir, f"{image_id}.png")
+    mat, png = os.path.join(labels_dir, f"{image_id}.mat"), os.path.join(
+        labels_dir, f"{image_id}.png"
+    )
     if os.path.exists(mat):
         from scipy.io import loadmat
 
         try:
             return np.asarray(loadmat(mat)["LabelMap"], dtype=np.int64)
         except (ValueError, KeyError, OSError, TypeError) as e:
-            raise ValueError(f"Cannot read Pascal-Context label map '{mat}' ({type(e).__name__}: {e}); "
-                             "re-extract trainval.tar.gz") from None
+            raise ValueError(
+                f"Cannot read Pascal-Context label map '{mat}' ({type(e).__name__}: {e}); "
+                "re-extract trainval.tar.gz"
+            ) from None
     if os.path.exists(png):
         return read_label(png).astype(np.int64)
     raise FileNotFoundError(
@@ -146,7 +165,11 @@ def read_ade_catid_mapping(path: str) -> Dict[int, int]:
     The file has a header line, then "instance_id  sceneparse150_id  full_ade20k_id" rows (an instance id may
     appear on several rows with the same ADE-150 id).
     """
-    require(path, "ADE20K instance category mapping", "pass --catid-mapping (datasets/ade20k_instance_catid_mapping.txt)")
+    require(
+        path,
+        "ADE20K instance category mapping",
+        "pass --catid-mapping (datasets/ade20k_instance_catid_mapping.txt)",
+    )
     mapping: Dict[int, int] = {}
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f):
@@ -154,7 +177,9 @@ def read_ade_catid_mapping(path: str) -> Dict[int, int]:
             if lineno == 0 or not parts:
                 continue
             if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
-                raise ValueError(f"{path}:{lineno + 1}: expected 'instance_id sceneparse150_id ...', got {line!r}")
+                raise ValueError(
+                    f"{path}:{lineno + 1}: expected 'instance_id sceneparse150_id ...', got {line!r}"
+                )
             mapping[int(parts[0])] = int(parts[1]) - 1
     return mapping
 
@@ -173,8 +198,10 @@ def ade_instances(ins_rgb: np.ndarray, mapping: Mapping[int, int], path: str) ->
         mask = ids == inst
         cats = np.unique(classes[mask])
         if len(cats) != 1 or int(cats[0]) not in mapping:
-            raise ValueError(f"Instance {inst} of '{path}' has instance classes {cats.tolist()}; expected one class "
-                             "listed in ade20k_instance_catid_mapping.txt")
+            raise ValueError(
+                f"Instance {inst} of '{path}' has instance classes {cats.tolist()}; expected one class "
+                "listed in ade20k_instance_catid_mapping.txt"
+            )
         out.append((mapping[int(cats[0])], mask))
     return out
 
@@ -182,4 +209,9 @@ def ade_instances(ins_rgb: np.ndarray, mapping: Mapping[int, int], path: str) ->
 def mask_bbox(mask: np.ndarray) -> List[int]:
     """[x, y, w, h] box of a non-empty (H, W) bool mask."""
     ys, xs = np.nonzero(mask)
-    return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+    return [
+        int(xs.min()),
+        int(ys.min()),
+        int(xs.max() - xs.min() + 1),
+        int(ys.max() - ys.min() + 1),
+    ]

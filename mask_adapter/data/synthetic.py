@@ -11,6 +11,7 @@ triangle) drawn with OpenCV, on a 2-pixel void frame. Layout under ``<root>/synt
 Dataset category ids are 1 square, 2 circle, 3 triangle (things), 4 sky, 5 grass (stuff), as in
 ``vocabularies/synthetic_shapes_with_prompt_eng.txt``; the catalog registers ``synthetic_shapes_panoptic_{train,val}``.
 """
+
 import json
 import os
 from typing import Dict, List, Tuple
@@ -36,17 +37,30 @@ def _draw_shape(rng: np.random.RandomState, kind: int, mask: np.ndarray) -> None
     size = int(rng.randint(max(8, min(h, w) // 6), max(9, min(h, w) // 3)))
     cx, cy = int(rng.randint(size, w - size)), int(rng.randint(size, h - size))
     if kind == 1:
-        cv2.rectangle(mask, (cx - size // 2, cy - size // 2), (cx + size // 2, cy + size // 2), 1, -1)
+        cv2.rectangle(
+            mask, (cx - size // 2, cy - size // 2), (cx + size // 2, cy + size // 2), 1, -1
+        )
     elif kind == 2:
         cv2.circle(mask, (cx, cy), size // 2, 1, -1)
     else:
-        pts = np.array([[cx, cy - size // 2], [cx - size // 2, cy + size // 2], [cx + size // 2, cy + size // 2]])
+        pts = np.array(
+            [
+                [cx, cy - size // 2],
+                [cx - size // 2, cy + size // 2],
+                [cx + size // 2, cy + size // 2],
+            ]
+        )
         cv2.fillPoly(mask, [pts.astype(np.int32)], 1)
 
 
 def _bbox(mask: np.ndarray) -> List[int]:
     ys, xs = np.nonzero(mask)
-    return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+    return [
+        int(xs.min()),
+        int(ys.min()),
+        int(xs.max() - xs.min() + 1),
+        int(ys.max() - ys.min() + 1),
+    ]
 
 
 def _make_image(rng: np.random.RandomState, h: int, w: int):
@@ -62,7 +76,12 @@ def _make_image(rng: np.random.RandomState, h: int, w: int):
         mask = np.zeros((h, w), np.uint8)
         _draw_shape(rng, kind, mask)
         label[mask > 0], segment[mask > 0] = kind, 3 + k
-    label[:_VOID_BORDER], label[-_VOID_BORDER:], label[:, :_VOID_BORDER], label[:, -_VOID_BORDER:] = 0, 0, 0, 0
+    (
+        label[:_VOID_BORDER],
+        label[-_VOID_BORDER:],
+        label[:, :_VOID_BORDER],
+        label[:, -_VOID_BORDER:],
+    ) = (0, 0, 0, 0)
     segment[label == 0] = 0
     image = np.zeros((h, w, 3), np.float32) + 128
     for cat_id, color in colors.items():
@@ -76,12 +95,21 @@ def _make_image(rng: np.random.RandomState, h: int, w: int):
         m = segment == seg_id
         cat_id = int(np.bincount(label[m]).argmax())
         semantic[m] = cat_id - 1
-        segments.append({"id": int(seg_id), "category_id": cat_id, "iscrowd": 0, "area": int(m.sum()),
-                         "bbox": _bbox(m)})
+        segments.append(
+            {
+                "id": int(seg_id),
+                "category_id": cat_id,
+                "iscrowd": 0,
+                "area": int(m.sum()),
+                "bbox": _bbox(m),
+            }
+        )
     return np.clip(image, 0, 255).astype(np.uint8), segment, semantic, segments
 
 
-def _write_split(root: str, split: str, n: int, size: Tuple[int, int], rng: np.random.RandomState) -> None:
+def _write_split(
+    root: str, split: str, n: int, size: Tuple[int, int], rng: np.random.RandomState
+) -> None:
     dirs = {k: os.path.join(root, k, split) for k in ("images", "panoptic", "semantic")}
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
@@ -90,13 +118,24 @@ def _write_split(root: str, split: str, n: int, size: Tuple[int, int], rng: np.r
         h, w = (int(x) for x in rng.randint(size[0], size[1] + 1, size=2))
         image, segment, semantic, segments = _make_image(rng, h, w)
         stem = f"{split}_{i:05d}"
-        cv2.imwrite(os.path.join(dirs["images"], stem + ".jpg"), image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-        rgb = np.stack([segment % 256, segment // 256 % 256, segment // 65536], axis=-1).astype(np.uint8)
+        cv2.imwrite(
+            os.path.join(dirs["images"], stem + ".jpg"),
+            image[:, :, ::-1],
+            [cv2.IMWRITE_JPEG_QUALITY, 95],
+        )
+        rgb = np.stack([segment % 256, segment // 256 % 256, segment // 65536], axis=-1).astype(
+            np.uint8
+        )
         cv2.imwrite(os.path.join(dirs["panoptic"], stem + ".png"), rgb[:, :, ::-1])
         cv2.imwrite(os.path.join(dirs["semantic"], stem + ".png"), semantic)
         images.append({"id": i + 1, "file_name": stem + ".jpg", "height": h, "width": w})
-        annotations.append({"image_id": i + 1, "file_name": stem + ".png", "segments_info": segments})
-    categories = [{"id": c[0], "name": c[1], "isthing": c[2], "color": list(c[3])} for c in SYNTHETIC_CATEGORIES]
+        annotations.append(
+            {"image_id": i + 1, "file_name": stem + ".png", "segments_info": segments}
+        )
+    categories = [
+        {"id": c[0], "name": c[1], "isthing": c[2], "color": list(c[3])}
+        for c in SYNTHETIC_CATEGORIES
+    ]
     with open(os.path.join(root, f"panoptic_{split}.json"), "w", encoding="utf-8") as f:
         json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
 
@@ -121,5 +160,8 @@ def make_synthetic_dataset(
     rng = np.random.RandomState(seed)
     for split, n in (("train", n_train), ("val", n_val)):
         _write_split(out, split, n, size, rng)
-    return {"root": out, "train_json": os.path.join(out, "panoptic_train.json"),
-            "val_json": os.path.join(out, "panoptic_val.json")}
+    return {
+        "root": out,
+        "train_json": os.path.join(out, "panoptic_train.json"),
+        "val_json": os.path.join(out, "panoptic_val.json"),
+    }

@@ -7,6 +7,7 @@ dataset ids and are skipped, so the class order is the file order after skipping
 Package vocabularies are addressed by key (``"ade20k_150"`` -> ``vocabularies/ade20k_150_with_prompt_eng.txt``)
 and read through ``importlib.resources``, never through working-directory paths. Nothing is read at import.
 """
+
 import functools
 import json
 import os
@@ -25,6 +26,7 @@ __all__ = [
     "count_synonyms",
     "parse_inline_vocabulary",
     "shipped_synonym_totals",
+    "check_no_lvis_widths",
     "LVIS_LEFTOVER_WIDTHS",
 ]
 
@@ -79,12 +81,16 @@ def parse_vocabulary_entries(text: str, source: str = "<text>") -> List[Tuple[in
                 "every line starts with an integer id and a colon"
             )
         if not names.strip():
-            raise ValueError(f"{source}:{lineno}: class id {idx} has no name; write 'id:name[,synonym...]'")
+            raise ValueError(
+                f"{source}:{lineno}: class id {idx} has no name; write 'id:name[,synonym...]'"
+            )
         if names.strip() == INVALID_CLASS:
             continue
         entries.append((int(idx), names))
     if not entries:
-        raise ValueError(f"{source}: the vocabulary has no classes; write one 'id:name,synonym,...' line per class")
+        raise ValueError(
+            f"{source}: the vocabulary has no classes; write one 'id:name,synonym,...' line per class"
+        )
     return entries
 
 
@@ -194,7 +200,9 @@ def parse_inline_vocabulary(spec: str) -> List[str]:
         ValueError: empty vocabulary, an empty class or synonym, or a class name (first name) given twice.
     """
     if not spec or not spec.strip():
-        raise ValueError("The inline vocabulary is empty; give classes like 'cat,kitten;dog;traffic light'")
+        raise ValueError(
+            "The inline vocabulary is empty; give classes like 'cat,kitten;dog;traffic light'"
+        )
     classes: List[str] = []
     seen: Dict[str, int] = {}
     for position, chunk in enumerate(spec.replace("|", ";").split(";"), start=1):
@@ -204,7 +212,9 @@ def parse_inline_vocabulary(spec: str) -> List[str]:
                 f"Class {position} of the inline vocabulary {spec!r} is empty; remove the extra ';'"
             )
         if not all(names):
-            raise ValueError(f"Class {position} ({chunk.strip()!r}) has an empty synonym; remove the extra ','")
+            raise ValueError(
+                f"Class {position} ({chunk.strip()!r}) has an empty synonym; remove the extra ','"
+            )
         if names[0] in seen:
             raise ValueError(
                 f"Duplicate class name {names[0]!r} in the inline vocabulary (classes {seen[names[0]]} and "
@@ -222,3 +232,23 @@ def shipped_synonym_totals() -> Dict[str, int]:
         {key: number of synonyms over its classes (invalid ids skipped)}.
     """
     return {key: count_synonyms(load_vocabulary(key)) for key in VOCABULARY_KEYS}
+
+
+def check_no_lvis_widths() -> Dict[str, int]:
+    """Check that no shipped vocabulary has exactly 1203 or 365 synonyms (SPEC §2).
+
+    The official stage-1 classifier skipped the per-class synonym max at those raw widths (an LVIS / Objects365
+    leftover); this package always takes the max, and this check guards against a vocabulary that would have
+    triggered the old bypass. LVIS-1203 itself has 1,203 classes but 1,825 synonyms.
+
+    Returns:
+        {key: synonym total} of every shipped vocabulary.
+
+    Raises:
+        ValueError: naming the vocabularies with a leftover width.
+    """
+    totals = shipped_synonym_totals()
+    bad = {k: v for k, v in totals.items() if v in LVIS_LEFTOVER_WIDTHS}
+    if bad:
+        raise ValueError(f"Vocabularies with exactly {LVIS_LEFTOVER_WIDTHS} synonyms: {bad}")
+    return totals

@@ -1,4 +1,5 @@
 """Evaluators (table by evaluator_type) and the five-benchmark runner."""
+
 from .benchmarks import BENCHMARKS, evaluate_benchmarks, format_benchmark_table  # noqa: F401
 from .build import EVALUATOR_TABLE, build_evaluator  # noqa: F401
 from .env import environment_versions  # noqa: F401

@@ -5,6 +5,7 @@ PC-459 ``openvocab_pascal_ctx459_sem_seg_val``, PC-59 ``openvocab_pascal_ctx59_s
 ``openvocab_pascal20_sem_seg_val``. A benchmark whose files are missing is reported with the expected path and
 the preparation script; the others still run.
 """
+
 import csv
 import json
 import logging
@@ -48,7 +49,9 @@ def _resolve(benchmarks: Optional[Sequence[str]]) -> "OrderedDict[str, str]":
         elif b in BENCHMARKS.values() or b in DatasetCatalog.list():
             out[b] = b
         else:
-            raise KeyError(f"Unknown benchmark {b!r}; use one of {', '.join(BENCHMARKS)} or a registered dataset name")
+            raise KeyError(
+                f"Unknown benchmark {b!r}; use one of {', '.join(BENCHMARKS)} or a registered dataset name"
+            )
     return out
 
 
@@ -78,8 +81,16 @@ def evaluate_benchmarks(
     """
     report: Dict[str, Dict[str, Any]] = OrderedDict()
     for short, name in _resolve(benchmarks).items():
-        row: Dict[str, Any] = {"dataset": name, "status": "ok", "images": 0, "mIoU": None, "PQ": None,
-                               "mask AP": None, "error": "", "results": {}}
+        row: Dict[str, Any] = {
+            "dataset": name,
+            "status": "ok",
+            "images": 0,
+            "mIoU": None,
+            "PQ": None,
+            "mask AP": None,
+            "error": "",
+            "results": {},
+        }
         try:
             records = DatasetCatalog.get(name)
         except FileNotFoundError as e:
@@ -91,14 +102,20 @@ def evaluate_benchmarks(
             if hasattr(model, "set_metadata"):
                 model.set_metadata(MetadataCatalog.get(name))
             loader = build_detection_test_loader(cfg, name)
-            evaluator = build_evaluator(cfg, name, os.path.join(output_dir, short) if output_dir else None)
+            evaluator = build_evaluator(
+                cfg, name, os.path.join(output_dir, short) if output_dir else None
+            )
             results = inference_on_dataset(model, loader, evaluator) or {}
         except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
             row.update(status="failed", error=f"{type(e).__name__}: {e}")
             logger.error("Benchmark %s failed: %s", short, row["error"])
             report[short] = row
             continue
-        row.update(images=len(records), results=json.loads(json.dumps(results, default=float)), **_summary(results))
+        row.update(
+            images=len(records),
+            results=json.loads(json.dumps(results, default=float)),
+            **_summary(results),
+        )
         report[short] = row
     if comm.is_main_process():
         logger.info("Open-vocabulary benchmarks:\n%s", format_benchmark_table(report))
@@ -119,10 +136,14 @@ def _fmt(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def write_benchmark_files(report: Mapping[str, Mapping[str, Any]], output_dir: str) -> Dict[str, str]:
+def write_benchmark_files(
+    report: Mapping[str, Mapping[str, Any]], output_dir: str
+) -> Dict[str, str]:
     """Write ``benchmarks.json`` (full results + library versions) and ``benchmarks.csv`` (the table)."""
     os.makedirs(output_dir, exist_ok=True)
-    json_path, csv_path = os.path.join(output_dir, "benchmarks.json"), os.path.join(output_dir, "benchmarks.csv")
+    json_path, csv_path = os.path.join(output_dir, "benchmarks.json"), os.path.join(
+        output_dir, "benchmarks.csv"
+    )
     with open(json_path, "w", encoding="utf-8") as f:
         json.dump({"versions": environment_versions(), "benchmarks": report}, f, indent=2)
     with open(csv_path, "w", newline="", encoding="utf-8") as f:

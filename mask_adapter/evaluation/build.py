@@ -13,12 +13,18 @@ COCO evaluation uses the official pycocotools path (``use_fast_impl=False``): de
 the compiled ``detectron2._C``. The flags only choose evaluators; the model's behaviour (CDT variant,
 post-processing order) comes from its own config keys, never from which evaluators run.
 """
+
 import logging
 import os
 from typing import Callable, Dict, List, Optional, Tuple
 
 from detectron2.data import MetadataCatalog
-from detectron2.evaluation import COCOEvaluator, COCOPanopticEvaluator, DatasetEvaluator, DatasetEvaluators
+from detectron2.evaluation import (
+    COCOEvaluator,
+    COCOPanopticEvaluator,
+    DatasetEvaluator,
+    DatasetEvaluators,
+)
 
 from .env import environment_versions
 from .instance import InstanceSegEvaluator
@@ -73,18 +79,34 @@ def _lvis(name: str, out: Optional[str]) -> DatasetEvaluator:
 # flag: "always" or the TEST key that enables the evaluator.
 EVALUATOR_TABLE: Dict[str, List[Tuple[str, Builder]]] = {
     "sem_seg": [("always", _semseg)],
-    "coco_panoptic_seg": [("SEMANTIC_ON", _semseg), ("PANOPTIC_ON", _panoptic), ("INSTANCE_ON", _coco)],
-    "ade20k_panoptic_seg": [("SEMANTIC_ON", _semseg), ("PANOPTIC_ON", _panoptic), ("INSTANCE_ON", _instance)],
-    "mapillary_vistas_panoptic_seg": [("SEMANTIC_ON", _semseg), ("PANOPTIC_ON", _panoptic),
-                                      ("INSTANCE_ON", _instance)],
-    "cityscapes_panoptic_seg": [("SEMANTIC_ON", _semseg), ("PANOPTIC_ON", _panoptic),
-                                ("INSTANCE_ON", _cityscapes_instance)],
+    "coco_panoptic_seg": [
+        ("SEMANTIC_ON", _semseg),
+        ("PANOPTIC_ON", _panoptic),
+        ("INSTANCE_ON", _coco),
+    ],
+    "ade20k_panoptic_seg": [
+        ("SEMANTIC_ON", _semseg),
+        ("PANOPTIC_ON", _panoptic),
+        ("INSTANCE_ON", _instance),
+    ],
+    "mapillary_vistas_panoptic_seg": [
+        ("SEMANTIC_ON", _semseg),
+        ("PANOPTIC_ON", _panoptic),
+        ("INSTANCE_ON", _instance),
+    ],
+    "cityscapes_panoptic_seg": [
+        ("SEMANTIC_ON", _semseg),
+        ("PANOPTIC_ON", _panoptic),
+        ("INSTANCE_ON", _cityscapes_instance),
+    ],
     "coco": [("INSTANCE_ON", _coco)],
     "lvis": [("INSTANCE_ON", _lvis)],
 }
 
 
-def build_evaluator(cfg, dataset_name: str, output_folder: Optional[str] = None) -> DatasetEvaluator:
+def build_evaluator(
+    cfg, dataset_name: str, output_folder: Optional[str] = None
+) -> DatasetEvaluator:
     """Evaluator(s) of one test split.
 
     Args:
@@ -107,14 +129,21 @@ def build_evaluator(cfg, dataset_name: str, output_folder: Optional[str] = None)
             f"{', '.join(EVALUATOR_TABLE)} (is the dataset registered? import mask_adapter registers the catalog)"
         )
     test = cfg.MODEL.MASK_FORMER.TEST
-    evaluators = [build(dataset_name, output_folder) for flag, build in EVALUATOR_TABLE[evaluator_type]
-                  if flag == "always" or test.get(flag, False)]
+    evaluators = [
+        build(dataset_name, output_folder)
+        for flag, build in EVALUATOR_TABLE[evaluator_type]
+        if flag == "always" or test.get(flag, False)
+    ]
     if not evaluators:
         flags = [flag for flag, _ in EVALUATOR_TABLE[evaluator_type]]
         raise ValueError(
             f"No evaluator for '{dataset_name}' (evaluator_type {evaluator_type}): enable one of "
             f"MODEL.MASK_FORMER.TEST.{{{', '.join(flags)}}}"
         )
-    logger.info("Evaluating %s with %s; %s", dataset_name, [type(e).__name__ for e in evaluators],
-                ", ".join(f"{k} {v}" for k, v in environment_versions().items()))
+    logger.info(
+        "Evaluating %s with %s; %s",
+        dataset_name,
+        [type(e).__name__ for e in evaluators],
+        ", ".join(f"{k} {v}" for k, v in environment_versions().items()),
+    )
     return evaluators[0] if len(evaluators) == 1 else DatasetEvaluators(evaluators)

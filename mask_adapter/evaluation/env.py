@@ -1,4 +1,5 @@
 """Library versions that can change evaluation numbers, for evaluation logs and result files (SPEC §12)."""
+
 import functools
 import platform
 from importlib import metadata
@@ -34,7 +35,10 @@ def environment_versions() -> Dict[str, str]:
         "detectron2": detectron2.__version__,
         "torch": torch.__version__,
         "numpy": numpy.__version__,
-        "opencv": _version("opencv-python-headless") if _version("opencv-python") == "not installed"
-        else _version("opencv-python"),
+        "opencv": (
+            _version("opencv-python-headless")
+            if _version("opencv-python") == "not installed"
+            else _version("opencv-python")
+        ),
         "python": platform.python_version(),
     }

@@ -5,6 +5,7 @@ panoptic splits here map thing ids to their index among *all* classes (e.g. ADE 
 subclass translates predicted classes back to dataset ids itself and then runs the unchanged COCO evaluation.
 The official COCO API (pycocotools) is used: detectron2's fast evaluator needs the compiled ``detectron2._C``.
 """
+
 from typing import Any, Dict, List
 
 from detectron2.evaluation import COCOEvaluator
@@ -24,7 +25,9 @@ class _HideThingMap:
         return getattr(self._meta, key)
 
     def get(self, key: str, default: Any = None) -> Any:
-        return default if key == "thing_dataset_id_to_contiguous_id" else self._meta.get(key, default)
+        return (
+            default if key == "thing_dataset_id_to_contiguous_id" else self._meta.get(key, default)
+        )
 
 
 class InstanceSegEvaluator(COCOEvaluator):
@@ -33,7 +36,9 @@ class InstanceSegEvaluator(COCOEvaluator):
     Args: as ``COCOEvaluator``; ``use_fast_impl`` is always False (no ``detectron2._C`` needed).
     """
 
-    def __init__(self, dataset_name: str, tasks=None, distributed: bool = True, output_dir=None, **kwargs) -> None:
+    def __init__(
+        self, dataset_name: str, tasks=None, distributed: bool = True, output_dir=None, **kwargs
+    ) -> None:
         kwargs["use_fast_impl"] = False
         super().__init__(dataset_name, tasks, distributed, output_dir, **kwargs)
 
@@ -41,8 +46,11 @@ class InstanceSegEvaluator(COCOEvaluator):
         reverse = {v: k for k, v in self._metadata.thing_dataset_id_to_contiguous_id.items()}
         kept = []
         for p in predictions:
-            instances = [dict(x, category_id=reverse[x["category_id"]]) for x in p.get("instances", [])
-                         if x["category_id"] in reverse]
+            instances = [
+                dict(x, category_id=reverse[x["category_id"]])
+                for x in p.get("instances", [])
+                if x["category_id"] in reverse
+            ]
             kept.append(dict(p, instances=instances))
         meta = self._metadata
         self._metadata = _HideThingMap(meta)

@@ -10,6 +10,7 @@ Extends detectron2's ``SemSegEvaluator`` (confusion matrix over K classes + 1 ig
 
 Shapes: predictions ``sem_seg`` (K, H, W) scores at the original image size; labels (H, W) integers.
 """
+
 import logging
 from typing import Any, Dict, List, Optional
 
@@ -33,8 +34,14 @@ class OpenVocabSemSegEvaluator(SemSegEvaluator):
         compute_boundary_iou: also compute boundary IoU (slow; off by default, mIoU is the benchmark metric).
     """
 
-    def __init__(self, dataset_name: str, distributed: bool = True, output_dir: Optional[str] = None, *,
-                 compute_boundary_iou: bool = False) -> None:
+    def __init__(
+        self,
+        dataset_name: str,
+        distributed: bool = True,
+        output_dir: Optional[str] = None,
+        *,
+        compute_boundary_iou: bool = False,
+    ) -> None:
         super().__init__(dataset_name, distributed=distributed, output_dir=output_dir)
         self._compute_boundary_iou = self._compute_boundary_iou and compute_boundary_iou
         self._warned_range = False
@@ -42,17 +49,27 @@ class OpenVocabSemSegEvaluator(SemSegEvaluator):
     def reset(self) -> None:
         super().reset()
         versions = ", ".join(f"{k} {v}" for k, v in environment_versions().items())
-        logger.info("Semantic evaluation of %s (%d classes, ignore %d) with %s", self._dataset_name,
-                    self._num_classes, self._ignore_label, versions)
+        logger.info(
+            "Semantic evaluation of %s (%d classes, ignore %d) with %s",
+            self._dataset_name,
+            self._num_classes,
+            self._ignore_label,
+            versions,
+        )
 
     def _load_gt(self, file_name: str) -> np.ndarray:
         gt = self.sem_seg_loading_fn(self.input_file_to_gt_file[file_name], dtype=int)
         bad = (gt != self._ignore_label) & ((gt < 0) | (gt >= self._num_classes))
         if bad.any():
             if not self._warned_range:
-                logger.warning("%s: label values %s are outside [0, %d) and not the ignore value %d; counted as "
-                               "ignored (check the preparation script)", self._dataset_name,
-                               np.unique(gt[bad])[:10].tolist(), self._num_classes, self._ignore_label)
+                logger.warning(
+                    "%s: label values %s are outside [0, %d) and not the ignore value %d; counted as "
+                    "ignored (check the preparation script)",
+                    self._dataset_name,
+                    np.unique(gt[bad])[:10].tolist(),
+                    self._num_classes,
+                    self._ignore_label,
+                )
                 self._warned_range = True
             gt[bad] = self._ignore_label
         return gt
@@ -81,12 +98,16 @@ class OpenVocabSemSegEvaluator(SemSegEvaluator):
                 )
             gt[gt == self._ignore_label] = self._num_classes
             self._conf_matrix += np.bincount(
-                (self._num_classes + 1) * pred.reshape(-1) + gt.reshape(-1), minlength=self._conf_matrix.size
+                (self._num_classes + 1) * pred.reshape(-1) + gt.reshape(-1),
+                minlength=self._conf_matrix.size,
             ).reshape(self._conf_matrix.shape)
             if self._compute_boundary_iou:
-                b_gt, b_pred = self._mask_to_boundary(gt.astype(np.uint8)), self._mask_to_boundary(pred.astype(np.uint8))
+                b_gt, b_pred = self._mask_to_boundary(gt.astype(np.uint8)), self._mask_to_boundary(
+                    pred.astype(np.uint8)
+                )
                 self._b_conf_matrix += np.bincount(
-                    (self._num_classes + 1) * b_pred.reshape(-1) + b_gt.reshape(-1), minlength=self._conf_matrix.size
+                    (self._num_classes + 1) * b_pred.reshape(-1) + b_gt.reshape(-1),
+                    minlength=self._conf_matrix.size,
                 ).reshape(self._conf_matrix.shape)
             if self._output_dir:
                 self._predictions.extend(self.encode_json_sem_seg(pred, inp["file_name"]))

@@ -5,6 +5,7 @@ configs and is called as ``entry(cfg, is_train, ignore_color_aug=...)``; it retu
 detectron2 dataset dict to one model input dict. Test-time mapping is detectron2's ``DatasetMapper(cfg, False)``
 (ResizeShortestEdge to INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST), so no registry entry is needed for it.
 """
+
 from typing import Any, Callable, Dict
 
 from detectron2.data import DatasetMapper
@@ -51,7 +52,9 @@ for _name, _reason in _UNSUPPORTED.items():
     DATASET_MAPPER_REGISTRY.register(_unsupported(_name, _reason))
 
 
-def build_dataset_mapper(cfg, is_train: bool, *, ignore_color_aug: bool = False) -> Callable[[Dict], Dict[str, Any]]:
+def build_dataset_mapper(
+    cfg, is_train: bool, *, ignore_color_aug: bool = False
+) -> Callable[[Dict], Dict[str, Any]]:
     """Mapper for a data loader.
 
     Args:

@@ -2,6 +2,7 @@
 
 Acts on the image only; segmentation and coordinates are unchanged.
 """
+
 import random
 
 import cv2
@@ -59,12 +60,18 @@ class ColorAugSSDTransform(Transform):
         out = np.clip(out, 0, 255).astype(np.uint8)
         hsv = cv2.cvtColor(out, cv2.COLOR_BGR2HSV).astype(np.int32)
         if random.randrange(2):
-            hsv[:, :, 1] = np.clip(hsv[:, :, 1] * random.uniform(self.saturation_low, self.saturation_high), 0, 255)
+            hsv[:, :, 1] = np.clip(
+                hsv[:, :, 1] * random.uniform(self.saturation_low, self.saturation_high), 0, 255
+            )
         if random.randrange(2):
             hsv[:, :, 0] = (hsv[:, :, 0] + random.randint(-self.hue_delta, self.hue_delta)) % 180
         out = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
         if not contrast_first and random.randrange(2):
-            out = np.clip(out.astype(np.float32) * random.uniform(self.contrast_low, self.contrast_high), 0, 255)
+            out = np.clip(
+                out.astype(np.float32) * random.uniform(self.contrast_low, self.contrast_high),
+                0,
+                255,
+            )
             out = out.astype(np.uint8)
         return np.ascontiguousarray(out[:, :, ::-1] if self.img_format == "RGB" else out)
 

@@ -14,6 +14,7 @@ FIX (R12): resize and crop always run; the official stage-2 copy skipped them wh
 mapper ignored ``INPUT.COLOR_AUG_SSD``. MUST (Q10): ``mask_former_semantic`` is this LSJ version in every official
 package, not Mask2Former's crop-based semantic mapper.
 """
+
 import copy
 import logging
 from typing import Any, Dict, List, Optional
@@ -28,12 +29,19 @@ from detectron2.structures import BitMasks, Boxes, Instances
 
 from .color_aug import ColorAugSSD
 
-__all__ = ["build_lsj_augmentations", "LSJDatasetMapper", "COCOPanopticLSJMapper", "MaskFormerSemanticMapper"]
+__all__ = [
+    "build_lsj_augmentations",
+    "LSJDatasetMapper",
+    "COCOPanopticLSJMapper",
+    "MaskFormerSemanticMapper",
+]
 
 logger = logging.getLogger(__name__)
 
 
-def build_lsj_augmentations(cfg, *, ignore_color_aug: bool = False, seg_pad_value: int = 255) -> List[Any]:
+def build_lsj_augmentations(
+    cfg, *, ignore_color_aug: bool = False, seg_pad_value: int = 255
+) -> List[Any]:
     """LSJ augmentations from ``cfg.INPUT``.
 
     Args:
@@ -47,11 +55,19 @@ def build_lsj_augmentations(cfg, *, ignore_color_aug: bool = False, seg_pad_valu
     size = cfg.INPUT.IMAGE_SIZE
     augs: List[Any] = []
     if cfg.INPUT.RANDOM_FLIP != "none":
-        augs.append(T.RandomFlip(horizontal=cfg.INPUT.RANDOM_FLIP == "horizontal",
-                                 vertical=cfg.INPUT.RANDOM_FLIP == "vertical"))
+        augs.append(
+            T.RandomFlip(
+                horizontal=cfg.INPUT.RANDOM_FLIP == "horizontal",
+                vertical=cfg.INPUT.RANDOM_FLIP == "vertical",
+            )
+        )
     augs += [
-        T.ResizeScale(min_scale=cfg.INPUT.MIN_SCALE, max_scale=cfg.INPUT.MAX_SCALE, target_height=size,
-                      target_width=size),
+        T.ResizeScale(
+            min_scale=cfg.INPUT.MIN_SCALE,
+            max_scale=cfg.INPUT.MAX_SCALE,
+            target_height=size,
+            target_width=size,
+        ),
         T.FixedSizeCrop(crop_size=(size, size), seg_pad_value=seg_pad_value),
     ]
     if cfg.INPUT.COLOR_AUG_SSD and not ignore_color_aug:
@@ -64,7 +80,9 @@ def _with_seg_pad(transforms: T.TransformList, value: int) -> T.TransformList:
     out = []
     for t in transforms.transforms:
         if isinstance(t, T.PadTransform):
-            t = T.PadTransform(t.x0, t.y0, t.x1, t.y1, t.orig_w, t.orig_h, t.pad_value, seg_pad_value=value)
+            t = T.PadTransform(
+                t.x0, t.y0, t.x1, t.y1, t.orig_w, t.orig_h, t.pad_value, seg_pad_value=value
+            )
         out.append(t)
     return T.TransformList(out)
 
@@ -86,8 +104,14 @@ class LSJDatasetMapper:
     """Base LSJ mapper: image (+ semantic map) augmentation; subclasses implement :meth:`build_instances`."""
 
     @configurable
-    def __init__(self, is_train: bool = True, *, augmentations: List[Any], image_format: str,
-                 ignore_label: int = 255) -> None:
+    def __init__(
+        self,
+        is_train: bool = True,
+        *,
+        augmentations: List[Any],
+        image_format: str,
+        ignore_label: int = 255,
+    ) -> None:
         """
         Args:
             is_train: training mode (targets are built); otherwise only the image is augmented.
@@ -102,20 +126,28 @@ class LSJDatasetMapper:
         logger.info("[%s] augmentations: %s", type(self).__name__, augmentations)
 
     @classmethod
-    def from_config(cls, cfg, is_train: bool = True, *, ignore_color_aug: bool = False) -> Dict[str, Any]:
+    def from_config(
+        cls, cfg, is_train: bool = True, *, ignore_color_aug: bool = False
+    ) -> Dict[str, Any]:
         ignore_label = 255
         if cfg.DATASETS.TRAIN:
             ignore_label = MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).get("ignore_label", 255)
         return {
             "is_train": is_train,
-            "augmentations": build_lsj_augmentations(cfg, ignore_color_aug=ignore_color_aug,
-                                                     seg_pad_value=ignore_label),
+            "augmentations": build_lsj_augmentations(
+                cfg, ignore_color_aug=ignore_color_aug, seg_pad_value=ignore_label
+            ),
             "image_format": cfg.INPUT.FORMAT,
             "ignore_label": ignore_label,
         }
 
-    def build_instances(self, dataset_dict: Dict[str, Any], transforms: T.TransformList, image_size,
-                        sem_seg: Optional[np.ndarray]) -> Instances:
+    def build_instances(
+        self,
+        dataset_dict: Dict[str, Any],
+        transforms: T.TransformList,
+        image_size,
+        sem_seg: Optional[np.ndarray],
+    ) -> Instances:
         """Ground-truth masks of one augmented image (overridden by subclasses)."""
         raise NotImplementedError
 

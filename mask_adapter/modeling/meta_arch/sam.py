@@ -20,6 +20,7 @@ No SAM weights are bundled: set MODEL.SAM.CHECKPOINT (demo: ``--sam-checkpoint``
 model: "vit_b" / "vit_l" / "vit_h" (package ``segment-anything``), or a SAM2 type starting with "sam2" (package
 ``sam2``), e.g. "sam2.1_hiera_l" or "sam2_hiera_l", or the name of a SAM2 Hydra config file ending in ".yaml".
 """
+
 import logging
 import os
 from typing import Any, Dict, List, Optional, Protocol, Sequence
@@ -199,7 +200,8 @@ def to_sam_config(cfg: CfgNode, checkpoint: Optional[str] = None) -> CfgNode:
 
 @META_ARCH_REGISTRY.register()
 class SAMMaskAdapter(OpenVocabMaskFormer):
-    """Automatic SAM / SAM2 masks classified by the Mask-Adapter (inference only, no generator is built).
+    """Automatic SAM / SAM2 masks classified by the Mask-Adapter (inference only: built in eval mode, and
+    ``train(True)`` raises; no generator is built).
 
     Checkpoints of FCCLIP / MAFT_Plus load into it (``sem_seg_head.*`` is reported as unused). With
     MODEL.MASK_ADAPTER.TRAIN_MAFT (set by :func:`to_sam_config` for MAFT+ configs) the adapter's text rows go
@@ -221,6 +223,16 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
                 f"{type(mask_generator).__name__}"
             )
         self.mask_generator = mask_generator
+        self.eval()
+
+    def train(self, mode: bool = True) -> "SAMMaskAdapter":
+        """Only eval mode exists: the SAM path is training-free."""
+        if mode:
+            raise ValueError(
+                "SAMMaskAdapter is training-free (inference only); train the adapter with FCCLIP / MAFT_Plus / "
+                "MASK_Adapter and load those weights here"
+            )
+        return super().train(False)
 
     @classmethod
     def from_config(cls, cfg: CfgNode, mask_generator: Optional[MaskGenerator] = None) -> Dict[str, Any]:
@@ -319,7 +331,4 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
         return r
 
     def losses(self, state: ForwardState, outputs: Dict[str, Any], batched_inputs: List[Dict[str, Any]]):
-        raise ValueError(
-            "SAMMaskAdapter is training-free (inference only); train the adapter with FCCLIP / MAFT_Plus / "
-            "MASK_Adapter and load those weights here"
-        )
+        raise ValueError("SAMMaskAdapter is training-free (inference only)")

@@ -1,0 +1,270 @@
+"""The split table: one frozen :class:`Split` record per registered dataset split (SPEC §9).
+
+Paths are relative to the dataset root (``$DETECTRON2_DATASETS``, default "datasets"); names, folders, evaluator
+types and ignore labels follow the official registrations. :mod:`mask_adapter.data.catalog` registers them.
+"""
+
+from dataclasses import dataclass
+from typing import Dict, List, Tuple
+
+__all__ = [
+    "Split",
+    "SPLITS",
+    "get_split",
+    "SEM_SEG",
+    "COCO_PANOPTIC",
+    "STR_ID_PANOPTIC",
+    "INSTANCE",
+    "CITYSCAPES",
+]
+
+# Loader kinds.
+SEM_SEG, COCO_PANOPTIC, STR_ID_PANOPTIC, INSTANCE, CITYSCAPES = (
+    "sem_seg",
+    "coco_panoptic",
+    "str_id_panoptic",
+    "instance",
+    "cityscapes_panoptic",
+)
+
+
+@dataclass(frozen=True)
+class Split:
+    """One registered split. Paths are relative to the dataset root (absolute paths are kept as given).
+
+    Attributes:
+        name: registered name (official spelling).
+        kind: loader kind: "sem_seg", "coco_panoptic" (int image ids), "str_id_panoptic" (string image ids),
+            "instance" (COCO instances JSON) or "cityscapes_panoptic".
+        vocab: vocabulary key (or file path for custom splits).
+        evaluator_type: detectron2 evaluator type (see mask_adapter.evaluation.build).
+        image_dir: image folder.
+        gt_dir: semantic label folder (sem_seg) or panoptic PNG folder (panoptic kinds).
+        json_file: panoptic JSON (panoptic kinds) or instances JSON (instance kind).
+        sem_seg_dir: semantic labels of a panoptic split ("" = none).
+        instances_json: COCO instances JSON used for instance evaluation of a panoptic split ("" = none).
+        ignore_label: label value ignored in semantic maps (255, or 65535 for 16-bit .tif maps).
+        label_divisor: panoptic label divisor (0 = not set).
+        gt_ext, image_ext: file extensions.
+        prepare: datasets/ script that creates the split (named in errors).
+        drop_first_class: drop the vocabulary's first class (PAS-20 from the VOC-21 vocabulary).
+    """
+
+    name: str
+    kind: str
+    vocab: str
+    evaluator_type: str
+    image_dir: str
+    gt_dir: str = ""
+    json_file: str = ""
+    sem_seg_dir: str = ""
+    instances_json: str = ""
+    ignore_label: int = 255
+    label_divisor: int = 0
+    gt_ext: str = "png"
+    image_ext: str = "jpg"
+    prepare: str = ""
+    drop_first_class: bool = False
+
+
+def _semseg(name, vocab, images, gt, prepare, *, ignore=255, ext="png", drop_first=False) -> Split:
+    return Split(
+        name,
+        SEM_SEG,
+        vocab,
+        "sem_seg",
+        images,
+        gt,
+        ignore_label=ignore,
+        gt_ext=ext,
+        prepare=prepare,
+        drop_first_class=drop_first,
+    )
+
+
+def _build_table() -> Tuple[Split, ...]:
+    t: List[Split] = []
+    for split, ds in (("train", "train"), ("val", "val")):
+        t.append(
+            Split(
+                f"openvocab_coco_2017_{split}_panoptic_with_sem_seg",
+                COCO_PANOPTIC,
+                "coco_panoptic",
+                "coco_panoptic_seg",
+                f"coco/{ds}2017",
+                f"coco/panoptic_{ds}2017",
+                f"coco/annotations/panoptic_{ds}2017.json",
+                f"coco/panoptic_semseg_{ds}2017",
+                f"coco/annotations/instances_{ds}2017.json",
+                label_divisor=1000,
+                prepare="prepare_coco_semantic_annos_from_panoptic_annos.py",
+            )
+        )
+        t.append(
+            Split(
+                f"openvocab_coco_2017_{split}",
+                INSTANCE,
+                "coco_panoptic",
+                "coco",
+                f"coco/{ds}2017",
+                json_file=f"coco/annotations/instances_{ds}2017.json",
+                prepare="",
+            )
+        )
+    for split, ds in (("train", "train"), ("test", "val")):
+        t.append(
+            _semseg(
+                f"openvocab_coco_2017_{split}_stuff_sem_seg",
+                "coco_stuff",
+                f"coco/{ds}2017",
+                f"coco/stuffthingmaps_detectron2/{ds}2017",
+                "prepare_coco_stuff_sem_seg.py",
+            )
+        )
+    for split, d in (("train", "training"), ("val", "validation")):
+        ade = "ADEChallengeData2016"
+        t.append(
+            Split(
+                f"openvocab_ade20k_panoptic_{split}",
+                STR_ID_PANOPTIC,
+                "ade20k_150",
+                "ade20k_panoptic_seg",
+                f"{ade}/images/{d}",
+                f"{ade}/ade20k_panoptic_{split}",
+                f"{ade}/ade20k_panoptic_{split}.json",
+                f"{ade}/annotations_detectron2/{d}",
+                f"{ade}/ade20k_instance_{split}.json",
+                prepare="prepare_ade20k_pan_seg.py",
+            )
+        )
+        t.append(
+            _semseg(
+                f"openvocab_ade20k_sem_seg_{split}",
+                "ade20k_150",
+                f"{ade}/images/{d}",
+                f"{ade}/annotations_detectron2/{d}",
+                "prepare_ade20k_sem_seg.py",
+            )
+        )
+        t.append(
+            _semseg(
+                f"openvocab_ade20k_full_sem_seg_{split}",
+                "ade20k_847",
+                f"ADE20K_2021_17_01/images_detectron2/{d}",
+                f"ADE20K_2021_17_01/annotations_detectron2/{d}",
+                "prepare_ade20k_full_sem_seg.py",
+                ignore=65535,
+                ext="tif",
+            )
+        )
+        t.append(
+            Split(
+                f"openvocab_ade20k_instance_{split}",
+                INSTANCE,
+                "ade20k_150",
+                "coco",
+                f"{ade}/images/{d}",
+                json_file=f"{ade}/ade20k_instance_{split}.json",
+                prepare="prepare_ade20k_ins_seg.py",
+            )
+        )
+        t.append(
+            _semseg(
+                f"openvocab_pascal_ctx59_sem_seg_{split}",
+                "pascal_ctx_59",
+                f"pascal_ctx_d2/images/{d}",
+                f"pascal_ctx_d2/annotations_ctx59/{d}",
+                "prepare_pascal_ctx_sem_seg.py",
+            )
+        )
+        t.append(
+            _semseg(
+                f"openvocab_pascal_ctx459_sem_seg_{split}",
+                "pascal_ctx_459",
+                f"pascal_ctx_d2/images/{d}",
+                f"pascal_ctx_d2/annotations_ctx459/{d}",
+                "prepare_pascal_ctx_full_sem_seg.py",
+                ignore=65535,
+                ext="tif",
+            )
+        )
+        t.append(
+            _semseg(
+                f"openvocab_pascal20_sem_seg_{split}",
+                "pascal_voc_21",
+                f"pascal_voc_d2/images/{d}",
+                f"pascal_voc_d2/annotations_pascal20/{d}",
+                "prepare_pascal_voc_sem_seg.py",
+                drop_first=True,
+            )
+        )
+        t.append(
+            _semseg(
+                f"openvocab_pascal21_sem_seg_{split}",
+                "pascal_voc_21",
+                f"pascal_voc_d2/images/{d}",
+                f"pascal_voc_d2/annotations_pascal21/{d}",
+                "prepare_pascal_voc_sem_seg.py",
+            )
+        )
+        mv = f"mapillary_vistas/{d}"
+        # Mapillary Vistas: label 65 is "unlabeled" in its semantic maps (as registered by Mask2Former).
+        t.append(
+            Split(
+                f"openvocab_mapillary_vistas_panoptic_{split}",
+                STR_ID_PANOPTIC,
+                "mapillary_vistas",
+                "mapillary_vistas_panoptic_seg",
+                f"{mv}/images",
+                f"{mv}/panoptic",
+                f"{mv}/panoptic/panoptic_2018.json",
+                f"{mv}/labels",
+                ignore_label=65,
+                label_divisor=1000,
+            )
+        )
+    for split in ("train", "val"):
+        t.append(
+            Split(
+                f"openvocab_cityscapes_fine_panoptic_{split}",
+                CITYSCAPES,
+                "cityscapes",
+                "cityscapes_panoptic_seg",
+                f"cityscapes/leftImg8bit/{split}",
+                f"cityscapes/gtFine/cityscapes_panoptic_{split}",
+                f"cityscapes/gtFine/cityscapes_panoptic_{split}.json",
+                label_divisor=1000,
+                image_ext="png",
+            )
+        )
+        s = "synthetic_shapes"
+        t.append(
+            Split(
+                f"synthetic_shapes_panoptic_{split}",
+                COCO_PANOPTIC,
+                "synthetic_shapes",
+                "coco_panoptic_seg",
+                f"{s}/images/{split}",
+                f"{s}/panoptic/{split}",
+                f"{s}/panoptic_{split}.json",
+                f"{s}/semantic/{split}",
+                label_divisor=1000,
+                prepare="tools/prepare_synthetic_dataset.py",
+            )
+        )
+    return tuple(t)
+
+
+# Every split of SPEC §9 plus the synthetic test set, in registration order.
+SPLITS: Tuple[Split, ...] = _build_table()
+_BY_NAME: Dict[str, Split] = {s.name: s for s in SPLITS}
+
+
+def get_split(name: str) -> Split:
+    """The catalog record of a split name; raises ``KeyError`` with one line listing how to fix it."""
+    if name not in _BY_NAME:
+        raise KeyError(
+            f"Unknown dataset '{name}': not in the mask_adapter catalog ({len(SPLITS)} splits, e.g. "
+            "'openvocab_ade20k_panoptic_val'); check the spelling or register your own with register_custom_semseg"
+        )
+    return _BY_NAME[name]
