@@ -47,7 +47,10 @@ Vocab = Tuple[List[str], List[int]]  # class strings, thing ids
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    description, epilog = __doc__.split("\n\n", 1)
+    p = argparse.ArgumentParser(
+        description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument(
         "--config-file",
         default=None,

@@ -419,3 +419,23 @@ def test_build_from_cfg_options_and_unknown_name():
     cfg.MODEL.MASK_ADAPTER.NAME = "NoSuchAdapter"
     with pytest.raises(KeyError, match="NoSuchAdapter.*not a registered mask adapter"):
         build_mask_adapter(cfg)
+
+
+def test_fast_inference_matches_reference_path():
+    """FAST_INFERENCE reassociates fuse(F + M) = fuse(F) + W_fuse·M: same logits up to float error, same argmax."""
+    torch.manual_seed(0)
+    head = MaskAdapterHead(clip_dim=24, num_channels=32).eval()
+    with torch.no_grad():
+        for p in head.parameters():
+            p.normal_(0, 0.2)
+    feat = torch.randn(2, 24, 3, 4)
+    masks = torch.rand(2, 5, 20, 30) > 0.5
+    with torch.no_grad():
+        ref = head(feat, masks)
+        head.fast_inference = True
+        fast = head(feat, masks)
+    assert torch.allclose(fast, ref, atol=1e-4, rtol=1e-4)
+    assert (fast.argmax(1) == ref.argmax(1)).float().mean() > 0.99
+    head.train()  # training always takes the reference path
+    with torch.no_grad():
+        assert torch.allclose(head(feat, masks), ref, atol=1e-6)

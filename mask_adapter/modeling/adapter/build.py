@@ -37,6 +37,7 @@ class ConfigurableMaskAdapterHead(MaskAdapterHead):
             "mask_in_channels": ma.MASK_IN_CHANNELS,
             "num_output_maps": ma.NUM_OUTPUT_MAPS,
             "use_checkpoint": ma.USE_CHECKPOINT,
+            "fast_inference": ma.FAST_INFERENCE,
         }
 
 

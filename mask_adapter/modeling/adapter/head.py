@@ -69,6 +69,8 @@ class MaskAdapterHead(nn.Module):
         mask_in_channels: channels after the mask patchifier's second conv (16); the first conv has a quarter.
         num_output_maps: K, activation maps per mask.
         use_checkpoint: non-reentrant activation checkpointing of the ConvNeXt blocks while training.
+        fast_inference: at inference, use fuse(F + M) = fuse(F) + W_fuse·M: run ``fuse`` once per image and fold
+            W_fuse into the mask patchifier's last 1×1 conv (exact up to float reassociation).
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class MaskAdapterHead(nn.Module):
         mask_in_channels: int = 16,
         num_output_maps: int = 16,
         use_checkpoint: bool = False,
+        fast_inference: bool = False,
     ) -> None:
         super().__init__()
         if mask_in_channels % 4 != 0 or mask_in_channels <= 0:
@@ -89,6 +92,7 @@ class MaskAdapterHead(nn.Module):
         self.clip_dim = clip_dim
         self.num_output_maps = num_output_maps
         self.use_checkpoint = use_checkpoint
+        self.fast_inference = fast_inference
         # Registration order matters only for readability; the names are the checkpoint keys.
         self.fuse = nn.Conv2d(clip_dim, num_channels, kernel_size=1)
         self.cnext1 = ConvNeXtBlock(num_channels)
@@ -150,13 +154,25 @@ class MaskAdapterHead(nn.Module):
         out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
         return out.reshape(b, n * self.num_output_maps, h, w)
 
+    def _fused_input(self, clip_feature: Tensor, m: Tensor, n: int) -> Tensor:
+        """fuse(F_rep + conv6(z)) computed as fuse(F)_rep + (W_fuse·W6) z + W_fuse·b6: (B·n, C, h, w)."""
+        conv6 = self.mask_downscaling[6]
+        w_fuse = self.fuse.weight.flatten(1)  # (C, D)
+        weight = (w_fuse @ conv6.weight.flatten(1))[:, :, None, None]  # (C, 16, 1, 1)
+        bias = w_fuse @ conv6.bias
+        z = self.mask_downscaling[:6](m)
+        return self.fuse(clip_feature).repeat_interleave(n, dim=0) + F.conv2d(z, weight, bias)
+
     def _forward_masks(self, clip_feature: Tensor, masks: Tensor) -> Tensor:
         """(B, D, h, w), (B, n, Hm, Wm) -> (B, n, K, h, w)."""
         b, d, h, w = clip_feature.shape
         n = masks.shape[1]
         m = masks.to(clip_feature.dtype).reshape(b * n, 1, *masks.shape[-2:])
         m = F.interpolate(m, size=(4 * h, 4 * w), mode="bilinear", align_corners=False)
-        x = clip_feature.repeat_interleave(n, dim=0) + self.mask_downscaling(m)
-        x = self._blocks(self.fuse(x))
+        if self.fast_inference and not self.training:
+            x = self._fused_input(clip_feature, m, n)
+        else:
+            x = self.fuse(clip_feature.repeat_interleave(n, dim=0) + self.mask_downscaling(m))
+        x = self._blocks(x)
         x = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return self.final(x).reshape(b, n, self.num_output_maps, h, w)
