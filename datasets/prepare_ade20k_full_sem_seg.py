@@ -21,12 +21,11 @@ import numpy as np
 
 from mask_adapter.data.prepare_utils import (
     apply_lut,
-    base_parser,
+    convert_label_maps,
     id_lut,
-    progress,
     read_rgb,
     require,
-    write_label,
+    standard_main,
 )
 from mask_adapter.data.vocabulary import load_vocabulary_meta
 
@@ -75,35 +74,34 @@ def _images(ade: str) -> Iterator[str]:
 def prepare(root: str) -> int:
     """Convert every listed image; returns the number of label files written."""
     ade = require(os.path.join(root, "ADE20K_2021_17_01"), "ADE20K_2021_17_01 folder", _HINT)
-    lut, written = class_lut(), 0
+    lut = class_lut()
     paths = list(_images(ade))
     if not paths:
         raise FileNotFoundError(
             f"No image listed in '{ade}/index_ade20k.pkl' or found under '{ade}/images'; {_HINT}"
         )
-    for path in progress(paths, "ADE20K-847"):
-        name = os.path.basename(path)
-        split = "validation" if name.split("_")[1] == "val" else "training"
-        out_img = os.path.join(ade, "images_detectron2", split, name)
-        out_lab = os.path.join(
-            ade, "annotations_detectron2", split, os.path.splitext(name)[0] + ".tif"
-        )
-        if os.path.exists(out_img) and os.path.exists(out_lab):
-            continue
+
+    def convert(path: str) -> Tuple[np.ndarray, np.ndarray]:
         seg_path = require(path[: -len(".jpg")] + "_seg.png", "ADE20K_2021 annotation", _HINT)
         label = apply_lut(decode_seg(read_rgb(seg_path)), lut, seg_path)
         img, label = _resize(read_rgb(require(path, "ADE20K_2021 image", _HINT)), label)
-        write_label(out_img, np.ascontiguousarray(img))
-        write_label(out_lab, label.astype(np.uint16))
-        written += 1
-    return written
+        return np.ascontiguousarray(img), label.astype(np.uint16)
+
+    def outputs(path: str) -> Tuple[str, str]:
+        name = os.path.basename(path)
+        split = "validation" if name.split("_")[1] == "val" else "training"
+        stem = os.path.splitext(name)[0]
+        return (
+            os.path.join(ade, "images_detectron2", split, name),
+            os.path.join(ade, "annotations_detectron2", split, stem + ".tif"),
+        )
+
+    return convert_label_maps([(path, outputs(path)) for path in paths], convert, "ADE20K-847")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point."""
-    args = base_parser(__doc__.splitlines()[0]).parse_args(argv)
-    prepare(args.root)
-    return 0
+    return standard_main(__doc__, prepare, argv)
 
 
 if __name__ == "__main__":

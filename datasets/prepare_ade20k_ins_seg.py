@@ -9,8 +9,6 @@ Output: <root>/ADEChallengeData2016/ade20k_instance_{train,val}.json; category i
         official ade20k_instance_imgCatIds.json is not needed).
 """
 
-import glob
-import json
 import os
 import sys
 from typing import List, Optional
@@ -20,19 +18,22 @@ import pycocotools.mask as mask_util
 
 from mask_adapter.data.metadata import class_table
 from mask_adapter.data.prepare_utils import (
+    TRAIN_VAL_FOLDERS,
+    ade_catid_options,
+    ade_image_entry,
     ade_instances,
-    base_parser,
+    ade_split_images,
     mask_bbox,
-    progress,
+    path_next_to,
     read_ade_catid_mapping,
+    read_rgb,
+    standard_main,
+    write_coco_json,
 )
-from mask_adapter.data.prepare_utils import read_rgb, require
 
-SPLITS = (("train", "training"), ("val", "validation"))
-DEFAULT_MAPPING = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "ade20k_instance_catid_mapping.txt"
-)
-_HINT = "download ADEChallengeData2016.zip and annotations_instance.tar (datasets/README.md)"
+SPLITS = TRAIN_VAL_FOLDERS
+DEFAULT_MAPPING = path_next_to(__file__, "ade20k_instance_catid_mapping.txt")
+_INSTANCES = (("annotations_instance", "ADE20K instance annotation"),)
 
 
 def prepare(root: str, catid_mapping: str = DEFAULT_MAPPING) -> List[str]:
@@ -49,27 +50,12 @@ def prepare(root: str, catid_mapping: str = DEFAULT_MAPPING) -> List[str]:
         out = os.path.join(ade, f"ade20k_instance_{name}.json")
         if os.path.exists(out):
             continue
-        image_dir = require(os.path.join(ade, "images", split), "ADE20K images", _HINT)
-        ins_dir = require(
-            os.path.join(ade, "annotations_instance", split), "ADE20K instance annotations", _HINT
-        )
         images, annotations = [], []
-        for path in progress(
-            sorted(glob.glob(os.path.join(image_dir, "*.jpg"))), f"ADE20K instances {name}"
+        for stem, (ins_path,) in ade_split_images(
+            ade, split, f"ADE20K instances {name}", _INSTANCES
         ):
-            stem = os.path.splitext(os.path.basename(path))[0]
-            ins_path = require(
-                os.path.join(ins_dir, stem + ".png"), "ADE20K instance annotation", _HINT
-            )
             rgb = read_rgb(ins_path)
-            images.append(
-                {
-                    "id": stem,
-                    "file_name": stem + ".jpg",
-                    "height": int(rgb.shape[0]),
-                    "width": int(rgb.shape[1]),
-                }
-            )
+            images.append(ade_image_entry(stem, rgb.shape))
             for cat, mask in ade_instances(rgb, mapping, ins_path):
                 rle = mask_util.encode(np.asfortranarray(mask[:, :, None].astype(np.uint8)))[0]
                 rle["counts"] = rle["counts"].decode("utf-8")
@@ -84,21 +70,14 @@ def prepare(root: str, catid_mapping: str = DEFAULT_MAPPING) -> List[str]:
                         "segmentation": rle,
                     }
                 )
-        with open(out, "w", encoding="utf-8") as f:
-            json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
+        write_coco_json(out, images, annotations, categories)
         written.append(out)
     return written
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point."""
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument(
-        "--catid-mapping", default=DEFAULT_MAPPING, help="ade20k_instance_catid_mapping.txt"
-    )
-    args = parser.parse_args(argv)
-    prepare(args.root, args.catid_mapping)
-    return 0
+    return standard_main(__doc__, prepare, argv, ade_catid_options(DEFAULT_MAPPING))
 
 
 if __name__ == "__main__":

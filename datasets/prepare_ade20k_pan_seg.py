@@ -11,8 +11,6 @@ Output: <root>/ADEChallengeData2016/ade20k_panoptic_{train,val}/*.png and ade20k
 Run prepare_ade20k_sem_seg.py too: the panoptic splits also load annotations_detectron2/ as semantic labels.
 """
 
-import glob
-import json
 import os
 import sys
 from typing import Dict, List, Optional, Tuple
@@ -21,19 +19,28 @@ import numpy as np
 
 from mask_adapter.data.metadata import class_table
 from mask_adapter.data.prepare_utils import (
+    TRAIN_VAL_FOLDERS,
+    ade_catid_options,
+    ade_image_entry,
     ade_instances,
-    base_parser,
+    ade_split_images,
+    ids_to_rgb,
     mask_bbox,
-    progress,
+    path_next_to,
     read_ade_catid_mapping,
+    read_label,
+    read_rgb,
+    standard_main,
+    write_coco_json,
+    write_label,
 )
-from mask_adapter.data.prepare_utils import read_label, read_rgb, require, write_label
 
-SPLITS = (("train", "training"), ("val", "validation"))
-DEFAULT_MAPPING = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "ade20k_instance_catid_mapping.txt"
+SPLITS = TRAIN_VAL_FOLDERS
+DEFAULT_MAPPING = path_next_to(__file__, "ade20k_instance_catid_mapping.txt")
+_ANNOTATIONS = (
+    ("annotations", "ADE20K annotation"),
+    ("annotations_instance", "ADE20K instance annotation"),
 )
-_HINT = "download ADEChallengeData2016.zip and annotations_instance.tar (datasets/README.md)"
 
 
 def panoptic_image(
@@ -56,10 +63,7 @@ def panoptic_image(
         mask = seg_ids == info["id"]
         if mask.any():
             kept.append(dict(info, area=int(mask.sum()), bbox=mask_bbox(mask)))
-    rgb = np.stack([seg_ids % 256, seg_ids // 256 % 256, seg_ids // 65536], axis=-1).astype(
-        np.uint8
-    )
-    return rgb, kept
+    return ids_to_rgb(seg_ids), kept
 
 
 def prepare(root: str, catid_mapping: str = DEFAULT_MAPPING) -> int:
@@ -79,33 +83,14 @@ def prepare(root: str, catid_mapping: str = DEFAULT_MAPPING) -> int:
     ]
     written = 0
     for name, split in SPLITS:
-        image_dir = require(os.path.join(ade, "images", split), "ADE20K images", _HINT)
-        sem_dir = require(os.path.join(ade, "annotations", split), "ADE20K annotations", _HINT)
-        ins_dir = require(
-            os.path.join(ade, "annotations_instance", split), "ADE20K instance annotations", _HINT
-        )
         out_dir, images, annotations = os.path.join(ade, f"ade20k_panoptic_{name}"), [], []
-        for path in progress(
-            sorted(glob.glob(os.path.join(image_dir, "*.jpg"))), f"ADE20K panoptic {name}"
+        for stem, (sem_path, ins_path) in ade_split_images(
+            ade, split, f"ADE20K panoptic {name}", _ANNOTATIONS
         ):
-            stem = os.path.splitext(os.path.basename(path))[0]
-            semantic = read_label(
-                require(os.path.join(sem_dir, stem + ".png"), "ADE20K annotation", _HINT)
-            )
-            ins_path = require(
-                os.path.join(ins_dir, stem + ".png"), "ADE20K instance annotation", _HINT
-            )
             rgb, segments = panoptic_image(
-                semantic, ade_instances(read_rgb(ins_path), mapping, ins_path), things
+                read_label(sem_path), ade_instances(read_rgb(ins_path), mapping, ins_path), things
             )
-            images.append(
-                {
-                    "id": stem,
-                    "file_name": stem + ".jpg",
-                    "height": int(rgb.shape[0]),
-                    "width": int(rgb.shape[1]),
-                }
-            )
+            images.append(ade_image_entry(stem, rgb.shape))
             annotations.append(
                 {"image_id": stem, "file_name": stem + ".png", "segments_info": segments}
             )
@@ -113,20 +98,15 @@ def prepare(root: str, catid_mapping: str = DEFAULT_MAPPING) -> int:
             if not os.path.exists(out):
                 write_label(out, rgb)
                 written += 1
-        with open(os.path.join(ade, f"ade20k_panoptic_{name}.json"), "w", encoding="utf-8") as f:
-            json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
+        write_coco_json(
+            os.path.join(ade, f"ade20k_panoptic_{name}.json"), images, annotations, categories
+        )
     return written
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point."""
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument(
-        "--catid-mapping", default=DEFAULT_MAPPING, help="ade20k_instance_catid_mapping.txt"
-    )
-    args = parser.parse_args(argv)
-    prepare(args.root, args.catid_mapping)
-    return 0
+    return standard_main(__doc__, prepare, argv, ade_catid_options(DEFAULT_MAPPING))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ Input:  <root>/ADEChallengeData2016/annotations/{training,validation}/*.png  (0 
 Output: <root>/ADEChallengeData2016/annotations_detectron2/{training,validation}/*.png  (0..149, 255 = ignore)
 """
 
-import glob
 import os
 import sys
 from typing import List, Optional
@@ -14,11 +13,10 @@ import numpy as np
 
 from mask_adapter.data.prepare_utils import (
     apply_lut,
-    base_parser,
-    progress,
+    convert_label_maps,
+    folder_pairs,
     read_label,
-    require,
-    write_label,
+    standard_main,
 )
 
 SPLITS = ("training", "validation")
@@ -35,30 +33,22 @@ def prepare(root: str) -> int:
     ade = os.path.join(root, "ADEChallengeData2016")
     written = 0
     for split in SPLITS:
-        src = require(
+        pairs = folder_pairs(
             os.path.join(ade, "annotations", split),
+            os.path.join(ade, "annotations_detectron2", split),
             "ADE20K annotations",
             "download ADEChallengeData2016.zip (datasets/README.md) and unzip it under the root",
+            empty_hint="re-extract ADEChallengeData2016.zip",
         )
-        files = sorted(glob.glob(os.path.join(src, "*.png")))
-        if not files:
-            raise FileNotFoundError(
-                f"No *.png annotation in '{src}'; re-extract ADEChallengeData2016.zip"
-            )
-        for path in progress(files, f"ADE20K-150 {split}"):
-            out = os.path.join(ade, "annotations_detectron2", split, os.path.basename(path))
-            if os.path.exists(out):
-                continue
-            write_label(out, convert(read_label(path), path))
-            written += 1
+        written += convert_label_maps(
+            pairs, lambda path: convert(read_label(path), path), f"ADE20K-150 {split}"
+        )
     return written
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point."""
-    args = base_parser(__doc__.splitlines()[0]).parse_args(argv)
-    prepare(args.root)
-    return 0
+    return standard_main(__doc__, prepare, argv)
 
 
 if __name__ == "__main__":

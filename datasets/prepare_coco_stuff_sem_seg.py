@@ -6,7 +6,6 @@ Output: <root>/coco/stuffthingmaps_detectron2/{train2017,val2017}/*.png  (0..170
         255 = ignore). Maps that are entirely ignore are skipped. The full dataset has 123,287 maps.
 """
 
-import glob
 import logging
 import os
 import sys
@@ -16,13 +15,13 @@ import numpy as np
 
 from mask_adapter.data.prepare_utils import (
     apply_lut,
-    base_parser,
+    convert_label_maps,
+    folder_pairs,
     id_lut,
-    progress,
     read_label,
-    require,
+    standard_main,
+    vocab_id_to_index,
 )
-from mask_adapter.data.prepare_utils import vocab_id_to_index, write_label
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train2017", "val2017")
@@ -37,40 +36,37 @@ def stuff_lut() -> np.ndarray:
 def prepare(root: str) -> int:
     """Convert both splits; returns the number of files written."""
     coco = os.path.join(root, "coco")
-    lut, written, seen, skipped = stuff_lut(), 0, 0, 0
+    lut, written, seen, skipped = stuff_lut(), 0, 0, []
+
+    def convert(path: str) -> Optional[np.ndarray]:
+        label = apply_lut(read_label(path).astype(np.int64), lut, path)
+        if (label == 255).all():
+            skipped.append(path)
+            return None
+        return label
+
     for split in SPLITS:
-        src = require(
+        pairs = folder_pairs(
             os.path.join(coco, "stuffthingmaps_trainval2017", split),
+            os.path.join(coco, "stuffthingmaps_detectron2", split),
             "COCO-Stuff label maps",
             "download stuffthingmaps_trainval2017.zip (datasets/README.md) and unzip it into coco/",
         )
-        files = sorted(glob.glob(os.path.join(src, "*.png")))
-        seen += len(files)
-        for path in progress(files, f"COCO-Stuff {split}"):
-            out = os.path.join(coco, "stuffthingmaps_detectron2", split, os.path.basename(path))
-            if os.path.exists(out):
-                continue
-            label = apply_lut(read_label(path).astype(np.int64), lut, path)
-            if (label == 255).all():
-                skipped += 1
-                continue
-            write_label(out, label)
-            written += 1
+        seen += len(pairs)
+        written += convert_label_maps(pairs, convert, f"COCO-Stuff {split}")
     logger.info(
         "COCO-Stuff: %d maps found (full dataset: %d), %d written, %d all-ignore skipped",
         seen,
         FULL_COUNT,
         written,
-        skipped,
+        len(skipped),
     )
     return written
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point."""
-    args = base_parser(__doc__.splitlines()[0]).parse_args(argv)
-    prepare(args.root)
-    return 0
+    return standard_main(__doc__, prepare, argv)
 
 
 if __name__ == "__main__":

@@ -8,27 +8,19 @@ Output: <root>/pascal_ctx_d2/images/{training,validation}/*.jpg
         pascal_ctx_459 vocabulary order, 65535 = unlabeled)
 """
 
-import os
 import sys
 from typing import List, Optional
 
 import numpy as np
 
-from mask_adapter.data.prepare_utils import apply_lut, base_parser, check_ids, copy_file, progress
 from mask_adapter.data.prepare_utils import (
-    read_pascal_context_label,
-    read_split_list,
-    require,
-    write_label,
+    PASCAL_CONTEXT_OPTIONS,
+    prepare_pascal_context,
+    standard_main,
 )
 from mask_adapter.data.vocabulary import load_vocabulary
 
-SPLITS = (("train", "training"), ("val", "validation"))
 IGNORE = 65535
-_HINT = (
-    "download VOCtrainval_03-May-2010.tar and the Pascal-Context trainval.tar.gz (datasets/README.md); "
-    "extract VOCdevkit/ under the root and trainval/ into VOCdevkit/VOC2010/"
-)
 
 
 def ctx459_lut() -> np.ndarray:
@@ -41,40 +33,14 @@ def ctx459_lut() -> np.ndarray:
 
 def prepare(root: str, labels_dir: Optional[str] = None) -> int:
     """Convert both splits; returns the number of label files written."""
-    voc = os.path.join(root, "VOCdevkit", "VOC2010")
-    labels_dir = require(
-        labels_dir or os.path.join(voc, "trainval"), "Pascal-Context label maps", _HINT
+    return prepare_pascal_context(
+        root, labels_dir, ctx459_lut(), "annotations_ctx459", ".tif", "PC-459"
     )
-    out_root, lut, written = os.path.join(root, "pascal_ctx_d2"), ctx459_lut(), 0
-    for name, split in SPLITS:
-        list_file = require(
-            os.path.join(voc, "ImageSets", "Main", f"{name}.txt"), "VOC2010 split list", _HINT
-        )
-        for image_id in progress(
-            check_ids(read_split_list(list_file), "Split list", list_file), f"PC-459 {split}"
-        ):
-            copy_file(
-                require(os.path.join(voc, "JPEGImages", image_id + ".jpg"), "VOC2010 image", _HINT),
-                os.path.join(out_root, "images", split, image_id + ".jpg"),
-            )
-            out = os.path.join(out_root, "annotations_ctx459", split, image_id + ".tif")
-            if os.path.exists(out):
-                continue
-            label = read_pascal_context_label(labels_dir, image_id)
-            write_label(out, apply_lut(label, lut, os.path.join(labels_dir, image_id)))
-            written += 1
-    return written
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point."""
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument(
-        "--labels", default=None, help="folder of <id>.mat / <id>.png 459-class label maps"
-    )
-    args = parser.parse_args(argv)
-    prepare(args.root, args.labels)
-    return 0
+    return standard_main(__doc__, prepare, argv, PASCAL_CONTEXT_OPTIONS)
 
 
 if __name__ == "__main__":

@@ -9,23 +9,25 @@ Output: <root>/pascal_voc_d2/images/{training,validation}/*.jpg
         the border -> 255)
 """
 
+import functools
 import os
 import sys
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
 from mask_adapter.data.prepare_utils import (
+    TRAIN_VAL_FOLDERS,
     apply_lut,
-    base_parser,
-    check_ids,
-    copy_file,
-    progress,
+    convert_label_maps,
+    copy_voc_images,
     read_label,
+    require,
+    standard_main,
+    voc_split_ids,
 )
-from mask_adapter.data.prepare_utils import read_split_list, require, write_label
 
-SPLITS = (("train", "training"), ("val", "validation"))
+SPLITS = TRAIN_VAL_FOLDERS
 _HINT = "download VOCtrainval_11-May-2012.tar (datasets/README.md) and extract VOCdevkit/ under the root"
 
 
@@ -38,38 +40,40 @@ def luts() -> dict:
     return {"annotations_pascal21": pas21, "annotations_pascal20": pas20}
 
 
+def _read_voc_label(path: str) -> np.ndarray:
+    return read_label(require(path, "VOC label", _HINT)).astype(np.int64)
+
+
 def prepare(root: str) -> int:
     """Convert both splits; returns the number of label files written."""
     voc = os.path.join(root, "VOCdevkit", "VOC2012")
     out_root, tables, written = os.path.join(root, "pascal_voc_d2"), luts(), 0
+    # both outputs of an image are converted from one read of its label
+    read = functools.lru_cache(maxsize=1)(_read_voc_label)
+
+    def convert(source: Tuple[str, np.ndarray]) -> np.ndarray:
+        label_path, lut = source
+        return apply_lut(read(label_path), lut, label_path)
+
     for name, split in SPLITS:
-        list_file = require(
-            os.path.join(voc, "ImageSets", "Segmentation", f"{name}.txt"), "VOC split list", _HINT
-        )
-        ids = check_ids(read_split_list(list_file), "VOC split list", list_file)
-        for image_id in progress(ids, f"Pascal VOC {split}"):
-            copy_file(
-                require(os.path.join(voc, "JPEGImages", image_id + ".jpg"), "VOC image", _HINT),
-                os.path.join(out_root, "images", split, image_id + ".jpg"),
+        ids = voc_split_ids(voc, "Segmentation", name, "VOC", _HINT)
+        pairs = (
+            (
+                (os.path.join(voc, "SegmentationClass", image_id + ".png"), lut),
+                os.path.join(out_root, folder, split, image_id + ".png"),
             )
-            label_path = os.path.join(voc, "SegmentationClass", image_id + ".png")
-            label = None
-            for folder, lut in tables.items():
-                out = os.path.join(out_root, folder, split, image_id + ".png")
-                if os.path.exists(out):
-                    continue
-                if label is None:
-                    label = read_label(require(label_path, "VOC label", _HINT)).astype(np.int64)
-                write_label(out, apply_lut(label, lut, label_path))
-                written += 1
+            for image_id in copy_voc_images(voc, ids, out_root, split, "VOC", _HINT)
+            for folder, lut in tables.items()
+        )
+        written += convert_label_maps(
+            pairs, convert, f"Pascal VOC {split}", total=len(ids) * len(tables)
+        )
     return written
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point."""
-    args = base_parser(__doc__.splitlines()[0]).parse_args(argv)
-    prepare(args.root)
-    return 0
+    return standard_main(__doc__, prepare, argv)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,16 @@ from .metadata import (
     panoptic_metadata,
 )
 from .metadata import semantic_metadata
-from .splits import CITYSCAPES, COCO_PANOPTIC, INSTANCE, SEM_SEG, SPLITS, Split, get_split
+from .splits import (
+    CITYSCAPES,
+    COCO_PANOPTIC,
+    INSTANCE,
+    SEM_SEG,
+    SPLITS,
+    Split,
+    get_split,
+    semseg_split,
+)
 from .vocabulary import load_vocabulary
 
 __all__ = [
@@ -46,20 +55,6 @@ logger = logging.getLogger(__name__)
 
 # Name of the demo's default vocabulary (COCO + ADE-150 + LVIS, SPEC §12), installed with model.set_metadata.
 OPENVOCAB_DEMO_DATASET = "openvocab_dataset"
-
-
-def _semseg_record(name, vocab, images, gt, *, ignore, gt_ext, image_ext) -> Split:
-    return Split(
-        name,
-        SEM_SEG,
-        vocab,
-        "sem_seg",
-        images,
-        gt,
-        ignore_label=ignore,
-        gt_ext=gt_ext,
-        image_ext=image_ext,
-    )
 
 
 def _abs(root: str, rel: str) -> str:
@@ -112,7 +107,7 @@ def load_split(split: Split, root: str) -> List[Dict[str, Any]]:
         return loaders.load_cityscapes_split(
             split.name, p(split.image_dir), p(split.gt_dir), p(split.json_file), meta, split.prepare
         )
-    args = (
+    return loaders.load_panoptic_split(
         split.name,
         p(split.json_file),
         p(split.image_dir),
@@ -120,10 +115,9 @@ def load_split(split: Split, root: str) -> List[Dict[str, Any]]:
         p(split.sem_seg_dir),
         meta,
         split.prepare,
+        string_ids=split.kind != COCO_PANOPTIC,
+        image_ext=split.image_ext,
     )
-    if split.kind == COCO_PANOPTIC:
-        return loaders.load_coco_panoptic_split(*args)
-    return loaders.load_panoptic_str_ids(*args, image_ext=split.image_ext)
 
 
 def register_split(split: Split, root: str) -> None:
@@ -213,13 +207,13 @@ def register_custom_semseg(
             f"Dataset '{name}' is already registered; choose another name or DatasetCatalog.remove it"
         )
     load_vocabulary(vocabulary_file)  # fail now, with a clear message, on a bad vocabulary file
-    split = _semseg_record(
+    split = semseg_split(
         name,
         os.path.abspath(vocabulary_file),
         os.path.abspath(image_root),
         os.path.abspath(gt_root),
         ignore=ignore_label,
-        gt_ext=gt_ext,
+        ext=gt_ext,
         image_ext=image_ext,
     )
     register_split(split, "")

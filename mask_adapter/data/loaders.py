@@ -17,8 +17,7 @@ __all__ = [
     "missing_path_error",
     "require_paths",
     "load_sem_seg_split",
-    "load_coco_panoptic_split",
-    "load_panoptic_str_ids",
+    "load_panoptic_split",
     "load_instance_split",
     "load_cityscapes_split",
 ]
@@ -71,7 +70,7 @@ def load_sem_seg_split(
     return records
 
 
-def load_coco_panoptic_split(
+def load_panoptic_split(
     dataset: str,
     json_file: str,
     image_root: str,
@@ -79,54 +78,38 @@ def load_coco_panoptic_split(
     sem_seg_root: str,
     meta: Mapping,
     prepare: str,
+    *,
+    string_ids: bool = False,
+    image_ext: str = "jpg",
 ) -> List[Dict[str, Any]]:
-    """COCO-format panoptic records (integer image ids) plus ``sem_seg_file_name`` when a semantic folder is given.
+    """Records of a COCO-format panoptic split, plus ``sem_seg_file_name`` when a semantic folder is given.
 
-    Uses detectron2's ``load_coco_panoptic_json``; the semantic label of ``x.png`` is ``sem_seg_root/x.png``.
+    Integer image ids (COCO) go through detectron2's ``load_coco_panoptic_json``, which casts ``image_id`` to int
+    and looks for ``.jpg`` images; with ``string_ids`` (ADE20K, Mapillary Vistas: "ADE_val_00000001") the
+    records are built here with the ids kept as given and otherwise the same fields.
 
     Args:
         dataset: split name (for errors).
         json_file, image_root, panoptic_root: COCO panoptic JSON, image folder and panoptic PNG folder.
-        sem_seg_root: folder of semantic PNGs ("" = none).
+        sem_seg_root: folder of semantic PNGs ("" = none); the label of ``x.png`` is ``sem_seg_root/x.png``.
         meta: dict with ``thing_dataset_id_to_contiguous_id`` and ``stuff_dataset_id_to_contiguous_id``.
         prepare: preparation script named in errors.
+        string_ids: keep string image ids (see above).
+        image_ext: extension of the images (``string_ids`` only).
 
     Returns:
         Records with file_name, image_id, pan_seg_file_name, segments_info (contiguous category ids, isthing)
         and sem_seg_file_name.
     """
     require_paths(dataset, prepare, json_file, image_root, panoptic_root, sem_seg_root)
-    records = load_coco_panoptic_json(json_file, image_root, panoptic_root, dict(meta))
-    if sem_seg_root:
-        for r in records:
-            r["sem_seg_file_name"] = os.path.join(
-                sem_seg_root, os.path.basename(r["pan_seg_file_name"])
-            )
-    return records
-
-
-def load_panoptic_str_ids(
-    dataset: str,
-    json_file: str,
-    image_root: str,
-    panoptic_root: str,
-    sem_seg_root: str,
-    meta: Mapping,
-    prepare: str,
-    image_ext: str = "jpg",
-) -> List[Dict[str, Any]]:
-    """Panoptic records for COCO-format JSONs whose image ids are strings (ADE20K, Mapillary Vistas).
-
-    detectron2's ``load_coco_panoptic_json`` casts ``image_id`` to int, which fails on "ADE_val_00000001"; this
-    loader keeps ids as given and is otherwise the same.
-
-    Args:
-        see :func:`load_coco_panoptic_split`; image_ext: extension of the images.
-
-    Returns:
-        Records with file_name, image_id, pan_seg_file_name, segments_info and sem_seg_file_name.
-    """
-    require_paths(dataset, prepare, json_file, image_root, panoptic_root, sem_seg_root)
+    if not string_ids:
+        records = load_coco_panoptic_json(json_file, image_root, panoptic_root, dict(meta))
+        if sem_seg_root:
+            for r in records:
+                r["sem_seg_file_name"] = os.path.join(
+                    sem_seg_root, os.path.basename(r["pan_seg_file_name"])
+                )
+        return records
     with open(json_file, encoding="utf-8") as f:
         info = json.load(f)
     things = meta["thing_dataset_id_to_contiguous_id"]

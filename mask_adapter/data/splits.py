@@ -11,6 +11,7 @@ __all__ = [
     "Split",
     "SPLITS",
     "get_split",
+    "semseg_split",
     "SEM_SEG",
     "COCO_PANOPTIC",
     "STR_ID_PANOPTIC",
@@ -67,7 +68,19 @@ class Split:
     drop_first_class: bool = False
 
 
-def _semseg(name, vocab, images, gt, prepare, *, ignore=255, ext="png", drop_first=False) -> Split:
+def semseg_split(
+    name: str,
+    vocab: str,
+    images: str,
+    gt: str,
+    prepare: str = "",
+    *,
+    ignore: int = 255,
+    ext: str = "png",
+    image_ext: str = "jpg",
+    drop_first: bool = False,
+) -> Split:
+    """A semantic-segmentation :class:`Split` (evaluator "sem_seg"); arguments as the Split attributes."""
     return Split(
         name,
         SEM_SEG,
@@ -77,6 +90,7 @@ def _semseg(name, vocab, images, gt, prepare, *, ignore=255, ext="png", drop_fir
         gt,
         ignore_label=ignore,
         gt_ext=ext,
+        image_ext=image_ext,
         prepare=prepare,
         drop_first_class=drop_first,
     )
@@ -113,7 +127,7 @@ def _build_table() -> Tuple[Split, ...]:
         )
     for split, ds in (("train", "train"), ("test", "val")):
         t.append(
-            _semseg(
+            semseg_split(
                 f"openvocab_coco_2017_{split}_stuff_sem_seg",
                 "coco_stuff",
                 f"coco/{ds}2017",
@@ -138,7 +152,7 @@ def _build_table() -> Tuple[Split, ...]:
             )
         )
         t.append(
-            _semseg(
+            semseg_split(
                 f"openvocab_ade20k_sem_seg_{split}",
                 "ade20k_150",
                 f"{ade}/images/{d}",
@@ -147,7 +161,7 @@ def _build_table() -> Tuple[Split, ...]:
             )
         )
         t.append(
-            _semseg(
+            semseg_split(
                 f"openvocab_ade20k_full_sem_seg_{split}",
                 "ade20k_847",
                 f"ADE20K_2021_17_01/images_detectron2/{d}",
@@ -169,7 +183,7 @@ def _build_table() -> Tuple[Split, ...]:
             )
         )
         t.append(
-            _semseg(
+            semseg_split(
                 f"openvocab_pascal_ctx59_sem_seg_{split}",
                 "pascal_ctx_59",
                 f"pascal_ctx_d2/images/{d}",
@@ -178,7 +192,7 @@ def _build_table() -> Tuple[Split, ...]:
             )
         )
         t.append(
-            _semseg(
+            semseg_split(
                 f"openvocab_pascal_ctx459_sem_seg_{split}",
                 "pascal_ctx_459",
                 f"pascal_ctx_d2/images/{d}",
@@ -189,7 +203,7 @@ def _build_table() -> Tuple[Split, ...]:
             )
         )
         t.append(
-            _semseg(
+            semseg_split(
                 f"openvocab_pascal20_sem_seg_{split}",
                 "pascal_voc_21",
                 f"pascal_voc_d2/images/{d}",
@@ -199,7 +213,7 @@ def _build_table() -> Tuple[Split, ...]:
             )
         )
         t.append(
-            _semseg(
+            semseg_split(
                 f"openvocab_pascal21_sem_seg_{split}",
                 "pascal_voc_21",
                 f"pascal_voc_d2/images/{d}",

@@ -12,12 +12,13 @@ Dataset category ids are 1 square, 2 circle, 3 triangle (things), 4 sky, 5 grass
 ``vocabularies/synthetic_shapes_with_prompt_eng.txt``; the catalog registers ``synthetic_shapes_panoptic_{train,val}``.
 """
 
-import json
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import cv2
 import numpy as np
+
+from .prepare_utils import ids_to_rgb, mask_bbox, write_coco_json
 
 __all__ = ["SYNTHETIC_CATEGORIES", "make_synthetic_dataset"]
 
@@ -51,16 +52,6 @@ def _draw_shape(rng: np.random.RandomState, kind: int, mask: np.ndarray) -> None
             ]
         )
         cv2.fillPoly(mask, [pts.astype(np.int32)], 1)
-
-
-def _bbox(mask: np.ndarray) -> List[int]:
-    ys, xs = np.nonzero(mask)
-    return [
-        int(xs.min()),
-        int(ys.min()),
-        int(xs.max() - xs.min() + 1),
-        int(ys.max() - ys.min() + 1),
-    ]
 
 
 def _make_image(rng: np.random.RandomState, h: int, w: int):
@@ -101,7 +92,7 @@ def _make_image(rng: np.random.RandomState, h: int, w: int):
                 "category_id": cat_id,
                 "iscrowd": 0,
                 "area": int(m.sum()),
-                "bbox": _bbox(m),
+                "bbox": mask_bbox(m),
             }
         )
     return np.clip(image, 0, 255).astype(np.uint8), segment, semantic, segments
@@ -123,10 +114,7 @@ def _write_split(
             image[:, :, ::-1],
             [cv2.IMWRITE_JPEG_QUALITY, 95],
         )
-        rgb = np.stack([segment % 256, segment // 256 % 256, segment // 65536], axis=-1).astype(
-            np.uint8
-        )
-        cv2.imwrite(os.path.join(dirs["panoptic"], stem + ".png"), rgb[:, :, ::-1])
+        cv2.imwrite(os.path.join(dirs["panoptic"], stem + ".png"), ids_to_rgb(segment)[:, :, ::-1])
         cv2.imwrite(os.path.join(dirs["semantic"], stem + ".png"), semantic)
         images.append({"id": i + 1, "file_name": stem + ".jpg", "height": h, "width": w})
         annotations.append(
@@ -136,8 +124,7 @@ def _write_split(
         {"id": c[0], "name": c[1], "isthing": c[2], "color": list(c[3])}
         for c in SYNTHETIC_CATEGORIES
     ]
-    with open(os.path.join(root, f"panoptic_{split}.json"), "w", encoding="utf-8") as f:
-        json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
+    write_coco_json(os.path.join(root, f"panoptic_{split}.json"), images, annotations, categories)
 
 
 def make_synthetic_dataset(

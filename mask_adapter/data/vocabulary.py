@@ -14,6 +14,9 @@ import os
 from importlib import resources
 from typing import Dict, List, Sequence, Tuple
 
+# One implementation of the official synonym rule (SPEC §2), re-exported here for data-side users.
+from mask_adapter.modeling.text.classifier import split_synonyms
+
 __all__ = [
     "VOCABULARY_KEYS",
     "INVALID_CLASS",
@@ -165,18 +168,6 @@ def load_vocabulary_meta(key: str) -> Dict:
         raise FileNotFoundError(
             f"No side data (thing flags / colours / id maps) is shipped for vocabulary {key!r}"
         ) from None
-
-
-def split_synonyms(class_string: str) -> List[str]:
-    """Synonyms of one class string, as the official classifier splits them (SPEC §2).
-
-    Args:
-        class_string: e.g. ``"wall-wood,wood wall, wall wood"``.
-
-    Returns:
-        ", " is replaced by "," and the result split on ","; e.g. ``["wall-wood", "wood wall", "wall wood"]``.
-    """
-    return class_string.replace(", ", ",").split(",")
 
 
 def count_synonyms(class_strings: Sequence[str]) -> int:
