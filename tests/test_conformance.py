@@ -271,6 +271,11 @@ def source_model():
 
 
 @pytest.fixture(scope="module")
+def source_outputs(source_model, image_batch):
+    return _outputs(source_model, image_batch)
+
+
+@pytest.fixture(scope="module")
 def image_batch():
     g = torch.Generator().manual_seed(11)
     return [{"image": torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8, generator=g)}]
@@ -298,7 +303,7 @@ def _assert_same_state(a: torch.nn.Module, b: torch.nn.Module):
     assert not different, different[:5]
 
 
-def test_round_trip_detectron2_layout(tmp_path, source_model, image_batch, caplog):
+def test_round_trip_detectron2_layout(tmp_path, source_model, source_outputs, image_batch, caplog):
     path = tmp_path / "model_final.pth"
     torch.save({"model": source_model.state_dict(), "iteration": 7}, path)
     target = _tiny("fcclip_tiny", seed=1)
@@ -307,21 +312,20 @@ def test_round_trip_detectron2_layout(tmp_path, source_model, image_batch, caplo
     with caplog.at_level(logging.WARNING):
         extra = MaskAdapterCheckpointer(target).load(str(path))
     assert extra.get("iteration") == 7
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [
-        r.getMessage() for r in caplog.records
-    ]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not warnings, warnings
     _assert_same_state(source_model, target)
-    _assert_same_outputs(_outputs(source_model, image_batch), _outputs(target, image_batch))
+    _assert_same_outputs(source_outputs, _outputs(target, image_batch))
 
 
-def test_round_trip_flat_state_dict(tmp_path, source_model, image_batch):
+def test_round_trip_flat_state_dict(tmp_path, source_model, source_outputs, image_batch):
     """MAFT+ checkpoints are flat state dicts (no "model" entry)."""
     path = tmp_path / "flat.pth"
     torch.save(source_model.state_dict(), path)
     target = _tiny("fcclip_tiny", seed=2)
     MaskAdapterCheckpointer(target).load(str(path))
     _assert_same_state(source_model, target)
-    _assert_same_outputs(_outputs(source_model, image_batch), _outputs(target, image_batch))
+    _assert_same_outputs(source_outputs, _outputs(target, image_batch))
 
 
 def test_criterion_empty_weight_is_ignored(tmp_path, source_model, caplog):
@@ -360,16 +364,17 @@ def test_other_architecture_gives_clear_error(tmp_path):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_loading_after_inference_refreshes_text_embeddings(tmp_path, source_model, image_batch):
+def test_loading_after_inference_refreshes_text_embeddings(
+    tmp_path, source_model, source_outputs, image_batch
+):
     """Regression: the text-embedding cache must not survive a weight load (its key follows the text tower)."""
     path = tmp_path / "model_final.pth"
     torch.save({"model": source_model.state_dict()}, path)
     target = _tiny("fcclip_tiny", seed=6)
-    _outputs(
-        target, image_batch
-    )  # fills the text-embedding cache with the random text tower's embeddings
+    # Fill the text-embedding cache with the embeddings of target's own (random) text tower.
+    _outputs(target, image_batch)
     MaskAdapterCheckpointer(target).load(str(path))
     _assert_same_state(source_model, target)
-    expected = _outputs(source_model, image_batch)[0]["sem_seg"]
+    expected = source_outputs[0]["sem_seg"]
     got = _outputs(target, image_batch)[0]["sem_seg"]
     assert torch.equal(expected, got), f"max difference {(expected - got).abs().max().item():.3g}"

@@ -71,6 +71,15 @@ def vocabulary_of(dataset_names: Sequence[str]) -> Optional[Vocabulary]:
     return Vocabulary.from_metadata(metadata)
 
 
+def _pad_to_min(images: ImageList, min_side: int) -> ImageList:
+    """Zero-pad the batch tensor to at least ``min_side`` on both sides (image sizes unchanged)."""
+    h, w = images.tensor.shape[-2:]
+    if h >= min_side and w >= min_side:
+        return images
+    tensor = F.pad(images.tensor, (0, max(0, min_side - w), 0, max(0, min_side - h)))
+    return ImageList(tensor, images.image_sizes)
+
+
 class OpenVocabMaskFormer(nn.Module):
     """Base of all meta-architectures: CLIP features, text classifier, masks -> adapter -> logits.
 
@@ -255,7 +264,12 @@ class OpenVocabMaskFormer(nn.Module):
                     "images to 3-channel RGB first"
                 )
             images.append((img.to(self.device).float() - self.pixel_mean) / self.pixel_std)
-        return ImageList.from_tensors(images, self.size_divisibility)
+        batch = ImageList.from_tensors(images, self.size_divisibility)
+        if hasattr(self, "sem_seg_head"):
+            # The generator's GroupNorms need more than one value per group: a batch padded to a single stride-32
+            # cell (images <= 32 px) fails where a norm has as many groups as channels, so pad to two cells.
+            batch = _pad_to_min(batch, 2 * max(self.size_divisibility, 32))
+        return batch
 
     def current_vocabulary(self) -> Vocabulary:
         vocab = self.train_vocabulary if self.training else self.test_vocabulary
@@ -348,7 +362,12 @@ class OpenVocabMaskFormer(nn.Module):
         """Per image: GT masks (G, H, W) float zero-padded to the batch size, and labels (G,)."""
         hp, wp = state.images.tensor.shape[-2:]
         out = []
-        for x in batched_inputs:
+        for i, x in enumerate(batched_inputs):
+            if "instances" not in x:
+                raise ValueError(
+                    f"training input {i} has no 'instances' (gt_masks, gt_classes); use a training dataset mapper "
+                    "(INPUT.DATASET_MAPPER_NAME) that produces them"
+                )
             inst = x["instances"]
             masks = inst.gt_masks.tensor if isinstance(inst.gt_masks, BitMasks) else inst.gt_masks
             masks = masks.to(self.device).float()

@@ -265,7 +265,7 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
 
         Returns:
             {"pred_masks": (B, Q, H/4, W/4) ±SAM_MASK_LOGIT logits (a pixel is on where over half of its 4×4
-            cell is covered), "sam_masks": (B, Q, H, W) bool at full resolution, "num_masks": masks per image}.
+            cell is covered; a mask that would vanish keeps every cell it touches), "sam_masks": (B, Q, H, W) bool at full resolution, "num_masks": masks per image}.
         """
         hp, wp = state.images.tensor.shape[-2:]
         per_image = []
@@ -279,7 +279,10 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
         full = torch.zeros(len(per_image), q, hp, wp, dtype=torch.bool, device=self.device)
         for i, m in enumerate(per_image):
             full[i, : m.shape[0], : m.shape[1], : m.shape[2]] = m.to(self.device)
-        coarse = F.interpolate(full.float(), size=(hp // 4, wp // 4), mode="area") > 0.5
+        frac = F.interpolate(full.float(), size=(hp // 4, wp // 4), mode="area")
+        coarse = frac > 0.5
+        vanished = ~coarse.flatten(2).any(-1)  # masks thinner than a 4×4 cell keep every touched cell
+        coarse[vanished] = frac[vanished] > 0
         return {"pred_masks": self._as_logits(coarse), "sam_masks": full, "num_masks": num}
 
     @staticmethod
