@@ -29,6 +29,7 @@ if str(_REPO) not in sys.path:  # run as a script: make `demo.predictor` importa
 
 from demo.predictor import (  # noqa: E402
     MODEL_ZOO,
+    TASK_FLAGS,
     TASKS,
     ImageReadError,
     VocabularyPredictor,
@@ -102,6 +103,9 @@ def get_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sam-checkpoint", default=None, help="SAM weights for --masks sam (MODEL.SAM.CHECKPOINT)")
     p.add_argument("--confidence-threshold", type=float, default=0.5, help="minimum instance score drawn")
+    p.add_argument(
+        "--trust-pickle", action="store_true", help="allow checkpoints with pickled objects (only files you trust)"
+    )
     p.add_argument("--save-label-map", action="store_true", help="also write the class-id map (PNG) + JSON")
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides KEY VALUE ...")
     return p
@@ -135,11 +139,7 @@ def setup_cfg(args: argparse.Namespace):
     if args.masks == "sam":
         cfg = to_sam_config(cfg, args.sam_checkpoint)
     for task in args.task:
-        setattr(
-            cfg.MODEL.MASK_FORMER.TEST,
-            {"semantic": "SEMANTIC_ON", "panoptic": "PANOPTIC_ON", "instance": "INSTANCE_ON"}[task],
-            True,
-        )
+        setattr(cfg.MODEL.MASK_FORMER.TEST, TASK_FLAGS[task], True)
     cfg.freeze()
     return cfg
 
@@ -411,7 +411,11 @@ def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) ->
 
     torch.manual_seed(0)  # reproducible random weights of the tiny model
     predictor = VocabularyPredictor(
-        cfg, class_names=names, thing_ids=things, mask_generator=mask_generator if args.masks == "sam" else None
+        cfg,
+        class_names=names,
+        thing_ids=things,
+        mask_generator=mask_generator if args.masks == "sam" else None,
+        allow_pickle=args.trust_pickle,
     )
     logger.info(
         "vocabulary: %d classes (%s%s)",

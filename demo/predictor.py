@@ -32,6 +32,7 @@ __all__ = [
     "ModelSpec",
     "REPO_ROOT",
     "TASKS",
+    "TASK_FLAGS",
     "ImageReadError",
     "VocabularyPredictor",
     "build_metadata",
@@ -48,7 +49,11 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("semantic", "panoptic", "instance")
 _OUTPUT_KEY = {"semantic": "sem_seg", "panoptic": "panoptic_seg", "instance": "instances"}
-_TASK_FLAG = {"semantic": "SEMANTIC_ON", "panoptic": "PANOPTIC_ON", "instance": "INSTANCE_ON"}
+TASK_FLAGS = {  # MODEL.MASK_FORMER.TEST key that enables each task
+    "semantic": "SEMANTIC_ON",
+    "panoptic": "PANOPTIC_ON",
+    "instance": "INSTANCE_ON",
+}
 
 # Model-hub mirror of the released checkpoints (SPEC §10).
 HUB_URL = "https://huggingface.co/owl10/Mask-Adapter/resolve/main/{file}"
@@ -208,7 +213,7 @@ def read_image_rgb(path: str) -> np.ndarray:
             img.load()
             img = ImageOps.exif_transpose(img)
             return to_rgb_uint8(img)
-    except (OSError, SyntaxError, ValueError) as e:  # PIL: UnidentifiedImageError / truncated file are OSErrors
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # truncated / unknown: OSError
         if isinstance(e, ImageReadError):
             raise
         raise ImageReadError(f"cannot read image {path}: {e}") from None
@@ -302,6 +307,7 @@ class VocabularyPredictor:
         colors: one RGB colour per class for drawing (default: a fixed colour map).
         mask_generator: for the SAM path (META_ARCHITECTURE "SAMMaskAdapter"): an object with ``generate``,
             used instead of building SAM from MODEL.SAM.*.
+        allow_pickle: load checkpoints holding arbitrary pickled objects (only for files you trust).
     """
 
     def __init__(
@@ -312,6 +318,7 @@ class VocabularyPredictor:
         thing_ids: Sequence[int] = (),
         colors: Optional[Sequence[Sequence[int]]] = None,
         mask_generator: Any = None,
+        allow_pickle: bool = False,
     ) -> None:
         cfg = cfg.clone()
         cfg.defrost()
@@ -330,7 +337,7 @@ class VocabularyPredictor:
         if weights:
             from mask_adapter.checkpoint import MaskAdapterCheckpointer
 
-            MaskAdapterCheckpointer(self.model).load(weights)
+            MaskAdapterCheckpointer(self.model, allow_pickle=allow_pickle).load(weights)
         else:
             logger.warning("no weights given (MODEL.WEIGHTS is empty): the model has random weights")
         self.aug = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
@@ -420,4 +427,4 @@ class VocabularyPredictor:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
         if _OUTPUT_KEY[task] not in outputs:
-            raise ValueError(f"the model produced no {task} output; enable MODEL.MASK_FORMER.TEST.{_TASK_FLAG[task]}")
+            raise ValueError(f"the model produced no {task} output; enable MODEL.MASK_FORMER.TEST.{TASK_FLAGS[task]}")

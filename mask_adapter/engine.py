@@ -50,6 +50,7 @@ __all__ = [
     "count_parameters",
     "environment_versions",
     "create_ddp_model",
+    "load_model_for_evaluation",
     "ResumableSampler",
     "PositionSeededMapDataset",
 ]
@@ -225,6 +226,27 @@ def build_resumable_train_loader(cfg: CfgNode, mapper: Any):
 
 
 # ---------------------------------------------------------------------------------------------- trainer
+def maybe_load_generator_weights(cfg: CfgNode, model: nn.Module) -> None:
+    """Load ``MODEL.MASK_ADAPTER.GENERATOR_WEIGHTS`` (sem_seg_head.* and void) on top of MODEL.WEIGHTS, if set."""
+    if cfg.MODEL.MASK_ADAPTER.GENERATOR_WEIGHTS:
+        load_generator_weights(unwrap(model), cfg.MODEL.MASK_ADAPTER.GENERATOR_WEIGHTS)
+
+
+def load_model_for_evaluation(cfg: CfgNode, model: nn.Module, resume: bool = False) -> None:
+    """``--eval-only`` loading: the last checkpoint of OUTPUT_DIR (``resume``) or MODEL.WEIGHTS + GENERATOR_WEIGHTS.
+
+    Args:
+        cfg: the config.
+        model: the built model.
+        resume: prefer OUTPUT_DIR/last_checkpoint when it exists.
+    """
+    checkpointer = MaskAdapterCheckpointer(model, save_dir=cfg.OUTPUT_DIR)
+    resuming = resume and checkpointer.has_checkpoint()
+    checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=resume)
+    if not resuming:
+        maybe_load_generator_weights(cfg, model)
+
+
 class Trainer(DefaultTrainer):
     """detectron2 trainer with the package's mapper / evaluator / optimizer / checkpointer.
 
@@ -267,9 +289,8 @@ class Trainer(DefaultTrainer):
         """
         resuming = resume and self.checkpointer.has_checkpoint()
         super().resume_or_load(resume=resume)
-        generator = self.cfg.MODEL.MASK_ADAPTER.GENERATOR_WEIGHTS
-        if generator and not resuming:
-            load_generator_weights(unwrap(self.model), generator)
+        if not resuming:  # a resumed stage-2 checkpoint already holds its generator
+            maybe_load_generator_weights(self.cfg, self.model)
         sampler = getattr(self.data_loader, "resumable_sampler", None)
         if sampler is not None:
             per_process = self.cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()

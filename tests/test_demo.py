@@ -146,17 +146,20 @@ def test_bundled_photo_all_tasks_sam_masks(tmp_path, monkeypatch):
         assert set(np.unique(labels).tolist()) <= {0, 1, 2, 3, 255}  # void outside the SAM masks
 
 
-def test_injected_mask_generator_single_task(tmp_path):
-    class Halves:
-        def generate(self, image):
-            h, w = image.shape[:2]
-            left = np.zeros((h, w), bool)
-            left[:, : w // 2] = True
-            return [
-                {"segmentation": left, "area": int(left.sum())},
-                {"segmentation": ~left, "area": int((~left).sum())},
-            ]
+class Halves:
+    """Mask generator returning the left and right halves of the image."""
 
+    def generate(self, image):
+        h, w = image.shape[:2]
+        left = np.zeros((h, w), bool)
+        left[:, : w // 2] = True
+        return [
+            {"segmentation": left, "area": int(left.sum())},
+            {"segmentation": ~left, "area": int((~left).sum())},
+        ]
+
+
+def test_injected_mask_generator_single_task(tmp_path):
     src = tmp_path / "in.png"
     Image.fromarray(np.full((40, 60, 3), 128, np.uint8)).save(src)
     out = tmp_path / "out"
@@ -168,6 +171,64 @@ def test_injected_mask_generator_single_task(tmp_path):
     assert labels.shape == (40, 60)
     assert len(np.unique(labels[:, :30])) == 1 and len(np.unique(labels[:, 30:])) == 1  # one class per SAM mask
     assert set(np.unique(labels).tolist()) <= {0, 1}
+
+
+def test_predictor_api_loads_generator_checkpoint_into_sam_path(tmp_path):
+    from detectron2.modeling import build_model
+
+    torch.manual_seed(3)
+    fcclip = build_model(demo.setup_cfg(_args()))
+    ckpt = tmp_path / "tiny_fcclip.pth"
+    torch.save({"model": fcclip.state_dict()}, ckpt)
+    argv = (
+        "--masks",
+        "sam",
+        "--weights",
+        str(ckpt),
+        "--task",
+        "panoptic",
+        "instance",
+        "--opts",
+        "MODEL.DEVICE",
+        "cuda",
+    )
+    cfg = demo.setup_cfg(_args(*argv))
+    p = pred.VocabularyPredictor(cfg, class_names=["sky,clouds", "grass"], thing_ids=[1], mask_generator=Halves())
+    assert p.cfg.MODEL.DEVICE == ("cuda" if torch.cuda.is_available() else "cpu")  # CPU fallback without a GPU
+    assert torch.equal(p.model.mask_adapter.fuse.weight, fcclip.mask_adapter.fuse.weight)
+    assert p.metadata.stuff_classes == ["sky", "grass"] == p.metadata.thing_classes
+    image = np.random.RandomState(0).randint(0, 256, (50, 70, 3)).astype(np.uint8)
+    outputs = p(image)
+    assert outputs["sem_seg"].shape == (2, 50, 70)
+    for task in ("semantic", "panoptic", "instance"):
+        assert p.visualize(image, outputs, task, 0.0).shape == (50, 70, 3)
+        assert p.label_map(outputs, task, 0.0).shape == (50, 70)
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        p(image[..., 0])
+
+
+def test_maftp_config(tmp_path):
+    src = tmp_path / "in.png"
+    Image.fromarray(np.random.RandomState(0).randint(0, 256, (40, 60, 3)).astype(np.uint8)).save(src)
+    config = os.path.join(REPO, "configs", "tiny", "maftp_tiny.yaml")
+    out = tmp_path / "out"
+    demo.main(
+        [
+            "--config-file",
+            config,
+            "--input",
+            str(src),
+            "--output",
+            str(out),
+            "--vocabulary",
+            "a;b,bee",
+            "--task",
+            "panoptic",
+            "--save-label-map",
+        ]
+    )
+    assert Image.open(out / "in_panoptic.png").size == (60, 40)
+    assert set(np.unique(np.array(Image.open(out / "in_labels.png"))).tolist()) <= {0, 1, 255}
 
 
 # ---------------------------------------------------------------------------------------------------- bad inputs

@@ -145,6 +145,25 @@ def test_propose_masks_shapes_and_padding(model_with):
     assert out["sam_masks"][0, 0, :, :64].all() and not out["sam_masks"][0, 0, :, 64:].any()
 
 
+def test_thin_masks_survive_the_coarse_grid(model_with):
+    model = model_with(FakeGenerator(lambda h, w: (slice(10, 11), slice(5, 50)), LEFT))  # a 1-pixel-high line
+    images = model.preprocess_image([{"image": _image(64, 64)}])
+    from mask_adapter.modeling.meta_arch.base import ForwardState
+
+    state = ForwardState(
+        images=images,
+        features={},
+        clip_dense=None,
+        dense=None,
+        text=None,
+        num_templates=[],
+        vocabulary=model.test_vocabulary,
+    )
+    out = model.propose_masks(state, [{"image": _image(64, 64)}])
+    line = out["pred_masks"][0, 1] > 0  # sorted by area: the half comes first
+    assert line.sum() == 12 and line[2, 1:13].all()  # row 10 -> cell row 2; columns 5..49 -> cells 1..12
+
+
 def test_semantic_sums_class_probabilities_per_pixel(model_with):
     model = model_with(FakeGenerator(LEFT, TOP))
     with torch.no_grad():

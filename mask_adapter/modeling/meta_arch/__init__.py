@@ -3,5 +3,6 @@ from .base import ForwardState, OpenVocabMaskFormer
 from .fcclip import FCCLIP, MAFTPlus
 from .inference import geometric_ensemble
 from .mask2former import Mask2FormerCLIP
+from .sam import SAMMaskAdapter
 from .vocabulary import Vocabulary
 from .warmup import MaskAdapterWarmup
