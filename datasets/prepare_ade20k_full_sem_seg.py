@@ -19,7 +19,7 @@ from typing import Iterator, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from mask_adapter.data.prepare_utils import (
+from mask_adapter.data.prepare import (
     apply_lut,
     convert_label_maps,
     id_lut,

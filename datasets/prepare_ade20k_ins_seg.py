@@ -17,7 +17,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 
 from mask_adapter.data.metadata import class_table
-from mask_adapter.data.prepare_utils import (
+from mask_adapter.data.prepare import (
     TRAIN_VAL_FOLDERS,
     ade_catid_options,
     ade_image_entry,

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from mask_adapter.data.metadata import class_table
-from mask_adapter.data.prepare_utils import (
+from mask_adapter.data.prepare import (
     TRAIN_VAL_FOLDERS,
     ade_catid_options,
     ade_image_entry,

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from mask_adapter.data.prepare_utils import (
+from mask_adapter.data.prepare import (
     convert_label_maps,
     read_rgb,
     require,

@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from mask_adapter.data.prepare_utils import (
+from mask_adapter.data.prepare import (
     apply_lut,
     convert_label_maps,
     folder_pairs,

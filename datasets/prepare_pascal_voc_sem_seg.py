@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from mask_adapter.data.prepare_utils import (
+from mask_adapter.data.prepare import (
     TRAIN_VAL_FOLDERS,
     apply_lut,
     convert_label_maps,

@@ -5,16 +5,17 @@
 Reproducible, resumable data stream (when ``SEED >= 0``):
     The training loader is detectron2's batched loader over two small wrappers. :class:`ResumableSampler` tags
     every index of the (rank-sliced, infinite) sampler stream with its position in that stream and can skip the
-    first ``n`` positions; :class:`PositionSeededMapDataset` seeds ``random``, ``numpy`` and ``torch`` from
-    ``(SEED, rank, position)`` before calling the mapper (and restores the previous RNG state afterwards). The
-    sampler's shuffle seed is ``SEED`` itself. So batch ``j`` depends only on ``(SEED, rank, j)``: not on
-    ``NUM_WORKERS``, not on what consumed random numbers before, and ``--resume`` continues with exactly the batches
-    an uninterrupted run would have seen (``resume_or_load`` skips ``start_iter x images per process`` positions).
-    Exact only with ``DATALOADER.ASPECT_RATIO_GROUPING False`` (or images of one orientation): grouping buffers
-    images per aspect bucket, and the buffer content at the checkpoint is not saved, so a resumed grouped stream
-    sees the same samples in a slightly different batch composition near the restart point. With ``SEED < 0`` the
-    stream is detectron2's usual random one.
+    first ``n`` positions; :class:`PositionSeededMapDataset` seeds ``random``, ``numpy`` and the CPU ``torch``
+    generator from ``(SEED, rank, position)`` before calling the mapper (and restores the previous RNG states
+    afterwards). The sampler's shuffle seed is ``SEED`` itself. With ``DATALOADER.ASPECT_RATIO_GROUPING False``,
+    batch ``j`` of a process holds stream positions ``[j B, (j + 1) B)`` (B images per process) whatever
+    ``NUM_WORKERS`` is, so it depends only on ``(SEED, rank, j)``, and ``--resume`` at iteration k (which skips the
+    first k B positions) sees exactly the batches of an uninterrupted run. With grouping on (detectron2's default),
+    every sample keeps its seeded augmentation, but which samples share a batch depends on the worker interleaving
+    and on the aspect buckets, whose content at the checkpoint is not saved: a resumed run then skips the consumed
+    samples but composes the next batches differently. With ``SEED < 0`` the stream is detectron2's usual random one.
 """
+
 import difflib
 import logging
 import os
@@ -26,7 +27,12 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from detectron2.config import CfgNode, get_cfg
-from detectron2.data import MetadataCatalog, build_detection_test_loader, build_detection_train_loader
+from detectron2.data import (
+    DatasetFromList,
+    MetadataCatalog,
+    build_detection_test_loader,
+    build_detection_train_loader,
+)
 from detectron2.data.samplers import TrainingSampler
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, default_setup, hooks
 from detectron2.engine.train_loop import TrainerBase
@@ -39,7 +45,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, Sampler
 
 from .checkpoint import MaskAdapterCheckpointer, load_generator_weights
-from .config import add_mask_adapter_config, check_config, resolve_cdt_variant, resolve_dense_projection
+from .config import (
+    add_mask_adapter_config,
+    check_config,
+    resolve_cdt_variant,
+    resolve_dense_projection,
+)
+from .solver import build_lr_scheduler, build_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +86,9 @@ def create_ddp_model(model: nn.Module) -> nn.Module:
     if comm.get_world_size() == 1:
         return model
     if next(model.parameters()).is_cuda:
-        return DistributedDataParallel(model, device_ids=[comm.get_local_rank()], broadcast_buffers=False)
+        return DistributedDataParallel(
+            model, device_ids=[comm.get_local_rank()], broadcast_buffers=False
+        )
     return DistributedDataParallel(model, broadcast_buffers=False)
 
 
@@ -83,7 +97,16 @@ def environment_versions() -> Dict[str, str]:
     import importlib.metadata as md
 
     out = {}
-    for pkg in ("torch", "torchvision", "sal-detectron2", "open_clip_torch", "timm", "Pillow", "numpy", "opencv-python-headless"):
+    for pkg in (
+        "torch",
+        "torchvision",
+        "sal-detectron2",
+        "open_clip_torch",
+        "timm",
+        "Pillow",
+        "numpy",
+        "opencv-python-headless",
+    ):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -149,7 +172,9 @@ class PositionSeededMapDataset(Dataset):
         rank: process rank, mixed into the seed so processes augment differently.
     """
 
-    def __init__(self, dataset: Sequence[Dict[str, Any]], mapper: Any, seed: int, rank: int) -> None:
+    def __init__(
+        self, dataset: Sequence[Dict[str, Any]], mapper: Any, seed: int, rank: int
+    ) -> None:
         self.dataset = dataset
         self.mapper = mapper
         self.seed = seed
@@ -165,9 +190,15 @@ class PositionSeededMapDataset(Dataset):
             if out is not None:
                 return out
             if attempt >= 3:
-                logger.warning("mapper rejected dataset index %d (attempt %d); drawing another sample", index, attempt)
+                logger.warning(
+                    "mapper rejected dataset index %d (attempt %d); drawing another sample",
+                    index,
+                    attempt,
+                )
             index = self._fallback_rng(position, attempt).randrange(len(self.dataset))
-        raise RuntimeError("the dataset mapper rejected 100 samples in a row; check the data and the mapper")
+        raise RuntimeError(
+            "the dataset mapper rejected 100 samples in a row; check the data and the mapper"
+        )
 
     def _fallback_rng(self, position: int, attempt: int) -> random.Random:
         if self.seed < 0:
@@ -177,17 +208,19 @@ class PositionSeededMapDataset(Dataset):
     def _map(self, position: int, index: int, attempt: int) -> Optional[Dict[str, Any]]:
         if self.seed < 0 or position < 0:
             return self.mapper(self.dataset[index])
-        states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        states = random.getstate(), np.random.get_state()
         s = _sample_seed(self.seed, self.rank, position, attempt)
-        random.seed(s)
-        np.random.seed(s)
-        torch.manual_seed(s)
-        try:
-            return self.mapper(self.dataset[index])
-        finally:
-            random.setstate(states[0])
-            np.random.set_state(states[1])
-            torch.set_rng_state(states[2])
+        with torch.random.fork_rng(
+            devices=[]
+        ):  # CPU generator only; CUDA generators are left alone
+            random.seed(s)
+            np.random.seed(s)
+            torch.default_generator.manual_seed(s)
+            try:
+                return self.mapper(self.dataset[index])
+            finally:
+                random.setstate(states[0])
+                np.random.set_state(states[1])
 
 
 _PLACEHOLDER_SAMPLER = object()
@@ -212,7 +245,11 @@ def build_resumable_train_loader(cfg: CfgNode, mapper: Any):
         # The shuffle seed is SEED, not a draw from the numpy state left by model building (detectron2's default).
         args["sampler"] = TrainingSampler(len(args["dataset"]), seed=cfg.SEED)
     resumable = ResumableSampler(args["sampler"])
-    dataset = PositionSeededMapDataset(args["dataset"], mapper, cfg.SEED, comm.get_rank())
+    dicts = args["dataset"]
+    if isinstance(dicts, list):
+        # serialized storage, as detectron2 does: no copy-on-read memory growth in loader workers
+        dicts = DatasetFromList(dicts, copy=False)
+    dataset = PositionSeededMapDataset(dicts, mapper, cfg.SEED, comm.get_rank())
     loader = build_detection_train_loader(
         dataset,
         mapper=None,
@@ -247,13 +284,37 @@ def load_model_for_evaluation(cfg: CfgNode, model: nn.Module, resume: bool = Fal
         maybe_load_generator_weights(cfg, model)
 
 
+class KeepLastCheckpointTag(hooks.BestCheckpointer):
+    """detectron2's BestCheckpointer (writes ``model_best.pth`` when the metric improves) that leaves the
+    ``last_checkpoint`` tag on the latest periodic checkpoint, so ``--resume`` continues from the newest state, and
+    whose best score is part of every checkpoint, so a resumed run replaces ``model_best.pth`` only by a better one.
+    """
+
+    def _best_checking(self) -> None:
+        previous = (
+            self._checkpointer.get_checkpoint_file() if self._checkpointer.has_checkpoint() else ""
+        )
+        super()._best_checking()
+        if previous and comm.is_main_process():
+            self._checkpointer.tag_last_checkpoint(os.path.basename(previous))
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The best score so far, saved in every checkpoint so that a resumed run does not forget it."""
+        return {"best_metric": self.best_metric, "best_iter": getattr(self, "best_iter", None)}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.best_metric = state.get("best_metric")
+        self.best_iter = state.get("best_iter")
+
+
 class Trainer(DefaultTrainer):
     """detectron2 trainer with the package's mapper / evaluator / optimizer / checkpointer.
 
     Differences from ``DefaultTrainer``: CPU processes get DDP over gloo; checkpoints load through
     ``MaskAdapterCheckpointer`` (official layouts, clear shape errors); ``MODEL.MASK_ADAPTER.GENERATOR_WEIGHTS``
     is loaded on top of ``MODEL.WEIGHTS`` (stage 2 without a fusion step); every test dataset is evaluated with its
-    own vocabulary; the data stream is seeded and resumable (module docstring).
+    own vocabulary; the data stream is seeded and resumable (module docstring); with ``TEST.EVAL_PERIOD > 0`` the
+    checkpoint with the best mIoU of the first test set is kept as ``model_best.pth``.
 
     Attributes:
         log_period: iterations between metric writes (log, metrics.json, tensorboard); detectron2 uses 20.
@@ -275,7 +336,9 @@ class Trainer(DefaultTrainer):
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         self._trainer = trainer_cls(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = MaskAdapterCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.checkpointer = MaskAdapterCheckpointer(
+            model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
+        )
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
@@ -297,9 +360,15 @@ class Trainer(DefaultTrainer):
             sampler.skip(self.start_iter * per_process)
             if self.start_iter:
                 logger.info(
-                    "resuming at iteration %d: skipping the %d samples per process already consumed",
+                    "resuming at iteration %d: skipping the %d samples per process already consumed%s",
                     self.start_iter,
                     self.start_iter * per_process,
+                    (
+                        " (DATALOADER.ASPECT_RATIO_GROUPING is on: the next batches are composed differently "
+                        "from an uninterrupted run)"
+                        if self.cfg.DATALOADER.ASPECT_RATIO_GROUPING
+                        else ""
+                    ),
                 )
 
     def build_hooks(self) -> List[hooks.HookBase]:
@@ -314,6 +383,16 @@ class Trainer(DefaultTrainer):
             return self._last_eval_results
 
         ret.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, test_and_save_results))
+        if comm.is_main_process() and cfg.TEST.EVAL_PERIOD > 0 and cfg.DATASETS.TEST:
+            # Stage 2 should start from the best stage-1 checkpoint, not the last one (official issue #18).
+            metric = (
+                "sem_seg/mIoU"
+                if len(cfg.DATASETS.TEST) == 1
+                else f"{cfg.DATASETS.TEST[0]}/sem_seg/mIoU"
+            )
+            ret.append(
+                KeepLastCheckpointTag(cfg.TEST.EVAL_PERIOD, self.checkpointer, metric, mode="max")
+            )
         if comm.is_main_process():
             ret.append(hooks.PeriodicWriter(self.build_writers(), period=self.log_period))
         return ret
@@ -323,7 +402,9 @@ class Trainer(DefaultTrainer):
         os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
         return [
             CommonMetricPrinter(self.max_iter),
-            JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json"), window_size=self.metrics_window),
+            JSONWriter(
+                os.path.join(self.cfg.OUTPUT_DIR, "metrics.json"), window_size=self.metrics_window
+            ),
             TensorboardXWriter(self.cfg.OUTPUT_DIR, window_size=self.metrics_window),
         ]
 
@@ -340,10 +421,14 @@ class Trainer(DefaultTrainer):
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str):
         from .data import build_dataset_mapper
 
-        return build_detection_test_loader(cfg, dataset_name, mapper=build_dataset_mapper(cfg, is_train=False))
+        return build_detection_test_loader(
+            cfg, dataset_name, mapper=build_dataset_mapper(cfg, is_train=False)
+        )
 
     @classmethod
-    def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: Optional[str] = None) -> DatasetEvaluator:
+    def build_evaluator(
+        cls, cfg: CfgNode, dataset_name: str, output_folder: Optional[str] = None
+    ) -> DatasetEvaluator:
         from .evaluation import build_evaluator
 
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
@@ -351,18 +436,16 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_optimizer(cls, cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
-        from .solver import build_optimizer
-
         return build_optimizer(cfg, model)
 
     @classmethod
     def build_lr_scheduler(cls, cfg: CfgNode, optimizer: torch.optim.Optimizer):
-        from .solver import build_lr_scheduler
-
         return build_lr_scheduler(cfg, optimizer)
 
     @classmethod
-    def test(cls, cfg: CfgNode, model: nn.Module, evaluators: Optional[List[DatasetEvaluator]] = None):
+    def test(
+        cls, cfg: CfgNode, model: nn.Module, evaluators: Optional[List[DatasetEvaluator]] = None
+    ):
         """Evaluate on every DATASETS.TEST entry, each with its own vocabulary.
 
         Returns:
@@ -376,7 +459,9 @@ class Trainer(DefaultTrainer):
             evaluator = evaluators[i] if evaluators else cls.build_evaluator(cfg, name)
             results[name] = inference_on_dataset(model, cls.build_test_loader(cfg, name), evaluator)
             if comm.is_main_process():
-                logger.info("Evaluation results for %s (versions: %s):", name, environment_versions())
+                logger.info(
+                    "Evaluation results for %s (versions: %s):", name, environment_versions()
+                )
                 print_csv_format(results[name])
         net.test_vocabulary = previous
         return results[cfg.DATASETS.TEST[0]] if len(results) == 1 else results
@@ -395,7 +480,11 @@ def _unknown_key_error(cfg: CfgNode, message: str, source: str) -> KeyError:
     """One-line KeyError naming the unknown key, where it came from, and the closest valid keys."""
     key = message.split(":", 1)[-1].strip().strip("'\"")
     close = difflib.get_close_matches(key, _all_keys(cfg), n=3, cutoff=0.8)
-    hint = f"; did you mean {' or '.join(close)}?" if close else "; check the spelling against mask_adapter/config.py"
+    hint = (
+        f"; did you mean {' or '.join(close)}?"
+        if close
+        else "; check the spelling against mask_adapter/config.py"
+    )
     return KeyError(f"unknown config key {key} (from {source}){hint}")
 
 
@@ -413,7 +502,10 @@ def build_config(config_file: str, opts: List[str]) -> CfgNode:
         KeyError: an unknown key in the file or in ``opts``, with the closest valid names.
         ValueError: invalid values (see ``mask_adapter.config.check_config``).
     """
-    from . import data, evaluation  # noqa: F401  (registers the dataset catalog, mappers and evaluators)
+    from . import (
+        data,
+        evaluation,
+    )  # noqa: F401  (registers the dataset catalog, mappers and evaluators)
 
     cfg = get_cfg()
     add_mask_adapter_config(cfg)

@@ -10,13 +10,15 @@ Defaults are the released head (C = D = 768, K = 16) at the evaluation grid of a
 masks-per-call of ``MODEL.MASK_ADAPTER.INFERENCE_CHUNK``; the table also checks that chunked and unchunked outputs
 agree. MACs are counted from the head's conv/linear layers (SPEC §11: about 8.75 GMACs per mask at 21 x 28); the
 activation column is the largest tensor of one call, the ConvNeXt MLP hidden layer (masks x 4C x h x w, fp32).
-``--quick`` runs N in {10, 50} once (about half a minute on 2 CPU cores).
+``--quick`` runs N in {10, 50} once (about 10-30 s on 2 CPU cores).
 """
+
 import argparse
 import logging
 import sys
+import textwrap
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -46,22 +48,32 @@ def adapter_macs_per_mask(head: MaskAdapterHead, h: int, w: int) -> int:
     for module in (head.fuse, head.final):
         macs += module.weight.numel() * h * w
     for block in (head.cnext1, head.cnext2, head.cnext3):
-        macs += (block.dwconv.weight.numel() + block.pwconv1.weight.numel() + block.pwconv2.weight.numel()) * h * w
+        macs += (
+            (
+                block.dwconv.weight.numel()
+                + block.pwconv1.weight.numel()
+                + block.pwconv2.weight.numel()
+            )
+            * h
+            * w
+        )
     return macs
 
 
-def _time_call(head: nn.Module, feature: torch.Tensor, masks: torch.Tensor, chunk: int, repeats: int) -> float:
-    """Best wall time of ``repeats`` calls, seconds."""
-    best = float("inf")
+def _time_call(
+    head: nn.Module, feature: torch.Tensor, masks: torch.Tensor, chunk: int, repeats: int
+) -> Tuple[float, torch.Tensor]:
+    """Best wall time of ``repeats`` calls (seconds), and the output."""
+    best, out = float("inf"), None
     for _ in range(repeats):
         if feature.is_cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
-        head(feature, masks, chunk)
+        out = head(feature, masks, chunk)
         if feature.is_cuda:
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
-    return best
+    return best, out
 
 
 @torch.inference_mode()
@@ -90,12 +102,13 @@ def benchmark(
     rows = []
     for n in counts:
         masks = torch.rand(1, n, 32 * h, 32 * w, device=device) > 0.5
-        reference = head(feature, masks, 0)
+        reference = None
         for c in (0, chunk):
             if c and c >= n:
                 continue  # identical to the unchunked call
-            seconds = _time_call(head, feature, masks, c, repeats)
-            diff = 0.0 if c == 0 else float((head(feature, masks, c) - reference).abs().max())
+            seconds, out = _time_call(head, feature, masks, c, repeats)
+            reference = out if reference is None else reference
+            diff = float((out - reference).abs().max())
             per_call = n if c == 0 else c
             rows.append(
                 {
@@ -141,10 +154,15 @@ def plot(rows: Sequence[Dict[str, float]], path: str, title: str) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for c in sorted({r["chunk"] for r in rows}):
         sel = [r for r in rows if r["chunk"] == c]
-        ax.plot([r["n"] for r in sel], [r["seconds"] for r in sel], marker="o", label=f"chunk {c or 'none'}")
+        ax.plot(
+            [r["n"] for r in sel],
+            [r["seconds"] for r in sel],
+            marker="o",
+            label=f"chunk {c or 'none'}",
+        )
     ax.set_xlabel("masks per image (N)")
     ax.set_ylabel("seconds per image")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, width=70), fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -156,12 +174,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Command-line arguments."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--counts", default="10,50,100,250", help="comma-separated mask counts N")
-    p.add_argument("--chunk", type=int, default=32, help="masks per adapter call in the chunked runs")
+    p.add_argument(
+        "--chunk", type=int, default=32, help="masks per adapter call in the chunked runs"
+    )
     p.add_argument("--hw", default="21x28", help="stride-32 grid h x w (21x28 = ADE20K at 896)")
     p.add_argument("--channels", type=int, default=768, help="adapter width C")
     p.add_argument("--clip-dim", type=int, default=768, help="dense CLIP feature width D")
-    p.add_argument("--repeats", type=int, default=2, help="timed calls per setting (the best is kept)")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
+    p.add_argument(
+        "--repeats", type=int, default=2, help="timed calls per setting (the best is kept)"
+    )
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--plot", default="", help="write a PNG plot to this path")
     p.add_argument("--quick", action="store_true", help="N in {10, 50}, one repeat")
@@ -179,7 +203,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if len(hw) != 2:
         raise ValueError(f"--hw must look like 21x28, got {args.hw!r}")
     rows = benchmark(
-        counts, chunk=args.chunk, hw=hw, channels=args.channels, clip_dim=args.clip_dim, repeats=repeats,
+        counts,
+        chunk=args.chunk,
+        hw=hw,
+        channels=args.channels,
+        clip_dim=args.clip_dim,
+        repeats=repeats,
         device=args.device,
     )
     header = (

@@ -18,7 +18,7 @@ from typing import Dict, Tuple
 import cv2
 import numpy as np
 
-from .prepare_utils import ids_to_rgb, mask_bbox, write_coco_json
+from .prepare import ids_to_rgb, mask_bbox, write_coco_json
 
 __all__ = ["SYNTHETIC_CATEGORIES", "make_synthetic_dataset"]
 

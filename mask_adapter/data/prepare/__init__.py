@@ -1,0 +1,94 @@
+"""Helpers shared by the ``datasets/prepare_*.py`` scripts, one concept per module:
+
+- :mod:`.runner`: the command line (``standard_main``) and the conversion loop (``convert_label_maps``);
+- :mod:`.label_io`: input checks, label-map I/O, file copies, progress and id lookup tables;
+- :mod:`.voc`: VOC-style split lists and the Pascal-Context label maps;
+- :mod:`.ade`: ADE20K instance mapping, instance masks and the per-split image walk;
+- :mod:`.panoptic`: COCO panoptic colours, boxes and COCO JSON.
+
+Every script is idempotent (existing outputs are skipped), shows tqdm progress, reads class definitions from the
+package vocabularies and fails with one line naming the missing or unreadable input. A script is
+``standard_main(__doc__, prepare, argv)`` around a ``prepare(root, ...)`` that lists (source, output) pairs for
+:func:`convert_label_maps`.
+
+Shapes: label maps (H, W); RGB images and panoptic PNGs (H, W, 3) uint8.
+"""
+
+from .ade import (
+    ADE_HINT,
+    ade_catid_options,
+    ade_image_entry,
+    ade_instances,
+    ade_split_images,
+    read_ade_catid_mapping,
+)
+from .label_io import (
+    apply_lut,
+    copy_file,
+    id_lut,
+    path_next_to,
+    progress,
+    read_label,
+    read_rgb,
+    require,
+    vocab_id_to_index,
+    write_label,
+)
+from .panoptic import ids_to_rgb, mask_bbox, rgb_to_ids, write_coco_json
+from .runner import (
+    TRAIN_VAL_FOLDERS,
+    Option,
+    base_parser,
+    convert_label_maps,
+    default_root,
+    folder_pairs,
+    standard_main,
+)
+from .voc import (
+    PASCAL_CONTEXT_HINT,
+    PASCAL_CONTEXT_OPTIONS,
+    check_ids,
+    copy_voc_images,
+    prepare_pascal_context,
+    read_pascal_context_label,
+    read_split_list,
+    voc_split_ids,
+)
+
+__all__ = [
+    "default_root",
+    "base_parser",
+    "standard_main",
+    "convert_label_maps",
+    "folder_pairs",
+    "path_next_to",
+    "require",
+    "read_label",
+    "read_rgb",
+    "write_label",
+    "copy_file",
+    "progress",
+    "id_lut",
+    "apply_lut",
+    "read_split_list",
+    "read_pascal_context_label",
+    "vocab_id_to_index",
+    "check_ids",
+    "TRAIN_VAL_FOLDERS",
+    "voc_split_ids",
+    "copy_voc_images",
+    "prepare_pascal_context",
+    "PASCAL_CONTEXT_HINT",
+    "PASCAL_CONTEXT_OPTIONS",
+    "ids_to_rgb",
+    "rgb_to_ids",
+    "mask_bbox",
+    "write_coco_json",
+    "ADE_HINT",
+    "ade_catid_options",
+    "read_ade_catid_mapping",
+    "ade_instances",
+    "ade_image_entry",
+    "ade_split_images",
+    "Option",
+]

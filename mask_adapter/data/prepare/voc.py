@@ -1,0 +1,154 @@
+"""VOC-style splits (Pascal VOC 2012, VOC 2010) and the Pascal-Context label maps built on them.
+
+Shapes: label maps (H, W).
+"""
+
+import os
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .label_io import apply_lut, copy_file, read_label, require
+from .runner import TRAIN_VAL_FOLDERS, Option, convert_label_maps
+
+__all__ = [
+    "read_split_list",
+    "check_ids",
+    "voc_split_ids",
+    "copy_voc_images",
+    "read_pascal_context_label",
+    "prepare_pascal_context",
+    "PASCAL_CONTEXT_HINT",
+    "PASCAL_CONTEXT_OPTIONS",
+]
+
+PASCAL_CONTEXT_HINT = (
+    "download VOCtrainval_03-May-2010.tar and the Pascal-Context trainval.tar.gz (datasets/README.md); "
+    "extract VOCdevkit/ under the root and trainval/ into VOCdevkit/VOC2010/"
+)
+# Command-line option of the Pascal-Context scripts (``prepare(root, labels_dir)``).
+PASCAL_CONTEXT_OPTIONS: Tuple[Option, ...] = (
+    (
+        "--labels",
+        {
+            "dest": "labels_dir",
+            "metavar": "LABELS",
+            "default": None,
+            "help": "folder of <id>.mat / <id>.png 459-class label maps",
+        },
+    ),
+)
+
+
+def read_split_list(path: str) -> List[str]:
+    """Image ids of a VOC-style split file (one id per line)."""
+    with open(path, encoding="utf-8") as f:
+        return [line.split()[0] for line in f if line.strip()]
+
+
+def check_ids(ids: Sequence[str], what: str, path: str) -> Sequence[str]:
+    """Raise when a split list is empty."""
+    if not ids:
+        raise ValueError(f"{what} '{path}' lists no image")
+    return ids
+
+
+def voc_split_ids(voc: str, list_dir: str, name: str, what: str, hint: str) -> List[str]:
+    """Image ids of the VOC-style split list ``<voc>/ImageSets/<list_dir>/<name>.txt``.
+
+    Args:
+        voc: the VOC year folder, e.g. ``<root>/VOCdevkit/VOC2012``.
+        list_dir: "Segmentation" (VOC2012) or "Main" (VOC2010 / Pascal-Context).
+        name: split list name ("train", "val").
+        what, hint: dataset name and download hint for the one-line errors.
+
+    Returns:
+        The ids; a missing list raises ``FileNotFoundError``, an empty one ``ValueError``.
+    """
+    list_file = require(
+        os.path.join(voc, "ImageSets", list_dir, f"{name}.txt"), f"{what} split list", hint
+    )
+    return list(check_ids(read_split_list(list_file), f"{what} split list", list_file))
+
+
+def copy_voc_images(
+    voc: str, ids: Iterable[str], out_root: str, split: str, what: str, hint: str
+) -> Iterator[str]:
+    """Yield each image id after copying ``<voc>/JPEGImages/<id>.jpg`` to ``<out_root>/images/<split>/`` (if missing).
+
+    Lazy: an image is copied when its id is consumed, so progress and errors follow the conversion loop.
+    """
+    for image_id in ids:
+        copy_file(
+            require(os.path.join(voc, "JPEGImages", image_id + ".jpg"), f"{what} image", hint),
+            os.path.join(out_root, "images", split, image_id + ".jpg"),
+        )
+        yield image_id
+
+
+def read_pascal_context_label(labels_dir: str, image_id: str) -> np.ndarray:
+    """459-class Pascal-Context label map (0 = unlabeled, 1..459) of one image.
+
+    Accepts the official ``trainval/<id>.mat`` files (key ``LabelMap``) or pre-extracted ``<id>.png`` label maps
+    (16-bit or 8-bit) in the same label space.
+    """
+    mat, png = os.path.join(labels_dir, f"{image_id}.mat"), os.path.join(
+        labels_dir, f"{image_id}.png"
+    )
+    if os.path.exists(mat):
+        from scipy.io import loadmat
+
+        try:
+            return np.asarray(loadmat(mat)["LabelMap"], dtype=np.int64)
+        except (ValueError, KeyError, OSError, TypeError) as e:
+            raise ValueError(
+                f"Cannot read Pascal-Context label map '{mat}' ({type(e).__name__}: {e}); "
+                "re-extract trainval.tar.gz"
+            ) from None
+    if os.path.exists(png):
+        return read_label(png).astype(np.int64)
+    raise FileNotFoundError(
+        f"Pascal-Context label map for image '{image_id}' not found ('{mat}' or '{png}'); extract trainval.tar.gz "
+        "(or pass --labels with pre-extracted label maps)"
+    )
+
+
+def prepare_pascal_context(
+    root: str, labels_dir: Optional[str], lut: np.ndarray, annotations: str, ext: str, desc: str
+) -> int:
+    """Copy the VOC2010 train/val images and write the Pascal-Context label maps mapped through ``lut``.
+
+    Args:
+        root: dataset root; reads ``VOCdevkit/VOC2010`` and writes ``pascal_ctx_d2/images/{training,validation}``.
+        labels_dir: folder of the 459-class label maps (default ``VOCdevkit/VOC2010/trainval``).
+        lut: table over the 459-class labels (0 unlabeled, 1..459) -> output label.
+        annotations: output folder under ``pascal_ctx_d2``, e.g. "annotations_ctx59".
+        ext: output extension, ".png" or ".tif".
+        desc: progress label, e.g. "PC-59".
+
+    Returns:
+        The number of label files written.
+    """
+    voc = os.path.join(root, "VOCdevkit", "VOC2010")
+    labels_dir = require(
+        labels_dir or os.path.join(voc, "trainval"),
+        "Pascal-Context label maps",
+        PASCAL_CONTEXT_HINT,
+    )
+    out_root = os.path.join(root, "pascal_ctx_d2")
+
+    def convert(image_id: str) -> np.ndarray:
+        label = read_pascal_context_label(labels_dir, image_id)
+        return apply_lut(label, lut, os.path.join(labels_dir, image_id))
+
+    written = 0
+    for name, split in TRAIN_VAL_FOLDERS:
+        ids = voc_split_ids(voc, "Main", name, "VOC2010", PASCAL_CONTEXT_HINT)
+        pairs = (
+            (image_id, os.path.join(out_root, annotations, split, image_id + ext))
+            for image_id in copy_voc_images(
+                voc, ids, out_root, split, "VOC2010", PASCAL_CONTEXT_HINT
+            )
+        )
+        written += convert_label_maps(pairs, convert, f"{desc} {split}", total=len(ids))
+    return written
