@@ -6,7 +6,7 @@
 Stage 2 without a fusion step: MODEL.WEIGHTS = the stage-1 checkpoint and MODEL.MASK_ADAPTER.GENERATOR_WEIGHTS =
 the base FC-CLIP / MAFT+ checkpoint. Multi-machine: --num-machines, --machine-rank, --dist-url (detectron2's
 launcher; "auto" picks a free local port). Without CUDA, --num-gpus N starts N CPU processes that communicate over
-gloo. With SEED >= 0, --resume continues exactly the data stream of an uninterrupted run (mask_adapter/engine.py).
+gloo. With SEED >= 0, --resume continues exactly the data stream of an uninterrupted run (mask_adapter/data/train_loader.py).
 
 Your own semantic-segmentation folder (images + PNG label maps + an ``id:name,synonym,...`` vocabulary file):
     --register-semseg NAME IMAGES LABELS VOCABULARY   (repeatable; then use NAME in DATASETS.TRAIN / DATASETS.TEST)
@@ -33,7 +33,7 @@ def register_user_datasets(specs) -> None:
 
 def main(args):
     """One process: evaluate (``--eval-only``) or train; returns the evaluation results (main process)."""
-    register_user_datasets(args.register_semseg)
+    register_user_datasets(getattr(args, "register_semseg", None))
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)

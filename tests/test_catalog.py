@@ -236,6 +236,46 @@ def test_synthetic_dataset(root):
     }
 
 
+def test_synthetic_instances_json_matches_panoptic(root):
+    """instances_{split}.json: one RLE annotation per thing segment of the panoptic ground truth."""
+    import pycocotools.mask as mask_util
+
+    out = make_synthetic_dataset(str(root), n_train=2, n_val=3, size=(64, 96), seed=5)
+    meta = MetadataCatalog.get("synthetic_shapes_panoptic_val")
+    assert meta.json_file == out["val_instances_json"]
+    assert meta.json_file.endswith("synthetic_shapes/instances_val.json")
+    assert (
+        MetadataCatalog.get("synthetic_shapes_panoptic_train").json_file
+        == out["train_instances_json"]
+    )
+    data = json.load(open(out["val_instances_json"]))
+    panoptic = json.load(open(out["val_json"]))
+    assert data["images"] == panoptic["images"]
+    assert data["categories"] == [
+        {"id": 1, "name": "square"},
+        {"id": 2, "name": "circle"},
+        {"id": 3, "name": "triangle"},
+    ]
+    assert [a["id"] for a in data["annotations"]] == list(range(1, len(data["annotations"]) + 1))
+    records = {r["image_id"]: r for r in DatasetCatalog.get("synthetic_shapes_panoptic_val")}
+    n_things = 0
+    for image_id, r in records.items():
+        pan = np.array(Image.open(r["pan_seg_file_name"])).astype(np.int64)
+        ids = pan[..., 0] + 256 * pan[..., 1] + 65536 * pan[..., 2]
+        things = [s for s in r["segments_info"] if s["isthing"]]
+        anns = [a for a in data["annotations"] if a["image_id"] == image_id]
+        assert len(anns) == len(things) >= 1
+        n_things += len(things)
+        for seg, ann in zip(things, anns):
+            mask = mask_util.decode(ann["segmentation"]).astype(bool)
+            assert mask.shape == ids.shape and (mask == (ids == seg["id"])).all()
+            assert ann["area"] == seg["area"] == mask.sum() and ann["iscrowd"] == 0
+            # dataset category id (JSON) -> contiguous id of the loaded panoptic record
+            assert meta.thing_dataset_id_to_contiguous_id[ann["category_id"]] == seg["category_id"]
+            assert ann["bbox"] == seg["bbox"] and ann["bbox"][2] > 0 and ann["bbox"][3] > 0
+    assert n_things == len(data["annotations"])
+
+
 def test_coco_instances_split(root):
     (root / "coco" / "val2017").mkdir(parents=True)
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.evaluation import COCOPanopticEvaluator, DatasetEvaluators
+from detectron2.evaluation import COCOEvaluator, COCOPanopticEvaluator, DatasetEvaluators
 from detectron2.structures import BitMasks, Instances
 from PIL import Image
 from torch import nn
@@ -131,8 +131,11 @@ def test_evaluator_table(synthetic):
     both = build_evaluator(make_cfg(panoptic=True), name)
     assert isinstance(both, DatasetEvaluators)
     assert [type(e) for e in both._evaluators] == [OpenVocabSemSegEvaluator, COCOPanopticEvaluator]
+    inst = build_evaluator(make_cfg(instance=True), name)
+    assert [type(e) for e in inst._evaluators] == [OpenVocabSemSegEvaluator, COCOEvaluator]
+    os.remove(MetadataCatalog.get(name).json_file)
     with pytest.raises(FileNotFoundError, match="INSTANCE_ON False"):
-        build_evaluator(make_cfg(instance=True), name)  # no instances JSON for the synthetic set
+        build_evaluator(make_cfg(instance=True), name)  # the instances JSON is missing
     with pytest.raises(ValueError, match="No evaluator for 'openvocab_coco_2017_val'.*INSTANCE_ON"):
         build_evaluator(make_cfg(), "openvocab_coco_2017_val")
     MetadataCatalog.get("eval_test_weird").set(evaluator_type="weird")
@@ -143,28 +146,50 @@ def test_evaluator_table(synthetic):
         MetadataCatalog.remove("eval_test_weird")
 
 
-def test_semantic_and_panoptic_on_ground_truth(synthetic):
+def ground_truth_outputs(record):
+    """Model outputs that reproduce a synthetic record exactly: sem_seg, panoptic_seg and instances."""
+    sem = np.array(Image.open(record["sem_seg_file_name"])).astype(np.int64)
+    pan = np.array(Image.open(record["pan_seg_file_name"])).astype(np.int64)
+    ids = torch.as_tensor(pan[..., 0] + 256 * pan[..., 1] + 65536 * pan[..., 2], dtype=torch.int32)
+    segments = [
+        {"id": s["id"], "category_id": s["category_id"], "isthing": s["isthing"]}
+        for s in record["segments_info"]
+    ]
+    things = [s for s in segments if s["isthing"]]
+    instances = Instances(tuple(ids.shape))
+    instances.pred_masks = torch.stack([ids == s["id"] for s in things])
+    instances.pred_boxes = BitMasks(instances.pred_masks).get_bounding_boxes()
+    instances.scores = torch.linspace(0.9, 0.5, len(things))
+    instances.pred_classes = torch.tensor([s["category_id"] for s in things])  # contiguous ids
+    return {
+        "sem_seg": one_hot(np.where(sem == 255, 0, sem), 5),
+        "panoptic_seg": (ids, segments),
+        "instances": instances,
+    }
+
+
+def test_semantic_panoptic_and_instance_on_ground_truth(synthetic):
+    """All three TEST flags on the synthetic val split; ground-truth predictions score 100 everywhere.
+
+    mIoU, PQ and mask/box AP are exactly 100: every GT pixel, segment and instance is reproduced (IoU 1), and COCO
+    AP averages only categories with ground truth (-1 entries are skipped), so absent categories do not count.
+    """
     name = "synthetic_shapes_panoptic_val"
-    evaluator = build_evaluator(make_cfg(panoptic=True), name, str(synthetic / "out"))
+    cfg = make_cfg(semantic=True, panoptic=True, instance=True)
+    evaluator = build_evaluator(cfg, name, str(synthetic / "out"))
+    types = [type(e) for e in evaluator._evaluators]
+    assert types == [OpenVocabSemSegEvaluator, COCOPanopticEvaluator, COCOEvaluator]
     evaluator.reset()
     for r in DatasetCatalog.get(name):
-        sem = np.array(Image.open(r["sem_seg_file_name"])).astype(np.int64)
-        pan = np.array(Image.open(r["pan_seg_file_name"])).astype(np.int64)
-        ids = torch.as_tensor(
-            pan[..., 0] + 256 * pan[..., 1] + 65536 * pan[..., 2], dtype=torch.int32
-        )
-        segments = [
-            {"id": s["id"], "category_id": s["category_id"], "isthing": s["isthing"]}
-            for s in r["segments_info"]
-        ]
-        output = {
-            "sem_seg": one_hot(np.where(sem == 255, 0, sem), 5),
-            "panoptic_seg": (ids, segments),
-        }
-        evaluator.process([{"file_name": r["file_name"], "image_id": r["image_id"]}], [output])
+        inputs = [{"file_name": r["file_name"], "image_id": r["image_id"]}]
+        evaluator.process(inputs, [ground_truth_outputs(r)])
     results = evaluator.evaluate()
     assert results["sem_seg"]["mIoU"] == pytest.approx(100.0)
     assert results["panoptic_seg"]["PQ"] == pytest.approx(100.0)
+    assert results["segm"]["AP"] == pytest.approx(100.0)
+    assert results["bbox"]["AP"] == pytest.approx(100.0)
+    evaluated = [k for k, v in results["segm"].items() if k.startswith("AP-") and not np.isnan(v)]
+    assert evaluated and all(results["segm"][k] == pytest.approx(100.0) for k in evaluated)
 
 
 def test_instance_evaluator_on_ade_like_data(root):

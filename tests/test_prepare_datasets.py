@@ -1,28 +1,24 @@
 """datasets/prepare_*.py on tiny inputs in each original format, then registration and loading via DatasetCatalog."""
 
-import importlib.util
 import json
 import os
-import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.io
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from PIL import Image
 
+from _raw_datasets import (
+    ade_full_inputs,
+    ade_inputs,
+    pascal_context_inputs,
+    read,
+    rgb_image,
+    save,
+    script,
+    voc_inputs,
+)
 from mask_adapter.data.catalog import get_split, register_all
 from mask_adapter.data.vocabulary import load_vocabulary
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def script(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "datasets" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -31,36 +27,6 @@ def root(tmp_path):
     register_all(str(tmp_path), overwrite=True)
     yield tmp_path
     register_all(None, overwrite=True)
-
-
-def save(path, array, palette=False):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = Image.fromarray(array)
-    if palette:  # VOC labels are palette PNGs; their pixel values are the palette indices
-        img.putpalette([v for i in range(256) for v in (i, 255 - i, (7 * i) % 256)])
-    img.save(path)
-
-
-def rgb_image(path, h, w):
-    save(path, np.random.RandomState(0).randint(0, 255, (h, w, 3)).astype(np.uint8))
-
-
-def read(path):
-    return np.array(Image.open(path))
-
-
-def ade_inputs(root, split="validation", stem="ADE_val_00000001"):
-    ade = root / "ADEChallengeData2016"
-    rgb_image(ade / "images" / split / f"{stem}.jpg", 8, 10)
-    sem = np.ones((8, 10), np.uint8)  # wall (ADE index 1)
-    sem[2:6, 2:6] = 8  # bed (ADE index 8 -> class 7, a thing)
-    sem[0, :] = 0  # unlabeled
-    save(ade / "annotations" / split / f"{stem}.png", sem)
-    ins = np.zeros((8, 10, 3), np.uint8)
-    ins[2:6, 2:6] = (1, 1, 0)  # instance class 1 (bed), instance id 1
-    save(ade / "annotations_instance" / split / f"{stem}.png", ins)
-    return ade
 
 
 def test_ade20k_sem_seg(root):
@@ -103,18 +69,7 @@ def test_ade20k_panoptic_and_instances(root):
 
 
 def test_ade20k_full_sem_seg(root):
-    ade = root / "ADE20K_2021_17_01"
-    folder = "ADE20K_2021_17_01/images/ADE/validation/home/bedroom"
-    name = "ADE_val_00000001.jpg"
-    rgb_image(root / folder / name, 6, 7)
-    seg = np.zeros((6, 7, 3), np.uint8)
-    seg[:, :] = (2978 // 256 * 10, 2978 % 256, 0)  # wall -> class 0
-    seg[0, :] = (0, 5, 0)  # object class 5, not one of the 847 -> ignore
-    seg[1, :] = (3148 // 256 * 10 + 3, 3148 % 256, 7)  # adding machine (R/10 floors the +3) -> 846
-    save(root / folder / "ADE_val_00000001_seg.png", seg)
-    ade.mkdir(parents=True, exist_ok=True)
-    with open(ade / "index_ade20k.pkl", "wb") as f:
-        pickle.dump({"folder": [folder], "filename": [name]}, f)
+    ade = ade_full_inputs(root)
     assert script("prepare_ade20k_full_sem_seg").main(["--root", str(root)]) == 0
     label = read(ade / "annotations_detectron2" / "validation" / "ADE_val_00000001.tif")
     assert label.dtype == np.uint16
@@ -198,15 +153,7 @@ def test_coco_stuff(root):
 
 
 def test_pascal_voc(root):
-    voc = root / "VOCdevkit" / "VOC2012"
-    for split, stem in (("train", "2007_000001"), ("val", "2007_000002")):
-        rgb_image(voc / "JPEGImages" / f"{stem}.jpg", 5, 5)
-        label = np.full((5, 5), 255, np.uint8)  # the 255 object border
-        label[1:4, 1:4] = 0
-        label[2, 2] = 15  # person
-        save(voc / "SegmentationClass" / f"{stem}.png", label, palette=True)
-        (voc / "ImageSets" / "Segmentation").mkdir(parents=True, exist_ok=True)
-        (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text(stem + "\n")
+    voc_inputs(root)
     script("prepare_pascal_voc_sem_seg").main(["--root", str(root)])
     d2 = root / "pascal_voc_d2"
     p21 = read(d2 / "annotations_pascal21" / "validation" / "2007_000002.png")
@@ -216,21 +163,6 @@ def test_pascal_voc(root):
     assert len(DatasetCatalog.get("openvocab_pascal20_sem_seg_val")) == 1
     assert len(MetadataCatalog.get("openvocab_pascal20_sem_seg_val").stuff_classes) == 20
     assert len(MetadataCatalog.get("openvocab_pascal21_sem_seg_val").stuff_classes) == 21
-
-
-def pascal_context_inputs(root):
-    voc = root / "VOCdevkit" / "VOC2010"
-    label = np.array(
-        [[0, 1, 2], [459, 85, 2]], np.uint16
-    )  # unlabeled, accordion, aeroplane, wool, computer
-    (voc / "ImageSets" / "Main").mkdir(parents=True)
-    (voc / "trainval").mkdir(parents=True)
-    for split, stem in (("train", "2008_000001"), ("val", "2008_000002")):
-        rgb_image(voc / "JPEGImages" / f"{stem}.jpg", 2, 3)
-        (voc / "ImageSets" / "Main" / f"{split}.txt").write_text(stem + "\n")
-    scipy.io.savemat(voc / "trainval" / "2008_000002.mat", {"LabelMap": label})
-    save(voc / "trainval" / "2008_000001.png", label)  # a pre-extracted 16-bit label map
-    return voc
 
 
 def test_pascal_context_59_and_459(root):

@@ -262,6 +262,7 @@ def _build_table() -> Tuple[Split, ...]:
                 f"{s}/panoptic/{split}",
                 f"{s}/panoptic_{split}.json",
                 f"{s}/semantic/{split}",
+                f"{s}/instances_{split}.json",
                 label_divisor=1000,
                 prepare="tools/prepare_synthetic_dataset.py",
             )

@@ -6,17 +6,22 @@ triangle) drawn with OpenCV, on a 2-pixel void frame. Layout under ``<root>/synt
     images/{train,val}/<id>.jpg          RGB images, random sizes in [min_size, max_size]
     panoptic/{train,val}/<id>.png        COCO panoptic PNGs (id = R + 256 G + 256^2 B, 0 = void)
     panoptic_{train,val}.json            COCO panoptic JSON (images, annotations, categories)
+    instances_{train,val}.json           COCO instances JSON of the thing segments (RLE masks), for instance AP
     semantic/{train,val}/<id>.png        contiguous class ids 0-4, 255 = void
 
 Dataset category ids are 1 square, 2 circle, 3 triangle (things), 4 sky, 5 grass (stuff), as in
-``vocabularies/synthetic_shapes_with_prompt_eng.txt``; the catalog registers ``synthetic_shapes_panoptic_{train,val}``.
+``vocabularies/synthetic_shapes_with_prompt_eng.txt``; the catalog registers ``synthetic_shapes_panoptic_{train,val}``
+(metadata ``json_file`` = the instances JSON, as for the ADE20K panoptic splits). The instances JSON has one
+annotation per visible thing segment of the panoptic JSON (same image ids, category ids, areas and boxes;
+``iscrowd`` 0) and lists the thing categories only, as COCO's instances JSON does.
 """
 
 import os
-from typing import Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 import cv2
 import numpy as np
+import pycocotools.mask as mask_util
 
 from .prepare import ids_to_rgb, mask_bbox, write_coco_json
 
@@ -98,13 +103,39 @@ def _make_image(rng: np.random.RandomState, h: int, w: int):
     return np.clip(image, 0, 255).astype(np.uint8), segment, semantic, segments
 
 
+def _instance_annotations(
+    segment: np.ndarray, segments: List[Dict[str, Any]], image_id: int, first_id: int
+) -> List[Dict[str, Any]]:
+    """COCO instance annotations (RLE segmentation) of the thing segments of one panoptic id map."""
+    things = {c[0] for c in SYNTHETIC_CATEGORIES if c[2]}
+    out = []
+    for seg in segments:
+        if seg["category_id"] not in things:
+            continue
+        mask = np.asfortranarray((segment == seg["id"]).astype(np.uint8))
+        rle = mask_util.encode(mask)
+        rle["counts"] = rle["counts"].decode("ascii")
+        out.append(
+            {
+                "id": first_id + len(out),
+                "image_id": image_id,
+                "category_id": seg["category_id"],
+                "segmentation": rle,
+                "area": seg["area"],
+                "bbox": seg["bbox"],
+                "iscrowd": 0,
+            }
+        )
+    return out
+
+
 def _write_split(
     root: str, split: str, n: int, size: Tuple[int, int], rng: np.random.RandomState
 ) -> None:
     dirs = {k: os.path.join(root, k, split) for k in ("images", "panoptic", "semantic")}
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
-    images, annotations = [], []
+    images, annotations, instances = [], [], []
     for i in range(n):
         h, w = (int(x) for x in rng.randint(size[0], size[1] + 1, size=2))
         image, segment, semantic, segments = _make_image(rng, h, w)
@@ -120,11 +151,14 @@ def _write_split(
         annotations.append(
             {"image_id": i + 1, "file_name": stem + ".png", "segments_info": segments}
         )
+        instances.extend(_instance_annotations(segment, segments, i + 1, len(instances) + 1))
     categories = [
         {"id": c[0], "name": c[1], "isthing": c[2], "color": list(c[3])}
         for c in SYNTHETIC_CATEGORIES
     ]
     write_coco_json(os.path.join(root, f"panoptic_{split}.json"), images, annotations, categories)
+    things = [{"id": c["id"], "name": c["name"]} for c in categories if c["isthing"]]
+    write_coco_json(os.path.join(root, f"instances_{split}.json"), images, instances, things)
 
 
 def make_synthetic_dataset(
@@ -139,7 +173,8 @@ def make_synthetic_dataset(
         seed: random seed; the same arguments give byte-identical PNG/JSON files.
 
     Returns:
-        {"root": dataset folder, "train_json": ..., "val_json": ...}.
+        {"root": dataset folder, "train_json", "val_json" (panoptic JSONs), "train_instances_json",
+        "val_instances_json" (COCO instances JSONs)}.
     """
     if size[0] < 48 or size[1] < size[0]:
         raise ValueError(f"size must be (min, max) with 48 <= min <= max, got {size}")
@@ -151,4 +186,6 @@ def make_synthetic_dataset(
         "root": out,
         "train_json": os.path.join(out, "panoptic_train.json"),
         "val_json": os.path.join(out, "panoptic_val.json"),
+        "train_instances_json": os.path.join(out, "instances_train.json"),
+        "val_instances_json": os.path.join(out, "instances_val.json"),
     }
