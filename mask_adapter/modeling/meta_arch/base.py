@@ -196,8 +196,8 @@ class OpenVocabMaskFormer(nn.Module):
 
     @classmethod
     def uses_cdt(cls, cfg: CfgNode) -> bool:
-        """Whether the text rows of the adapter path go through MAFT+'s CDT."""
-        return False
+        """Whether the text rows of the adapter path go through MAFT+'s CDT (MAFT+ models, or TRAIN_MAFT)."""
+        return bool(cfg.MODEL.MASK_ADAPTER.TRAIN_MAFT)
 
     @classmethod
     def build_generator(cls, cfg: CfgNode, backbone: CLIPBackbone) -> Optional[nn.Module]:

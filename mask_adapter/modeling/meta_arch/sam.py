@@ -256,10 +256,6 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
     def build_generator(cls, cfg: CfgNode, backbone) -> None:
         return None
 
-    @classmethod
-    def uses_cdt(cls, cfg: CfgNode) -> bool:
-        return bool(cfg.MODEL.MASK_ADAPTER.TRAIN_MAFT)
-
     def propose_masks(self, state: ForwardState, batched_inputs: List[Dict[str, Any]]) -> Dict[str, Any]:
         """Run the mask generator on each (resized, unpadded) image.
 

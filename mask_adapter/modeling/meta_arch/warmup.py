@@ -6,7 +6,6 @@ binary mask per label present in the test-time ``sem_seg`` ground truth is class
 from typing import Any, Dict, List
 
 import torch
-import torch.nn.functional as F
 from detectron2.config import CfgNode
 from detectron2.modeling import META_ARCH_REGISTRY
 from torch import Tensor
@@ -45,10 +44,6 @@ class MaskAdapterWarmup(OpenVocabMaskFormer):
     @classmethod
     def build_generator(cls, cfg: CfgNode, backbone) -> None:
         return None
-
-    @classmethod
-    def uses_cdt(cls, cfg: CfgNode) -> bool:
-        return bool(cfg.MODEL.MASK_ADAPTER.TRAIN_MAFT)
 
     def propose_masks(self, state: ForwardState, batched_inputs: List[Dict[str, Any]]) -> Dict[str, Any]:
         if self.training:
