@@ -106,7 +106,8 @@ def ade_full_inputs(root: Path, name: str = "ADE_val_00000001.jpg") -> Path:
     seg[:, :] = (ADE_FULL_WALL // 256 * 10, ADE_FULL_WALL % 256, 0)  # wall -> class 0
     seg[0, :] = (0, 5, 0)  # object class 5, not one of the 847 -> ignore
     machine = ADE_FULL_ADDING_MACHINE
-    seg[1, :] = (machine // 256 * 10 + 3, machine % 256, 7)  # adding machine (R/10 floors the +3) -> 846
+    # adding machine (R/10 floors the +3) -> 846
+    seg[1, :] = (machine // 256 * 10 + 3, machine % 256, 7)
     save(root / folder / name.replace(".jpg", "_seg.png"), seg)
     ade.mkdir(parents=True, exist_ok=True)
     with open(ade / "index_ade20k.pkl", "wb") as f:

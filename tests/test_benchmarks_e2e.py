@@ -94,7 +94,8 @@ PRED_PAS20[1, 3] = 7  # a person pixel called cat
 PRED_PAS20[1:3, 1:3] = 7
 PRED_PAS20[2, 2] = 11  # a cat pixel called dog
 PRED_PAS20[4] = [11, 0, 14, 14, 14]  # a dog pixel called aeroplane (no GT pixel: not averaged)
-MIOU_PAS20 = 100 * (2 / 3 + 3 / 5 + 1 / 3) / 3  # person, cat, dog (averaging aeroplane too would give 40)
+# person, cat, dog (averaging aeroplane too would give 40)
+MIOU_PAS20 = 100 * (2 / 3 + 3 / 5 + 1 / 3) / 3
 
 HAND = {
     "A-847": (GT_A847, PRED_A847, MIOU_A847),
@@ -124,7 +125,9 @@ def reference_miou(pairs: Iterable[Tuple[np.ndarray, np.ndarray]], ignore: int) 
 def prepared(tmp_path_factory) -> Path:
     """Tiny raw copies of the five benchmarks' sources, converted by the preparation scripts."""
     root = tmp_path_factory.mktemp("datasets")
-    prepare_benchmarks(root, ade_val={"ADE_val_00000002": (ADE_SEM_2, ADE_INS_2)}, voc_label=VOC_LABEL)
+    prepare_benchmarks(
+        root, ade_val={"ADE_val_00000002": (ADE_SEM_2, ADE_INS_2)}, voc_label=VOC_LABEL
+    )
     return root
 
 
@@ -173,7 +176,8 @@ def test_all_benchmarks_command_on_tiny_model(root, tmp_path):
         assert row["dataset"] == BENCHMARKS[name] and row["status"] == "ok", row
         assert int(row["images"]) == IMAGES[name]
         assert 0.0 <= float(row["mIoU"]) <= 100.0, row
-    assert 0.0 <= float(rows["A-150"]["PQ"]) <= 100.0  # panoptic evaluation ran on the prepared A-150
+    # the panoptic evaluation ran on the prepared A-150
+    assert 0.0 <= float(rows["A-150"]["PQ"]) <= 100.0
 
     saved = json.loads((out / "benchmarks.json").read_text())["benchmarks"]
     assert list(saved) == NAMES
@@ -216,7 +220,9 @@ class CraftedModel(nn.Module):
         for x in batched_inputs:
             pred = self.predictions[(self.metadata.dataname, x["file_name"])]
             assert pred.shape == (x["height"], x["width"])
-            out = {"sem_seg": F.one_hot(torch.as_tensor(pred), num_classes).permute(2, 0, 1).float()}
+            out = {
+                "sem_seg": F.one_hot(torch.as_tensor(pred), num_classes).permute(2, 0, 1).float()
+            }
             if x["file_name"] in self.records:
                 out.update(self._ground_truth_panoptic(self.records[x["file_name"]]))
             outs.append(out)
@@ -225,7 +231,9 @@ class CraftedModel(nn.Module):
     @staticmethod
     def _ground_truth_panoptic(record) -> dict:
         rgb = read(record["pan_seg_file_name"]).astype(np.int64)
-        ids = torch.as_tensor(rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2], dtype=torch.int32)
+        ids = torch.as_tensor(
+            rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2], dtype=torch.int32
+        )
         segments = [
             {"id": s["id"], "category_id": s["category_id"], "isthing": bool(s["isthing"])}
             for s in record["segments_info"]
@@ -250,13 +258,16 @@ def crafted_ade150(gt: np.ndarray, seed: int) -> np.ndarray:
 
 
 def test_evaluate_benchmarks_miou_equals_hand_computation(root, tmp_path):
-    cfg = build_config(str(TINY_CONFIG), [])  # the same TEST flags as the command: semantic, panoptic, instance
+    # the same TEST flags as the command: semantic, panoptic and instance evaluation
+    cfg = build_config(str(TINY_CONFIG), [])
     predictions, expected = {}, {}
     for name, (gt, pred, miou) in HAND.items():
         (record,) = DatasetCatalog.get(BENCHMARKS[name])
-        assert read(record["sem_seg_file_name"]).tolist() == gt.tolist()  # what the scripts prepared
+        # the scripts prepared the ground truth of the hand computation
+        assert read(record["sem_seg_file_name"]).tolist() == gt.tolist()
         ignore = MetadataCatalog.get(BENCHMARKS[name]).ignore_label
-        assert reference_miou([(gt, pred)], ignore) == pytest.approx(miou)  # the reference agrees by hand
+        # the numpy reference agrees with the hand computation
+        assert reference_miou([(gt, pred)], ignore) == pytest.approx(miou)
         predictions[(BENCHMARKS[name], record["file_name"])] = pred
         expected[name] = miou
     ade_pairs = []
