@@ -10,6 +10,7 @@ from detectron2.utils.registry import Registry
 from torch import nn
 
 from .head import MaskAdapterHead
+from ...utils.registry import register_once
 
 __all__ = ["MASK_ADAPTER_REGISTRY", "build_mask_adapter", "ConfigurableMaskAdapterHead"]
 
@@ -17,7 +18,6 @@ MASK_ADAPTER_REGISTRY = Registry("MASK_ADAPTER")
 MASK_ADAPTER_REGISTRY.__doc__ = "Mask adapters: (dense CLIP feature, binary masks) -> activation maps."
 
 
-@MASK_ADAPTER_REGISTRY.register()
 class ConfigurableMaskAdapterHead(MaskAdapterHead):
     """``MaskAdapterHead`` buildable from a cfg (``MODEL.MASK_ADAPTER.*``); the official name is an alias."""
 
@@ -50,3 +50,6 @@ def build_mask_adapter(cfg: CfgNode) -> nn.Module:
             f"choose one of {sorted(k for k, _ in MASK_ADAPTER_REGISTRY)}"
         )
     return MASK_ADAPTER_REGISTRY.get(name)(cfg)
+
+
+register_once(MASK_ADAPTER_REGISTRY, ConfigurableMaskAdapterHead)

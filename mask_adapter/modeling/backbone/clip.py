@@ -22,6 +22,7 @@ from detectron2.utils import comm
 from torch import Tensor
 
 from .tiny_clip import ensure_model_config_registered
+from ...utils.registry import register_once
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,6 @@ def build_clip_model(model_name: str, pretrained: str) -> torch.nn.Module:
     return open_clip.create_model(model_name, pretrained=tag)
 
 
-@BACKBONE_REGISTRY.register()
 class CLIPBackbone(Backbone):
     """Frozen open_clip ConvNeXt CLIP; also owns the text tower and the frozen projection heads.
 
@@ -195,3 +195,6 @@ class CLIPBackbone(Backbone):
     @property
     def logit_scale(self) -> Tensor:
         return self.clip_model.logit_scale
+
+
+register_once(BACKBONE_REGISTRY, CLIPBackbone)

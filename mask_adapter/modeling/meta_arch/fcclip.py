@@ -8,13 +8,13 @@ from torch import Tensor
 
 from .base import ForwardState, OpenVocabMaskFormer
 from .inference import geometric_ensemble
+from ...utils.registry import register_once
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["FCCLIP", "MAFTPlus"]
 
 
-@META_ARCH_REGISTRY.register()
 class FCCLIP(OpenVocabMaskFormer):
     """FC-CLIP generator + Mask-Adapter: in-vocabulary logits from the decoder, out-of-vocabulary logits from the
     adapter on the binarised predicted masks, fused by the geometric ensemble; void from the generator.
@@ -57,7 +57,6 @@ class FCCLIP(OpenVocabMaskFormer):
         )
 
 
-@META_ARCH_REGISTRY.register()
 class MAFTPlus(FCCLIP):
     """MAFT+ generator + Mask-Adapter. Differences from FCCLIP are configuration: the adapter's text rows go
     through the frozen CDT per image, the dense input is the ``maftp_scrambled`` projection, IoU binarisation at 0.5,
@@ -82,3 +81,7 @@ class MAFTPlus(FCCLIP):
     @classmethod
     def trainable_parameters(cls) -> Sequence[str]:
         return ("mask_adapter.",)
+
+
+register_once(META_ARCH_REGISTRY, FCCLIP)
+register_once(META_ARCH_REGISTRY, MAFTPlus)

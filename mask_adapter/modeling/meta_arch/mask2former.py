@@ -6,10 +6,13 @@
 from detectron2.modeling import META_ARCH_REGISTRY
 
 from .base import OpenVocabMaskFormer
+from ...utils.registry import register_once
 
 __all__ = ["Mask2FormerCLIP"]
 
 
-@META_ARCH_REGISTRY.register()
 class Mask2FormerCLIP(OpenVocabMaskFormer):
     """All behaviour is the base template's: generator masks -> CLIP logits (adapter or mask pooling)."""
+
+
+register_once(META_ARCH_REGISTRY, Mask2FormerCLIP)

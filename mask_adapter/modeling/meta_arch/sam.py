@@ -35,6 +35,7 @@ from torch import Tensor
 
 from .base import ForwardState, OpenVocabMaskFormer
 from .inference import mask2former_postprocess
+from ...utils.registry import register_once
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +199,6 @@ def to_sam_config(cfg: CfgNode, checkpoint: Optional[str] = None) -> CfgNode:
     return out
 
 
-@META_ARCH_REGISTRY.register()
 class SAMMaskAdapter(OpenVocabMaskFormer):
     """Automatic SAM / SAM2 masks classified by the Mask-Adapter (inference only: built in eval mode, and
     ``train(True)`` raises; no generator is built).
@@ -331,3 +331,6 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
 
     def losses(self, state: ForwardState, outputs: Dict[str, Any], batched_inputs: List[Dict[str, Any]]):
         raise ValueError("SAMMaskAdapter is training-free (inference only)")
+
+
+register_once(META_ARCH_REGISTRY, SAMMaskAdapter)

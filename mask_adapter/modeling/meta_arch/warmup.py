@@ -14,6 +14,7 @@ from ..adapter.pooling import classification_logits
 from .base import ForwardState, OpenVocabMaskFormer
 from .inference import mask2former_postprocess
 from .training import gt_mask_losses
+from ...utils.registry import register_once
 
 __all__ = ["MaskAdapterWarmup", "oracle_semantic_inference"]
 
@@ -37,7 +38,6 @@ def oracle_semantic_inference(probs: Tensor, masks: Tensor) -> Tensor:
     return torch.einsum("qc,qhw->chw", probs.softmax(-1)[:, :-1], masks.to(probs.dtype))
 
 
-@META_ARCH_REGISTRY.register()
 class MaskAdapterWarmup(OpenVocabMaskFormer):
     """GT masks are the proposals; trains the adapter and the void embedding. No generator is built."""
 
@@ -115,3 +115,6 @@ def _single(images, index: int):
     from detectron2.structures import ImageList
 
     return ImageList(images.tensor[index : index + 1], [images.image_sizes[index]])
+
+
+register_once(META_ARCH_REGISTRY, MaskAdapterWarmup)

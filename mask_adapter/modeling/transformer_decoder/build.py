@@ -1,4 +1,4 @@
-"""Registry of Mask2Former-style transformer decoders and a duplicate-safe registration helper.
+"""Registry of Mask2Former-style transformer decoders.
 
 ``TRANSFORMER_DECODER_REGISTRY`` (named "TRANSFORMER_MODULE" as in Mask2Former) maps
 ``MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME`` to a class called as ``cls(cfg, in_channels,
@@ -7,11 +7,11 @@ with ``pred_logits`` (B, Q, C+1), ``pred_masks`` (B, Q, h, w) and ``aux_outputs`
 """
 
 import logging
-from typing import TypeVar
-
 from detectron2.config import CfgNode
 from detectron2.utils.registry import Registry
 from torch import nn
+
+from ...utils.registry import register_once
 
 __all__ = ["TRANSFORMER_DECODER_REGISTRY", "build_transformer_decoder", "register_once"]
 
@@ -22,39 +22,6 @@ TRANSFORMER_DECODER_REGISTRY.__doc__ = """
 Transformer decoders of mask-classification models: called as ``cls(cfg, in_channels,
 mask_classification)``; forward returns pred_logits / pred_masks / aux_outputs.
 """
-
-T = TypeVar("T", bound=type)
-
-
-def register_once(registry: Registry, obj: T) -> T:
-    """Register ``obj`` under ``obj.__name__`` unless the name is taken (usable as a decorator).
-
-    The official FC-CLIP / MAFT+ / Mask-Adapter packages all register the same names, so importing
-    two of them crashed. Here an existing entry wins and a warning names the conflict.
-
-    Args:
-        registry: a detectron2 ``Registry``.
-        obj: class to register.
-
-    Returns:
-        ``obj`` unchanged.
-    """
-    key = obj.__name__
-    if key not in registry:
-        registry.register(obj)
-        return obj
-    existing = registry.get(key)
-    if existing is not obj:
-        logger.warning(
-            "a registry already holds %r (%s.%s); keeping it, %s.%s is not registered",
-            key,
-            existing.__module__,
-            existing.__qualname__,
-            obj.__module__,
-            obj.__qualname__,
-        )
-    return obj
-
 
 def build_transformer_decoder(
     cfg: CfgNode, in_channels: int, mask_classification: bool = True
