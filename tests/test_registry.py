@@ -53,3 +53,20 @@ def test_import_next_to_a_package_that_registered_official_names(tmp_path):
     assert "already holds 'FCCLIP'" in proc.stderr and "already holds 'CLIP'" in proc.stderr
 
 
+
+
+def test_official_base_yaml_names_fail_clearly_when_built():
+    """Names only the official base YAMLs use load, but building them raises one clear line."""
+    from detectron2.config import get_cfg
+    from detectron2.modeling import META_ARCH_REGISTRY, SEM_SEG_HEADS_REGISTRY
+
+    import mask_adapter  # noqa: F401
+
+    for registry, name in ((META_ARCH_REGISTRY, "MaskFormer"), (SEM_SEG_HEADS_REGISTRY, "FCCLIPMASKHead")):
+        try:
+            registry.get(name)(get_cfg())
+        except ValueError as e:
+            msg = str(e)
+        else:
+            raise AssertionError(f"{name} built")
+        assert "\n" not in msg and f"{name!r} is not supported" in msg

@@ -9,7 +9,7 @@ from typing import Optional, TypeVar
 
 from detectron2.utils.registry import Registry
 
-__all__ = ["register_once"]
+__all__ = ["register_once", "register_unsupported"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,3 +43,17 @@ def register_once(registry: Registry, obj: T, name: Optional[str] = None) -> T:
             obj.__qualname__,
         )
     return obj
+
+
+def register_unsupported(registry: Registry, name: str, reason: str) -> None:
+    """Register a placeholder for an official name this package does not implement.
+
+    Official base YAML files name components their leaf files always override (e.g. META_ARCHITECTURE
+    "MaskFormer", SEM_SEG_HEAD "FCCLIPMASKHead"); they must load, and building one raises one clear line.
+    """
+
+    def __init__(self: object, *args: object, **kwargs: object) -> None:
+        raise ValueError(f"{registry._name} {name!r} is not supported by mask_adapter: {reason}")
+
+    doc = f"Placeholder for the official name {name!r}; building it raises ValueError."
+    register_once(registry, type(name, (), {"__init__": __init__, "__doc__": doc, "__module__": __name__}))

@@ -14,7 +14,8 @@ from torch import Tensor, nn
 
 # imported for registration: MSDeformAttnPixelDecoder and MultiScaleMaskedTransformerDecoder
 from .. import pixel_decoder as _pixel_decoder  # noqa: F401
-from ..transformer_decoder import build_transformer_decoder, register_once
+from ...utils.registry import register_once, register_unsupported
+from ..transformer_decoder import build_transformer_decoder
 
 __all__ = ["FCCLIPHead", "build_pixel_decoder"]
 
@@ -25,14 +26,6 @@ _UNSUPPORTED_HEADS = {
         "Mask2Former head); use MODEL.SEM_SEG_HEAD.NAME: FCCLIPHead with FCCLIP / MAFT_Plus configs"
     ),
 }
-
-
-def _unsupported_head(name: str, reason: str) -> type:
-    def __init__(self: nn.Module, *args: object, **kwargs: object) -> None:
-        raise ValueError(f"SEM_SEG_HEAD {name!r} is not supported by mask_adapter: {reason}")
-
-    doc = f"Placeholder for the official name {name!r}; building it raises ValueError."
-    return type(name, (nn.Module,), {"__init__": __init__, "__doc__": doc, "__module__": __name__})
 
 
 def build_pixel_decoder(cfg: CfgNode, input_shape: Dict[str, ShapeSpec]) -> nn.Module:
@@ -159,4 +152,4 @@ class FCCLIPHead(nn.Module):
 
 register_once(SEM_SEG_HEADS_REGISTRY, FCCLIPHead)
 for _name, _reason in _UNSUPPORTED_HEADS.items():
-    register_once(SEM_SEG_HEADS_REGISTRY, _unsupported_head(_name, _reason))
+    register_unsupported(SEM_SEG_HEADS_REGISTRY, _name, _reason)

@@ -52,7 +52,7 @@ __all__ = [
 SAM_MASK_LOGIT = 20.0
 
 _SAM_INSTALL = "pip install segment-anything==1.0"
-_SAM2_INSTALL = "pip install 'git+https://github.com/facebookresearch/sam2.git'"
+_SAM2_INSTALL = "pip install sam2"
 _SAM_CHECKPOINT_HINT = (
     "download a SAM checkpoint (e.g. sam_vit_b_01ec64.pth from "
     "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth) and pass it with --sam-checkpoint "
