@@ -60,23 +60,8 @@ class _ModelClassifiers:
         """
         if self._image is image:
             return self._state
-        from mask_adapter.modeling.meta_arch.base import ForwardState
-
-        model = self.model
         tensor = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
-        images = model.preprocess_image([{"image": tensor}])
-        features = model.backbone(images.tensor)
-        clip_dense = features["clip_vis_dense"]
-        state = ForwardState(
-            images=images,
-            features=features,
-            clip_dense=clip_dense,
-            dense=model.backbone.dense_projection(clip_dense, model.dense_projection),
-            text=self.text,
-            num_templates=self.num_templates,
-            vocabulary=self.vocabulary,
-        )
-        state.adapter_text = model.adapter_text(state)
+        state = self.model.encode([{"image": tensor}], self.vocabulary)
         self._image, self._state = image, state
         return state
 

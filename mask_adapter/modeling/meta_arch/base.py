@@ -233,9 +233,23 @@ class OpenVocabMaskFormer(nn.Module):
     # ------------------------------------------------------------------ forward template
     def forward(self, batched_inputs: List[Dict[str, Any]]):
         """See the module docstring for the input/output contract."""
+        state = self.encode(batched_inputs)
+        outputs = self.propose_masks(state, batched_inputs)
+        if self.training:
+            return self.losses(state, outputs, batched_inputs)
+        logits = self.classify_masks(state, outputs)
+        return self.postprocess(state, outputs, logits, batched_inputs)
+
+    def encode(self, batched_inputs: List[Dict[str, Any]], vocabulary: Optional[Vocabulary] = None) -> ForwardState:
+        """Images -> CLIP features, dense adapter input and text rows (the per-batch state the hooks read).
+
+        Args:
+            batched_inputs: as ``forward``.
+            vocabulary: classify against this vocabulary (default: the current train/test vocabulary).
+        """
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
-        vocabulary = self.current_vocabulary()
+        vocabulary = vocabulary or self.current_vocabulary()
         text, num_templates = self.text_rows(vocabulary)
         clip_dense = features["clip_vis_dense"]
         state = ForwardState(
@@ -248,11 +262,7 @@ class OpenVocabMaskFormer(nn.Module):
             vocabulary=vocabulary,
         )
         state.adapter_text = self.adapter_text(state)
-        outputs = self.propose_masks(state, batched_inputs)
-        if self.training:
-            return self.losses(state, outputs, batched_inputs)
-        logits = self.classify_masks(state, outputs)
-        return self.postprocess(state, outputs, logits, batched_inputs)
+        return state
 
     def preprocess_image(self, batched_inputs: List[Dict[str, Any]]) -> ImageList:
         images = []
