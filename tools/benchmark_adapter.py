@@ -7,8 +7,9 @@ Usage:
 
 Defaults are the released head (C = D = 768, K = 16) at the evaluation grid of an ADE20K image resized to 896
 (h x w = 21 x 28, padded image 672 x 896), random weights, binary random masks, inference mode. ``--chunk`` is the
-masks-per-call of ``MODEL.MASK_ADAPTER.INFERENCE_CHUNK``; the table also checks that chunked and unchunked outputs
-agree. MACs are counted from the head's conv/linear layers (SPEC §11: about 8.75 GMACs per mask at 21 x 28); the
+masks-per-call of ``MODEL.MASK_ADAPTER.INFERENCE_CHUNK``; "fast" is ``MODEL.MASK_ADAPTER.FAST_INFERENCE`` (fuse run
+once per image and folded into the mask patchifier, about 4 % fewer MACs). The last column is the largest difference
+from the reference output (unchunked, not fast). MACs are counted from the head's conv/linear layers (SPEC §11: about 8.75 GMACs per mask at 21 x 28); the
 activation column is the largest tensor of one call, the ConvNeXt MLP hidden layer (masks x 4C x h x w, fp32).
 ``--quick`` runs N in {10, 50} once (about 10-30 s on 2 CPU cores).
 """
@@ -87,11 +88,12 @@ def benchmark(
     repeats: int = 2,
     device: str = "cpu",
 ) -> List[Dict[str, float]]:
-    """Time the head for each mask count, unchunked (chunk 0) and with ``chunk`` masks per call.
+    """Time the head for each mask count, unchunked (chunk 0) and with ``chunk`` masks per call, each with the
+    reference input path and with FAST_INFERENCE (fuse once per image, folded into the mask patchifier).
 
     Returns:
         One row per (N, chunk): n, chunk, seconds per image, ms per mask, GMACs per image, GMAC/s, the
-        activation size in GB, and the max |difference| of the chunked output from the unchunked one.
+        activation size in GB, and the max |difference| from the reference (unchunked, not fast) output.
     """
     torch.manual_seed(0)
     h, w = hw
@@ -103,9 +105,11 @@ def benchmark(
     for n in counts:
         masks = torch.rand(1, n, 32 * h, 32 * w, device=device) > 0.5
         reference = None
-        for c in (0, chunk):
+        settings = [(False, c) for c in (0, chunk)] + [(True, c) for c in (0, chunk)]
+        for fast, c in settings:
             if c and c >= n:
                 continue  # identical to the unchunked call
+            head.fast_inference = fast
             seconds, out = _time_call(head, feature, masks, c, repeats)
             reference = out if reference is None else reference
             diff = float((out - reference).abs().max())
@@ -114,6 +118,7 @@ def benchmark(
                 {
                     "n": n,
                     "chunk": c,
+                    "fast": fast,
                     "seconds": seconds,
                     "ms_per_mask": 1000.0 * seconds / n,
                     "gmacs": macs * n / 1e9,
@@ -122,7 +127,7 @@ def benchmark(
                     "max_abs_diff": diff,
                 }
             )
-            logger.info("N=%d chunk=%d: %.3f s", n, c, seconds)
+            logger.info("N=%d chunk=%d fast=%s: %.3f s", n, c, fast, seconds)
     return rows
 
 
@@ -131,12 +136,12 @@ def format_table(rows: Sequence[Dict[str, float]], header: str) -> str:
     lines = [
         header,
         "",
-        "| N | chunk | s / image | ms / mask | GMACs / image | GMAC/s | MLP activation (GB) | max diff vs unchunked |",
-        "|---|---|---|---|---|---|---|---|",
+        "| N | chunk | fast | s / image | ms / mask | GMACs / image | GMAC/s | MLP activation (GB) | max diff vs reference |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['n']} | {r['chunk'] or 'none'} | {r['seconds']:.3f} | {r['ms_per_mask']:.1f} | {r['gmacs']:.0f} | "
+            f"| {r['n']} | {r['chunk'] or 'none'} | {'yes' if r['fast'] else 'no'} | {r['seconds']:.3f} | {r['ms_per_mask']:.1f} | {r['gmacs']:.0f} | "
             f"{r['gmacs_per_s']:.0f} | {r['activation_gb']:.3f} | {r['max_abs_diff']:.1e} |"
         )
     return "\n".join(lines)
@@ -152,13 +157,13 @@ def plot(rows: Sequence[Dict[str, float]], path: str, title: str) -> None:
     except ImportError:
         raise ImportError("--plot needs matplotlib: pip install matplotlib") from None
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for c in sorted({r["chunk"] for r in rows}):
-        sel = [r for r in rows if r["chunk"] == c]
+    for c, fast in sorted({(r["chunk"], r["fast"]) for r in rows}):
+        sel = [r for r in rows if r["chunk"] == c and r["fast"] == fast]
         ax.plot(
             [r["n"] for r in sel],
             [r["seconds"] for r in sel],
             marker="o",
-            label=f"chunk {c or 'none'}",
+            label=f"chunk {c or 'none'}" + (", fast" if fast else ""),
         )
     ax.set_xlabel("masks per image (N)")
     ax.set_ylabel("seconds per image")
