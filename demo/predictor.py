@@ -24,7 +24,6 @@ from detectron2.utils.visualizer import ColorMode, Visualizer
 from PIL import Image, ImageOps
 
 import mask_adapter  # noqa: F401  (registers the package's components)
-import mask_adapter.modeling.meta_arch.sam  # noqa: F401  (registers SAMMaskAdapter)
 from mask_adapter.data.vocabulary import split_synonyms
 
 __all__ = [
