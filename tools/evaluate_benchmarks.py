@@ -21,7 +21,7 @@ from detectron2.utils.logger import setup_logger
 import mask_adapter.data  # noqa: F401  (registers the dataset catalog)
 from mask_adapter.checkpoint import MaskAdapterCheckpointer
 from mask_adapter.engine import build_config
-from mask_adapter.evaluation import BENCHMARKS, evaluate_benchmarks, format_benchmark_table
+from mask_adapter.evaluation import BENCHMARKS, evaluate_benchmarks
 
 __all__ = ["main", "evaluate_benchmarks"]
 
@@ -59,7 +59,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     MaskAdapterCheckpointer(model).resume_or_load(cfg.MODEL.WEIGHTS, resume=False)
     model.eval()
     report = evaluate_benchmarks(cfg, model, [b for b in args.benchmarks.split(",") if b], output)
-    print(format_benchmark_table(report))  # the one table this tool exists to show
+    # evaluate_benchmarks logs the table (to stdout through the logger set up above) and writes JSON + CSV.
     return 0 if all(r["status"] == "ok" for r in report.values()) else 1
 
 
