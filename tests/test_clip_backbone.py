@@ -276,14 +276,17 @@ def test_encode_text_moves_tokens_to_the_model_device(tiny_clip):
 
     model = copy.deepcopy(tiny_clip).to("meta")  # stands in for a CUDA model on this CPU-only machine
     seen = []
-    real = model.clip_model.encode_text
 
-    def spy(tokens, normalize=False):
+    class Stop(Exception):
+        pass
+
+    def spy(tokens):
         seen.append(tokens.device)
-        return real(tokens, normalize=normalize)
+        raise Stop
 
-    model.clip_model.encode_text = spy
-    model.encode_text(model.tokenize(["a photo of a cat."]))
+    model.clip_model.token_embedding.forward = spy
+    with pytest.raises(Stop):
+        model.encode_text(model.tokenize(["a photo of a cat."]))
     assert seen == [torch.device("meta")]
 
 
@@ -297,3 +300,16 @@ def test_text_classifier_on_cuda_model(tiny_clip):
     clf = TextClassifier(tokenize=model.tokenize, encode_text=model.encode_text, model_id="tiny|cuda")
     out = clf(["cat", "dog,puppy"], device=torch.device("cuda"))
     assert out.embeddings.shape == (3, D) and out.embeddings.is_cuda
+
+
+def test_encode_text_truncation_is_exact(tiny_clip):
+    """encode_text drops positions after the longest prompt's EOT; the result equals open_clip's full-length pass."""
+    prompts = ["a", "a photo of a traffic light in the scene.", "There is a large wooden dining table in the scene."]
+    tokens = tiny_clip.tokenize(prompts)
+    ours = tiny_clip.encode_text(tokens)
+    with torch.no_grad():
+        ref = tiny_clip.clip_model.encode_text(tokens, normalize=False)
+    assert torch.allclose(ours, ref, atol=1e-5, rtol=1e-5)
+    long = tiny_clip.tokenize([" ".join(["word"] * 100)])  # truncated by the tokenizer to all 77 positions
+    with torch.no_grad():
+        assert torch.allclose(tiny_clip.encode_text(long), tiny_clip.clip_model.encode_text(long), atol=1e-5)
