@@ -19,7 +19,7 @@ Subclasses override the named hooks, never ``forward``:
 """
 import logging
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -58,6 +58,19 @@ class ForwardState:
     num_templates: List[int]
     vocabulary: Vocabulary
     adapter_text: Optional[Tensor] = None  # (T + 1, D) or (B, T + 1, D)
+
+    def image(self, index: int) -> "ForwardState":
+        """The state of image ``index`` alone (batch of one; shared text rows kept, features not sliced)."""
+        adapter_text = self.adapter_text
+        if adapter_text is not None and adapter_text.dim() == 3:
+            adapter_text = adapter_text[index : index + 1]
+        return replace(
+            self,
+            images=ImageList(self.images.tensor[index : index + 1], [self.images.image_sizes[index]]),
+            clip_dense=self.clip_dense[index : index + 1],
+            dense=self.dense[index : index + 1],
+            adapter_text=adapter_text,
+        )
 
 
 def vocabulary_of(dataset_names: Sequence[str]) -> Optional[Vocabulary]:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from detectron2.config import CfgNode, configurable
 from detectron2.modeling import META_ARCH_REGISTRY
-from detectron2.structures import Boxes, ImageList, Instances
+from detectron2.structures import Boxes, Instances
 from torch import Tensor
 
 from .base import ForwardState, OpenVocabMaskFormer
@@ -305,8 +305,7 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
             if n == 0:
                 results.append(self._empty_result(x, image_size, logits.shape[-1] - 1))
                 continue
-            images = ImageList(state.images.tensor[i : i + 1], [image_size])
-            sub = ForwardState(**{**state.__dict__, "images": images})
+            sub = state.image(i)
             masks = self._as_logits(outputs["sam_masks"][i : i + 1, :n])
             results.extend(mask2former_postprocess(self, sub, masks, logits[i : i + 1, :n], [x]))
         return results

@@ -70,16 +70,7 @@ class MaskAdapterWarmup(OpenVocabMaskFormer):
         """Per image (Q_i, C + 1) softmax probabilities (the oracle uses probabilities, see postprocess)."""
         probs = []
         for i, masks in enumerate(outputs["oracle_masks"]):
-            sub = ForwardState(
-                images=state.images,
-                features=state.features,
-                clip_dense=state.clip_dense[i : i + 1],
-                dense=state.dense[i : i + 1],
-                text=state.text,
-                num_templates=state.num_templates,
-                vocabulary=state.vocabulary,
-                adapter_text=state.adapter_text if state.adapter_text.dim() == 2 else state.adapter_text[i : i + 1],
-            )
+            sub = state.image(i)
             emb = self.mask_embeddings(sub, masks[None])
             logits = classification_logits(emb, sub.adapter_text, self.backbone.logit_scale, state.num_templates)
             probs.append(logits[0].softmax(-1))
@@ -103,18 +94,12 @@ class MaskAdapterWarmup(OpenVocabMaskFormer):
                 sem = oracle_semantic_inference(probs, masks)
                 r["sem_seg"] = resize_to_original(sem, image_size, height, width)
             if opts.panoptic_on or opts.instance_on:
-                sub = ForwardState(**{**state.__dict__, "images": _single(state.images, i)})
+                sub = state.image(i)
                 mask_logits = (masks * 2 - 1)[None] * ORACLE_LOGIT
                 other = mask2former_postprocess(self, sub, mask_logits, probs.log()[None], [x])[0]
                 r.update({k: v for k, v in other.items() if k != "sem_seg"})
             results.append(r)
         return results
-
-
-def _single(images, index: int):
-    from detectron2.structures import ImageList
-
-    return ImageList(images.tensor[index : index + 1], [images.image_sizes[index]])
 
 
 register_once(META_ARCH_REGISTRY, MaskAdapterWarmup)
