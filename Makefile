@@ -4,13 +4,16 @@
 VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test
+.PHONY: install test-deps demo test
 
 install:
 	VENV=$(VENV) bash scripts/install.sh
 
+test-deps:
+	bash scripts/install_test_deps.sh
+
 demo: install
 	$(PY) demo/demo.py --output output/demo
 
-test: install
+test: install test-deps
 	$(PY) -m pytest tests -q

@@ -38,6 +38,14 @@ if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.vers
   rm -rf "$tmp"
 fi
 
+# SAM2 (second training-free mask source). The PyPI release is an sdist whose build needs torch: build it against
+# the venv's torch (no isolated build env, which would download another torch) and skip its optional CUDA op.
+SAM2_VERSION=1.1.0
+if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('sam2') != '$SAM2_VERSION')" 2>/dev/null; then
+  echo "[install] sam2==$SAM2_VERSION (CPU build)"
+  SAM2_BUILD_CUDA=0 "${PIP[@]}" install -q --no-build-isolation --no-deps "sam2==$SAM2_VERSION"
+fi
+
 echo "[install] mask_adapter (editable)"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
 
