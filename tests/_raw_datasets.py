@@ -7,14 +7,18 @@ convert training and validation); the default contents are the ones tests/test_p
 - :func:`ade_full_inputs`: ADE20K_2021_17_01 (``index_ade20k.pkl``, images and ``*_seg.png``);
 - :func:`pascal_context_inputs`: VOC2010 images with Pascal Context 459-label ``.mat`` / 16-bit PNG maps;
 - :func:`voc_inputs`: VOC2012 images, palette ``SegmentationClass`` PNGs and ``ImageSets/Segmentation`` lists;
+- :func:`cityscapes_inputs`: leftImg8bit images with ``gtFine`` instance-id (16-bit) and label-id PNGs;
+- :func:`mapillary_inputs`: Mapillary Vistas v1.2 images, panoptic PNGs + ``panoptic_2018.json`` and palette
+  labels, in the layout of the v1.2 or of the v2.0 archive;
 - :func:`prepare_benchmarks`: all of the above, then every script the five open-vocabulary benchmarks need.
 """
 
 import importlib.util
+import json
 import pickle
 from pathlib import Path
 from types import ModuleType
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 import scipy.io
@@ -30,6 +34,8 @@ __all__ = [
     "ade_full_inputs",
     "pascal_context_inputs",
     "voc_inputs",
+    "cityscapes_inputs",
+    "mapillary_inputs",
     "prepare_benchmarks",
 ]
 
@@ -151,6 +157,123 @@ def voc_inputs(root: Path, label: Optional[np.ndarray] = None) -> Path:
         (voc / "ImageSets" / "Segmentation").mkdir(parents=True, exist_ok=True)
         (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text(stem + "\n")
     return voc
+
+
+def cityscapes_instance_ids() -> np.ndarray:
+    """A 32x64 ``*_gtFine_instanceIds.png`` map (label id, or label id * 1000 + instance for thing instances).
+
+    Rows 0-1 unlabeled (0), 2-7 sky (23), 8-15 building (11) with a caravan (29000, not evaluated) at [12:16, 0:4],
+    16-29 road (7) with car instances 26000 at [18:26, 4:20] and 26001 at [18:26, 24:36] and a car crowd region
+    (26, no instance) at [20:28, 40:50], 30-31 ego vehicle (1); a person (24000) at [10:30, 54:58] on top.
+    """
+    ids = np.zeros((32, 64), np.uint16)
+    ids[2:8] = 23
+    ids[8:16] = 11
+    ids[12:16, 0:4] = 29000
+    ids[16:30] = 7
+    ids[18:26, 4:20] = 26000
+    ids[18:26, 24:36] = 26001
+    ids[20:28, 40:50] = 26
+    ids[30:32] = 1
+    ids[10:30, 54:58] = 24000
+    return ids
+
+
+def cityscapes_inputs(
+    root: Path,
+    split: str = "val",
+    stem: str = "frankfurt_000000_000294",
+    instance_ids: Optional[np.ndarray] = None,
+) -> Path:
+    """One Cityscapes image ``leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png`` (city = the stem's first part)
+    with its ``gtFine`` ``*_instanceIds.png`` (16-bit; default :func:`cityscapes_instance_ids`) and the
+    ``*_labelIds.png`` derived from it. Returns the ``cityscapes`` folder.
+    """
+    cityscapes = root / "cityscapes"
+    ids = cityscapes_instance_ids() if instance_ids is None else instance_ids
+    city = stem.split("_")[0]
+    rgb_image(cityscapes / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", *ids.shape)
+    gt = cityscapes / "gtFine" / split / city
+    save(gt / f"{stem}_gtFine_instanceIds.png", ids)
+    labels = np.where(ids < 1000, ids, ids // 1000).astype(np.uint8)
+    save(gt / f"{stem}_gtFine_labelIds.png", labels)
+    return cityscapes
+
+
+def mapillary_panoptic() -> Tuple[np.ndarray, List[dict]]:
+    """A 32x64 Mapillary Vistas v1.2 panoptic map: (H, W) segment ids and its segments_info.
+
+    Rows 0-1 unlabeled (id 0), 2-9 sky (class 28, segment 1000000), 10-15 building (18, segment 3), 16-31 road (14,
+    segment 70000) with cars (56) 5000 at [18:26, 4:20] and 5001 at [18:26, 30:40]; a person (20, segment 77) at
+    [8:28, 50:54] on top.
+    """
+    ids = np.zeros((32, 64), np.int64)
+    ids[2:10] = 1000000
+    ids[10:16] = 3
+    ids[16:32] = 70000
+    ids[18:26, 4:20] = 5000
+    ids[18:26, 30:40] = 5001
+    ids[8:28, 50:54] = 77
+    classes = {1000000: 28, 3: 18, 70000: 14, 5000: 56, 5001: 56, 77: 20}
+    segments = []
+    for seg_id, cat in classes.items():
+        ys, xs = np.nonzero(ids == seg_id)
+        box = [int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1]
+        segments.append(
+            {"id": seg_id, "category_id": cat, "area": len(ys), "bbox": box, "iscrowd": 0}
+        )
+    return ids, segments
+
+
+def mapillary_inputs(root: Path, layout: str = "v1.2", keys: Optional[dict] = None) -> Path:
+    """Mapillary Vistas v1.2 splits with one image each (:func:`mapillary_panoptic`) in an archive's layout.
+
+    Args:
+        layout: "v1.2" (``<split>/{images,panoptic,labels}``, the v1.2 archive) or "v2.0" (``<split>/images`` and
+            ``<split>/v1.2/{panoptic,labels}`` beside a ``v2.0/`` folder, the v2.0 archive).
+        keys: {split folder: image key}; default "train_key_1" / "val_key_1".
+
+    Labels are palette PNGs holding class id - 1 (65 = unlabeled). Returns the ``mapillary_vistas`` folder.
+    """
+    from mask_adapter.data.metadata import class_table
+    from mask_adapter.data.prepare import ids_to_rgb
+
+    classes = class_table("mapillary_vistas")
+    categories = [
+        {
+            "id": c.dataset_id,
+            "name": c.names.split(",")[0].title(),
+            "supercategory": c.names.split(",")[0].replace(" ", "-"),
+            "isthing": int(c.isthing),
+            "color": list(c.color),
+        }
+        for c in classes
+    ]
+    palette = [v for c in classes for v in c.color] + [0, 0, 0]
+    ids, segments = mapillary_panoptic()
+    label = np.full(ids.shape, 65, np.uint8)
+    for seg in segments:
+        label[ids == seg["id"]] = seg["category_id"] - 1
+    mv = root / "mapillary_vistas"
+    keys = keys or {"training": "train_key_1", "validation": "val_key_1"}
+    for split, key in keys.items():
+        rgb_image(mv / split / "images" / f"{key}.jpg", *ids.shape)
+        v12 = mv / split / ("v1.2" if layout == "v2.0" else "")
+        save(v12 / "panoptic" / f"{key}.png", ids_to_rgb(ids))
+        img = Image.fromarray(label)
+        img.putpalette(palette)  # a palette PNG, like the originals
+        (v12 / "labels").mkdir(parents=True, exist_ok=True)
+        img.save(v12 / "labels" / f"{key}.png")
+        info = {
+            "images": [{"id": key, "file_name": f"{key}.jpg", "height": 32, "width": 64}],
+            "annotations": [{"image_id": key, "file_name": f"{key}.png", "segments_info": segments}],
+            "categories": categories,
+        }
+        (v12 / "panoptic" / "panoptic_2018.json").write_text(json.dumps(info))
+        if layout == "v2.0":
+            (mv / split / "v2.0" / "panoptic").mkdir(parents=True, exist_ok=True)
+            (mv / split / "v2.0" / "panoptic" / "panoptic_2020.json").write_text("{}")
+    return mv
 
 
 # The preparation scripts of the five benchmarks (A-150 needs the semantic, panoptic and instance outputs).

@@ -10,7 +10,6 @@ import os
 from typing import Any, Dict, List, Mapping
 
 from detectron2.data.datasets import load_coco_json, load_sem_seg
-from detectron2.data.datasets.cityscapes_panoptic import load_cityscapes_panoptic
 from detectron2.data.datasets.coco_panoptic import load_coco_panoptic_json
 
 __all__ = [
@@ -171,6 +170,68 @@ def load_instance_split(
 def load_cityscapes_split(
     dataset: str, image_root: str, panoptic_root: str, json_file: str, meta: Mapping, prepare: str
 ) -> List[Dict[str, Any]]:
-    """Cityscapes panoptic records via detectron2's ``load_cityscapes_panoptic`` (labelTrainIds as sem_seg)."""
+    """Cityscapes panoptic records in the form of detectron2's ``load_cityscapes_panoptic``, plus ``isthing``.
+
+    Built here rather than by that function, which derives the label path with ``str.split(".")`` (wrong under a
+    root whose path has a dot) and reports missing files with bare asserts.
+
+    Args:
+        dataset: split name (for errors).
+        image_root: ``cityscapes/leftImg8bit/<split>`` (``<city>/*_leftImg8bit.png``).
+        panoptic_root, json_file: ``cityscapes/gtFine/cityscapes_panoptic_<split>`` and its ``.json``.
+        meta: dict with ``thing_dataset_id_to_contiguous_id`` and ``stuff_dataset_id_to_contiguous_id``.
+        prepare: preparation script named in errors.
+
+    Returns:
+        Records with file_name, image_id ("<city>_<seq>_<frame>"), sem_seg_file_name (the
+        ``gtFine/<split>/<city>/*_gtFine_labelTrainIds.png``), pan_seg_file_name and segments_info (contiguous
+        category ids, isthing), in the JSON's order.
+    """
     require_paths(dataset, prepare, image_root, panoptic_root, json_file)
-    return load_cityscapes_panoptic(image_root, panoptic_root, json_file, dict(meta))
+    with open(json_file, encoding="utf-8") as f:
+        info = json.load(f)
+    suffix = "_leftImg8bit.png"
+    images = {
+        name[: -len(suffix)]: os.path.join(image_root, city, name)
+        for city in sorted(os.listdir(image_root))
+        if os.path.isdir(os.path.join(image_root, city))
+        for name in os.listdir(os.path.join(image_root, city))
+        if name.endswith(suffix)
+    }
+    gt_root = os.path.join(os.path.dirname(panoptic_root), os.path.basename(image_root))
+    things = meta["thing_dataset_id_to_contiguous_id"]
+    stuff = meta["stuff_dataset_id_to_contiguous_id"]
+    records = []
+    for ann in info["annotations"]:
+        if ann["image_id"] not in images:
+            raise missing_path_error(
+                dataset, os.path.join(image_root, "<city>", ann["image_id"] + suffix), prepare
+            )
+        image = images[ann["image_id"]]
+        city = os.path.basename(os.path.dirname(image))
+        stem = os.path.basename(image)[: -len(suffix)]
+        record = {
+            "file_name": image,
+            "image_id": "_".join(stem.split("_")[:3]),
+            "sem_seg_file_name": os.path.join(gt_root, city, stem + "_gtFine_labelTrainIds.png"),
+            "pan_seg_file_name": os.path.join(panoptic_root, ann["file_name"]),
+            "segments_info": [],
+        }
+        for seg in ann["segments_info"]:
+            cat = seg["category_id"]
+            if cat not in stuff:
+                raise ValueError(
+                    f"Dataset '{dataset}': '{json_file}' gives segment {seg['id']} of {ann['image_id']} the "
+                    f"category id {cat}, which is not one of the split's classes; re-run the preparation script "
+                    f"({prepare})"
+                )
+            record["segments_info"].append(
+                dict(seg, isthing=cat in things, category_id=things.get(cat, stuff[cat]))
+            )
+        require_paths(dataset, prepare, record["sem_seg_file_name"], record["pan_seg_file_name"])
+        records.append(record)
+    if not records:
+        raise FileNotFoundError(
+            f"Dataset '{dataset}': '{json_file}' lists no annotation; re-run the preparation script ({prepare})"
+        )
+    return records

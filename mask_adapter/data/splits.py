@@ -235,6 +235,7 @@ def _build_table() -> Tuple[Split, ...]:
                 f"{mv}/labels",
                 ignore_label=65,
                 label_divisor=1000,
+                prepare="prepare_mapillary_vistas_panoptic.py",
             )
         )
     for split in ("train", "val"):
@@ -249,6 +250,7 @@ def _build_table() -> Tuple[Split, ...]:
                 f"cityscapes/gtFine/cityscapes_panoptic_{split}.json",
                 label_divisor=1000,
                 image_ext="png",
+                prepare="prepare_cityscapes_panoptic.py",
             )
         )
         s = "synthetic_shapes"

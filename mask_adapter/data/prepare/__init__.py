@@ -4,7 +4,9 @@
 - :mod:`.label_io`: input checks, label-map I/O, file copies, progress and id lookup tables;
 - :mod:`.voc`: VOC-style split lists and the Pascal-Context label maps;
 - :mod:`.ade`: ADE20K instance mapping, instance masks and the per-split image walk;
-- :mod:`.panoptic`: COCO panoptic colours, boxes and COCO JSON.
+- :mod:`.panoptic`: COCO panoptic colours, boxes and COCO JSON;
+- :mod:`.cityscapes`: Cityscapes panoptic PNGs / JSON and train-id maps from the fine annotations;
+- :mod:`.mapillary`: Mapillary Vistas v1.2 layout, panoptic JSON checks and labels from panoptic PNGs.
 
 Every script is idempotent (existing outputs are skipped), shows tqdm progress, reads class definitions from the
 package vocabularies and fails with one line naming the missing or unreadable input. A script is
@@ -22,6 +24,16 @@ from .ade import (
     ade_split_images,
     read_ade_catid_mapping,
 )
+from .cityscapes import (
+    CITYSCAPES_HINT,
+    CITYSCAPES_NUM_LABEL_IDS,
+    cityscapes_categories,
+    cityscapes_classes,
+    cityscapes_panoptic,
+    cityscapes_split_files,
+    cityscapes_train_id_lut,
+    label_ids_to_train_ids,
+)
 from .label_io import (
     apply_lut,
     copy_file,
@@ -34,7 +46,16 @@ from .label_io import (
     vocab_id_to_index,
     write_label,
 )
-from .panoptic import ids_to_rgb, mask_bbox, rgb_to_ids, write_coco_json
+from .mapillary import (
+    MAPILLARY_HINT,
+    MAPILLARY_PANOPTIC_JSON,
+    MAPILLARY_UNLABELED,
+    mapillary_semantic,
+    mapillary_v12_folder,
+    place_folder,
+    read_mapillary_panoptic_json,
+)
+from .panoptic import ids_to_rgb, mask_bbox, rgb_to_ids, segment_table, write_coco_json
 from .runner import (
     TRAIN_VAL_FOLDERS,
     Option,
@@ -83,6 +104,7 @@ __all__ = [
     "ids_to_rgb",
     "rgb_to_ids",
     "mask_bbox",
+    "segment_table",
     "write_coco_json",
     "ADE_HINT",
     "ade_catid_options",
@@ -91,4 +113,19 @@ __all__ = [
     "ade_image_entry",
     "ade_split_images",
     "Option",
+    "CITYSCAPES_HINT",
+    "CITYSCAPES_NUM_LABEL_IDS",
+    "cityscapes_classes",
+    "cityscapes_categories",
+    "cityscapes_train_id_lut",
+    "label_ids_to_train_ids",
+    "cityscapes_panoptic",
+    "cityscapes_split_files",
+    "MAPILLARY_HINT",
+    "MAPILLARY_UNLABELED",
+    "MAPILLARY_PANOPTIC_JSON",
+    "mapillary_v12_folder",
+    "read_mapillary_panoptic_json",
+    "place_folder",
+    "mapillary_semantic",
 ]

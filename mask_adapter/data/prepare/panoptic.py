@@ -4,11 +4,14 @@ Shapes: segment ids and masks (H, W); panoptic PNGs (H, W, 3) uint8, id = R + 25
 """
 
 import json
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 
-__all__ = ["ids_to_rgb", "rgb_to_ids", "mask_bbox", "write_coco_json"]
+__all__ = ["ids_to_rgb", "rgb_to_ids", "mask_bbox", "segment_table", "write_coco_json"]
+
+# Id maps whose ids are all in [0, this) are tabulated with a bincount (no sort).
+_BINCOUNT_LIMIT = 1 << 22
 
 
 def ids_to_rgb(ids: np.ndarray) -> np.ndarray:
@@ -31,6 +34,34 @@ def mask_bbox(mask: np.ndarray) -> List[int]:
         int(xs.max() - xs.min() + 1),
         int(ys.max() - ys.min() + 1),
     ]
+
+
+def segment_table(ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every id of an (H, W) integer id map with its area and box, in one pass (no mask per segment).
+
+    Returns:
+        values: (S,) the ids present, increasing; inverse: (H, W) index of each pixel's id in ``values``;
+        areas: (S,) pixel counts; boxes: (S, 4) [x, y, w, h] (as :func:`mask_bbox`).
+    """
+    h, w = ids.shape
+    flat = ids.ravel().astype(np.int64)
+    if flat.size and 0 <= flat.min() and flat.max() < _BINCOUNT_LIMIT:
+        counts = np.bincount(flat)
+        values = np.flatnonzero(counts)
+        index = np.zeros(len(counts), dtype=np.int64)
+        index[values] = np.arange(len(values))
+        inverse, areas = index[flat], counts[values]
+    else:
+        values, inverse, areas = np.unique(flat, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(h, w)
+    rows = np.zeros((len(values), h), dtype=bool)
+    rows[inverse, np.arange(h)[:, None]] = True
+    cols = np.zeros((len(values), w), dtype=bool)
+    cols[inverse, np.arange(w)[None, :]] = True
+    y0, x0 = rows.argmax(axis=1), cols.argmax(axis=1)
+    y1, x1 = h - rows[:, ::-1].argmax(axis=1), w - cols[:, ::-1].argmax(axis=1)
+    boxes = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+    return values, inverse, areas, boxes
 
 
 def write_coco_json(
