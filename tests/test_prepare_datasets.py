@@ -274,6 +274,8 @@ def test_cityscapes_panoptic(root):
     (car,) = [s for s in records[1]["segments_info"] if s["isthing"]]
     assert car["id"] == 26003 and car["area"] == 80 and car["category_id"] == 13
     assert len(DatasetCatalog.get("openvocab_cityscapes_fine_panoptic_train")) == 1
+    # detectron2's Cityscapes evaluators glob <gt_dir>/*/*_gtFine_{instanceIds,labelIds}.png
+    assert MetadataCatalog.get("openvocab_cityscapes_fine_panoptic_val").gt_dir == str(city / "gtFine" / "val")
 
 
 def test_cityscapes_loader_under_a_root_with_a_dot(tmp_path):
@@ -338,6 +340,46 @@ def test_mapillary_copy_and_labels_from_panoptic(root):
     assert rendered.dtype == np.uint8 and np.array_equal(rendered, raw)
     (rec,) = DatasetCatalog.get("openvocab_mapillary_vistas_panoptic_val")
     assert np.array_equal(read(rec["sem_seg_file_name"]), raw)
+
+
+@pytest.mark.parametrize(
+    "name", ["openvocab_cityscapes_fine_panoptic_val", "openvocab_mapillary_vistas_panoptic_val"]
+)
+def test_prepared_ground_truth_scores_100_as_a_prediction(root, name):
+    """The evaluators of the split (panopticapi PQ and mIoU) accept the prepared files as they are."""
+    import torch
+    from detectron2.evaluation import COCOPanopticEvaluator
+
+    from mask_adapter.evaluation.sem_seg import OpenVocabSemSegEvaluator
+
+    if "cityscapes" in name:
+        cityscapes_inputs(root)
+        cityscapes_inputs(root, "train", "aachen_000000_000019")
+        script("prepare_cityscapes_panoptic").prepare(str(root))
+    else:
+        mapillary_inputs(root, "v2.0")
+        script("prepare_mapillary_vistas_panoptic").prepare(str(root))
+    meta = MetadataCatalog.get(name)
+    panoptic, semantic = COCOPanopticEvaluator(name), OpenVocabSemSegEvaluator(name, distributed=False)
+    panoptic.reset()
+    semantic.reset()
+    for rec in DatasetCatalog.get(name):
+        segments = [
+            {"id": s["id"], "category_id": s["category_id"], "isthing": s["isthing"]}
+            for s in rec["segments_info"]
+        ]
+        label = torch.as_tensor(read(rec["sem_seg_file_name"]).astype(np.int64))
+        scores = torch.nn.functional.one_hot(
+            label.clamp(max=len(meta.stuff_classes) - 1), len(meta.stuff_classes)
+        ).permute(2, 0, 1)
+        output = {
+            "panoptic_seg": (torch.as_tensor(panoptic_ids(rec["pan_seg_file_name"])), segments),
+            "sem_seg": scores.float(),
+        }
+        panoptic.process([rec], [output])
+        semantic.process([rec], [output])
+    assert panoptic.evaluate()["panoptic_seg"]["PQ"] == pytest.approx(100.0)
+    assert semantic.evaluate()["sem_seg"]["mIoU"] == pytest.approx(100.0)
 
 
 @pytest.mark.slow

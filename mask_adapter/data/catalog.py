@@ -8,7 +8,8 @@ no file is read until a split is loaded or its metadata is read.
 Metadata of every split: ``dataname`` (its own name), ``vocabulary_key``, ``evaluator_type``, ``ignore_label``,
 ``image_root``, ``stuff_classes``/``stuff_colors`` ("name,syn,..." strings) and, for panoptic splits,
 ``thing_classes``, ``thing_colors``, ``thing_dataset_id_to_contiguous_id``, ``stuff_dataset_id_to_contiguous_id``,
-``panoptic_root``, ``panoptic_json``, ``json_file`` (instances, when any) and ``label_divisor`` (COCO-style sets).
+``panoptic_root``, ``panoptic_json``, ``json_file`` (instances, when any), ``label_divisor`` (COCO-style sets) and
+``gt_dir`` (Cityscapes: ``gtFine/<split>``).
 """
 
 import functools
@@ -81,6 +82,10 @@ def split_metadata(split: Split, root: str) -> Dict[str, Any]:
             meta["sem_seg_root"] = _abs(root, split.sem_seg_dir)
         if split.instances_json:
             meta["json_file"] = _abs(root, split.instances_json)
+        if split.kind == CITYSCAPES:  # gtFine/<split>, read by detectron2's Cityscapes evaluators
+            meta["gt_dir"] = os.path.join(
+                os.path.dirname(_abs(root, split.gt_dir)), os.path.basename(split.image_dir)
+            )
     if split.label_divisor:
         meta["label_divisor"] = split.label_divisor
     return meta
