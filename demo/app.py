@@ -115,7 +115,7 @@ class DemoApp:
                 raise FileNotFoundError(f"SAM checkpoint not found: {sam_checkpoint}; give an existing file")
             argv += ["--sam-checkpoint", sam_checkpoint]
         self._cli_argv = argv + (["--opts", *opts] if opts else [])
-        cfg = self._cfg("generator")
+        cfg = setup_cfg(cli_parser().parse_args(self._cli_argv))
         self.weights = resolve_weights(cfg.MODEL.WEIGHTS)  # fail (or download) once, before serving
         self.random_model = is_random_tiny_model(cfg) and not self.weights
         self.sam_checkpoint = sam_checkpoint
@@ -131,21 +131,17 @@ class DemoApp:
         self._results: list[Path] = []
         self._count = 0
         self._lock = threading.Lock()
-        self._predictor("generator")  # the model is built once, before serving
+        self._predictors["generator"] = self._build("generator")  # the model is built once, before serving
 
     # ------------------------------------------------------------------------------------------------ building
-    def _cfg(self, mask_source: str):
-        args = cli_parser().parse_args(["--masks", mask_source] + self._cli_argv)
-        cfg = setup_cfg(args)
-        if cfg.MODEL.WEIGHTS:
-            cfg.defrost()
-            cfg.MODEL.WEIGHTS = getattr(self, "weights", None) or resolve_weights(cfg.MODEL.WEIGHTS)
-            cfg.freeze()
-        return cfg
+    def _build(self, mask_source: str) -> VocabularyPredictor:
+        """A predictor with every task enabled, as demo.py's config for ``--masks mask_source`` gives it."""
+        import torch
 
-    def _predictor(self, mask_source: str) -> VocabularyPredictor:
-        if mask_source in self._predictors:
-            return self._predictors[mask_source]
+        cfg = setup_cfg(cli_parser().parse_args(["--masks", mask_source, *self._cli_argv]))
+        cfg.defrost()
+        cfg.MODEL.WEIGHTS = self.weights  # resolved once
+        cfg.freeze()
         generator = None
         if mask_source == "sam" and not self.sam_checkpoint:
             if not self.random_model:
@@ -156,16 +152,18 @@ class DemoApp:
             from mask_adapter.modeling.tiny_sam import tiny_sam_mask_generator
 
             generator = tiny_sam_mask_generator(seed=0)
-        import torch
-
         torch.manual_seed(0)  # reproducible random weights of the tiny model
-        try:
-            cfg = self._cfg(mask_source)
-            predictor = VocabularyPredictor(cfg, mask_generator=generator, allow_pickle=self.trust_pickle)
-        except (ValueError, FileNotFoundError, ImportError) as e:
-            raise AppInputError(f"cannot use {mask_source} masks: {_one_line(e)}") from None
-        self._predictors[mask_source] = predictor
-        return predictor
+        return VocabularyPredictor(cfg, mask_generator=generator, allow_pickle=self.trust_pickle)
+
+    def _predictor(self, mask_source: str) -> VocabularyPredictor:
+        if mask_source not in self._predictors:
+            try:
+                self._predictors[mask_source] = self._build(mask_source)
+            except AppInputError:
+                raise
+            except (ValueError, FileNotFoundError, ImportError) as e:
+                raise AppInputError(f"cannot use {mask_source} masks: {_one_line(e)}") from None
+        return self._predictors[mask_source]
 
     # ------------------------------------------------------------------------------------------------ checks
     def _read_image(self, image_path: str | None) -> np.ndarray:

@@ -195,6 +195,31 @@ def test_sam_with_real_weights_needs_a_checkpoint(tmp_path, photo):
         demo_app.close()
 
 
+def test_sam_checkpoint_option(tmp_path, photo, monkeypatch):
+    import segment_anything
+
+    from _tiny_sam import build_tiny_sam
+
+    ckpt = tmp_path / "tiny_sam.pth"
+    torch.save(build_tiny_sam().state_dict(), ckpt)
+    monkeypatch.setitem(segment_anything.sam_model_registry, "tiny_test", build_tiny_sam)
+    opts = "MODEL.SAM.POINTS_PER_SIDE 4 MODEL.SAM.PRED_IOU_THRESH 0.0 MODEL.SAM.STABILITY_SCORE_THRESH 0.0".split()
+    demo_app = web.DemoApp(sam_checkpoint=str(ckpt), opts=["MODEL.SAM.MODEL_TYPE", "tiny_test", *opts])
+    try:
+        result = demo_app.segment(str(photo), "sky;person", "semantic", "sam")
+        labels = np.array(Image.open(result.label_map_path))
+        assert labels.shape == (375, 500) and set(np.unique(labels).tolist()) <= {0, 1, 255}
+    finally:
+        demo_app.close()
+    demo_app = web.DemoApp(sam_checkpoint=str(ckpt), opts=["MODEL.SAM.MODEL_TYPE", "vit_x"])
+    try:
+        with pytest.raises(web.AppInputError, match=r"^cannot use sam masks: unknown MODEL.SAM.MODEL_TYPE 'vit_x'"):
+            demo_app.segment(str(photo), "sky;person", "semantic", "sam")
+        assert "sam" not in demo_app._predictors  # the next request tries again
+    finally:
+        demo_app.close()
+
+
 def test_command_line_errors_are_one_line(tmp_path, capsys):
     cases = [
         (
@@ -279,7 +304,7 @@ def browser():
 
 
 @pytest.mark.slow
-def test_page_bad_upload_then_segmentation(server, browser, photo, tmp_path):
+def test_page_bad_upload_then_segmentation(browser, server, photo, tmp_path):
     from playwright.sync_api import expect
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
