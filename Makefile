@@ -17,3 +17,9 @@ demo: install
 
 test: install test-deps
 	$(PY) -m pytest tests -q
+
+# Browser demo: make app serves the tiny random model on http://127.0.0.1:7860 (Ctrl-C stops it);
+# real weights: make app APP_ARGS="--weights fcclip-l-ma"
+.PHONY: app
+app: install
+	$(PY) demo/app.py $(APP_ARGS)

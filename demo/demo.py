@@ -26,7 +26,7 @@ _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:  # run as a script: make the `demo` package importable
     sys.path.insert(0, str(_REPO))
 
-from demo.demo_config import DEFAULT_CONFIG, is_random_tiny_model, setup_cfg  # noqa: E402
+from demo.demo_config import DEFAULT_CONFIG, MASK_SOURCES, is_random_tiny_model, setup_cfg  # noqa: E402
 from demo.images import (  # noqa: E402
     BUNDLED_IMAGE_NAME,
     ImageReadError,
@@ -106,7 +106,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", nargs="+", choices=TASKS, default=["semantic"], help="output(s) to draw")
     p.add_argument(
         "--masks",
-        choices=("generator", "sam"),
+        choices=tuple(MASK_SOURCES),
         default="generator",
         help="mask proposals: the model's generator, or an automatic SAM/SAM2 mask generator",
     )

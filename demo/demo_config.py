@@ -8,9 +8,15 @@ from detectron2.config import CfgNode
 from demo.model_zoo import MODEL_ZOO, REPO_ROOT
 from demo.predictor import TASK_FLAGS
 
-__all__ = ["DEFAULT_CONFIG", "is_random_tiny_model", "setup_cfg"]
+__all__ = ["DEFAULT_CONFIG", "MASK_SOURCES", "is_random_tiny_model", "setup_cfg"]
 
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "tiny" / "fcclip_tiny.yaml"
+
+# The demos' mask sources (`--masks` of demo.py, the "Masks" choice of app.py): name -> what proposes the masks.
+MASK_SOURCES: dict[str, str] = {
+    "generator": "the model's own mask generator",
+    "sam": "SAM's automatic mask generator (training-free)",
+}
 
 
 def setup_cfg(args: argparse.Namespace) -> CfgNode:
