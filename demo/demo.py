@@ -106,11 +106,23 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", nargs="+", choices=TASKS, default=["semantic"], help="output(s) to draw")
     p.add_argument(
         "--masks",
-        choices=("generator", "sam"),
+        choices=("generator", "sam", "sam2"),
         default="generator",
-        help="mask proposals: the model's generator, or an automatic SAM/SAM2 mask generator",
+        help="mask proposals: the model's generator, or an automatic SAM / SAM2 mask generator",
     )
     p.add_argument("--sam-checkpoint", default=None, help="SAM weights for --masks sam (MODEL.SAM.CHECKPOINT)")
+    p.add_argument(
+        "--sam2-checkpoint",
+        default=None,
+        help="SAM2 weights for --masks sam2, e.g. sam2.1_hiera_large.pt (MODEL.SAM2.CHECKPOINT)",
+    )
+    p.add_argument(
+        "--sam2-config",
+        default=None,
+        metavar="NAME",
+        help="SAM2 model config of the sam2 package matching --sam2-checkpoint: sam2.1_hiera_t / _s / _b+ / _l, ... "
+        "(MODEL.SAM2.CONFIG, default sam2.1_hiera_l)",
+    )
     p.add_argument("--confidence-threshold", type=float, default=0.5, help="minimum instance score drawn")
     p.add_argument(
         "--trust-pickle", action="store_true", help="allow checkpoints with pickled objects (only files you trust)"
@@ -211,8 +223,8 @@ def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) ->
 
     Args:
         argv: command-line arguments (default: sys.argv[1:]).
-        mask_generator: for programmatic use of ``--masks sam``: a mask generator object used instead of building
-            SAM from --sam-checkpoint.
+        mask_generator: for programmatic use of ``--masks sam`` / ``sam2``: a mask generator object used instead of
+            building SAM / SAM2 from the checkpoint.
     """
     args = get_parser().parse_args(argv)
     out_dir = prepare_output(args.output)
@@ -245,7 +257,7 @@ def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) ->
         cfg,
         class_names=names,
         thing_ids=things,
-        mask_generator=mask_generator if args.masks == "sam" else None,
+        mask_generator=mask_generator if args.masks != "generator" else None,
         allow_pickle=args.trust_pickle,
     )
     logger.info(
