@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 _REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:  # run as a script: make the `demo` package importable
+if sys.path[:1] != [str(_REPO)]:  # run as a script: the `demo` package, not this file (sys.path[0]), is `demo`
     sys.path.insert(0, str(_REPO))
 
 from demo.demo_config import DEFAULT_CONFIG, is_random_tiny_model, setup_cfg  # noqa: E402
@@ -71,7 +71,15 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--weights",
         default=None,
-        help=f"checkpoint file, URL or short name ({', '.join(MODEL_ZOO)}); default: MODEL.WEIGHTS",
+        help=f"checkpoint file (.pth, .pkl, .safetensors), URL or short name of a released model "
+        f"({', '.join(MODEL_ZOO)}; fetched from the model hub); default: MODEL.WEIGHTS",
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="model-hub cache for short --weights names (default: $HF_HUB_CACHE, else $HF_HOME/hub, else "
+        "~/.cache/huggingface/hub); with HF_HUB_OFFLINE=1 only this cache is read",
     )
     p.add_argument(
         "--input",
@@ -232,7 +240,7 @@ def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) ->
     names, things = build_vocabulary(args, cfg)
     if cfg.MODEL.WEIGHTS:
         cfg.defrost()
-        cfg.MODEL.WEIGHTS = resolve_weights(cfg.MODEL.WEIGHTS)
+        cfg.MODEL.WEIGHTS = resolve_weights(cfg.MODEL.WEIGHTS, args.cache_dir)
         cfg.freeze()
     if is_random_tiny_model(cfg) and not cfg.MODEL.WEIGHTS:
         logger.warning(
