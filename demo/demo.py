@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 _REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:  # run as a script: make the `demo` package importable
+if sys.path[:1] != [str(_REPO)]:  # run as a script: the `demo` package, not this file (sys.path[0]), is `demo`
     sys.path.insert(0, str(_REPO))
 
 from demo.demo_config import DEFAULT_CONFIG, MASK_SOURCES, is_random_tiny_model, setup_cfg  # noqa: E402
@@ -71,7 +71,15 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--weights",
         default=None,
-        help=f"checkpoint file, URL or short name ({', '.join(MODEL_ZOO)}); default: MODEL.WEIGHTS",
+        help=f"checkpoint file (.pth, .pkl, .safetensors), URL or short name of a released model "
+        f"({', '.join(MODEL_ZOO)}; fetched from the model hub); default: MODEL.WEIGHTS",
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="model-hub cache for short --weights names (default: $HF_HUB_CACHE, else $HF_HOME/hub, else "
+        "~/.cache/huggingface/hub); with HF_HUB_OFFLINE=1 only this cache is read",
     )
     p.add_argument(
         "--input",
@@ -108,9 +116,21 @@ def get_parser() -> argparse.ArgumentParser:
         "--masks",
         choices=tuple(MASK_SOURCES),
         default="generator",
-        help="mask proposals: the model's generator, or an automatic SAM/SAM2 mask generator",
+        help="mask proposals: the model's generator, or an automatic SAM / SAM2 mask generator",
     )
     p.add_argument("--sam-checkpoint", default=None, help="SAM weights for --masks sam (MODEL.SAM.CHECKPOINT)")
+    p.add_argument(
+        "--sam2-checkpoint",
+        default=None,
+        help="SAM2 weights for --masks sam2, e.g. sam2.1_hiera_large.pt (MODEL.SAM2.CHECKPOINT)",
+    )
+    p.add_argument(
+        "--sam2-config",
+        default=None,
+        metavar="NAME",
+        help="SAM2 model config of the sam2 package matching --sam2-checkpoint: sam2.1_hiera_t / _s / _b+ / _l, ... "
+        "(MODEL.SAM2.CONFIG, default sam2.1_hiera_l)",
+    )
     p.add_argument("--confidence-threshold", type=float, default=0.5, help="minimum instance score drawn")
     p.add_argument(
         "--trust-pickle", action="store_true", help="allow checkpoints with pickled objects (only files you trust)"
@@ -211,8 +231,8 @@ def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) ->
 
     Args:
         argv: command-line arguments (default: sys.argv[1:]).
-        mask_generator: for programmatic use of ``--masks sam``: a mask generator object used instead of building
-            SAM from --sam-checkpoint.
+        mask_generator: for programmatic use of ``--masks sam`` / ``sam2``: a mask generator object used instead of
+            building SAM / SAM2 from the checkpoint.
     """
     args = get_parser().parse_args(argv)
     out_dir = prepare_output(args.output)
@@ -220,7 +240,7 @@ def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) ->
     names, things = build_vocabulary(args, cfg)
     if cfg.MODEL.WEIGHTS:
         cfg.defrost()
-        cfg.MODEL.WEIGHTS = resolve_weights(cfg.MODEL.WEIGHTS)
+        cfg.MODEL.WEIGHTS = resolve_weights(cfg.MODEL.WEIGHTS, args.cache_dir)
         cfg.freeze()
     if is_random_tiny_model(cfg) and not cfg.MODEL.WEIGHTS:
         logger.warning(
@@ -245,7 +265,7 @@ def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) ->
         cfg,
         class_names=names,
         thing_ids=things,
-        mask_generator=mask_generator if args.masks == "sam" else None,
+        mask_generator=mask_generator if args.masks != "generator" else None,
         allow_pickle=args.trust_pickle,
     )
     logger.info(

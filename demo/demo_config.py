@@ -16,6 +16,7 @@ DEFAULT_CONFIG = REPO_ROOT / "configs" / "tiny" / "fcclip_tiny.yaml"
 MASK_SOURCES: dict[str, str] = {
     "generator": "the model's own mask generator",
     "sam": "SAM's automatic mask generator (training-free)",
+    "sam2": "SAM2's automatic mask generator (training-free)",
 }
 
 
@@ -24,7 +25,7 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
 
     Args:
         args: the parsed demo command line (``config_file``, ``weights``, ``opts``, ``masks``, ``sam_checkpoint``,
-            ``task``).
+            ``task``; for ``masks == "sam2"`` also ``sam2_checkpoint``, ``sam2_config``).
 
     Returns:
         The frozen config. Without --config-file it is the config of a short --weights name, else
@@ -56,7 +57,13 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
     # and drawing a panoptic output must not change the model function.
     cfg.MODEL.MASK_ADAPTER.CDT_VARIANT = resolve_cdt_variant(cfg)
     if args.masks == "sam":
-        cfg = to_sam_config(cfg, args.sam_checkpoint)
+        cfg = to_sam_config(cfg, args.sam_checkpoint, source="sam")
+    elif args.masks == "sam2":
+        if args.sam_checkpoint is not None:
+            raise ValueError("--sam-checkpoint is for --masks sam; give SAM2 weights with --sam2-checkpoint")
+        cfg = to_sam_config(
+            cfg, getattr(args, "sam2_checkpoint", None), source="sam2", model=getattr(args, "sam2_config", None)
+        )
     for task in args.task:
         setattr(cfg.MODEL.MASK_FORMER.TEST, TASK_FLAGS[task], True)
     cfg.freeze()

@@ -1,7 +1,9 @@
 """Checkpoint loading: released/fused checkpoints, a second generator weight source, conformance diffs.
 
 Formats accepted everywhere: detectron2 dicts (``{"model": state_dict, ...}``, FC-CLIP, our own training
-output) and flat state dicts (MAFT+ ``maftp_b.pth`` / ``maftp_l.pth``).
+output) and flat state dicts (MAFT+ ``maftp_b.pth`` / ``maftp_l.pth``), as torch files or ``.safetensors``
+(``mask_adapter/safetensors_io.py``). The checkpointer also takes the short names of released models (``fcclip-l-ma``,
+``mask_adapter/hub.py``).
 
 Fusion marker (SPEC §7 "Weight fusion", R9): a fused file carries the top-level entry
 ``"__mask_adapter_fused__": {"format": 1, "generator": ..., "first_phase": ..., "base": ..., ...}`` *beside*
@@ -57,6 +59,10 @@ def load_checkpoint_file(path: str, *, allow_pickle: bool = False) -> Dict[str, 
     Raises:
         FileNotFoundError, ValueError: missing file, or a file that needs ``allow_pickle``, or is not a dict.
     """
+    if str(path).endswith(".safetensors"):  # tensors only: never pickled, ``allow_pickle`` does not apply
+        from .safetensors_io import load_safetensors_checkpoint
+
+        return load_safetensors_checkpoint(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except FileNotFoundError:
@@ -150,7 +156,15 @@ class MaskAdapterCheckpointer(DetectionCheckpointer):
         self._loading_path: Optional[str] = None
 
     def load(self, path: str, *args: Any, **kwargs: Any) -> Dict[str, Any]:
-        """Load ``path`` (see ``fvcore.common.checkpoint.Checkpointer.load``); raises on shape mismatches."""
+        """Load ``path`` (see ``fvcore.common.checkpoint.Checkpointer.load``); raises on shape mismatches.
+
+        ``path`` may also be a short name of a released model (``mask_adapter.hub.RELEASED_MODELS``), fetched
+        through the model hub.
+        """
+        from .hub import RELEASED_MODELS, download_released
+
+        if path in RELEASED_MODELS:
+            path = download_released(path)
         self._loading_path = path
         try:
             return super().load(path, *args, **kwargs)

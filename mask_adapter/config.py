@@ -276,6 +276,17 @@ def _add_sam_keys(cfg: CN) -> None:
     cfg.MODEL.SAM.STABILITY_SCORE_THRESH = 0.95
     # Automatic mask generator: remove holes/islands smaller than this many pixels; 0 = off.
     cfg.MODEL.SAM.MIN_MASK_REGION_AREA = 0
+    # SAM2 mask source (package sam2; mask_adapter/modeling/mask_generators.py). The settings above apply to it too.
+    # Mask source of the training-free path: "sam" (MODEL.SAM.MODEL_TYPE / CHECKPOINT) or "sam2" (MODEL.SAM2.*).
+    cfg.MODEL.SAM.SOURCE = "sam"
+    cfg.MODEL.SAM2 = CN()
+    # SAM2 model: a config of the sam2 package by file stem ("sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+",
+    # "sam2.1_hiera_l", "sam2_hiera_*") or as "configs/sam2.1/sam2.1_hiera_l.yaml".
+    cfg.MODEL.SAM2.CONFIG = "sam2.1_hiera_l"
+    # Path of the SAM2 checkpoint of CONFIG (e.g. sam2.1_hiera_large.pt; none bundled); "" = must be set.
+    cfg.MODEL.SAM2.CHECKPOINT = ""
+    # SAM2 generator: refine every mask by one more decoder pass prompted with it (use_m2m; slower).
+    cfg.MODEL.SAM2.USE_M2M = False
 
 
 def _add_dataset_keys(cfg: CN) -> None:

@@ -16,7 +16,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _spec = importlib.util.spec_from_file_location("demo_cli", os.path.join(REPO, "demo", "demo.py"))
 demo = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(demo)  # also puts the repository on sys.path, so demo.predictor imports
-from demo import model_zoo  # noqa: E402
+from mask_adapter import hub  # noqa: E402
 from demo import predictor as pred  # noqa: E402
 from _tiny_sam import build_tiny_sam  # noqa: E402
 
@@ -374,11 +374,24 @@ def test_model_zoo_table():
         assert spec.url == f"https://huggingface.co/owl10/Mask-Adapter/resolve/main/{spec.file}"
 
 
-def test_offline_download_gives_one_clear_line(tmp_path, monkeypatch):
+@pytest.fixture()
+def hub_unreachable(tmp_path, monkeypatch):
+    """The model hub fails at once (as without network), so the direct-URL route is taken; empty hub cache."""
+    import huggingface_hub
+
+    def no_network(*args, **kwargs):
+        raise huggingface_hub.errors.LocalEntryNotFoundError("cannot reach the model hub")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+
+def test_offline_download_gives_one_clear_line(tmp_path, monkeypatch, hub_unreachable):
     def offline(url, dest):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(model_zoo, "_fetch", offline)
+    monkeypatch.setattr(hub, "_fetch", offline)
     monkeypatch.setenv("MASK_ADAPTER_CACHE", str(tmp_path / "cache"))
     expected = tmp_path / "cache" / "fcclip_convnext_large_maskadapter.pth"
     with pytest.raises(FileNotFoundError) as e:
@@ -391,15 +404,15 @@ def test_offline_download_gives_one_clear_line(tmp_path, monkeypatch):
     def connection_reset(url, dest):
         raise ConnectionResetError("reset by peer")
 
-    monkeypatch.setattr(model_zoo, "_fetch", connection_reset)
+    monkeypatch.setattr(hub, "_fetch", connection_reset)
     with pytest.raises(FileNotFoundError, match="reset by peer"):
         pred.resolve_weights("maftp-l-ma")
 
 
-def test_cached_and_local_weights(tmp_path, monkeypatch):
+def test_cached_and_local_weights(tmp_path, monkeypatch, hub_unreachable):
     monkeypatch.setenv("MASK_ADAPTER_CACHE", str(tmp_path))
     calls = []
-    monkeypatch.setattr(model_zoo, "_fetch", lambda url, dest: (calls.append(url), open(dest, "wb").close()))
+    monkeypatch.setattr(hub, "_fetch", lambda url, dest: (calls.append(url), open(dest, "wb").close()))
     first = pred.resolve_weights("maftp-b-ma")
     assert pred.resolve_weights("maftp-b-ma") == first and len(calls) == 1  # cached after the first download
     assert pred.resolve_weights(first) == first and pred.resolve_weights("") == ""

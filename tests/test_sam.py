@@ -281,17 +281,8 @@ def test_generator_build_errors(tmp_path, monkeypatch):
     ckpt.write_bytes(b"0")
     with pytest.raises(ValueError, match="unknown MODEL.SAM.MODEL_TYPE 'vit_xl'"):
         build_sam_mask_generator("vit_xl", str(ckpt))
+    with pytest.raises(ValueError, match="is a SAM2 model: set MODEL.SAM.SOURCE sam2 and MODEL.SAM2.CONFIG"):
+        build_sam_mask_generator("sam2.1_hiera_l", str(ckpt))
     monkeypatch.setitem(sys.modules, "segment_anything", None)
     with pytest.raises(ImportError, match="pip install segment-anything"):
         build_sam_mask_generator("vit_b", str(ckpt))
-    monkeypatch.setitem(sys.modules, "sam2", None)
-    with pytest.raises(ImportError, match="needs the 'sam2' package"):
-        build_sam_mask_generator("sam2.1_hiera_l", str(ckpt))
-
-
-def test_sam2_config_names():
-    from mask_adapter.modeling.meta_arch.sam import _sam2_config_name
-
-    assert _sam2_config_name("sam2.1_hiera_l") == "configs/sam2.1/sam2.1_hiera_l.yaml"
-    assert _sam2_config_name("sam2_hiera_s") == "configs/sam2/sam2_hiera_s.yaml"
-    assert _sam2_config_name("my/sam2.yaml") == "my/sam2.yaml"

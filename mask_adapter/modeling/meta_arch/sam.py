@@ -16,14 +16,15 @@ Mask generators follow segment_anything's ``SamAutomaticMaskGenerator`` interfac
 (H_i, W_i, 3) uint8 RGB array returns a list of dicts, each with "segmentation" (H_i, W_i) bool and optionally
 "area", "predicted_iou", "stability_score", ... Any object with that method can be injected.
 
-No SAM weights are bundled: set MODEL.SAM.CHECKPOINT (demo: ``--sam-checkpoint``). MODEL.SAM.MODEL_TYPE picks the
-model: "vit_b" / "vit_l" / "vit_h" (package ``segment-anything``), or a SAM2 type starting with "sam2" (package
-``sam2``), e.g. "sam2.1_hiera_l" or "sam2_hiera_l", or the name of a SAM2 Hydra config file ending in ".yaml".
+The mask source is MODEL.SAM.SOURCE (``mask_adapter.modeling.mask_generators``): "sam" (package ``segment-anything``,
+MODEL.SAM.MODEL_TYPE "vit_b" / "vit_l" / "vit_h", MODEL.SAM.CHECKPOINT; demo ``--masks sam --sam-checkpoint``) or
+"sam2" (package ``sam2``, MODEL.SAM2.CONFIG e.g. "sam2.1_hiera_l", MODEL.SAM2.CHECKPOINT; demo ``--masks sam2
+--sam2-config --sam2-checkpoint``). The generator settings MODEL.SAM.POINTS_PER_SIDE / PRED_IOU_THRESH /
+STABILITY_SCORE_THRESH / MIN_MASK_REGION_AREA apply to both. No weights are bundled.
 """
 
 import logging
-import os
-from typing import Any, Dict, List, Optional, Protocol, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -35,6 +36,7 @@ from torch import Tensor
 
 from .base import ForwardState, OpenVocabMaskFormer
 from .inference import mask2former_postprocess
+from ..mask_generators import MaskGenerator, build_sam_mask_generator, mask_generator_from_cfg, mask_source
 from ...utils.registry import register_once
 
 logger = logging.getLogger(__name__)
@@ -50,93 +52,6 @@ __all__ = [
 
 # Binary SAM masks are handed to the adapter and the post-processing as logits of ±SAM_MASK_LOGIT.
 SAM_MASK_LOGIT = 20.0
-
-_SAM_INSTALL = "pip install segment-anything==1.0"
-_SAM2_INSTALL = "pip install sam2"
-_SAM_CHECKPOINT_HINT = (
-    "download a SAM checkpoint (e.g. sam_vit_b_01ec64.pth from "
-    "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth) and pass it with --sam-checkpoint "
-    "(MODEL.SAM.CHECKPOINT)"
-)
-
-
-class MaskGenerator(Protocol):
-    """What the SAM path needs from a mask generator (SamAutomaticMaskGenerator's interface)."""
-
-    def generate(self, image: np.ndarray) -> List[Dict[str, Any]]:
-        """(H, W, 3) uint8 RGB image -> list of {"segmentation": (H, W) bool, ...}."""
-        ...
-
-
-def _sam2_config_name(model_type: str) -> str:
-    """Hydra config name of a SAM2 model type ("sam2.1_hiera_l" -> "configs/sam2.1/sam2.1_hiera_l.yaml")."""
-    if model_type.endswith(".yaml"):
-        return model_type
-    folder = "sam2.1" if model_type.startswith("sam2.1") else "sam2"
-    return f"configs/{folder}/{model_type}.yaml"
-
-
-def build_sam_mask_generator(
-    model_type: str,
-    checkpoint: str,
-    *,
-    points_per_side: int = 32,
-    pred_iou_thresh: float = 0.88,
-    stability_score_thresh: float = 0.95,
-    min_mask_region_area: int = 0,
-    device: str = "cpu",
-) -> MaskGenerator:
-    """Build an automatic mask generator from the ``segment-anything`` or ``sam2`` package.
-
-    Args:
-        model_type: a key of ``segment_anything.sam_model_registry`` ("vit_b", "vit_l", "vit_h"), or a SAM2 type
-            starting with "sam2" (see the module docstring).
-        checkpoint: local SAM / SAM2 weights file (none are bundled).
-        points_per_side, pred_iou_thresh, stability_score_thresh, min_mask_region_area: generator settings
-            (MODEL.SAM.*).
-        device: where the SAM model runs.
-
-    Returns:
-        A ``SamAutomaticMaskGenerator`` / ``SAM2AutomaticMaskGenerator``.
-
-    Raises:
-        ImportError: the package is not installed; ValueError / FileNotFoundError: empty, missing checkpoint or
-        unknown model type.
-    """
-    if not checkpoint:
-        raise ValueError(f"the SAM path needs SAM weights but MODEL.SAM.CHECKPOINT is empty: {_SAM_CHECKPOINT_HINT}")
-    if not os.path.isfile(checkpoint):
-        raise FileNotFoundError(f"SAM checkpoint not found: {checkpoint}; {_SAM_CHECKPOINT_HINT}")
-    settings = dict(
-        points_per_side=points_per_side,
-        pred_iou_thresh=pred_iou_thresh,
-        stability_score_thresh=stability_score_thresh,
-        min_mask_region_area=min_mask_region_area,
-    )
-    if model_type.startswith("sam2"):
-        try:
-            from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
-            from sam2.build_sam import build_sam2
-        except ImportError:
-            raise ImportError(
-                f"MODEL.SAM.MODEL_TYPE={model_type!r} needs the 'sam2' package, which is not installed: "
-                f"{_SAM2_INSTALL}"
-            ) from None
-        model = build_sam2(_sam2_config_name(model_type), checkpoint, device=device)
-        return SAM2AutomaticMaskGenerator(model, **settings)
-    try:
-        from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
-    except ImportError:
-        raise ImportError(
-            f"the SAM path needs the 'segment-anything' package, which is not installed: {_SAM_INSTALL}"
-        ) from None
-    if model_type not in sam_model_registry:
-        raise ValueError(
-            f"unknown MODEL.SAM.MODEL_TYPE {model_type!r}; use one of {sorted(sam_model_registry)} "
-            "or a SAM2 type such as 'sam2.1_hiera_l'"
-        )
-    model = sam_model_registry[model_type](checkpoint=checkpoint)
-    return SamAutomaticMaskGenerator(model.to(device).eval(), **settings)
 
 
 def masks_from_records(records: Sequence[Dict[str, Any]], height: int, width: int) -> Tensor:
@@ -170,7 +85,9 @@ def masks_from_records(records: Sequence[Dict[str, Any]], height: int, width: in
     return stacked[order]
 
 
-def to_sam_config(cfg: CfgNode, checkpoint: Optional[str] = None) -> CfgNode:
+def to_sam_config(
+    cfg: CfgNode, checkpoint: Optional[str] = None, *, source: Optional[str] = None, model: Optional[str] = None
+) -> CfgNode:
     """A copy of an FC-CLIP / MAFT+ / stage-1 config that runs the SAM path with the same CLIP and adapter.
 
     The dense projection and the use of MAFT+'s CDT are pinned to what the original meta-architecture used
@@ -180,7 +97,10 @@ def to_sam_config(cfg: CfgNode, checkpoint: Optional[str] = None) -> CfgNode:
 
     Args:
         cfg: a merged config (not frozen or frozen; it is not modified).
-        checkpoint: SAM weights (MODEL.SAM.CHECKPOINT), or None to keep the config's value.
+        checkpoint: weights of the mask source (MODEL.SAM.CHECKPOINT / MODEL.SAM2.CHECKPOINT), or None to keep the
+            config's value.
+        source: mask source, "sam" or "sam2" (MODEL.SAM.SOURCE); None keeps the config's.
+        model: the source's model (MODEL.SAM.MODEL_TYPE / MODEL.SAM2.CONFIG); None keeps the config's.
 
     Returns:
         The new config with MODEL.META_ARCHITECTURE "SAMMaskAdapter".
@@ -194,8 +114,9 @@ def to_sam_config(cfg: CfgNode, checkpoint: Optional[str] = None) -> CfgNode:
     out.MODEL.MASK_ADAPTER.CDT_VARIANT = resolve_cdt_variant(cfg)
     out.MODEL.MASK_ADAPTER.TRAIN_MAFT = maft
     out.MODEL.META_ARCHITECTURE = "SAMMaskAdapter"
-    if checkpoint is not None:
-        out.MODEL.SAM.CHECKPOINT = checkpoint
+    if source is not None:
+        out.MODEL.SAM.SOURCE = source
+    mask_source(out.MODEL.SAM.SOURCE).configure(out, model=model, checkpoint=checkpoint)
     return out
 
 
@@ -209,8 +130,8 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
 
     Args:
         mask_generator: object with ``generate(image) -> list of {"segmentation": ...}``; from a cfg it is built
-            from MODEL.SAM.* unless given (``SAMMaskAdapter(cfg, mask_generator=...)``). It is not a sub-module:
-            its weights are not part of this model's state dict, and it runs on its own device.
+            for MODEL.SAM.SOURCE unless given (``SAMMaskAdapter(cfg, mask_generator=...)``). It is not a
+            sub-module: its weights are not part of this model's state dict, and it runs on its own device.
         (others: see ``OpenVocabMaskFormer``)
     """
 
@@ -238,16 +159,7 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
     def from_config(cls, cfg: CfgNode, mask_generator: Optional[MaskGenerator] = None) -> Dict[str, Any]:
         args = super().from_config(cfg)
         if mask_generator is None:
-            sam = cfg.MODEL.SAM
-            mask_generator = build_sam_mask_generator(
-                sam.MODEL_TYPE,
-                sam.CHECKPOINT,
-                points_per_side=sam.POINTS_PER_SIDE,
-                pred_iou_thresh=sam.PRED_IOU_THRESH,
-                stability_score_thresh=sam.STABILITY_SCORE_THRESH,
-                min_mask_region_area=sam.MIN_MASK_REGION_AREA,
-                device=cfg.MODEL.DEVICE,
-            )
+            mask_generator = mask_generator_from_cfg(cfg)
         args["mask_generator"] = mask_generator
         args["trainable"] = ()
         return args

@@ -1,0 +1,154 @@
+"""Checkpoints in the safetensors format: reading (wherever .pth files load) and writing (state dict only).
+
+A ``.safetensors`` file holds the model state dict (the entries of ``"model"`` for a detectron2 checkpoint, or a flat
+MAFT+-style dict) under the original keys, plus string metadata: ``"format"``, ``"source"`` (the file converted from)
+and, for fused checkpoints, the fusion marker as JSON under ``FUSION_MARKER_KEY``. Other entries of the source
+(optimizer, scheduler, iteration) are not written. Tensors that share memory (tied weights, views) are written as
+separate copies, so every key stays present.
+"""
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+import torch
+
+__all__ = [
+    "SAFETENSORS_SUFFIX",
+    "convert_checkpoint",
+    "load_safetensors_checkpoint",
+    "read_safetensors_metadata",
+    "save_safetensors_checkpoint",
+]
+
+logger = logging.getLogger(__name__)
+
+SAFETENSORS_SUFFIX = ".safetensors"
+_FORMAT = "mask_adapter state dict"
+
+PathLike = Union[str, os.PathLike]
+
+
+def read_safetensors_metadata(path: PathLike) -> Dict[str, str]:
+    """The string metadata of a ``.safetensors`` file ({} when it has none)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        return dict(f.metadata() or {})
+
+
+def load_safetensors_checkpoint(path: PathLike) -> Dict[str, Any]:
+    """Read a ``.safetensors`` checkpoint on CPU.
+
+    Args:
+        path: local file.
+
+    Returns:
+        ``{"model": state_dict}``, plus the fusion marker (``FUSION_MARKER_KEY``) when the metadata holds one.
+
+    Raises:
+        FileNotFoundError: missing file. ValueError: not a readable safetensors file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .checkpoint import FUSION_MARKER_KEY
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        state = load_file(str(path), device="cpu")
+        metadata = read_safetensors_metadata(path)
+    except SafetensorError as e:
+        raise ValueError(f"{path} is not a readable safetensors file ({e}); convert the checkpoint again") from None
+    data: Dict[str, Any] = {"model": state}
+    if FUSION_MARKER_KEY in metadata:
+        data[FUSION_MARKER_KEY] = json.loads(metadata[FUSION_MARKER_KEY])
+    return data
+
+
+def _unshared(state_dict: Mapping[str, torch.Tensor]) -> Tuple[Dict[str, torch.Tensor], int]:
+    """Contiguous tensors that share no memory with each other (later sharers copied); (tensors, copies made)."""
+    out: Dict[str, torch.Tensor] = {}
+    seen = set()
+    copies = 0
+    for key, value in state_dict.items():
+        t = value.detach()
+        ptr = t.untyped_storage().data_ptr() if t.numel() else None
+        if ptr is not None and ptr in seen:
+            t = t.clone(memory_format=torch.contiguous_format)
+            copies += 1
+        elif ptr is not None:
+            seen.add(ptr)
+        out[key] = t.contiguous()
+    return out, copies
+
+
+def save_safetensors_checkpoint(
+    state_dict: Mapping[str, torch.Tensor], path: PathLike, metadata: Optional[Mapping[str, str]] = None
+) -> Path:
+    """Write a state dict as ``.safetensors`` (all keys kept; shared tensors written as copies).
+
+    Args:
+        state_dict: key -> tensor (non-tensor entries are refused).
+        path: output file; must end in ``.safetensors``.
+        metadata: extra string metadata (``"format"`` is always set).
+
+    Returns:
+        The written path.
+
+    Raises:
+        ValueError: wrong suffix or a non-tensor entry.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != SAFETENSORS_SUFFIX:
+        raise ValueError(f"{path}: a safetensors checkpoint must end in {SAFETENSORS_SUFFIX}")
+    bad = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ValueError(f"safetensors holds tensors only, but {len(bad)} entries are not, e.g. {bad[:3]}")
+    tensors, copies = _unshared(state_dict)
+    if copies:
+        logger.info("%d tensors shared memory with another entry; written as copies", copies)
+    meta = {"format": _FORMAT, **{str(k): str(v) for k, v in (metadata or {}).items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+def convert_checkpoint(src: PathLike, dst: PathLike, *, allow_pickle: bool = False) -> Dict[str, Any]:
+    """Convert a checkpoint between ``.pth`` (torch) and ``.safetensors``, keeping the model state dict only.
+
+    Args:
+        src: a detectron2 checkpoint (``{"model": ...}``), a flat state dict (MAFT+), or a ``.safetensors`` file.
+        dst: ``*.safetensors`` (metadata: format, source file name, fusion marker) or ``*.pth``
+            (``{"model": state_dict}``, plus the fusion marker of a fused source).
+        allow_pickle: read source files holding arbitrary pickled objects (only files you trust).
+
+    Returns:
+        {"tensors": number written, "dropped": the source's other entries that were not written (sorted)}.
+
+    Raises:
+        FileNotFoundError, ValueError: unreadable source, unsupported destination suffix, no tensors.
+    """
+    from .checkpoint import FUSION_MARKER_KEY, load_checkpoint_file, split_checkpoint
+
+    dst = Path(dst)
+    if dst.suffix not in (SAFETENSORS_SUFFIX, ".pth"):
+        raise ValueError(f"output {dst} must end in {SAFETENSORS_SUFFIX} or .pth")
+    state, extra = split_checkpoint(load_checkpoint_file(str(src), allow_pickle=allow_pickle))
+    if not state:
+        raise ValueError(f"{src} holds no tensors to convert")
+    marker = extra.pop(FUSION_MARKER_KEY, None)
+    if dst.suffix == SAFETENSORS_SUFFIX:
+        meta = {"source": Path(src).name}
+        if marker is not None:
+            meta[FUSION_MARKER_KEY] = json.dumps(marker, sort_keys=True)
+        save_safetensors_checkpoint(state, dst, meta)
+    else:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": state, **({FUSION_MARKER_KEY: marker} if marker is not None else {})}, dst)
+    return {"tensors": len(state), "dropped": sorted(extra)}
