@@ -85,6 +85,8 @@ class DemoApp:
         config_file: model config (default as in demo.py: the config of a short --weights name, else the tiny one).
         weights: checkpoint file, URL or short name of ``MODEL_ZOO`` (default: MODEL.WEIGHTS of the config).
         sam_checkpoint: SAM weights for the "sam" mask source (MODEL.SAM.CHECKPOINT).
+        sam2_checkpoint, sam2_config: SAM2 weights and their sam2 package config for the "sam2" mask source
+            (MODEL.SAM2.CHECKPOINT / MODEL.SAM2.CONFIG).
         opts: config overrides KEY VALUE ...
         confidence_threshold: minimum score of a drawn instance.
         trust_pickle: allow checkpoints with pickled objects.
@@ -100,6 +102,8 @@ class DemoApp:
         config_file: str | None = None,
         weights: str | None = None,
         sam_checkpoint: str | None = None,
+        sam2_checkpoint: str | None = None,
+        sam2_config: str | None = None,
         opts: Sequence[str] = (),
         confidence_threshold: float = 0.5,
         trust_pickle: bool = False,
@@ -110,10 +114,15 @@ class DemoApp:
             argv += ["--config-file", config_file]
         if weights is not None:
             argv += ["--weights", weights]
-        if sam_checkpoint is not None:
-            if not os.path.isfile(sam_checkpoint):
-                raise FileNotFoundError(f"SAM checkpoint not found: {sam_checkpoint}; give an existing file")
-            argv += ["--sam-checkpoint", sam_checkpoint]
+        # Per mask source, the demo.py options that select its weights (added only when that source is built).
+        self._source_argv: dict[str, list[str]] = {"sam": [], "sam2": []}
+        for source, flag, path in (("sam", "--sam-checkpoint", sam_checkpoint), ("sam2", "--sam2-checkpoint", sam2_checkpoint)):
+            if path is not None:
+                if not os.path.isfile(path):
+                    raise FileNotFoundError(f"{source.upper()} checkpoint not found: {path}; give an existing file")
+                self._source_argv[source] += [flag, path]
+        if sam2_config is not None:
+            self._source_argv["sam2"] += ["--sam2-config", sam2_config]
         self._cli_argv = argv + (["--opts", *opts] if opts else [])
         cfg = setup_cfg(cli_parser().parse_args(self._cli_argv))
         self.weights = resolve_weights(cfg.MODEL.WEIGHTS)  # fail (or download) once, before serving
@@ -138,7 +147,8 @@ class DemoApp:
         """A predictor with every task enabled, as demo.py's config for ``--masks mask_source`` gives it."""
         import torch
 
-        cfg = setup_cfg(cli_parser().parse_args(["--masks", mask_source, *self._cli_argv]))
+        argv = ["--masks", mask_source, *self._source_argv.get(mask_source, []), *self._cli_argv]
+        cfg = setup_cfg(cli_parser().parse_args(argv))
         cfg.defrost()
         cfg.MODEL.WEIGHTS = self.weights  # resolved once
         cfg.freeze()
@@ -365,6 +375,10 @@ def get_parser() -> argparse.ArgumentParser:
         help=f"checkpoint file, URL or short name ({', '.join(MODEL_ZOO)}); default: the tiny random model",
     )
     p.add_argument("--sam-checkpoint", default=None, help="SAM weights for the 'sam' mask source")
+    p.add_argument("--sam2-checkpoint", default=None, help="SAM2 weights for the 'sam2' mask source")
+    p.add_argument(
+        "--sam2-config", default=None, metavar="NAME", help="sam2 package config of --sam2-checkpoint (sam2.1_hiera_l)"
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--confidence-threshold", type=float, default=0.5, help="minimum instance score drawn")
@@ -389,6 +403,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         config_file=args.config_file,
         weights=args.weights,
         sam_checkpoint=args.sam_checkpoint,
+        sam2_checkpoint=args.sam2_checkpoint,
+        sam2_config=args.sam2_config,
         opts=args.opts,
         confidence_threshold=args.confidence_threshold,
         trust_pickle=args.trust_pickle,

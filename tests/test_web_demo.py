@@ -220,6 +220,31 @@ def test_sam_checkpoint_option(tmp_path, photo, monkeypatch):
         demo_app.close()
 
 
+def test_sam2_mask_source(tmp_path, photo):
+    from sam2.build_sam import build_sam2
+
+    from mask_adapter.modeling.mask_generators import sam2_config_name
+
+    torch.manual_seed(7)
+    ckpt = tmp_path / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": build_sam2(sam2_config_name("sam2.1_hiera_t"), None, device="cpu").state_dict()}, ckpt)
+    opts = "MODEL.SAM.POINTS_PER_SIDE 2 MODEL.SAM.PRED_IOU_THRESH 0.0 MODEL.SAM.STABILITY_SCORE_THRESH 0.0".split()
+    demo_app = web.DemoApp(opts=opts)
+    try:
+        with pytest.raises(web.AppInputError, match=r"^cannot use sam2 masks: the sam2 mask source needs weights"):
+            demo_app.segment(str(photo), "sky;person", "semantic", "sam2")
+    finally:
+        demo_app.close()
+    demo_app = web.DemoApp(sam2_checkpoint=str(ckpt), sam2_config="sam2.1_hiera_t", opts=opts)
+    try:
+        result = demo_app.segment(str(photo), "sky;person", "semantic", "sam2")
+        labels = np.array(Image.open(result.label_map_path))
+        assert labels.shape == (375, 500) and set(np.unique(labels).tolist()) <= {0, 1, 255}
+        assert (labels != 255).any()
+    finally:
+        demo_app.close()
+
+
 def test_command_line_errors_are_one_line(tmp_path, capsys):
     cases = [
         (
