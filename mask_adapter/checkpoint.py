@@ -74,7 +74,7 @@ def load_checkpoint_file(path: str, *, allow_pickle: bool = False) -> Dict[str, 
         if allow_pickle:
             raise _corrupt_error(path, e) from None
         raise _pickle_refusal(path, e) from None
-    except (RuntimeError, EOFError) as e:
+    except (RuntimeError, EOFError, OSError) as e:  # zip reader errors of a truncated file
         raise _corrupt_error(path, e) from None
     if not isinstance(data, dict):
         raise ValueError(
@@ -124,7 +124,8 @@ def _format_error(path: str, kind: str) -> ValueError:
 
 
 def _corrupt_error(path: str, error: BaseException) -> ValueError:
-    first = str(error).strip().split(". ")[0].splitlines()[0] if str(error).strip() else type(error).__name__
+    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error).strip()
+    first = text.split(". ")[0].splitlines()[0] if text else type(error).__name__
     return ValueError(f"checkpoint {path} is truncated or corrupt ({first}); download or copy it again")
 
 
