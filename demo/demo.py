@@ -261,7 +261,9 @@ def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) ->
     """
     args = get_parser().parse_args(argv)
     if args.max_size < 32:
-        raise ValueError(f"--max-size {args.max_size} is too small; give at least 32 pixels (default {DEFAULT_MAX_SIDE})")
+        raise ValueError(
+            f"--max-size {args.max_size} is too small; give at least 32 pixels (default {DEFAULT_MAX_SIDE})"
+        )
     out_dir = prepare_output(args.output)
     cfg = setup_cfg(args)
     names, things = build_vocabulary(args, cfg)

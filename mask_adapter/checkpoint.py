@@ -112,7 +112,9 @@ def checkpoint_format(path: str) -> str:
 
 def _format_error(path: str, kind: str) -> ValueError:
     if kind == "empty":
-        return ValueError(f"checkpoint {path} is empty (0 bytes), e.g. an interrupted download; download or copy it again")
+        return ValueError(
+            f"checkpoint {path} is empty (0 bytes), e.g. an interrupted download; download or copy it again"
+        )
     if kind == "safetensors":
         return ValueError(f"{path} is a safetensors file; convert it to a .pth state dict to load it here")
     with open(path, "rb") as f:

@@ -354,8 +354,8 @@ def _type_mismatch_error(message: str, source: str) -> ValueError:
     if m is None:
         return ValueError(f"invalid config value (from {source}): {message.splitlines()[0]}")
     return ValueError(
-        f"config key {m['key']} (from {source}) needs a value of type {m['wt'] or 'of its default'} like its default {m['old']}, "
-        f"got {m['new']!r}; fix the value"
+        f"config key {m['key']} (from {source}) needs a value of type {m['wt'] or 'of its default'} like its "
+        f"default {m['old']}, got {m['new']!r}; fix the value"
     )
 
 

@@ -266,6 +266,7 @@ def _voc_root(ctx: Context, unlabeled: bool = False) -> Path:
     import shutil
 
     from _raw_datasets import script, voc_inputs
+
     from mask_adapter.data.catalog import register_all
 
     root = ctx.tmp / "d2"
@@ -422,7 +423,8 @@ CASES: Tuple[Case, ...] = (
     Case("empty-vocabulary", "demo", "--vocabulary ''",
          lambda c: _demo(c, vocabulary="") + ["--vocabulary", ""], error=r"inline vocabulary is empty"),
     Case("duplicate-classes", "demo", "--vocabulary 'cat;dog;cat'",
-         lambda c: _demo(c, vocabulary="cat;dog;cat"), error=r"Duplicate class name 'cat' in the inline vocabulary \(classes 1 and 3\); give each class once"),
+         lambda c: _demo(c, vocabulary="cat;dog;cat"),
+         error=r"Duplicate class name 'cat' in the inline vocabulary \(classes 1 and 3\); give each class once"),
     Case("unicode-classes", "demo", "classes with accents, CJK and emoji",
          lambda c: _demo(c, inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),),
                          vocabulary=";".join(_UNICODE)),
@@ -501,8 +503,9 @@ CASES: Tuple[Case, ...] = (
          error=r"dataset 'openvocab_ade20k_sem_seg_trian' \(DATASETS\.TRAIN\) is not registered; did you mean "
                r"openvocab_ade20k_sem_seg_train"),
     Case("missing-dataset-root", "train_net", "a registered dataset whose files are not under the root",
-         _missing_train_root, error=r"Dataset 'openvocab_ade20k_sem_seg_train': expected '.*no_datasets_here/ADEChallengeData2016/images/"
-               r"training', which does not exist; run `python datasets/prepare_ade20k_sem_seg\.py`"),
+         _missing_train_root,
+         error=r"Dataset 'openvocab_ade20k_sem_seg_train': expected '.*no_datasets_here/ADEChallengeData2016/"
+               r"images/training', which does not exist; run `python datasets/prepare_ade20k_sem_seg\.py`"),
     Case("train-missing-config", "train_net", "--config-file that does not exist",
          lambda c: ["--config-file", str(c.tmp / "nope.yaml")], error=r"config file not found: .*nope\.yaml"),
     Case("train-key-typo", "train_net", "KEY VALUE with a misspelled key",

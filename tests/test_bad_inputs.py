@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Tuple
 
 import pytest
-
 from bad_inputs_table import CASES, REPO, Case, Context
+
 from mask_adapter.utils.cli import run_cli
 
 PREPARE_SCRIPT = "prepare_ade20k_sem_seg"  # the preparation script of the "prepare" rows

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_text_classifier import FakeTextTower, make_classifier
+from test_training import COMMON_OPTS, FCCLIP, make_trainer, read_metrics
 from torch import nn
 
 from mask_adapter.checkpoint import MaskAdapterCheckpointer
 from mask_adapter.data.synthetic import make_synthetic_dataset
 from mask_adapter.evaluation.guard import ImageEvaluationError, guard_evaluation
-from test_text_classifier import FakeTextTower, make_classifier
-from test_training import COMMON_OPTS, FCCLIP, make_trainer, read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_ITER = 6

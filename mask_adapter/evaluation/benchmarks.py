@@ -18,8 +18,8 @@ from detectron2.evaluation import inference_on_dataset
 from detectron2.utils import comm
 from tabulate import tabulate
 
-from .build import build_evaluator
 from ..utils.atomic import atomic_write, ensure_output_dir
+from .build import build_evaluator
 from .env import environment_versions
 from .guard import guard_evaluation
 
