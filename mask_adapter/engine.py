@@ -223,6 +223,17 @@ class Trainer(DefaultTrainer):
                     ),
                 )
 
+    def train(self) -> Optional[Dict[str, Any]]:
+        """``DefaultTrainer.train``; a non-finite loss ends with one line naming the iteration and what to try."""
+        try:
+            return super().train()
+        except FloatingPointError as e:
+            first = str(e).strip().splitlines()[0].rstrip("!")
+            raise FloatingPointError(
+                f"{first}; lower SOLVER.BASE_LR, keep SOLVER.CLIP_GRADIENTS enabled, or check the images of that "
+                "iteration (SEED makes it reproducible)"
+            ) from e
+
     def build_hooks(self) -> List[hooks.HookBase]:
         """DefaultTrainer's hooks (timer, LR scheduler, checkpointer, evaluation, writers) with ``log_period``."""
         cfg = self.cfg

@@ -12,7 +12,8 @@ A row (:class:`Case`):
   (searched in the text after ``error: ``); the run must also print no traceback and exit with ``exit_code``;
 - ``result``: for an accepted input, what is checked, and ``check(ctx, stderr)`` which asserts it;
 - ``patch(ctx, monkeypatch)``: optional fault injection (a full disk, a model that raises on one image ...);
-- ``subprocess``: run the real program in a fresh process (the traceback check of a real command line, peak RSS).
+- ``subprocess``: run the real program in a fresh process (the traceback check of a real command line, peak RSS);
+- ``traceback``: the row passes ``--debug``: the run must show the full traceback instead of the one line.
 
 Files are small: images of a few dozen pixels (the 8000x6000 one is a flat-colour JPEG of ~100 kB).
 """
@@ -67,12 +68,13 @@ class Case:
     check: Optional[Callable[[Context, str], None]] = None
     patch: Optional[Callable[[Context, Any], None]] = None
     subprocess: bool = False
+    traceback: bool = False
 
     def __post_init__(self) -> None:
         if self.surface not in SURFACES:
             raise ValueError(f"row {self.id}: unknown surface {self.surface!r}; use one of {', '.join(SURFACES)}")
-        if bool(self.error) == bool(self.result):
-            raise ValueError(f"row {self.id}: give either error (a rejected input) or result (an accepted one)")
+        if bool(self.error) + bool(self.result) + self.traceback != 1:
+            raise ValueError(f"row {self.id}: give one of error (a rejected input), result (an accepted one), traceback")
         if self.result and (self.check is None or self.exit_code != 0):
             raise ValueError(f"row {self.id}: an accepted input needs check() and exit_code 0")
 
@@ -339,6 +341,17 @@ def _train(ctx: Context, *opts: str, config: str = WARMUP, eval_only: bool = Fal
             "SOLVER.MAX_ITER", "1", *opts]  # fmt: skip
 
 
+def _nan_loss(ctx: Context, monkeypatch: Any) -> None:
+    from mask_adapter.modeling.meta_arch.warmup import MaskAdapterWarmup
+
+    original = MaskAdapterWarmup.losses
+
+    def nan(self, *args, **kwargs):
+        return {k: v * float("nan") for k, v in original(self, *args, **kwargs).items()}
+
+    monkeypatch.setattr(MaskAdapterWarmup, "losses", nan)
+
+
 def _missing_train_root(ctx: Context) -> List[str]:
     from mask_adapter.data.catalog import register_all
 
@@ -497,6 +510,8 @@ CASES: Tuple[Case, ...] = (
     Case("no-traceback-process", "demo", "bad input in a fresh process (random-bytes checkpoint)",
          lambda c: _demo(c, "--weights", _random_bytes(c)), subprocess=True,
          error=r"random\.pth is not a PyTorch/safetensors checkpoint"),
+    Case("debug-traceback", "demo", "the same with --debug",
+         lambda c: _demo(c, "--weights", _random_bytes(c), "--debug"), subprocess=True, traceback=True),
     # --- train_net.py
     Case("unregistered-dataset", "train_net", "DATASETS.TRAIN of a name that is not registered",
          lambda c: _train(c, "DATASETS.TRAIN", "('openvocab_ade20k_sem_seg_trian',)"),
@@ -514,6 +529,9 @@ CASES: Tuple[Case, ...] = (
     Case("train-wrong-type", "train_net", "SOLVER.BASE_LR fast",
          lambda c: _train(c, "SOLVER.BASE_LR", "fast"),
          error=r"config key SOLVER\.BASE_LR \(from the command line\) needs a value of type float"),
+    Case("nan-loss", "train_net", "training whose loss becomes NaN at iteration 0",
+         lambda c: _train(c, "SOLVER.MAX_ITER", "2"), patch=_nan_loss,
+         error=r"Loss became infinite or NaN at iteration=0; lower SOLVER\.BASE_LR"),
     Case("train-missing-weights", "train_net", "--eval-only with MODEL.WEIGHTS that does not exist",
          lambda c: _train(c, "MODEL.WEIGHTS", str(c.tmp / "nope.pth"), eval_only=True),
          error=r"checkpoint not found: .*nope\.pth; give an existing file"),

@@ -100,7 +100,10 @@ def render() -> str:
     ]
     for case in table.CASES:
         surface = table.SURFACES[case.surface] + (" (fresh process)" if case.subprocess else "")
-        sees = f"`error: {case.error}`" if case.error else f"correct result: {case.result}"
+        if case.traceback:
+            sees = "the full traceback (no one-line summary)"
+        else:
+            sees = f"`error: {case.error}`" if case.error else f"correct result: {case.result}"
         lines.append(
             f"| {case.id} | `{_cell(surface)}` | {_cell(case.input)} | {_cell(sees)} | {case.exit_code} |"
         )

@@ -15,8 +15,10 @@ Usage in a script::
 """
 
 import argparse
+import contextlib
+import logging
 import sys
-from typing import Any, Callable, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Type
 
 __all__ = ["EXIT_BAD_INPUT", "USER_ERRORS", "add_debug_flag", "error_message", "run_cli"]
 
@@ -56,6 +58,32 @@ def error_message(error: BaseException) -> str:
     return "\n".join([lines[0]] + ["  " + line.strip() for line in lines[1:]])
 
 
+# Loggers that log an exception's traceback before re-raising it (detectron2's training loop).
+_TRACEBACK_LOGGERS = ("detectron2.engine.train_loop",)
+
+
+class _DropTraceback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], USER_ERRORS):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+@contextlib.contextmanager
+def _no_logged_tracebacks() -> Iterator[None]:
+    """While bad input is reported in one line, the loggers that re-raise keep their message but not the
+    traceback of that error (bugs keep theirs)."""
+    flt = _DropTraceback()
+    loggers = [logging.getLogger(name) for name in _TRACEBACK_LOGGERS]
+    for log in loggers:
+        log.addFilter(flt)
+    try:
+        yield
+    finally:
+        for log in loggers:
+            log.removeFilter(flt)
+
+
 def run_cli(
     main: Callable[[Optional[Sequence[str]]], Any],
     argv: Optional[Sequence[str]] = None,
@@ -78,7 +106,10 @@ def run_cli(
     if debug is None:
         debug = "--debug" in args
     try:
-        result = main(args)
+        with contextlib.ExitStack() as stack:
+            if not debug:
+                stack.enter_context(_no_logged_tracebacks())
+            result = main(args)
     except USER_ERRORS as e:
         if debug:
             raise
