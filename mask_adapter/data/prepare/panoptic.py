@@ -8,6 +8,8 @@ from typing import Dict, List
 
 import numpy as np
 
+from ...utils.atomic import atomic_write
+
 __all__ = ["ids_to_rgb", "rgb_to_ids", "mask_bbox", "write_coco_json"]
 
 
@@ -36,6 +38,6 @@ def mask_bbox(mask: np.ndarray) -> List[int]:
 def write_coco_json(
     path: str, images: List[Dict], annotations: List[Dict], categories: List[Dict]
 ) -> None:
-    """Write a COCO-format JSON {"images", "annotations", "categories"}."""
-    with open(path, "w", encoding="utf-8") as f:
+    """Write a COCO-format JSON {"images", "annotations", "categories"} (atomically)."""
+    with atomic_write(path, "w") as f:
         json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
