@@ -46,7 +46,18 @@ def programs():
         train_net.cli(argv)
         return 0
 
-    return {"demo": demo.main, "train_net": train, "evaluate": tool.main, "prepare": prepare.main}
+    def app(argv):
+        """Rows of the web app's handler: ``make`` returns (image path, vocabulary, task, mask source); its
+        one-line ``AppInputError`` is what the page shows, so it counts as the error line (exit code 1)."""
+        from demo.app import AppInputError, DemoApp
+
+        try:
+            DemoApp().segment(*argv)
+        except AppInputError as e:
+            raise ValueError(str(e)) from None
+        return 0
+
+    return {"demo": demo.main, "train_net": train, "evaluate": tool.main, "prepare": prepare.main, "app": app}
 
 
 @pytest.fixture(autouse=True)
