@@ -74,7 +74,7 @@ class Case:
         if self.surface not in SURFACES:
             raise ValueError(f"row {self.id}: unknown surface {self.surface!r}; use one of {', '.join(SURFACES)}")
         if bool(self.error) + bool(self.result) + self.traceback != 1:
-            raise ValueError(f"row {self.id}: give one of error (a rejected input), result (an accepted one), traceback")
+            raise ValueError(f"row {self.id}: give one of error (rejected input), result (accepted input), traceback")
         if self.result and (self.check is None or self.exit_code != 0):
             raise ValueError(f"row {self.id}: an accepted input needs check() and exit_code 0")
 
