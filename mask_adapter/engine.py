@@ -8,9 +8,10 @@ resumable (when ``SEED >= 0``): see :mod:`mask_adapter.data.train_loader` for th
 import difflib
 import logging
 import os
+import re
 import weakref
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 from detectron2.config import CfgNode, get_cfg
@@ -32,6 +33,7 @@ from .config import (
     resolve_dense_projection,
 )
 from .data.train_loader import build_resumable_train_loader
+from .evaluation.guard import guard_evaluation
 from .solver import build_lr_scheduler, build_optimizer
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ __all__ = [
     "Trainer",
     "setup",
     "build_config",
+    "check_datasets_registered",
+    "merge_config",
     "count_parameters",
     "environment_versions",
     "create_ddp_model",
@@ -219,6 +223,17 @@ class Trainer(DefaultTrainer):
                     ),
                 )
 
+    def train(self) -> Optional[Dict[str, Any]]:
+        """``DefaultTrainer.train``; a non-finite loss ends with one line naming the iteration and what to try."""
+        try:
+            return super().train()
+        except FloatingPointError as e:
+            first = str(e).strip().splitlines()[0].rstrip("!")
+            raise FloatingPointError(
+                f"{first}; lower SOLVER.BASE_LR, keep SOLVER.CLIP_GRADIENTS enabled, or check the images of that "
+                "iteration (SEED makes it reproducible)"
+            ) from e
+
     def build_hooks(self) -> List[hooks.HookBase]:
         """DefaultTrainer's hooks (timer, LR scheduler, checkpointer, evaluation, writers) with ``log_period``."""
         cfg = self.cfg
@@ -305,7 +320,9 @@ class Trainer(DefaultTrainer):
         for i, name in enumerate(cfg.DATASETS.TEST):
             net.set_metadata(MetadataCatalog.get(name))
             evaluator = evaluators[i] if evaluators else cls.build_evaluator(cfg, name)
-            results[name] = inference_on_dataset(model, cls.build_test_loader(cfg, name), evaluator)
+            # an image whose prediction raises stops the run with its file name (TEST.SKIP_FAILED_IMAGES skips it)
+            guarded_model, evaluator = guard_evaluation(model, evaluator, cfg.TEST.SKIP_FAILED_IMAGES)
+            results[name] = inference_on_dataset(guarded_model, cls.build_test_loader(cfg, name), evaluator)
             if comm.is_main_process():
                 logger.info(
                     "Evaluation results for %s (versions: %s):", name, environment_versions()
@@ -336,6 +353,73 @@ def _unknown_key_error(cfg: CfgNode, message: str, source: str) -> KeyError:
     return KeyError(f"unknown config key {key} (from {source}){hint}")
 
 
+_TYPE_MISMATCH = re.compile(
+    r"Type mismatch \((?P<want><class '(?P<wt>\w+)'>)? ?vs\. ?(<class '(?P<gt>\w+)'>)?\) with values "
+    r"\((?P<old>.*) vs\. (?P<new>.*)\) for config key: (?P<key>[\w.]+)"
+)
+
+
+def _type_mismatch_error(message: str, source: str) -> ValueError:
+    """One-line ValueError for yacs' "Type mismatch ... for config key: K"."""
+    m = _TYPE_MISMATCH.search(message)
+    if m is None:
+        return ValueError(f"invalid config value (from {source}): {message.splitlines()[0]}")
+    return ValueError(
+        f"config key {m['key']} (from {source}) needs a value of type {m['wt'] or 'of its default'} like its "
+        f"default {m['old']}, got {m['new']!r}; fix the value"
+    )
+
+
+def merge_config(cfg: CfgNode, config_file: str, opts: Sequence[str]) -> CfgNode:
+    """Merge a YAML file, then ``KEY VALUE`` pairs, into ``cfg``, with one-line errors for every bad input.
+
+    Args:
+        cfg: a config with the package's keys (``add_mask_adapter_config``).
+        config_file: YAML file (official or ours).
+        opts: "KEY VALUE" pairs from the command line.
+
+    Returns:
+        ``cfg``.
+
+    Raises:
+        FileNotFoundError: no such config file.
+        KeyError: an unknown key in the file or in ``opts``, with the closest valid names.
+        ValueError: unreadable YAML, a value of the wrong type, an odd number of ``opts``.
+    """
+    import yaml
+
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(
+            f"config file not found: {config_file}; give an existing YAML file (e.g. configs/tiny/fcclip_tiny.yaml)"
+        )
+    try:
+        cfg.merge_from_file(config_file)
+    except KeyError as e:
+        if "Non-existent config key" not in str(e):
+            raise
+        raise _unknown_key_error(cfg, str(e.args[0]), config_file) from None
+    except yaml.YAMLError as e:
+        first = str(e).strip().splitlines()[0]
+        raise ValueError(f"config file {config_file} is not valid YAML ({first}); fix the file") from None
+    except ValueError as e:
+        if "Type mismatch" not in str(e):
+            raise
+        raise _type_mismatch_error(str(e), config_file) from None
+    if len(opts) % 2:
+        raise ValueError(f"config overrides need KEY VALUE pairs, got an odd number of items: {list(opts)}")
+    try:
+        cfg.merge_from_list(list(opts))
+    except AssertionError as e:  # yacs reports unknown command-line keys with an assert
+        if "Non-existent key" not in str(e):
+            raise
+        raise _unknown_key_error(cfg, str(e), "the command line") from None
+    except ValueError as e:
+        if "Type mismatch" not in str(e):
+            raise
+        raise _type_mismatch_error(str(e), "the command line") from None
+    return cfg
+
+
 def build_config(config_file: str, opts: List[str]) -> CfgNode:
     """Merged, validated config with CPU / seed fallbacks applied (not frozen).
 
@@ -347,26 +431,15 @@ def build_config(config_file: str, opts: List[str]) -> CfgNode:
         The config.
 
     Raises:
-        KeyError: an unknown key in the file or in ``opts``, with the closest valid names.
-        ValueError: invalid values (see ``mask_adapter.config.check_config``).
+        FileNotFoundError, KeyError, ValueError: see :func:`merge_config`; ValueError also for invalid values
+            (``mask_adapter.config.check_config``).
     """
     # imported for their side effect: they register the dataset catalog, mappers and evaluators
     from . import data, evaluation  # noqa: F401
 
     cfg = get_cfg()
     add_mask_adapter_config(cfg)
-    try:
-        cfg.merge_from_file(config_file)
-    except KeyError as e:
-        if "Non-existent config key" not in str(e):
-            raise
-        raise _unknown_key_error(cfg, str(e.args[0]), config_file) from None
-    try:
-        cfg.merge_from_list(opts)
-    except AssertionError as e:  # yacs reports unknown command-line keys with an assert
-        if "Non-existent key" not in str(e):
-            raise
-        raise _unknown_key_error(cfg, str(e), "the command line") from None
+    merge_config(cfg, config_file, opts)
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         logger.warning("CUDA is not available: running on CPU (MODEL.DEVICE cpu)")
         cfg.MODEL.DEVICE = "cpu"
@@ -377,6 +450,30 @@ def build_config(config_file: str, opts: List[str]) -> CfgNode:
         cfg.SEED = MAFT_DEFAULT_SEED  # the official MAFT+ script always seeds 123
     check_config(cfg)
     return cfg
+
+
+def check_datasets_registered(cfg: CfgNode) -> None:
+    """Every name in DATASETS.TRAIN / DATASETS.TEST is a registered dataset; else one KeyError line with the
+    closest names and how to register your own.
+
+    Raises:
+        KeyError: an unregistered name.
+    """
+    from detectron2.data import DatasetCatalog
+
+    registered = DatasetCatalog.list()
+    for field in ("TRAIN", "TEST"):
+        for name in getattr(cfg.DATASETS, field):
+            if name in registered:
+                continue
+            close = difflib.get_close_matches(name, registered, n=3, cutoff=0.6)
+            openvocab = sorted(n for n in registered if n.startswith("openvocab_"))
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            raise KeyError(
+                f"dataset {name!r} (DATASETS.{field}) is not registered; {hint}registered names include "
+                f"{', '.join(openvocab[:12])}, ... ({len(registered)} in all); register your own folder with "
+                "--register-semseg NAME IMAGES LABELS VOCABULARY"
+            )
 
 
 def setup(args: Any) -> CfgNode:

@@ -49,3 +49,19 @@ def reference_dir() -> Path:
         pytest.skip(f"reference folder {REFERENCE_DIR} not available")
     return REFERENCE_DIR
 
+
+
+@pytest.fixture(autouse=True)
+def _drop_new_log_handlers():
+    """Remove logging handlers a test added (e.g. a CLI's setup_logger writing to that test's captured stream, which
+    is closed afterwards), so later tests do not log into a closed stream."""
+    import logging
+
+    names = [None, *logging.root.manager.loggerDict]
+    before = {name: list(logging.getLogger(name).handlers) for name in names}
+    yield
+    for name in [None, *logging.root.manager.loggerDict]:
+        log = logging.getLogger(name)
+        for handler in list(log.handlers):
+            if handler not in before.get(name, ()):
+                log.removeHandler(handler)

@@ -74,7 +74,7 @@ def _check_outputs(out, stem, tasks, num_classes, size=VOC_SIZE):
 def test_bundled_photo_all_tasks_generator_masks(tmp_path, demo_log):
     out = tmp_path / "out"
     written = demo.main(["--output", str(out), "--task", "semantic", "panoptic", "instance", "--save-label-map"])
-    assert (out / demo.BUNDLED_IMAGE_NAME).is_file()
+    assert not (out / demo.BUNDLED_IMAGE_NAME).exists()  # the bundled photo is read from memory, not copied
     assert len(written) == 9 and all(p.is_file() for p in written)
     _check_outputs(out, "voc_example", ["semantic", "panoptic", "instance"], 20)  # default: Pascal VOC classes
     meta = json.loads((out / "voc_example_semantic_labels.json").read_text(encoding="utf-8"))

@@ -176,9 +176,9 @@ def test_offline_and_not_cached_says_where_to_put_the_file(tmp_path, monkeypatch
     assert env == []  # offline: the direct URL is not tried
     argv = ["demo.py", "--weights", "fcclip-l-ma", "--cache-dir", str(cache), "--output", str(tmp_path / "o")]
     monkeypatch.setattr(sys, "argv", argv)
-    with pytest.raises(SystemExit) as exit_info:
-        demo.cli()
-    assert exit_info.value.code == f"error: {e.value}"
+    capsys.readouterr()
+    assert demo.cli() == 1
+    assert capsys.readouterr().err == f"error: {e.value}\n"
 
 
 def _record_hub(monkeypatch, calls, result=None):

@@ -30,6 +30,7 @@ from mask_adapter.checkpoint import (
     load_checkpoint_file,
     split_checkpoint,
 )
+from mask_adapter.utils.atomic import atomic_save
 
 __all__ = [
     "EXPECTED_QUERIES",
@@ -240,7 +241,7 @@ def fuse_files(
         base_name=base_path,
     )
     os.makedirs(os.path.dirname(out_abs), exist_ok=True)
-    torch.save(fused, output_path)
+    atomic_save(output_path, lambda f: torch.save(fused, f))  # a partial file never carries the output name
     logger.info("wrote %s (%d tensors)", output_path, len(fused["model"]))
     return fused[FUSION_MARKER_KEY]
 

@@ -34,6 +34,7 @@ from mask_adapter.analysis import (
     plot_accuracies,
     write_csv,
 )
+from mask_adapter.utils.cli import add_debug_flag, run_cli
 
 logger = logging.getLogger("mask_adapter.tools.analyze_gt_masks")
 
@@ -85,6 +86,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=0, help="analyse the first N images (0 = all)")
     p.add_argument("--output", default="output/gt_mask_analysis", help="folder for the CSV (and the plot)")
     p.add_argument("--plot", action="store_true", help="also save a bar chart PNG")
+    add_debug_flag(p)
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides KEY VALUE ...")
     return p
 
@@ -150,7 +152,4 @@ if __name__ == "__main__":
     from detectron2.utils.logger import setup_logger
 
     setup_logger(name="mask_adapter")
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
+    sys.exit(run_cli(main))

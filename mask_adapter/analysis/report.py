@@ -10,6 +10,7 @@ from typing import Mapping, Union
 
 import numpy as np
 
+from ..utils.atomic import atomic_write
 from .gt_mask_analysis import AccuracyStats
 
 __all__ = ["format_table", "plot_accuracies", "write_csv"]
@@ -57,7 +58,7 @@ def write_csv(stats: Mapping[str, AccuracyStats], path: Union[str, Path]) -> Pat
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(str(path), "w") as f:
         writer = None
         for name, s in stats.items():
             row = {"classifier": name, **s.row()}

@@ -6,6 +6,7 @@ mappers and evaluators read them.
 """
 
 import json
+import logging
 import os
 from typing import Any, Dict, List, Mapping
 
@@ -20,6 +21,8 @@ __all__ = [
     "load_instance_split",
     "load_cityscapes_split",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 def missing_path_error(dataset: str, path: str, prepare: str) -> FileNotFoundError:
@@ -60,6 +63,7 @@ def load_sem_seg_split(
                 f"Dataset '{dataset}': no '*.{ext}' file directly in '{folder}' (sub-folders are not searched); "
                 f"check the folder or run the preparation script ({prepare or 'datasets/README.md'})"
             )
+    _warn_unlabeled_images(dataset, image_root, gt_root, image_ext, gt_ext, prepare)
     records = load_sem_seg(gt_root, image_root, gt_ext=gt_ext, image_ext=image_ext)
     if not records:
         raise FileNotFoundError(
@@ -67,6 +71,26 @@ def load_sem_seg_split(
             f"'{gt_root}'; check the folders or run the preparation script ({prepare or 'datasets/README.md'})"
         )
     return records
+
+
+def _warn_unlabeled_images(
+    dataset: str, image_root: str, gt_root: str, image_ext: str, gt_ext: str, prepare: str
+) -> None:
+    """One warning line naming the images without a label file (detectron2 then leaves them out)."""
+    images = {os.path.splitext(f)[0]: f for f in os.listdir(image_root) if f.endswith(image_ext)}
+    labels = {os.path.splitext(f)[0] for f in os.listdir(gt_root) if f.endswith(gt_ext)}
+    missing = sorted(stem for stem in images if stem not in labels)
+    if missing:
+        logger.warning(
+            "Dataset '%s': %d of %d images have no label file and are left out (e.g. %s has no %s); re-run the "
+            "preparation script (%s) if that is not intended",
+            dataset,
+            len(missing),
+            len(images),
+            os.path.join(image_root, images[missing[0]]),
+            os.path.join(gt_root, f"{missing[0]}.{gt_ext}"),
+            prepare or "datasets/README.md",
+        )
 
 
 def load_panoptic_split(

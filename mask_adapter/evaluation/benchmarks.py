@@ -18,8 +18,10 @@ from detectron2.evaluation import inference_on_dataset
 from detectron2.utils import comm
 from tabulate import tabulate
 
+from ..utils.atomic import atomic_write, ensure_output_dir
 from .build import build_evaluator
 from .env import environment_versions
+from .guard import guard_evaluation
 
 __all__ = ["BENCHMARKS", "evaluate_benchmarks", "format_benchmark_table"]
 
@@ -77,7 +79,11 @@ def evaluate_benchmarks(
 
     Returns:
         {benchmark: {"dataset", "status" ("ok" | "missing" | "failed"), "images", "mIoU", "PQ", "mask AP",
-        "error", "results" (the evaluators' full dict)}}.
+        "error", "results" (the evaluators' full dict), "failed_images" (files skipped under
+        TEST.SKIP_FAILED_IMAGES, each with its error)}}.
+
+    A benchmark on which an image's prediction or evaluation raises stops there ("failed", the error names the
+    file) unless TEST.SKIP_FAILED_IMAGES is set; the other benchmarks still run.
     """
     report: Dict[str, Dict[str, Any]] = OrderedDict()
     for short, name in _resolve(benchmarks).items():
@@ -90,6 +96,7 @@ def evaluate_benchmarks(
             "mask AP": None,
             "error": "",
             "results": {},
+            "failed_images": [],
         }
         try:
             records = DatasetCatalog.get(name)
@@ -105,8 +112,11 @@ def evaluate_benchmarks(
             evaluator = build_evaluator(
                 cfg, name, os.path.join(output_dir, short) if output_dir else None
             )
-            results = inference_on_dataset(model, loader, evaluator) or {}
+            guarded_model, guarded = guard_evaluation(model, evaluator, cfg.TEST.SKIP_FAILED_IMAGES)
+            results = inference_on_dataset(guarded_model, loader, guarded) or {}
+            row["failed_images"] = [f"{file} ({why})" for file, why in guarded.failures]
         except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
+            # includes ImageEvaluationError: this benchmark stops at the image, named in the error; the others run
             row.update(status="failed", error=f"{type(e).__name__}: {e}")
             logger.error("Benchmark %s failed: %s", short, row["error"])
             report[short] = row
@@ -140,13 +150,13 @@ def write_benchmark_files(
     report: Mapping[str, Mapping[str, Any]], output_dir: str
 ) -> Dict[str, str]:
     """Write ``benchmarks.json`` (full results + library versions) and ``benchmarks.csv`` (the table)."""
-    os.makedirs(output_dir, exist_ok=True)
+    ensure_output_dir(output_dir)
     json_path, csv_path = os.path.join(output_dir, "benchmarks.json"), os.path.join(
         output_dir, "benchmarks.csv"
     )
-    with open(json_path, "w", encoding="utf-8") as f:
+    with atomic_write(json_path, "w") as f:
         json.dump({"versions": environment_versions(), "benchmarks": report}, f, indent=2)
-    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(csv_path, "w") as f:
         writer = csv.writer(f)
         writer.writerow(_COLUMNS)
         for short, r in report.items():

@@ -11,6 +11,7 @@ from typing import Dict, Iterable, Iterator, Mapping, Optional, TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ...utils.atomic import atomic_save, atomic_save_image, ensure_output_dir
 from ..vocabulary import load_vocabulary_entries
 
 __all__ = [
@@ -62,16 +63,19 @@ def read_rgb(path: str) -> np.ndarray:
 
 
 def write_label(path: str, label: np.ndarray) -> None:
-    """Write a label map: uint8 -> PNG, uint16 -> 16-bit PNG or TIFF (by extension)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    Image.fromarray(label).save(path)
+    """Write a label map: uint8 -> PNG, uint16 -> 16-bit PNG or TIFF (by extension). Atomic: an interrupted run
+    leaves no partial file, which a re-run would otherwise skip as done."""
+    ensure_output_dir(os.path.dirname(path))
+    atomic_save_image(path, Image.fromarray(label))
 
 
 def copy_file(src: str, dst: str) -> None:
-    """Copy ``src`` to ``dst`` unless ``dst`` exists."""
+    """Copy ``src`` to ``dst`` unless ``dst`` exists (atomically, like :func:`write_label`)."""
     if not os.path.exists(dst):
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copy2(src, dst)
+        ensure_output_dir(os.path.dirname(dst))
+        with open(src, "rb") as f:
+            atomic_save(dst, lambda out: shutil.copyfileobj(f, out))
+        shutil.copystat(src, dst)
 
 
 def progress(items: Iterable[T], desc: str, total: Optional[int] = None) -> Iterator[T]:

@@ -8,6 +8,8 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from ...utils.atomic import atomic_write
+
 __all__ = ["ids_to_rgb", "rgb_to_ids", "mask_bbox", "segment_table", "write_coco_json"]
 
 # Id maps whose ids are all in [0, this) are tabulated with a bincount (no sort).
@@ -67,6 +69,6 @@ def segment_table(ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, 
 def write_coco_json(
     path: str, images: List[Dict], annotations: List[Dict], categories: List[Dict]
 ) -> None:
-    """Write a COCO-format JSON {"images", "annotations", "categories"}."""
-    with open(path, "w", encoding="utf-8") as f:
+    """Write a COCO-format JSON {"images", "annotations", "categories"} (atomically)."""
+    with atomic_write(path, "w") as f:
         json.dump({"images": images, "annotations": annotations, "categories": categories}, f)

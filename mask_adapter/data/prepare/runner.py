@@ -11,6 +11,7 @@ import glob
 import os
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
+from ...utils.cli import add_debug_flag, run_cli
 from .label_io import progress, require, write_label
 
 __all__ = [
@@ -64,13 +65,22 @@ def standard_main(
         options: extra (flag, add_argument kwargs) options; give a ``dest`` matching ``prepare``'s parameter name.
 
     Returns:
-        0 (errors propagate as exceptions with one-line messages).
+        0. With ``argv`` given (programmatic use), errors propagate as exceptions with one-line messages; with
+        ``argv`` None (the command line), bad input prints one ``error:`` line and returns 1 (``--debug``: the
+        traceback), see :func:`mask_adapter.utils.cli.run_cli`.
     """
     parser = base_parser(doc.strip().splitlines()[0])
     for flag, kwargs in options:
         parser.add_argument(flag, **kwargs)
-    prepare(**vars(parser.parse_args(argv)))
-    return 0
+    add_debug_flag(parser)
+
+    def run(args: Sequence[str]) -> int:
+        parsed = vars(parser.parse_args(args))
+        parsed.pop("debug")
+        prepare(**parsed)
+        return 0
+
+    return run_cli(run) if argv is None else run(argv)
 
 
 def convert_label_maps(

@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+import pickle
 from collections import OrderedDict
 from typing import Callable, List, NamedTuple, Sequence, Tuple, Union
 
@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...utils.atomic import OutputWriteError, atomic_save, ensure_output_dir
 from .templates import VILD_TEMPLATES
 
 logger = logging.getLogger(__name__)
@@ -125,21 +126,25 @@ class TextClassifier:
         return os.path.join(self.cache_dir, f"text_embeddings_{key}.pt")
 
     def _load_disk(self, key: str):
+        """The cached entry, or None if absent. A truncated or corrupt entry (e.g. a copy cut short) is reported on
+        one warning line and ignored, so it is rebuilt and replaced."""
         if not self.cache_dir or not os.path.isfile(self._path(key)):
             return None
-        data = torch.load(self._path(key), map_location="cpu", weights_only=True)
-        return TextEmbeddings(data["embeddings"], [int(n) for n in data["num_templates"]])
+        try:
+            data = torch.load(self._path(key), map_location="cpu", weights_only=True)
+            return TextEmbeddings(data["embeddings"], [int(n) for n in data["num_templates"]])
+        except (RuntimeError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as e:
+            reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+            logger.warning("text-embedding cache file %s is unreadable (%s); rebuilding it", self._path(key), reason)
+            return None
 
     def _save_disk(self, key: str, value: TextEmbeddings) -> None:
         if not self.cache_dir:
             return
-        os.makedirs(self.cache_dir, exist_ok=True)
-        # One temporary file per writer: several processes may cache the same vocabulary at once.
-        fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=f"text_embeddings_{key}.", suffix=".tmp")
+        # Atomic (own temporary file, then rename): several processes may cache the same vocabulary at once.
+        payload = {"embeddings": value.embeddings, "num_templates": torch.tensor(value.num_templates)}
         try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save({"embeddings": value.embeddings, "num_templates": torch.tensor(value.num_templates)}, f)
-            os.replace(tmp, self._path(key))
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+            ensure_output_dir(self.cache_dir)
+            atomic_save(self._path(key), lambda f: torch.save(payload, f))
+        except OutputWriteError as e:  # the embeddings are still used; only the cache is lost
+            logger.warning("text-embedding cache not written: %s", e)

@@ -1,0 +1,134 @@
+"""Atomic file writes: a file is either absent, its previous version, or complete; never half written.
+
+Every output of the project goes through :func:`atomic_write`: demo overlays and label maps, prepared dataset
+labels, checkpoints and ``last_checkpoint``, the text-embedding cache, benchmark JSON/CSV. The data goes to a
+temporary file in the target's folder (named ``.<name>.<random>.tmp``, so no tool takes it for a checkpoint or an
+image), is flushed and fsync'ed, then renamed over the target with ``os.replace`` (atomic on POSIX and Windows
+within one file system). On any error the temporary file is removed and an :class:`OutputWriteError` names the
+target, the reason (e.g. "No space left on device") and the fix.
+"""
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+from typing import IO, Any, Callable, Iterator
+
+__all__ = [
+    "OutputWriteError",
+    "atomic_save",
+    "atomic_save_image",
+    "atomic_write",
+    "atomic_write_json",
+    "atomic_write_text",
+    "ensure_output_dir",
+]
+
+
+class OutputWriteError(OSError):
+    """An output file or folder cannot be written; the message names the path, the reason and the fix.
+
+    Built as ``OutputWriteError(errno, message)``; ``str()`` is the message alone (no ``[Errno N]`` prefix).
+    """
+
+    def __str__(self) -> str:
+        return self.strerror if self.strerror else super().__str__()
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error) or type(error).__name__
+
+
+def _fix(error: OSError) -> str:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free disk space or choose another output folder"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "choose a folder you can write to"
+    if error.errno in (errno.ENOTDIR, errno.EEXIST):
+        return "a parent of the path is a file; choose another output folder"
+    return "check the path or choose another output folder"
+
+
+def ensure_output_dir(path: str) -> str:
+    """Create the folder ``path`` (and parents) if needed; one :class:`OutputWriteError` line if impossible."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OutputWriteError(
+            errno.ENOTDIR, f"output folder {path} is an existing file; give a folder path (created if missing)"
+        )
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise OutputWriteError(e.errno, f"cannot create output folder {path}: {_reason(e)}; {_fix(e)}") from None
+    return path
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = "wb", encoding: str = "utf-8") -> Iterator[IO[Any]]:
+    """Context manager yielding a file object; on a clean exit its content replaces ``path`` atomically.
+
+    Args:
+        path: the target file; its folder must exist.
+        mode: "wb" (bytes) or "w" (text).
+        encoding: for text mode.
+
+    Raises:
+        OutputWriteError: the file cannot be written (the target is left as it was; no temporary file remains).
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_write mode must be 'wb' or 'w', got {mode!r}")
+    folder, name = os.path.split(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    except OSError as e:
+        raise OutputWriteError(e.errno, f"cannot write {path}: {_reason(e)}; {_fix(e)}") from None
+    try:
+        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": encoding, "newline": ""})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        _remove_quietly(tmp)
+        if isinstance(e, OutputWriteError):
+            raise
+        raise OutputWriteError(e.errno, f"cannot write {path}: {_reason(e)}; {_fix(e)}") from None
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
+def atomic_save(path: str, write: Callable[[IO[bytes]], Any]) -> str:
+    """Atomically write the bytes that ``write(file_object)`` produces (e.g. ``lambda f: image.save(f, "PNG")``,
+    ``lambda f: torch.save(obj, f)``). Returns ``path``."""
+    with atomic_write(path, "wb") as f:
+        write(f)
+    return path
+
+
+def atomic_write_text(path: str, text: str) -> str:
+    """Atomically write ``text`` (UTF-8). Returns ``path``."""
+    with atomic_write(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def atomic_write_json(path: str, obj: Any, **json_kwargs: Any) -> str:
+    """Atomically write ``obj`` as JSON (UTF-8; ``json_kwargs`` go to ``json.dumps``). Returns ``path``."""
+    return atomic_write_text(path, json.dumps(obj, **json_kwargs))
+
+
+def atomic_save_image(path: str, image: Any, **save_kwargs: Any) -> str:
+    """Atomically write a PIL image; the format comes from the file extension (``.png``, ``.jpg`` ...)."""
+    from PIL import Image
+
+    ext = os.path.splitext(path)[1].lower()
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is None:
+        raise ValueError(f"unknown image file extension {ext!r} of {path}; use .png or .jpg")
+    return atomic_save(path, lambda f: image.save(f, format=fmt, **save_kwargs))

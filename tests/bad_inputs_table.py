@@ -1,0 +1,575 @@
+"""The bad-input battery: one row per input a user may give, what they see, and the exit code.
+
+This table is the single source of ``tests/test_bad_inputs.py`` (one parametrised case per row) and of the table
+in ``docs/reliability.md`` (written by ``tools/make_reliability_doc.py``; a test checks the committed file).
+
+A row (:class:`Case`):
+- ``surface``: the entry point, ``demo`` (``demo/demo.py``), ``train_net`` (``train_net.py``), ``evaluate``
+  (``tools/evaluate_benchmarks.py``), ``prepare`` (``datasets/prepare_*.py``); ``app`` (the web app's Python
+  handler ``DemoApp.segment``) is a valid surface for rows added beside it;
+- ``make(ctx)``: writes the input files under ``ctx.tmp`` and returns the command-line arguments;
+- ``error``: for a rejected input, a regular expression that the ONE ``error: ...`` line on stderr must match
+  (searched in the text after ``error: ``); the run must also print no traceback and exit with ``exit_code``;
+- ``result``: for an accepted input, what is checked, and ``check(ctx, stderr)`` which asserts it;
+- ``patch(ctx, monkeypatch)``: optional fault injection (a full disk, a model that raises on one image ...);
+- ``subprocess``: run the real program in a fresh process (the traceback check of a real command line, peak RSS);
+- ``traceback``: the row passes ``--debug``: the run must show the full traceback instead of the one line.
+
+Files are small: images of a few dozen pixels (the 8000x6000 one is a flat-colour JPEG of ~100 kB).
+"""
+
+import errno
+import os
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = str(REPO / "configs" / "tiny" / "fcclip_tiny.yaml")
+WARMUP = str(REPO / "configs" / "tiny" / "warmup_tiny.yaml")
+SURFACES = {
+    "demo": "demo/demo.py",
+    "train_net": "train_net.py",
+    "evaluate": "tools/evaluate_benchmarks.py",
+    "prepare": "datasets/prepare_*.py",
+    "app": "demo/app.py DemoApp.segment",
+}
+# Peak resident memory allowed for the 8000x6000 photo (tiny model, scaled to 2048x1536). Without the scaling the
+# tiny model needed ~14.8 GB for it; with it the process stays near its start-up size (~1 GB measured).
+LARGE_IMAGE_MAX_RSS_MB = 3000
+
+
+@dataclass
+class Context:
+    """What a row's functions get: its temporary folder, and shared prepared data (made on first use)."""
+
+    tmp: Path
+    shared: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def out(self) -> Path:
+        return self.tmp / "out"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    surface: str
+    input: str
+    make: Callable[[Context], List[str]]
+    error: str = ""
+    exit_code: int = 1
+    result: str = ""
+    check: Optional[Callable[[Context, str], None]] = None
+    patch: Optional[Callable[[Context, Any], None]] = None
+    subprocess: bool = False
+    traceback: bool = False
+
+    def __post_init__(self) -> None:
+        if self.surface not in SURFACES:
+            raise ValueError(f"row {self.id}: unknown surface {self.surface!r}; use one of {', '.join(SURFACES)}")
+        if bool(self.error) + bool(self.result) + self.traceback != 1:
+            raise ValueError(f"row {self.id}: give one of error (rejected input), result (accepted input), traceback")
+        if self.result and (self.check is None or self.exit_code != 0):
+            raise ValueError(f"row {self.id}: an accepted input needs check() and exit_code 0")
+
+
+# ---------------------------------------------------------------------------------------------------- inputs
+def _rgb(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.RandomState(seed).randint(0, 256, (h, w, 3)).astype(np.uint8)
+
+
+def _image(ctx: Context, name: str, make_image: Callable[[], Image.Image], **save: Any) -> str:
+    path = ctx.tmp / name
+    img = make_image()
+    img.save(path, **({"exif": img.info["exif"]} if "exif" in img.info else {}), **save)
+    return str(path)
+
+
+def _demo(ctx: Context, *extra: str, inputs: Tuple[str, ...] = (), vocabulary: str = "cat;dog;grass") -> List[str]:
+    args = ["--output", str(ctx.out), "--save-label-map"]
+    if inputs:
+        args += ["--input", *inputs]
+    if vocabulary:
+        args += ["--vocabulary", vocabulary]
+    return args + list(extra)
+
+
+def _demo_on(name: str, make_image: Callable[[], Image.Image], **save: Any) -> Callable[[Context], List[str]]:
+    return lambda ctx: _demo(ctx, inputs=(_image(ctx, name, make_image, **save),))
+
+
+def _exif_rotated() -> Image.Image:
+    img = Image.fromarray(_rgb(24, 40))  # stored 40 wide x 24 high; orientation 6 = shown rotated by 90 degrees
+    exif = img.getexif()
+    exif[0x0112] = 6
+    img.info["exif"] = exif.tobytes()
+    return img
+
+
+def _truncated_jpeg(ctx: Context) -> str:
+    full = ctx.tmp / "full.jpg"
+    Image.fromarray(_rgb(64, 64)).save(full, quality=95)
+    data = full.read_bytes()
+    full.unlink()
+    path = ctx.tmp / "truncated.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    return str(path)
+
+
+def _write(ctx: Context, name: str, data: bytes) -> str:
+    path = ctx.tmp / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def _random_bytes(ctx: Context, name: str = "random.pth") -> str:
+    return _write(ctx, name, np.random.RandomState(0).randint(0, 256, 4096).astype(np.uint8).tobytes())
+
+
+def _truncated_checkpoint(ctx: Context) -> str:
+    import torch
+
+    full = ctx.tmp / "full.pth"
+    torch.save({"model": {"w": torch.zeros(4096)}}, full)
+    return _write(ctx, "truncated.pth", full.read_bytes()[: full.stat().st_size // 2])
+
+
+class _WritesMarker:
+    """Unpickling this object calls open(marker, "w"): proof that the file's code ran if the marker exists."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _code_checkpoint(ctx: Context, suffix: str) -> str:
+    import torch
+
+    path = ctx.tmp / f"runs_code{suffix}"
+    payload = {"model": {"w": torch.zeros(2)}, "extra": _WritesMarker(str(ctx.tmp / "MARKER"))}
+    if suffix == ".pkl":
+        with open(path, "wb") as f:
+            pickle.dump({"model": {"w": np.zeros(2)}, "extra": _WritesMarker(str(ctx.tmp / "MARKER"))}, f)
+    else:
+        torch.save(payload, path)
+    return str(path)
+
+
+def _other_architecture_checkpoint(ctx: Context) -> str:
+    """The tiny FC-CLIP with 6 instead of 10 queries (as a 250- vs 100-query checkpoint would be)."""
+    import torch
+    from detectron2.modeling import build_model
+
+    from mask_adapter.engine import build_config
+
+    cfg = build_config(TINY, ["MODEL.MASK_FORMER.NUM_OBJECT_QUERIES", "6"])
+    path = ctx.tmp / "six_queries.pth"
+    torch.save({"model": build_model(cfg).state_dict()}, path)
+    return str(path)
+
+
+def _typo_yaml(ctx: Context) -> str:
+    path = ctx.tmp / "typo.yaml"
+    path.write_text(f"_BASE_: {TINY}\nMODEL:\n  MASK_ADAPTER:\n    NUM_GT_MASK: 3\n")
+    return str(path)
+
+
+def _no_space(ctx: Context, monkeypatch: Any) -> None:
+    """A full disk: every flush to disk of an output fails with ENOSPC."""
+    from mask_adapter.utils import atomic
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+
+
+# ---------------------------------------------------------------------------------------------------- checks
+def _labels(ctx: Context, stem: str) -> np.ndarray:
+    return np.array(Image.open(ctx.out / f"{stem}_labels.png"))
+
+
+def _check_image(stem: str, size_hw: Tuple[int, int], classes: int = 3) -> Callable[[Context, str], None]:
+    def check(ctx: Context, stderr: str) -> None:
+        overlay = Image.open(ctx.out / f"{stem}_semantic.png")
+        assert overlay.mode == "RGB" and overlay.size == (size_hw[1], size_hw[0]), overlay
+        labels = _labels(ctx, stem)
+        assert labels.shape == size_hw, labels.shape
+        assert set(np.unique(labels).tolist()) <= set(range(classes)), np.unique(labels)
+        assert sorted(p.name for p in ctx.out.iterdir()) == sorted(
+            [f"{stem}_semantic.png", f"{stem}_labels.png", f"{stem}_labels.json"]
+        ), "the demo writes only the documented files"
+
+    return check
+
+
+def _check_vocabulary(expected_names: Callable[[], List[str]], dtype: Any) -> Callable[[Context, str], None]:
+    def check(ctx: Context, stderr: str) -> None:
+        import json
+
+        meta = json.loads((ctx.out / "in_labels.json").read_text(encoding="utf-8"))
+        names = expected_names()
+        assert [meta["classes"][str(i)] for i in range(len(names))] == names
+        labels = _labels(ctx, "in")
+        assert labels.dtype == dtype and labels.shape == (20, 24)
+        assert int(labels.max()) < len(names)
+
+    return check
+
+
+def _check_nothing_written(ctx: Context, stderr: str) -> None:
+    left = sorted(p.name for p in ctx.out.rglob("*")) if ctx.out.exists() else []
+    assert left == [], f"partial files left behind: {left}"
+
+
+def _check_marker_absent(ctx: Context, stderr: str) -> None:
+    assert not (ctx.tmp / "MARKER").exists(), "the checkpoint's code ran"
+
+
+def _check_lists_tensors(ctx: Context, stderr: str) -> None:
+    assert re.search(r"sem_seg_head\.predictor\.query_\w+\.weight: checkpoint \(6, \d+\) vs model \(10, \d+\)", stderr)
+
+
+def _check_large(ctx: Context, stderr: str) -> None:
+    _check_image("large", (1536, 2048))(ctx, stderr)
+    assert re.search(r"image .*large\.jpg is 8000x6000: processed at 2048x1536", stderr), stderr[-2000:]
+    rss = [int(m) for m in re.findall(r"MAX_RSS_KB (\d+)", stderr)]
+    assert rss and rss[-1] / 1024 < LARGE_IMAGE_MAX_RSS_MB, f"peak RSS {rss[-1] / 1024:.0f} MB"
+
+
+def _check_unlabeled_image(ctx: Context, stderr: str) -> None:
+    import json
+
+    saved = json.loads((ctx.out / "benchmarks.json").read_text())["benchmarks"]["PAS-20"]
+    assert saved["status"] == "ok" and saved["images"] == 1, saved
+    assert re.search(r"1 of 2 images have no label file .*2007_000003\.jpg has no .*2007_000003\.png", stderr)
+
+
+def _check_skipped_image(ctx: Context, stderr: str) -> None:
+    import json
+
+    saved = json.loads((ctx.out / "benchmarks.json").read_text())["benchmarks"]["PAS-20"]
+    assert saved["status"] == "ok", saved
+    assert len(saved["failed_images"]) == 1 and "2007_000002.jpg (RuntimeError: " in saved["failed_images"][0]
+    assert re.search(r"1 images failed and were left out of the metrics: .*2007_000002\.jpg", stderr)
+
+
+# ---------------------------------------------------------------------------------------------------- evaluation
+def _voc_root(ctx: Context, unlabeled: bool = False) -> Path:
+    """A prepared PAS-20 under ctx.tmp (the real preparation script on a tiny raw VOC copy), registered."""
+    import shutil
+
+    from _raw_datasets import script, voc_inputs
+
+    from mask_adapter.data.catalog import register_all
+
+    root = ctx.tmp / "d2"
+    voc_inputs(root)
+    script("prepare_pascal_voc_sem_seg").main(["--root", str(root)])
+    if unlabeled:
+        images = root / "pascal_voc_d2" / "images" / "validation"
+        shutil.copy(images / "2007_000002.jpg", images / "2007_000003.jpg")
+    register_all(str(root), overwrite=True)
+    return root
+
+
+def _evaluate(ctx: Context, *extra: str, unlabeled: bool = False) -> List[str]:
+    _voc_root(ctx, unlabeled)
+    return ["--config-file", TINY, "--benchmarks", "PAS-20", "--output", str(ctx.out), *extra,
+            "OUTPUT_DIR", str(ctx.tmp / "run")]  # fmt: skip
+
+
+def _missing_root(ctx: Context) -> List[str]:
+    from mask_adapter.data.catalog import register_all
+
+    register_all(str(ctx.tmp / "no_datasets_here"), overwrite=True)
+    return ["--config-file", TINY, "--benchmarks", "PAS-20", "--output", str(ctx.out)]
+
+
+def _model_raises_on(file_stem: str) -> Callable[[Context, Any], None]:
+    def patch(ctx: Context, monkeypatch: Any) -> None:
+        from mask_adapter.modeling.meta_arch.base import OpenVocabMaskFormer
+
+        original = OpenVocabMaskFormer.forward
+
+        def forward(self, batched_inputs):
+            if not self.training and any(file_stem in x.get("file_name", "") for x in batched_inputs):
+                raise RuntimeError("simulated failure of this image's prediction")
+            return original(self, batched_inputs)
+
+        monkeypatch.setattr(OpenVocabMaskFormer, "forward", forward)
+
+    return patch
+
+
+def _model_wrong_size(ctx: Context, monkeypatch: Any) -> None:
+    from mask_adapter.modeling.meta_arch.base import OpenVocabMaskFormer
+
+    original = OpenVocabMaskFormer.forward
+
+    def forward(self, batched_inputs):
+        outputs = original(self, batched_inputs)
+        if not self.training:
+            for out in outputs:
+                out["sem_seg"] = out["sem_seg"][:, :-1, :]  # one row short of the image
+        return outputs
+
+    monkeypatch.setattr(OpenVocabMaskFormer, "forward", forward)
+
+
+# ---------------------------------------------------------------------------------------------------- training
+def _synthetic(ctx: Context) -> None:
+    """The synthetic shapes dataset (2 tiny images per split) registered under ctx.tmp."""
+    from mask_adapter.data.catalog import register_all
+    from mask_adapter.data.synthetic import make_synthetic_dataset
+
+    make_synthetic_dataset(str(ctx.tmp / "d2"), n_train=2, n_val=1, size=(64, 80), seed=0)
+    register_all(str(ctx.tmp / "d2"), overwrite=True)
+
+
+def _train(ctx: Context, *opts: str, config: str = WARMUP, eval_only: bool = False) -> List[str]:
+    _synthetic(ctx)
+    return ["--config-file", config, *(["--eval-only"] if eval_only else []), "OUTPUT_DIR", str(ctx.out),
+            "SOLVER.MAX_ITER", "1", *opts]  # fmt: skip
+
+
+def _nan_loss(ctx: Context, monkeypatch: Any) -> None:
+    from mask_adapter.modeling.meta_arch.warmup import MaskAdapterWarmup
+
+    original = MaskAdapterWarmup.losses
+
+    def nan(self, *args, **kwargs):
+        return {k: v * float("nan") for k, v in original(self, *args, **kwargs).items()}
+
+    monkeypatch.setattr(MaskAdapterWarmup, "losses", nan)
+
+
+def _missing_train_root(ctx: Context) -> List[str]:
+    from mask_adapter.data.catalog import register_all
+
+    register_all(str(ctx.tmp / "no_datasets_here"), overwrite=True)
+    return ["--config-file", WARMUP, "OUTPUT_DIR", str(ctx.out), "SOLVER.MAX_ITER", "1",
+            "DATASETS.TRAIN", "('openvocab_ade20k_sem_seg_train',)", "DATASETS.TEST", "()"]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------- preparation
+def _ade_raw(ctx: Context, corrupt: bool = False, out_of_range: bool = False) -> List[str]:
+    from _raw_datasets import ade_inputs, save
+
+    root = ctx.tmp / "d2"
+    ade = ade_inputs(root)
+    ade_inputs(root, "training", "ADE_train_00000001")
+    bad = ade / "annotations" / "validation" / "ADE_val_00000001.png"
+    if corrupt:
+        bad.write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    if out_of_range:
+        save(bad, np.full((8, 10), 200, np.uint8))
+    return ["--root", str(root)]
+
+
+def _check_no_prepared_files(ctx: Context, stderr: str) -> None:
+    out = ctx.tmp / "d2" / "ADEChallengeData2016" / "annotations_detectron2"
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) if out.exists() else []
+    assert left == [], f"partial files left behind: {left}"
+
+
+def _flat_large_jpeg(ctx: Context) -> List[str]:
+    path = ctx.tmp / "large.jpg"
+    Image.new("RGB", (8000, 6000), (90, 140, 200)).save(path, quality=80)
+    return _demo(ctx, inputs=(str(path),))
+
+
+# ---------------------------------------------------------------------------------------------------- the table
+_VOCAB_5000 = [f"class {i}" for i in range(5000)]
+_LONG_NAME = "a very long class name " * 40  # 920 characters: longer than CLIP's 77-token context
+_UNICODE = ["chat noir", "Hund 🐕", "草地", "ciénaga"]
+
+CASES: Tuple[Case, ...] = (
+    # --- demo: image files
+    Case("missing-image", "demo", "--input of a file that does not exist",
+         lambda c: _demo(c, inputs=(str(c.tmp / "nope.jpg"),)), error=r"no input images found in .*nope\.jpg"),
+    Case("zero-byte-image", "demo", "a 0-byte .jpg file",
+         lambda c: _demo(c, inputs=(_write(c, "empty.jpg", b""),)), error=r"none of the 1 input images could be read"),
+    Case("truncated-jpeg", "demo", "a JPEG cut in half",
+         lambda c: _demo(c, inputs=(_truncated_jpeg(c),)), error=r"none of the 1 input images could be read"),
+    Case("not-an-image", "demo", "a text file named .png",
+         lambda c: _demo(c, inputs=(_write(c, "notes.png", b"not an image"),)),
+         error=r"none of the 1 input images could be read"),
+    Case("unreadable-folder", "demo", "a folder whose 2 image files are both unreadable",
+         lambda c: (_write(c, "a.png", b"x"), _write(c, "b.jpg", b""), _demo(c, inputs=(str(c.tmp),)))[-1],
+         error=r"none of the 2 input images could be read"),
+    Case("grayscale", "demo", "8-bit grayscale PNG 20x24",
+         _demo_on("gray.png", lambda: Image.fromarray(_rgb(20, 24)[:, :, 0])),
+         exit_code=0, result="overlay RGB and label map 20x24", check=_check_image("gray", (20, 24))),
+    Case("rgba", "demo", "RGBA PNG (alpha dropped)",
+         _demo_on("rgba.png", lambda: Image.fromarray(np.dstack([_rgb(20, 24), _rgb(20, 24, 1)[:, :, :1]]))),
+         exit_code=0, result="overlay RGB and label map 20x24", check=_check_image("rgba", (20, 24))),
+    Case("palette", "demo", "palette (P mode) PNG",
+         _demo_on("palette.png", lambda: Image.fromarray(_rgb(20, 24)).convert("P")),
+         exit_code=0, result="overlay RGB and label map 20x24", check=_check_image("palette", (20, 24))),
+    Case("16-bit", "demo", "16-bit grayscale PNG",
+         _demo_on("gray16.png", lambda: Image.fromarray((_rgb(20, 24)[:, :, 0].astype(np.uint16) * 257))),
+         exit_code=0, result="overlay RGB and label map 20x24", check=_check_image("gray16", (20, 24))),
+    Case("cmyk-jpeg", "demo", "CMYK JPEG",
+         _demo_on("cmyk.jpg", lambda: Image.fromarray(_rgb(20, 24)).convert("CMYK")),
+         exit_code=0, result="overlay RGB and label map 20x24", check=_check_image("cmyk", (20, 24))),
+    Case("exif-rotated", "demo", "JPEG stored 40x24 with EXIF orientation 6 (shown 24x40)",
+         _demo_on("rotated.jpg", _exif_rotated),
+         exit_code=0, result="label map follows the rotation: 40 rows x 24 columns",
+         check=_check_image("rotated", (40, 24))),
+    Case("1x1", "demo", "a 1x1 pixel PNG",
+         _demo_on("dot.png", lambda: Image.fromarray(_rgb(1, 1))),
+         exit_code=0, result="overlay and label map 1x1", check=_check_image("dot", (1, 1))),
+    Case("8000x6000", "demo", "8000x6000 JPEG (48 Mpixel)",
+         _flat_large_jpeg, exit_code=0, subprocess=True,
+         result=f"one warning line, processed and written at 2048x1536 (--max-size), peak RSS < "
+                f"{LARGE_IMAGE_MAX_RSS_MB} MB", check=_check_large),
+    # --- demo: vocabularies
+    Case("empty-vocabulary", "demo", "--vocabulary ''",
+         lambda c: _demo(c, vocabulary="") + ["--vocabulary", ""], error=r"inline vocabulary is empty"),
+    Case("duplicate-classes", "demo", "--vocabulary 'cat;dog;cat'",
+         lambda c: _demo(c, vocabulary="cat;dog;cat"),
+         error=r"Duplicate class name 'cat' in the inline vocabulary \(classes 1 and 3\); give each class once"),
+    Case("unicode-classes", "demo", "classes with accents, CJK and emoji",
+         lambda c: _demo(c, inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),),
+                         vocabulary=";".join(_UNICODE)),
+         exit_code=0, result="label JSON lists the names unchanged",
+         check=_check_vocabulary(lambda: list(_UNICODE), np.uint8)),
+    Case("very-long-class-name", "demo", "a 920-character class name (beyond CLIP's context)",
+         lambda c: _demo(c, inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),),
+                         vocabulary=f"cat;{_LONG_NAME.strip()}"),
+         exit_code=0, result="runs (prompt truncated by the tokenizer); name kept in the label JSON",
+         check=_check_vocabulary(lambda: ["cat", _LONG_NAME.strip()], np.uint8)),
+    Case("5000-classes", "demo", "a vocabulary file of 5,000 classes",
+         lambda c: (
+             (c.tmp / "vocab.txt").write_text("".join(f"{i}:{n}\n" for i, n in enumerate(_VOCAB_5000))),
+             _demo(c, "--vocabulary-file", str(c.tmp / "vocab.txt"),
+                   inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),), vocabulary=""),
+         )[-1],
+         exit_code=0, result="uint16 label map with ids < 5000, all names in the JSON",
+         check=_check_vocabulary(lambda: list(_VOCAB_5000), np.uint16)),
+    # --- demo: config
+    Case("missing-config", "demo", "--config-file that does not exist",
+         lambda c: _demo(c, "--config-file", str(c.tmp / "nope.yaml")), error=r"config file not found: .*nope\.yaml"),
+    Case("opts-key-typo", "demo", "--opts MODEL.MASK_ADAPTER.NUM_GT_MASK 3 (missing S)",
+         lambda c: _demo(c, "--opts", "MODEL.MASK_ADAPTER.NUM_GT_MASK", "3"),
+         error=r"unknown config key MODEL\.MASK_ADAPTER\.NUM_GT_MASK \(from the command line\); did you mean "
+               r"MODEL\.MASK_ADAPTER\.NUM_GT_MASKS"),
+    Case("config-file-key-typo", "demo", "a YAML file with a misspelled key",
+         lambda c: _demo(c, "--config-file", _typo_yaml(c)),
+         error=r"unknown config key MODEL\.MASK_ADAPTER\.NUM_GT_MASK \(from .*typo\.yaml\); did you mean"),
+    Case("wrong-value-type", "demo", "--opts MODEL.MASK_ADAPTER.NUM_GT_MASKS many",
+         lambda c: _demo(c, "--opts", "MODEL.MASK_ADAPTER.NUM_GT_MASKS", "many"),
+         error=r"config key MODEL\.MASK_ADAPTER\.NUM_GT_MASKS \(from the command line\) needs a value of type int "
+               r"like its default 4, got 'many'"),
+    # --- demo: checkpoints
+    Case("missing-checkpoint", "demo", "--weights of a file that does not exist",
+         lambda c: _demo(c, "--weights", str(c.tmp / "nope.pth")), error=r"weights file not found: .*nope\.pth"),
+    Case("random-bytes-checkpoint", "demo", "--weights of 4 kB of random bytes",
+         lambda c: _demo(c, "--weights", _random_bytes(c)),
+         error=r"random\.pth is not a PyTorch/safetensors checkpoint"),
+    Case("random-bytes-trusted", "demo", "the same with --trust-pickle",
+         lambda c: _demo(c, "--weights", _random_bytes(c), "--trust-pickle"),
+         error=r"random\.pth is not a PyTorch/safetensors checkpoint"),
+    Case("empty-checkpoint", "demo", "--weights of a 0-byte file",
+         lambda c: _demo(c, "--weights", _write(c, "empty.pth", b"")), error=r"empty\.pth is empty \(0 bytes\)"),
+    Case("truncated-checkpoint", "demo", "--weights of a torch.save file cut in half",
+         lambda c: _demo(c, "--weights", _truncated_checkpoint(c)),
+         error=r"truncated\.pth is truncated or corrupt .*; download or copy it again"),
+    Case("pickle-runs-code", "demo", "a .pth whose unpickling would create a marker file",
+         lambda c: _demo(c, "--weights", _code_checkpoint(c, ".pth")),
+         error=r"contains pickled Python objects \(e\.g\. \w+\.open\) .* refused; if you trust the file, pass "
+               r"--trust-pickle .*runs code from the file$",
+         check=_check_marker_absent),
+    Case("pkl-runs-code", "demo", "a detectron2-style .pkl whose unpickling would create a marker file",
+         lambda c: _demo(c, "--weights", _code_checkpoint(c, ".pkl")),
+         error=r"contains pickled Python objects \(e\.g\. \w+\.open\) .* refused", check=_check_marker_absent),
+    Case("wrong-architecture", "demo", "a checkpoint of the tiny model with 6 instead of 10 queries",
+         lambda c: _demo(c, "--weights", _other_architecture_checkpoint(c)),
+         error=r"\d+ tensors of checkpoint .*six_queries\.pth do not fit the model; .*pass the config file that "
+               r"matches MODEL\.WEIGHTS", check=_check_lists_tensors),
+    # --- demo: output folder
+    Case("output-under-a-file", "demo", "--output below an existing regular file",
+         lambda c: (_write(c, "file", b"x"), _demo(c)[2:] + ["--output", str(c.tmp / "file" / "out")])[-1],
+         error=r"cannot create output folder .*file/out: Not a directory"),
+    Case("output-is-a-file", "demo", "--output naming an existing regular file",
+         lambda c: (_write(c, "file", b"x"), _demo(c)[2:] + ["--output", str(c.tmp / "file")])[-1],
+         error=r"--output .*file is an existing file; give a folder path"),
+    Case("disk-full", "demo", "the disk fills up while writing the first output (ENOSPC)",
+         lambda c: _demo(c, inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),)),
+         error=r"cannot write .*in_semantic\.png: No space left on device; free disk space", patch=_no_space,
+         check=_check_nothing_written),
+    Case("no-traceback-process", "demo", "bad input in a fresh process (random-bytes checkpoint)",
+         lambda c: _demo(c, "--weights", _random_bytes(c)), subprocess=True,
+         error=r"random\.pth is not a PyTorch/safetensors checkpoint"),
+    Case("debug-traceback", "demo", "the same with --debug",
+         lambda c: _demo(c, "--weights", _random_bytes(c), "--debug"), subprocess=True, traceback=True),
+    # --- train_net.py
+    Case("unregistered-dataset", "train_net", "DATASETS.TRAIN of a name that is not registered",
+         lambda c: _train(c, "DATASETS.TRAIN", "('openvocab_ade20k_sem_seg_trian',)"),
+         error=r"dataset 'openvocab_ade20k_sem_seg_trian' \(DATASETS\.TRAIN\) is not registered; did you mean "
+               r"openvocab_ade20k_sem_seg_train"),
+    Case("missing-dataset-root", "train_net", "a registered dataset whose files are not under the root",
+         _missing_train_root,
+         error=r"Dataset 'openvocab_ade20k_sem_seg_train': expected '.*no_datasets_here/ADEChallengeData2016/"
+               r"images/training', which does not exist; run `python datasets/prepare_ade20k_sem_seg\.py`"),
+    Case("train-missing-config", "train_net", "--config-file that does not exist",
+         lambda c: ["--config-file", str(c.tmp / "nope.yaml")], error=r"config file not found: .*nope\.yaml"),
+    Case("train-key-typo", "train_net", "KEY VALUE with a misspelled key",
+         lambda c: _train(c, "SOLVER.MAX_ITERS", "3"),
+         error=r"unknown config key SOLVER\.MAX_ITERS \(from the command line\); did you mean SOLVER\.MAX_ITER"),
+    Case("train-wrong-type", "train_net", "SOLVER.BASE_LR fast",
+         lambda c: _train(c, "SOLVER.BASE_LR", "fast"),
+         error=r"config key SOLVER\.BASE_LR \(from the command line\) needs a value of type float"),
+    Case("nan-loss", "train_net", "training whose loss becomes NaN at iteration 0",
+         lambda c: _train(c, "SOLVER.MAX_ITER", "2"), patch=_nan_loss,
+         error=r"Loss became infinite or NaN at iteration=0; lower SOLVER\.BASE_LR"),
+    Case("train-missing-weights", "train_net", "--eval-only with MODEL.WEIGHTS that does not exist",
+         lambda c: _train(c, "MODEL.WEIGHTS", str(c.tmp / "nope.pth"), eval_only=True),
+         error=r"checkpoint not found: .*nope\.pth; give an existing file"),
+    Case("train-corrupt-weights", "train_net", "--eval-only with MODEL.WEIGHTS of random bytes",
+         lambda c: _train(c, "MODEL.WEIGHTS", _random_bytes(c), eval_only=True),
+         error=r"is not a PyTorch/safetensors checkpoint"),
+    # --- tools/evaluate_benchmarks.py
+    Case("eval-missing-root", "evaluate", "a benchmark whose files are not under the dataset root",
+         _missing_root, error=r"1 of 1 benchmarks did not run: PAS-20 missing: .*no_datasets_here.*prepare_pascal_voc"),
+    Case("eval-missing-label", "evaluate", "a prepared PAS-20 where one image has no label file",
+         lambda c: _evaluate(c, unlabeled=True), exit_code=0,
+         result="one warning line naming the image and the missing label; evaluated on the 1 labelled image",
+         check=_check_unlabeled_image),
+    Case("eval-prediction-raises", "evaluate", "the model raises on one image",
+         lambda c: _evaluate(c), patch=_model_raises_on("2007_000002"),
+         error=r"PAS-20 failed: ImageEvaluationError: prediction failed on image .*2007_000002\.jpg \(RuntimeError: "
+               r"simulated failure.*\); .*--skip-failed-images"),
+    Case("eval-skip-failed", "evaluate", "the same with --skip-failed-images",
+         lambda c: _evaluate(c, "--skip-failed-images"), patch=_model_raises_on("2007_000002"), exit_code=0,
+         result="warning lists the file; benchmarks.json records it under failed_images", check=_check_skipped_image),
+    Case("eval-wrong-size", "evaluate", "predictions one row smaller than the image",
+         lambda c: _evaluate(c), patch=_model_wrong_size,
+         error=r"evaluation failed on image .*2007_000002\.jpg \(ValueError: .* differ in size"),
+    Case("eval-unknown-benchmark", "evaluate", "--benchmarks A-999",
+         lambda c: ["--config-file", TINY, "--benchmarks", "A-999", "--output", str(c.out)],
+         error=r"Unknown benchmark 'A-999'; use one of A-847, A-150"),
+    Case("eval-corrupt-weights", "evaluate", "--weights of random bytes",
+         lambda c: ["--config-file", TINY, "--weights", _random_bytes(c), "--output", str(c.out)],
+         error=r"is not a PyTorch/safetensors checkpoint"),
+    # --- datasets/prepare_*.py
+    Case("prepare-missing-root", "prepare", "prepare_ade20k_sem_seg.py --root of an empty folder",
+         lambda c: ["--root", str(c.tmp / "nothing")],
+         error=r"ADE20K annotations not found at '.*nothing/ADEChallengeData2016/annotations/training'; download"),
+    Case("prepare-corrupt-label", "prepare", "an annotation PNG with a valid header and garbage after it",
+         lambda c: _ade_raw(c, corrupt=True), error=r"ADE_val_00000001\.png.*corrupt"),
+    Case("prepare-label-out-of-range", "prepare", "an ADE annotation with value 200 (> 150 classes)",
+         lambda c: _ade_raw(c, out_of_range=True), error=r"label value 200"),
+    Case("prepare-disk-full", "prepare", "the disk fills up while writing the first label (ENOSPC)",
+         lambda c: _ade_raw(c), patch=_no_space, error=r"cannot write .*\.png: No space left on device",
+         check=_check_no_prepared_files),
+)
