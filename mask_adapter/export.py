@@ -17,11 +17,12 @@ Graph inputs:  ``clip_dense`` (B, C_raw, h, w) float32;  ``masks`` (B, N, H, W) 
 Graph outputs: ``logits`` (B, N, C + 1);  ``mask_embeddings`` (B, N, D).
 """
 
+import contextlib
 import json
 import logging
 import os
 import warnings
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -199,15 +200,15 @@ def example_inputs(
     return clip_dense, masks
 
 
-def _quiet_tracing():
-    """Silence the tracer's and exporter's warnings about traced Python values (the graph is shape-generic)."""
-    ctx = warnings.catch_warnings()
-    ctx.__enter__()
-    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
-    return ctx
+@contextlib.contextmanager
+def _quiet_tracing() -> Iterator[None]:
+    """Silence the tracer's notes on traced Python values (the graph is shape-generic: the tests check N, B, h, w)
+    and torch's deprecation notices for TorchScript and the TorchScript-based ONNX exporter."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        yield
 
 
 def export_onnx(module: AdapterClassifier, path: str, opset: int = DEFAULT_OPSET) -> str:
@@ -223,21 +224,17 @@ def export_onnx(module: AdapterClassifier, path: str, opset: int = DEFAULT_OPSET
     """
     import onnx
 
-    ctx = _quiet_tracing()
-    try:
-        with torch.no_grad():
-            torch.onnx.export(
-                module,
-                example_inputs(module),
-                path,
-                input_names=list(INPUT_NAMES),
-                output_names=list(OUTPUT_NAMES),
-                dynamic_axes=DYNAMIC_AXES,
-                opset_version=opset,
-                dynamo=False,
-            )
-    finally:
-        ctx.__exit__(None, None, None)
+    with _quiet_tracing(), torch.no_grad():
+        torch.onnx.export(
+            module,
+            example_inputs(module),
+            path,
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes=DYNAMIC_AXES,
+            opset_version=opset,
+            dynamo=False,
+        )
     graph = onnx.load(path)
     meta = graph.metadata_props.add()
     meta.key, meta.value = "mask_adapter", json.dumps(module.metadata())
@@ -255,13 +252,9 @@ def export_torchscript(module: AdapterClassifier, path: str) -> str:
     Returns:
         ``path``.
     """
-    ctx = _quiet_tracing()
-    try:
-        with torch.no_grad():
-            traced = torch.jit.trace(module, example_inputs(module), check_trace=False)
-    finally:
-        ctx.__exit__(None, None, None)
-    torch.jit.save(traced, path, _extra_files={"metadata.json": json.dumps(module.metadata())})
+    with _quiet_tracing(), torch.no_grad():
+        traced = torch.jit.trace(module, example_inputs(module), check_trace=False)
+        torch.jit.save(traced, path, _extra_files={"metadata.json": json.dumps(module.metadata())})
     return path
 
 
@@ -320,7 +313,8 @@ def check_export(module: AdapterClassifier, path: str, fmt: str, mask_counts: Se
     return worst
 
 
-def _runner(path: str, fmt: str):
+def _runner(path: str, fmt: str) -> Callable[[Tensor, Tensor], List[Any]]:
+    """A function running the exported file on (clip_dense, masks) and returning its two outputs."""
     if fmt == "onnx":
         import onnxruntime as ort
 
@@ -330,7 +324,8 @@ def _runner(path: str, fmt: str):
             return session.run(list(OUTPUT_NAMES), {"clip_dense": clip_dense.numpy(), "masks": masks.numpy()})
 
         return run_onnx
-    loaded = torch.jit.load(path, map_location="cpu")
+    with _quiet_tracing():
+        loaded = torch.jit.load(path, map_location="cpu")
 
     def run_script(clip_dense: Tensor, masks: Tensor) -> List[Any]:
         with torch.no_grad():
