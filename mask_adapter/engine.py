@@ -33,6 +33,7 @@ from .config import (
 )
 from .data.train_loader import build_resumable_train_loader
 from .solver import build_lr_scheduler, build_optimizer
+from .utils.progress import eval_progress
 
 logger = logging.getLogger(__name__)
 
@@ -305,7 +306,8 @@ class Trainer(DefaultTrainer):
         for i, name in enumerate(cfg.DATASETS.TEST):
             net.set_metadata(MetadataCatalog.get(name))
             evaluator = evaluators[i] if evaluators else cls.build_evaluator(cfg, name)
-            results[name] = inference_on_dataset(model, cls.build_test_loader(cfg, name), evaluator)
+            loader = eval_progress(cls.build_test_loader(cfg, name), name)
+            results[name] = inference_on_dataset(model, loader, evaluator)
             if comm.is_main_process():
                 logger.info(
                     "Evaluation results for %s (versions: %s):", name, environment_versions()

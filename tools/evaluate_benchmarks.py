@@ -22,6 +22,7 @@ import mask_adapter.data  # noqa: F401  (registers the dataset catalog)
 from mask_adapter.checkpoint import MaskAdapterCheckpointer
 from mask_adapter.engine import build_config
 from mask_adapter.evaluation import BENCHMARKS, evaluate_benchmarks
+from mask_adapter.utils.progress import is_quiet, quiet_progress
 
 __all__ = ["main", "evaluate_benchmarks"]
 
@@ -41,6 +42,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--output", default="", help="output folder; default: OUTPUT_DIR/benchmarks"
     )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (log lines stay)")
     parser.add_argument(
         "opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs"
     )
@@ -58,7 +60,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     model = build_model(cfg)
     MaskAdapterCheckpointer(model).resume_or_load(cfg.MODEL.WEIGHTS, resume=False)
     model.eval()
-    report = evaluate_benchmarks(cfg, model, [b for b in args.benchmarks.split(",") if b], output)
+    with quiet_progress(args.quiet or is_quiet()):
+        report = evaluate_benchmarks(cfg, model, [b for b in args.benchmarks.split(",") if b], output)
     # evaluate_benchmarks logs the table (to stdout through the logger set up above) and writes JSON + CSV.
     return 0 if all(r["status"] == "ok" for r in report.values()) else 1
 

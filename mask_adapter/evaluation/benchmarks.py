@@ -18,6 +18,7 @@ from detectron2.evaluation import inference_on_dataset
 from detectron2.utils import comm
 from tabulate import tabulate
 
+from ..utils.progress import eval_progress
 from .build import build_evaluator
 from .env import environment_versions
 
@@ -105,7 +106,7 @@ def evaluate_benchmarks(
             evaluator = build_evaluator(
                 cfg, name, os.path.join(output_dir, short) if output_dir else None
             )
-            results = inference_on_dataset(model, loader, evaluator) or {}
+            results = inference_on_dataset(model, eval_progress(loader, short), evaluator) or {}
         except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
             row.update(status="failed", error=f"{type(e).__name__}: {e}")
             logger.error("Benchmark %s failed: %s", short, row["error"])

@@ -8,9 +8,11 @@ Shapes: label maps (H, W).
 
 import argparse
 import glob
+import logging
 import os
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
+from ...utils.progress import quiet_progress
 from .label_io import progress, require, write_label
 
 __all__ = [
@@ -39,12 +41,17 @@ def default_root() -> str:
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
-    """Argument parser with ``--root`` (default ``$DETECTRON2_DATASETS`` or "datasets")."""
+    """Argument parser with ``--root`` (default ``$DETECTRON2_DATASETS`` or "datasets") and ``--quiet``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--root",
         default=default_root(),
         help="dataset root (default: $DETECTRON2_DATASETS or 'datasets')",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress output (default: a bar on a terminal, periodic log lines otherwise)",
     )
     return parser
 
@@ -69,7 +76,12 @@ def standard_main(
     parser = base_parser(doc.strip().splitlines()[0])
     for flag, kwargs in options:
         parser.add_argument(flag, **kwargs)
-    prepare(**vars(parser.parse_args(argv)))
+    args = vars(parser.parse_args(argv))
+    quiet = args.pop("quiet")
+    # Progress log lines (when not on a terminal) are INFO records; a script's own logging setup takes precedence.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    with quiet_progress(quiet):
+        prepare(**args)
     return 0
 
 
@@ -94,7 +106,7 @@ def convert_label_maps(
         The number of pairs written.
     """
     written = 0
-    for source, outputs in progress(pairs, desc, total):
+    for source, outputs in progress(pairs, desc, total, unit="file"):
         paths = (outputs,) if isinstance(outputs, str) else tuple(outputs)
         if all(os.path.exists(path) for path in paths):
             continue
