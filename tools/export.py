@@ -30,7 +30,7 @@ SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Command-line arguments (``--format`` is checked in :func:`main` for a one-line error)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config-file", required=True, help="model config (YAML)")
     parser.add_argument("--weights", required=True, help="checkpoint file (train_net.py output or released model)")
     parser.add_argument("--format", default="onnx", help="onnx (default) or torchscript")

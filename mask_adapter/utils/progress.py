@@ -68,7 +68,7 @@ class Progress(Generic[T]):
         if total is None:
             try:
                 total = len(iterable)  # type: ignore[arg-type]
-            except TypeError:
+            except (TypeError, NotImplementedError):  # generators, iterable-style loaders
                 total = None
         self.iterable = iterable
         self.desc = desc
