@@ -23,7 +23,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -47,6 +47,7 @@ from demo.predictor import TASKS, VocabularyPredictor, void_label  # noqa: E402
 from demo.vocabulary import build_vocabulary, default_vocabulary  # noqa: E402
 from mask_adapter.utils.atomic import atomic_save_image, atomic_write_text, ensure_output_dir  # noqa: E402
 from mask_adapter.utils.cli import add_debug_flag, run_cli  # noqa: E402
+from mask_adapter.utils.progress import is_quiet, progress, quiet_progress  # noqa: E402
 
 __all__ = [  # the command line, plus the helpers it is built from (re-exported for tests and scripts)
     "BUNDLED_IMAGE_NAME",
@@ -157,6 +158,7 @@ def get_parser() -> argparse.ArgumentParser:
         "reduced size",
     )
     p.add_argument("--save-label-map", action="store_true", help="also write the class-id map (PNG) + JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or progress log lines")
     add_debug_flag(p)
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides KEY VALUE ...")
     return p
@@ -240,6 +242,17 @@ def _unique_stem(path: Optional[str], used: Dict[str, int]) -> str:
     return stem if n == 0 else f"{stem}_{n}"
 
 
+def _read_frames(capture: Any) -> Iterator[np.ndarray]:
+    """(H, W, 3) RGB frames of an opened cv2 capture until it ends."""
+    import cv2
+
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return
+        yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
 def run_video(predictor: VocabularyPredictor, source: Any, target: Path, task: str, threshold: float) -> int:
     """Segment every frame of a cv2 video source and write an mp4 overlay. Returns the number of frames."""
     import cv2
@@ -248,13 +261,10 @@ def run_video(predictor: VocabularyPredictor, source: Any, target: Path, task: s
     if not cap.isOpened():
         raise ValueError(f"cannot open video source {source!r}")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None  # 0 for a webcam
     writer, frames = None, 0
     try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        for rgb in progress(_read_frames(cap), "video", total=total, unit="frame"):
             overlay = predictor.visualize(rgb, predictor(rgb), task, threshold)
             if writer is None:
                 h, w = overlay.shape[:2]
@@ -284,6 +294,12 @@ def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) ->
         raise ValueError(
             f"--max-size {args.max_size} is too small; give at least 32 pixels (default {DEFAULT_MAX_SIDE})"
         )
+    with quiet_progress(args.quiet or is_quiet()):
+        return _run(args, mask_generator)
+
+
+def _run(args: argparse.Namespace, mask_generator: Any) -> List[Path]:
+    """The demo of :func:`main` on parsed arguments."""
     out_dir = prepare_output(args.output)
     cfg = setup_cfg(args)
     names, things = build_vocabulary(args, cfg)
@@ -330,12 +346,10 @@ def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) ->
         frames = run_video(predictor, source, target, args.task[0], args.confidence_threshold)
         logger.info("wrote %s (%d frames)", target, frames)
         return [target]
-    from tqdm import tqdm
-
     written: List[Path] = []
     used: Dict[str, int] = {}
     skipped = 0
-    for path in tqdm(paths, desc="demo", unit="image", disable=len(paths) < 2):
+    for path in progress(paths, "demo", unit="image", min_total=2):
         try:
             written += process_image(predictor, path, _unique_stem(path, used), out_dir, args)
         except ImageReadError as e:

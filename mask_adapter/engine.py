@@ -35,6 +35,7 @@ from .config import (
 from .data.train_loader import build_resumable_train_loader
 from .evaluation.guard import guard_evaluation
 from .solver import build_lr_scheduler, build_optimizer
+from .utils.progress import eval_progress
 
 logger = logging.getLogger(__name__)
 
@@ -322,7 +323,8 @@ class Trainer(DefaultTrainer):
             evaluator = evaluators[i] if evaluators else cls.build_evaluator(cfg, name)
             # an image whose prediction raises stops the run with its file name (TEST.SKIP_FAILED_IMAGES skips it)
             guarded_model, evaluator = guard_evaluation(model, evaluator, cfg.TEST.SKIP_FAILED_IMAGES)
-            results[name] = inference_on_dataset(guarded_model, cls.build_test_loader(cfg, name), evaluator)
+            loader = eval_progress(cls.build_test_loader(cfg, name), name)
+            results[name] = inference_on_dataset(guarded_model, loader, evaluator)
             if comm.is_main_process():
                 logger.info(
                     "Evaluation results for %s (versions: %s):", name, environment_versions()

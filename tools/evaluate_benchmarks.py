@@ -30,6 +30,7 @@ from mask_adapter.checkpoint import MaskAdapterCheckpointer
 from mask_adapter.engine import build_config
 from mask_adapter.evaluation import BENCHMARKS, evaluate_benchmarks  # noqa: E402
 from mask_adapter.utils.cli import add_debug_flag, run_cli  # noqa: E402
+from mask_adapter.utils.progress import is_quiet, quiet_progress  # noqa: E402
 
 __all__ = ["main", "evaluate_benchmarks"]
 
@@ -49,6 +50,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--output", default="", help="output folder; default: OUTPUT_DIR/benchmarks"
     )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (log lines stay)")
     parser.add_argument(
         "--skip-failed-images",
         action="store_true",
@@ -81,7 +83,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if cfg.MODEL.WEIGHTS:
         MaskAdapterCheckpointer(model, allow_pickle=args.trust_pickle).load(cfg.MODEL.WEIGHTS)
     model.eval()
-    report = evaluate_benchmarks(cfg, model, [b for b in args.benchmarks.split(",") if b], output)
+    with quiet_progress(args.quiet or is_quiet()):
+        report = evaluate_benchmarks(cfg, model, [b for b in args.benchmarks.split(",") if b], output)
     # evaluate_benchmarks logs the table (to stdout through the logger set up above) and writes JSON + CSV.
     not_run = {b: r for b, r in report.items() if r["status"] != "ok"}
     if not_run:

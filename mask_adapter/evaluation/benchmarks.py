@@ -19,6 +19,7 @@ from detectron2.utils import comm
 from tabulate import tabulate
 
 from ..utils.atomic import atomic_write, ensure_output_dir
+from ..utils.progress import eval_progress
 from .build import build_evaluator
 from .env import environment_versions
 from .guard import guard_evaluation
@@ -113,7 +114,7 @@ def evaluate_benchmarks(
                 cfg, name, os.path.join(output_dir, short) if output_dir else None
             )
             guarded_model, guarded = guard_evaluation(model, evaluator, cfg.TEST.SKIP_FAILED_IMAGES)
-            results = inference_on_dataset(guarded_model, loader, guarded) or {}
+            results = inference_on_dataset(guarded_model, eval_progress(loader, short), guarded) or {}
             row["failed_images"] = [f"{file} ({why})" for file, why in guarded.failures]
         except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
             # includes ImageEvaluationError: this benchmark stops at the image, named in the error; the others run

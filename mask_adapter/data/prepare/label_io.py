@@ -1,17 +1,18 @@
-"""File and label-map I/O of the preparation scripts: input checks, reading / writing label images, copying files,
-progress bars and id lookup tables.
+"""File and label-map I/O of the preparation scripts: input checks, reading / writing label images, copying files
+and id lookup tables (``progress`` is :func:`mask_adapter.utils.progress.progress`, re-exported).
 
 Shapes: label maps (H, W); RGB images (H, W, 3) uint8.
 """
 
 import os
 import shutil
-from typing import Dict, Iterable, Iterator, Mapping, Optional, TypeVar
+from typing import Dict, Mapping
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ...utils.atomic import atomic_save, atomic_save_image, ensure_output_dir
+from ...utils.progress import progress
 from ..vocabulary import load_vocabulary_entries
 
 __all__ = [
@@ -26,9 +27,6 @@ __all__ = [
     "id_lut",
     "apply_lut",
 ]
-
-T = TypeVar("T")
-
 
 def require(path: str, what: str, hint: str) -> str:
     """Return ``path`` if it exists, else raise one ``FileNotFoundError`` line naming it and how to get it."""
@@ -76,13 +74,6 @@ def copy_file(src: str, dst: str) -> None:
         with open(src, "rb") as f:
             atomic_save(dst, lambda out: shutil.copyfileobj(f, out))
         shutil.copystat(src, dst)
-
-
-def progress(items: Iterable[T], desc: str, total: Optional[int] = None) -> Iterator[T]:
-    """tqdm progress bar over ``items``."""
-    from tqdm import tqdm
-
-    return iter(tqdm(items, desc=desc, total=total, dynamic_ncols=True))
 
 
 def vocab_id_to_index(key: str, offset: int = 0) -> Dict[int, int]:

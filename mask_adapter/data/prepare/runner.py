@@ -8,10 +8,12 @@ Shapes: label maps (H, W).
 
 import argparse
 import glob
+import logging
 import os
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from ...utils.cli import add_debug_flag, run_cli
+from ...utils.progress import quiet_progress
 from .label_io import progress, require, write_label
 
 __all__ = [
@@ -40,12 +42,17 @@ def default_root() -> str:
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
-    """Argument parser with ``--root`` (default ``$DETECTRON2_DATASETS`` or "datasets")."""
+    """Argument parser with ``--root`` (default ``$DETECTRON2_DATASETS`` or "datasets") and ``--quiet``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--root",
         default=default_root(),
         help="dataset root (default: $DETECTRON2_DATASETS or 'datasets')",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress output (default: a bar on a terminal, periodic log lines otherwise)",
     )
     return parser
 
@@ -77,7 +84,11 @@ def standard_main(
     def run(args: Sequence[str]) -> int:
         parsed = vars(parser.parse_args(args))
         parsed.pop("debug")
-        prepare(**parsed)
+        quiet = parsed.pop("quiet")
+        # Progress log lines (when not on a terminal) are INFO records; a script's own logging setup takes precedence.
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+        with quiet_progress(quiet):
+            prepare(**parsed)
         return 0
 
     return run_cli(run) if argv is None else run(argv)
@@ -104,7 +115,7 @@ def convert_label_maps(
         The number of pairs written.
     """
     written = 0
-    for source, outputs in progress(pairs, desc, total):
+    for source, outputs in progress(pairs, desc, total, unit="file"):
         paths = (outputs,) if isinstance(outputs, str) else tuple(outputs)
         if all(os.path.exists(path) for path in paths):
             continue

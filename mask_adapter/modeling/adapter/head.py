@@ -176,3 +176,23 @@ class MaskAdapterHead(nn.Module):
         x = self._blocks(x)
         x = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return self.final(x).reshape(b, n, self.num_output_maps, h, w)
+
+    def forward_traceable(self, clip_feature: Tensor, masks: Tensor) -> Tensor:
+        """The math of :meth:`forward` without input checks, chunking or ``fast_inference``: one straight-line graph
+        whose sizes follow the inputs, for ``torch.jit.trace`` and ONNX export (``mask_adapter.export``).
+
+        Args:
+            clip_feature: (B, D, h, w) dense CLIP feature.
+            masks: (B, N, Hm, Wm) binary masks (float or any dtype), N >= 1.
+
+        Returns:
+            (B, N·K, h, w) raw activation-map logits, equal to ``forward(clip_feature, masks)``.
+        """
+        h, w = clip_feature.shape[-2:]
+        m = masks.to(clip_feature.dtype).flatten(0, 1).unsqueeze(1)  # (B·N, 1, Hm, Wm), image-major
+        m = F.interpolate(m, size=(4 * h, 4 * w), mode="bilinear", align_corners=False)
+        # expand + flatten repeats each image's feature N times, image-major, like repeat_interleave(N, dim=0).
+        feature = clip_feature.unsqueeze(1).expand(-1, masks.shape[1], -1, -1, -1).flatten(0, 1)
+        x = self._blocks(self.fuse(feature + self.mask_downscaling(m)))
+        x = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.final(x).unflatten(0, (clip_feature.shape[0], -1)).flatten(1, 2)

@@ -118,11 +118,11 @@ def embeddings_from_activation_maps(
         raise ValueError(f"maps have {maps.shape[1]} channels, not a multiple of K={num_output_maps}")
     if maps.shape[-2:] != (h, w):
         maps = F.interpolate(maps, size=(h, w), mode="bilinear", align_corners=False)
-    n = maps.shape[1] // num_output_maps
     weights = F.softmax(F.logsigmoid(maps.flatten(2)), dim=-1)  # (B, N·K, hw)
     pooled = torch.bmm(weights.to(clip_dense.dtype), clip_dense.flatten(2).transpose(1, 2))
-    emb = project(pooled.reshape(b * n * num_output_maps, c_raw))
-    return emb.reshape(b, n, num_output_maps, emb.shape[-1]).mean(dim=2)
+    # -1 for N·K and N (no sizes computed in Python) keeps a traced / exported graph valid for any N.
+    emb = project(pooled.reshape(-1, c_raw))
+    return emb.reshape(b, -1, num_output_maps, emb.shape[-1]).mean(dim=2)
 
 
 def mask_pooling_embeddings(mask_logits: Tensor, clip_dense: Tensor, project: Projector) -> Tensor:

@@ -26,7 +26,7 @@ from ...utils.registry import register_once
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CLIPBackbone", "build_clip_model", "DENSE_PROJECTIONS"]
+__all__ = ["CLIPBackbone", "build_clip_model", "dense_projection", "project_pooled", "DENSE_PROJECTIONS"]
 
 DENSE_PROJECTIONS = ("pixelwise", "maftp_scrambled")
 
@@ -64,6 +64,45 @@ def build_clip_model(model_name: str, pretrained: str) -> torch.nn.Module:
             open_clip.create_model(model_name, pretrained=tag)
         comm.synchronize()
     return open_clip.create_model(model_name, pretrained=tag)
+
+
+def project_pooled(trunk_head: torch.nn.Module, head: torch.nn.Module, pooled: Tensor) -> Tensor:
+    """Pooled trunk vectors (M, C_raw) -> (M, D) through the frozen CLIP heads.
+
+    Args:
+        trunk_head: timm ``visual.trunk.head`` (NormMlpClassifierHead: pool, LayerNorm2d, flatten, identity fc).
+        head: open_clip ``visual.head`` (the projection to the embedding width).
+        pooled: (M, C_raw).
+
+    Returns:
+        (M, D).
+    """
+    return head(trunk_head(pooled[:, :, None, None]))
+
+
+def dense_projection(trunk_head: torch.nn.Module, head: torch.nn.Module, clip_dense: Tensor, variant: str) -> Tensor:
+    """Project the dense trunk feature to the embedding width, per position.
+
+    Args:
+        trunk_head, head: as :func:`project_pooled`.
+        clip_dense: (B, C_raw, h, w).
+        variant: ``pixelwise`` (FC-CLIP) or ``maftp_scrambled`` (MAFT+ compatibility, see below).
+
+    Returns:
+        (B, D, h, w).
+    """
+    b, c, h, w = clip_dense.shape
+    if variant == "pixelwise":
+        x = trunk_head.norm(clip_dense).permute(0, 2, 3, 1)
+        return head(trunk_head.drop(x)).permute(0, 3, 1, 2)
+    if variant == "maftp_scrambled":
+        # MUST (checkpoint compatibility): MAFT+ reshapes the contiguous NCHW map to (B·h·w, C_raw) WITHOUT
+        # permuting, so "pixel" rows mix channels and positions. Its frozen CDT and the MAFT+ adapters were
+        # trained on exactly this; see hustvl/MaskAdapter:maft/maft_plus.py (visual_prediction_forward_convnext).
+        rows = clip_dense.contiguous().reshape(b * h * w, c)
+        x = project_pooled(trunk_head, head, rows)
+        return x.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+    raise ValueError(f"unknown dense projection {variant!r}; choose one of {DENSE_PROJECTIONS}")
 
 
 class CLIPBackbone(Backbone):
@@ -143,34 +182,17 @@ class CLIPBackbone(Backbone):
     # -- projections through the frozen CLIP heads (gradients flow through them to the adapter) ----------
     def project_pooled(self, pooled: Tensor) -> Tensor:
         """Pooled trunk vectors (M, C_raw) -> (M, D) via ``trunk.head`` and ``visual.head``."""
-        trunk_head = self.clip_model.visual.trunk.head
-        x = trunk_head(pooled[:, :, None, None])
-        return self.clip_model.visual.head(x)
+        visual = self.clip_model.visual
+        return project_pooled(visual.trunk.head, visual.head, pooled)
 
     def dense_projection(self, clip_dense: Tensor, variant: str) -> Tensor:
-        """Project the dense trunk feature to the embedding width, per position.
+        """Project the dense trunk feature (B, C_raw, h, w) to the embedding width per position: (B, D, h, w).
 
-        Args:
-            clip_dense: (B, C_raw, h, w).
-            variant: ``pixelwise`` (FC-CLIP) or ``maftp_scrambled`` (MAFT+ compatibility, see below).
-
-        Returns:
-            (B, D, h, w).
+        ``variant`` is ``pixelwise`` (FC-CLIP) or ``maftp_scrambled`` (MAFT+ compatibility); see
+        :func:`dense_projection`.
         """
-        b, c, h, w = clip_dense.shape
         visual = self.clip_model.visual
-        if variant == "pixelwise":
-            x = visual.trunk.head.norm(clip_dense).permute(0, 2, 3, 1)
-            x = visual.head(visual.trunk.head.drop(x))
-            return x.permute(0, 3, 1, 2)
-        if variant == "maftp_scrambled":
-            # MUST (checkpoint compatibility): MAFT+ reshapes the contiguous NCHW map to (B·h·w, C_raw) WITHOUT
-            # permuting, so "pixel" rows mix channels and positions. Its frozen CDT and the MAFT+ adapters were
-            # trained on exactly this; see hustvl/MaskAdapter:maft/maft_plus.py (visual_prediction_forward_convnext).
-            rows = clip_dense.contiguous().reshape(b * h * w, c)
-            x = self.project_pooled(rows)
-            return x.reshape(b, h, w, -1).permute(0, 3, 1, 2)
-        raise ValueError(f"unknown dense projection {variant!r}; choose one of {DENSE_PROJECTIONS}")
+        return dense_projection(visual.trunk.head, visual.head, clip_dense, variant)
 
     # -- text tower --------------------------------------------------------------------------------------
     def tokenize(self, texts) -> Tensor:

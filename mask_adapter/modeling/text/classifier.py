@@ -16,9 +16,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...utils.atomic import OutputWriteError, atomic_save, ensure_output_dir
+from ...utils.progress import progress
 from .templates import VILD_TEMPLATES
 
 logger = logging.getLogger(__name__)
+
+# Encodings of fewer text-encoder batches than this run silently (a few seconds at most).
+PROGRESS_MIN_BATCHES = 8
 
 __all__ = ["TextEmbeddings", "TextClassifier", "split_synonyms", "category_overlap_mask"]
 
@@ -114,7 +118,9 @@ class TextClassifier:
             num_templates.append(len(syns))
         prompts = [t.format(s) for s in synonyms for t in self.templates]
         outs = []
-        for start in range(0, len(prompts), self.chunk_size):
+        starts = range(0, len(prompts), self.chunk_size)
+        # Large vocabularies (ADE-847, LVIS: thousands of prompts) take minutes on CPU: report progress.
+        for start in progress(starts, "text embeddings", unit="batch", min_total=PROGRESS_MIN_BATCHES):
             tokens = self._tokenize(prompts[start : start + self.chunk_size])
             outs.append(self._encode_text(tokens).float().cpu())
         emb = F.normalize(torch.cat(outs), dim=-1).reshape(len(synonyms), len(self.templates), -1)
