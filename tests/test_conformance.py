@@ -240,7 +240,7 @@ def test_official_names_resolve():
     assert "MASKAdapterHead" in MASK_ADAPTER_REGISTRY
     cfg = _cfg(CONFIGS / "tiny" / "fcclip_tiny.yaml")
     assert cfg.MODEL.MASK_ADAPTER.NAME == "MASKAdapterHead"
-    head = build_mask_adapter(cfg)
+    head = build_mask_adapter(cfg, cfg.MODEL.FC_CLIP.EMBED_DIM)
     assert head.num_output_maps == 16
     assert {k.split(".")[0] for k in head.state_dict()} == {
         "fuse",

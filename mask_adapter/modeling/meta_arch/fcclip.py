@@ -1,12 +1,14 @@
 """FC-CLIP and MAFT+ with the Mask-Adapter: generator masks, adapter logits, geometric ensemble (SPEC §5.2-5.6)."""
 import logging
-from typing import Any, Dict, Sequence
+from typing import Any, ClassVar, Dict, Sequence
 
 from detectron2.config import CfgNode, configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 from torch import Tensor
 
+from ...config_resolve import ArchDefaults
 from .base import ForwardState, OpenVocabMaskFormer
+from .state import Proposals
 from .inference import geometric_ensemble
 from ...utils.registry import register_once
 
@@ -44,7 +46,7 @@ class FCCLIP(OpenVocabMaskFormer):
         """FC-CLIP trains the adapter and the void embedding (the official code freezes only the generator)."""
         return ("mask_adapter.", "void_embedding.")
 
-    def classify_masks(self, state: ForwardState, outputs: Dict[str, Any]) -> Tensor:
+    def classify_masks(self, state: ForwardState, outputs: Proposals) -> Tensor:
         out_logits = self.out_vocab_logits(state, outputs["pred_masks"])
         if self.ensemble_alpha < 0 or self.ensemble_beta < 0:
             return out_logits
@@ -60,7 +62,12 @@ class FCCLIP(OpenVocabMaskFormer):
 class MAFTPlus(FCCLIP):
     """MAFT+ generator + Mask-Adapter. Differences from FCCLIP are configuration: the adapter's text rows go
     through the frozen CDT per image, the dense input is the ``maftp_scrambled`` projection, IoU binarisation at 0.5,
-    no stop-gradient in the cosine loss, and only the adapter trains (void and CDT frozen)."""
+    no stop-gradient in the cosine loss, seed 123 when SEED is negative (as the official script), and only the
+    adapter trains (void and CDT frozen)."""
+
+    auto_defaults: ClassVar[ArchDefaults] = ArchDefaults(
+        dense_projection="maftp_scrambled", match_pred_threshold=0.5, cos_stop_grad=False, seed=123
+    )
 
     @classmethod
     def uses_cdt(cls, cfg: CfgNode) -> bool:

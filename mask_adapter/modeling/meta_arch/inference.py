@@ -1,11 +1,18 @@
-"""Inference helpers: the geometric ensemble (SPEC §5.6) and Mask2Former post-processing per image (§5.7)."""
-from typing import Any, Dict, List
+"""Inference helpers: the geometric ensemble (SPEC §5.6) and Mask2Former post-processing per image (§5.7).
+
+Shapes as in ``base.py``. The functions receive everything they use (state, options); they do not call back into
+the model.
+"""
+
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..postprocess import instance_inference, panoptic_inference, resize_to_original, semantic_inference
+from .options import InferenceOptions
+from .state import ForwardState
 
 __all__ = ["geometric_ensemble", "mask2former_postprocess"]
 
@@ -36,17 +43,36 @@ def geometric_ensemble(in_logits: Tensor, out_logits: Tensor, seen: Tensor, alph
 
 
 def mask2former_postprocess(
-    model, state, pred_masks: Tensor, logits: Tensor, batched_inputs: List[Dict[str, Any]]
+    state: ForwardState,
+    pred_masks: Tensor,
+    logits: Tensor,
+    batched_inputs: List[Dict[str, Any]],
+    options: InferenceOptions,
+    num_masks: Optional[Sequence[int]] = None,
 ) -> List[Dict[str, Any]]:
     """Per image: upsample masks to the padded size, then semantic / panoptic / instance outputs at the original
-    size ("height"/"width" of the input dict, else the image size)."""
-    opts = model.inference_options
+    size ("height"/"width" of the input dict, else the image size).
+
+    Args:
+        state: the batch's forward state (padded images, vocabulary).
+        pred_masks: (B, Q, h', w') mask logits.
+        logits: (B, Q, C + 1) class logits.
+        batched_inputs: the inputs (output sizes).
+        options: which outputs to produce and how.
+        num_masks: per image, the leading slots of Q that are real masks (None: all Q).
+
+    Returns:
+        One dict per image with "sem_seg" (C, height, width), "panoptic_seg", "instances" as enabled.
+    """
+    opts = options
     images = state.images
     masks = F.interpolate(pred_masks.float(), size=images.tensor.shape[-2:], mode="bilinear", align_corners=False)
     num_classes = logits.shape[-1] - 1
     thing_ids = set(state.vocabulary.thing_ids)
     results = []
-    for mask_cls, mask_pred, x, image_size in zip(logits.float(), masks, batched_inputs, images.image_sizes):
+    counts = list(num_masks) if num_masks is not None else [masks.shape[1]] * masks.shape[0]
+    for mask_cls, mask_pred, x, image_size, n in zip(logits.float(), masks, batched_inputs, images.image_sizes, counts):
+        mask_cls, mask_pred = mask_cls[:n], mask_pred[:n]
         height, width = x.get("height", image_size[0]), x.get("width", image_size[1])
         if opts.postprocess_before_inference:
             mask_pred = resize_to_original(mask_pred, image_size, height, width)
