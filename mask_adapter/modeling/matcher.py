@@ -15,7 +15,7 @@ Randomness (official quirk Q6, kept on purpose): the per-GT pick and the subset 
 comes from the ``generator`` argument, so seeding one ``torch.Generator`` per image makes matching reproducible.
 """
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -126,6 +126,23 @@ def match_via_iou(
     Returns:
         :class:`IouMatch` with P rows.
     """
+    _check_match_inputs(pred_mask_logits, gt_masks, gt_labels, num_pairs)
+    device = pred_mask_logits.device
+    h, w = pred_mask_logits.shape[-2:]
+    pred_idx = torch.zeros(0, dtype=torch.long, device=device)
+    gt_idx = torch.zeros(0, dtype=torch.long, device=device)
+    gt_small = torch.zeros((0, h, w), dtype=torch.float32, device=device)
+    if gt_masks.shape[0] > 0 and pred_mask_logits.shape[0] > 0:
+        gt_small = _resize_gt(gt_masks, (h, w), device)
+        ious = mask_iou(pred_mask_logits, gt_small, pred_threshold=pred_threshold)
+        picked = _pick_random_candidate(ious > iou_threshold, generator)
+        gt_idx = torch.nonzero(picked >= 0, as_tuple=True)[0]
+        pred_idx = picked[gt_idx]
+    pred_idx, gt_idx = _subsample_pairs(pred_idx, gt_idx, num_pairs, generator)
+    return _padded_match(pred_mask_logits, gt_small, gt_labels, pred_idx, gt_idx, num_pairs)
+
+
+def _check_match_inputs(pred_mask_logits: Tensor, gt_masks: Tensor, gt_labels: Tensor, num_pairs: int) -> None:
     if pred_mask_logits.dim() != 3 or gt_masks.dim() != 3:
         raise ValueError(
             f"match_via_iou expects pred_mask_logits (Q, h, w) and gt_masks (G, H, W); got "
@@ -137,30 +154,35 @@ def match_via_iou(
         )
     if num_pairs < 0:
         raise ValueError(f"num_pairs must be >= 0, got {num_pairs}")
+
+
+def _resize_gt(gt_masks: Tensor, size: Tuple[int, int], device: torch.device) -> Tensor:
+    """(G, H, W) GT masks -> (G, h, w) float, bilinear (align_corners False), on ``device``."""
+    return F.interpolate(
+        gt_masks[:, None].to(device=device, dtype=torch.float32), size=size, mode="bilinear", align_corners=False
+    )[:, 0]
+
+
+def _subsample_pairs(
+    pred_idx: Tensor, gt_idx: Tensor, num_pairs: int, generator: Optional[torch.Generator]
+) -> Tuple[Tensor, Tensor]:
+    """At most ``num_pairs`` (prediction, GT) pairs: a random subset in random order when there are more."""
+    if gt_idx.numel() <= num_pairs:
+        return pred_idx, gt_idx
+    device = gt_idx.device
+    keep = torch.randperm(gt_idx.numel(), generator=generator, device=random_draw_device(generator, device))
+    keep = keep[:num_pairs].to(device)
+    return pred_idx[keep], gt_idx[keep]
+
+
+def _padded_match(
+    pred_mask_logits: Tensor, gt_small: Tensor, gt_labels: Tensor, pred_idx: Tensor, gt_idx: Tensor, num_pairs: int
+) -> IouMatch:
+    """The matched pairs followed by padding rows (zero logits, zero GT mask, label -1) up to ``num_pairs``."""
     device = pred_mask_logits.device
     h, w = pred_mask_logits.shape[-2:]
-    pred_idx = torch.zeros(0, dtype=torch.long, device=device)
-    gt_idx = torch.zeros(0, dtype=torch.long, device=device)
-    gt_small = torch.zeros((0, h, w), dtype=torch.float32, device=device)
-    if gt_masks.shape[0] > 0 and pred_mask_logits.shape[0] > 0:
-        gt_small = F.interpolate(
-            gt_masks[:, None].to(device=device, dtype=torch.float32),
-            size=(h, w),
-            mode="bilinear",
-            align_corners=False,
-        )[:, 0]
-        ious = mask_iou(pred_mask_logits, gt_small, pred_threshold=pred_threshold)
-        picked = _pick_random_candidate(ious > iou_threshold, generator)
-        gt_idx = torch.nonzero(picked >= 0, as_tuple=True)[0]
-        pred_idx = picked[gt_idx]
-    if gt_idx.numel() > num_pairs:
-        keep = torch.randperm(
-            gt_idx.numel(), generator=generator, device=random_draw_device(generator, device)
-        )[:num_pairs].to(device)
-        pred_idx, gt_idx = pred_idx[keep], gt_idx[keep]
     num_valid = int(gt_idx.numel())
     num_pad = num_pairs - num_valid
-
     pred_out = torch.cat([pred_mask_logits[pred_idx], pred_mask_logits.new_zeros((num_pad, h, w))])
     gt_out = torch.cat([gt_small[gt_idx], gt_small.new_zeros((num_pad, h, w))])
     labels = torch.cat(

@@ -4,7 +4,7 @@ Shapes as in ``base.py``. The functions receive everything they use (state, opti
 the model.
 """
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -64,44 +64,56 @@ def mask2former_postprocess(
     Returns:
         One dict per image with "sem_seg" (C, height, width), "panoptic_seg", "instances" as enabled.
     """
-    opts = options
     images = state.images
     masks = F.interpolate(pred_masks.float(), size=images.tensor.shape[-2:], mode="bilinear", align_corners=False)
-    num_classes = logits.shape[-1] - 1
     thing_ids = set(state.vocabulary.thing_ids)
-    results = []
     counts = list(num_masks) if num_masks is not None else [masks.shape[1]] * masks.shape[0]
+    results = []
     for mask_cls, mask_pred, x, image_size, n in zip(logits.float(), masks, batched_inputs, images.image_sizes, counts):
-        mask_cls, mask_pred = mask_cls[:n], mask_pred[:n]
-        height, width = x.get("height", image_size[0]), x.get("width", image_size[1])
-        if opts.postprocess_before_inference:
-            mask_pred = resize_to_original(mask_pred, image_size, height, width)
-        r: Dict[str, Any] = {}
-        if opts.semantic_on:
-            sem = semantic_inference(mask_cls, mask_pred, opts.semantic_chunk)
-            if not opts.postprocess_before_inference:
-                sem = resize_to_original(sem, image_size, height, width)
-            r["sem_seg"] = sem
-        if opts.panoptic_on or opts.instance_on:
-            if not opts.postprocess_before_inference:
-                mask_pred = resize_to_original(mask_pred, image_size, height, width)
-        if opts.panoptic_on:
-            r["panoptic_seg"] = panoptic_inference(
-                mask_cls,
-                mask_pred,
-                num_classes=num_classes,
-                object_mask_threshold=opts.object_mask_threshold,
-                overlap_threshold=opts.overlap_threshold,
-                thing_ids=thing_ids,
-            )
-        if opts.instance_on:
-            r["instances"] = instance_inference(
-                mask_cls,
-                mask_pred,
-                num_classes=num_classes,
-                top_k=opts.detections_per_image,
-                thing_ids=thing_ids if opts.panoptic_on else None,
-                image_size=(height, width),
-            )
-        results.append(r)
+        output_size = (x.get("height", image_size[0]), x.get("width", image_size[1]))
+        results.append(_image_outputs(mask_cls[:n], mask_pred[:n], image_size, output_size, options, thing_ids))
     return results
+
+
+def _image_outputs(
+    mask_cls: Tensor,
+    mask_pred: Tensor,
+    image_size: Tuple[int, int],
+    output_size: Tuple[int, int],
+    opts: InferenceOptions,
+    thing_ids: Set[int],
+) -> Dict[str, Any]:
+    """One image: (Q, C + 1) logits and (Q, H, W) padded-size mask logits -> its enabled outputs at ``output_size``."""
+    height, width = output_size
+    num_classes = mask_cls.shape[-1] - 1
+    if opts.postprocess_before_inference:
+        mask_pred = resize_to_original(mask_pred, image_size, height, width)
+    r: Dict[str, Any] = {}
+    if opts.semantic_on:
+        sem = semantic_inference(mask_cls, mask_pred, opts.semantic_chunk)
+        if not opts.postprocess_before_inference:
+            sem = resize_to_original(sem, image_size, height, width)
+        r["sem_seg"] = sem
+    if not (opts.panoptic_on or opts.instance_on):
+        return r
+    if not opts.postprocess_before_inference:
+        mask_pred = resize_to_original(mask_pred, image_size, height, width)
+    if opts.panoptic_on:
+        r["panoptic_seg"] = panoptic_inference(
+            mask_cls,
+            mask_pred,
+            num_classes=num_classes,
+            object_mask_threshold=opts.object_mask_threshold,
+            overlap_threshold=opts.overlap_threshold,
+            thing_ids=thing_ids,
+        )
+    if opts.instance_on:
+        r["instances"] = instance_inference(
+            mask_cls,
+            mask_pred,
+            num_classes=num_classes,
+            top_k=opts.detections_per_image,
+            thing_ids=thing_ids if opts.panoptic_on else None,
+            image_size=(height, width),
+        )
+    return r

@@ -224,21 +224,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
         common_stride: int,
     ) -> None:
         super().__init__()
-        missing = [f for f in transformer_in_features if f not in input_shape]
-        if missing:
-            raise ValueError(
-                f"transformer_in_features {missing} are not among the input features "
-                f"{sorted(input_shape)}; check MODEL.SEM_SEG_HEAD.IN_FEATURES and "
-                "DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES"
-            )
-        shapes = sorted(input_shape.items(), key=lambda kv: kv[1].stride)
-        self.in_features = [k for k, _ in shapes]  # fine to coarse, e.g. res2..res5
-        self.feature_strides = [v.stride for _, v in shapes]
-        self.feature_channels = [v.channels for _, v in shapes]
-        enc_shapes = [(k, v) for k, v in shapes if k in transformer_in_features]
-        self.transformer_in_features = [k for k, _ in enc_shapes]
-        self.transformer_feature_strides = [v.stride for _, v in enc_shapes]
-        self.transformer_num_feature_levels = len(enc_shapes)
+        enc_shapes = self._set_feature_layout(input_shape, transformer_in_features)
 
         # input_proj[i] projects the i-th coarsest encoder level (index 0 = res5)
         self.input_proj = nn.ModuleList(
@@ -270,7 +256,31 @@ class MSDeformAttnPixelDecoder(nn.Module):
         self.common_stride = common_stride
         stride = min(self.transformer_feature_strides)
         self.num_fpn_levels = int(math.log2(stride) - math.log2(common_stride))
+        self._build_fpn(conv_dim, norm)
 
+    def _set_feature_layout(
+        self, input_shape: Dict[str, ShapeSpec], transformer_in_features: List[str]
+    ) -> List[Tuple[str, ShapeSpec]]:
+        """Record the names, strides and channels of all levels and of the encoder levels (fine to coarse)."""
+        missing = [f for f in transformer_in_features if f not in input_shape]
+        if missing:
+            raise ValueError(
+                f"transformer_in_features {missing} are not among the input features "
+                f"{sorted(input_shape)}; check MODEL.SEM_SEG_HEAD.IN_FEATURES and "
+                "DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES"
+            )
+        shapes = sorted(input_shape.items(), key=lambda kv: kv[1].stride)
+        self.in_features = [k for k, _ in shapes]  # fine to coarse, e.g. res2..res5
+        self.feature_strides = [v.stride for _, v in shapes]
+        self.feature_channels = [v.channels for _, v in shapes]
+        enc_shapes = [(k, v) for k, v in shapes if k in transformer_in_features]
+        self.transformer_in_features = [k for k, _ in enc_shapes]
+        self.transformer_feature_strides = [v.stride for _, v in enc_shapes]
+        self.transformer_num_feature_levels = len(enc_shapes)
+        return enc_shapes
+
+    def _build_fpn(self, conv_dim: int, norm: Optional[Union[str, Callable]]) -> None:
+        """Lateral 1×1 and output 3×3 convs of the top-down levels (official names adapter_i / layer_i)."""
         use_bias = norm == ""
         lateral_convs, output_convs = [], []
         for idx, in_channels in enumerate(self.feature_channels[: self.num_fpn_levels]):
