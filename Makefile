@@ -17,3 +17,9 @@ demo: install
 
 test: install test-deps
 	$(PY) -m pytest tests -q
+
+# Formatting and lint (ruff, configured in pyproject.toml); .ci/run runs it before the tests.
+.PHONY: lint
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .

@@ -12,7 +12,7 @@ Typical use::
 """
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from detectron2.config import CfgNode as CN
 
@@ -42,7 +42,7 @@ class ArchDefaults:
 
 
 # Allowed values of the enum-like string keys, checked by `check_config`.
-_ENUM_KEYS: Dict[str, Tuple[str, ...]] = {
+_ENUM_KEYS: dict[str, tuple[str, ...]] = {
     "MODEL.MASK_ADAPTER.DENSE_PROJECTION": ("auto", "pixelwise", "maftp_scrambled"),
     "MODEL.MASK_ADAPTER.CDT_VARIANT": ("auto", "panoptic", "semantic"),
     "MODEL.MASK_ADAPTER.COS_STOP_GRAD": ("auto", "true", "false"),
@@ -90,7 +90,7 @@ def check_config(cfg: CN) -> None:
     Raises:
         ValueError: one message listing every invalid key, its value and the allowed values.
     """
-    problems: List[str] = []
+    problems: list[str] = []
     for key, allowed in _ENUM_KEYS.items():
         value = _get(cfg, key)
         if _as_enum(value) not in allowed:

@@ -8,13 +8,13 @@ modeling code; unknown YAML keys; the FIX/ours configs (eval.yaml, *_from_warmup
 
 import ast
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 import pytest
 import yaml
+from _reference import MISSING_MESSAGE, REFERENCE_DIR
 from detectron2.config import CfgNode, get_cfg
 
-from _reference import MISSING_MESSAGE, REFERENCE_DIR
 from mask_adapter.config import (
     ArchDefaults,
     add_mask_adapter_config,
@@ -73,8 +73,8 @@ def load(rel_path: str) -> CfgNode:
     return cfg
 
 
-def flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, dict):
             out.update(flatten(v, f"{prefix}{k}."))
@@ -83,7 +83,7 @@ def flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     return out
 
 
-def as_plain(cfg: CfgNode) -> Dict[str, Any]:
+def as_plain(cfg: CfgNode) -> dict[str, Any]:
     """Flat key -> value dict, normalized through a YAML dump (tuples become lists)."""
     return flatten(yaml.safe_load(cfg.dump()))
 

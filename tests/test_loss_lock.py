@@ -11,7 +11,7 @@ Re-record only for an intended numeric change, and say why in the commit:
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
 import torch
@@ -40,7 +40,7 @@ def _image(h: int, w: int, seed: int) -> torch.Tensor:
     return (img * 255).round().to(torch.uint8)
 
 
-def _instances(h: int, w: int, boxes: List[tuple]) -> Instances:
+def _instances(h: int, w: int, boxes: list[tuple]) -> Instances:
     masks = torch.zeros(len(boxes), h, w, dtype=torch.bool)
     for i, (y0, x0, y1, x1, _) in enumerate(boxes):
         masks[i, y0:y1, x0:x1] = True
@@ -58,7 +58,7 @@ def _sem_seg(h: int, w: int) -> torch.Tensor:
     return sem
 
 
-def _train_batch() -> List[Dict[str, Any]]:
+def _train_batch() -> list[dict[str, Any]]:
     grid = [(r * 16, c * 16, r * 16 + 14, c * 16 + 14, (r * 4 + c) % len(CLASSES)) for r in range(3) for c in range(4)]
     return [
         {"image": _image(64, 64, 3), "image_id": 3, "instances": _instances(64, 64, grid[:10])},
@@ -70,14 +70,14 @@ def _train_batch() -> List[Dict[str, Any]]:
     ]
 
 
-def _test_batch() -> List[Dict[str, Any]]:
+def _test_batch() -> list[dict[str, Any]]:
     return [
         {"image": _image(64, 64, 1), "sem_seg": _sem_seg(64, 64), "image_id": 1},
         {"image": _image(48, 40, 2), "sem_seg": _sem_seg(48, 40), "image_id": 2, "height": 60, "width": 50},
     ]
 
 
-def _run(stem: str) -> Dict[str, List[float]]:
+def _run(stem: str) -> dict[str, list[float]]:
     """Losses of LOCK_STEPS seeded training steps, then the output sums of one inference pass."""
     cfg = get_cfg()
     add_mask_adapter_config(cfg)
@@ -91,7 +91,7 @@ def _run(stem: str) -> Dict[str, List[float]]:
     optimizer = torch.optim.AdamW(params, lr=LR, weight_decay=0.0)
     batch = _train_batch()
     model.train()
-    losses: List[float] = []
+    losses: list[float] = []
     for _ in range(LOCK_STEPS):
         loss_dict = model(batch)
         total = sum(loss_dict.values())
@@ -102,7 +102,7 @@ def _run(stem: str) -> Dict[str, List[float]]:
     model.eval()
     with torch.no_grad():
         results = model(_test_batch())
-    sums: List[float] = []
+    sums: list[float] = []
     for r in results:
         sums.append(float(r["sem_seg"].double().sum()))
         if "panoptic_seg" in r:
@@ -113,7 +113,7 @@ def _run(stem: str) -> Dict[str, List[float]]:
 
 
 @pytest.fixture(scope="module")
-def recorded() -> Dict[str, Dict[str, List[float]]]:
+def recorded() -> dict[str, dict[str, list[float]]]:
     if RECORD:
         return {}
     assert LOCK_FILE.is_file(), f"{LOCK_FILE} is missing; record it with MASK_ADAPTER_RECORD_LOSS_LOCK=1"
@@ -122,7 +122,7 @@ def recorded() -> Dict[str, Dict[str, List[float]]]:
 
 @pytest.fixture(scope="module")
 def recording():
-    values: Dict[str, Dict[str, List[float]]] = {}
+    values: dict[str, dict[str, list[float]]] = {}
     yield values
     if RECORD:
         LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)

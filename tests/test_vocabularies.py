@@ -213,6 +213,7 @@ def test_package_data_independent_of_working_directory(tmp_path, monkeypatch):
     assert len(load_vocabulary("ade20k_847")) == 847
 
 
+@pytest.mark.slow  # subprocess
 def test_import_reads_no_file():
     code = (
         "import mask_adapter.data as d\n"

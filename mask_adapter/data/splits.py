@@ -5,8 +5,8 @@ types and ignore labels follow the official registrations. :mod:`mask_adapter.da
 """
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
 
 __all__ = [
     "Split",
@@ -103,7 +103,7 @@ def _render(template: Split, **fields: str) -> Split:
     return Split(**{k: v.format(**fields) if isinstance(v, str) else v for k, v in values.items()})
 
 
-def _per_split(templates: Sequence[Split], pairs: Sequence[Tuple[str, str]]) -> List[Split]:
+def _per_split(templates: Sequence[Split], pairs: Sequence[tuple[str, str]]) -> list[Split]:
     """Every template for every (split, folder) pair, pair by pair."""
     return [_render(t, split=split, d=d) for split, d in pairs for t in templates]
 
@@ -259,13 +259,13 @@ _CITYSCAPES_SYNTHETIC = (
 
 
 # Every split of SPEC §9 plus the synthetic test set, in registration order.
-SPLITS: Tuple[Split, ...] = tuple(
+SPLITS: tuple[Split, ...] = tuple(
     _per_split(_COCO, (("train", "train"), ("val", "val")))
     + _per_split(_COCO_STUFF, (("train", "train"), ("test", "val")))
     + _per_split(_ADE_PASCAL_MAPILLARY, (("train", "training"), ("val", "validation")))
     + _per_split(_CITYSCAPES_SYNTHETIC, (("train", "train"), ("val", "val")))
 )
-_BY_NAME: Dict[str, Split] = {s.name: s for s in SPLITS}
+_BY_NAME: dict[str, Split] = {s.name: s for s in SPLITS}
 
 
 def get_split(name: str) -> Split:

@@ -15,7 +15,7 @@ Randomness (official quirk Q6, kept on purpose): the per-GT pick and the subset 
 comes from the ``generator`` argument, so seeding one ``torch.Generator`` per image makes matching reproducible.
 """
 
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +48,7 @@ class IouMatch(NamedTuple):
 
 
 def random_draw_device(
-    generator: Optional[torch.Generator], fallback: torch.device
+    generator: torch.Generator | None, fallback: torch.device
 ) -> torch.device:
     """Device on which random numbers must be drawn: the generator's own device, or ``fallback`` without one."""
     return generator.device if generator is not None else fallback
@@ -72,7 +72,7 @@ def mask_iou(pred_mask_logits: Tensor, gt_masks: Tensor, *, pred_threshold: floa
     return inter / (union + _IOU_EPS)
 
 
-def _pick_random_candidate(candidates: Tensor, generator: Optional[torch.Generator]) -> Tensor:
+def _pick_random_candidate(candidates: Tensor, generator: torch.Generator | None) -> Tensor:
     """For each column of a (Q, G) bool matrix, the row index of one True entry chosen uniformly at random.
 
     Columns without a True entry get -1. One uniform draw per column, from ``generator``.
@@ -102,7 +102,7 @@ def match_via_iou(
     pred_threshold: float,
     iou_threshold: float,
     num_pairs: int,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> IouMatch:
     """Match the valid ground-truth masks of one image to generator predictions by IoU (SPEC §6).
 
@@ -156,7 +156,7 @@ def _check_match_inputs(pred_mask_logits: Tensor, gt_masks: Tensor, gt_labels: T
         raise ValueError(f"num_pairs must be >= 0, got {num_pairs}")
 
 
-def _resize_gt(gt_masks: Tensor, size: Tuple[int, int], device: torch.device) -> Tensor:
+def _resize_gt(gt_masks: Tensor, size: tuple[int, int], device: torch.device) -> Tensor:
     """(G, H, W) GT masks -> (G, h, w) float, bilinear (align_corners False), on ``device``."""
     return F.interpolate(
         gt_masks[:, None].to(device=device, dtype=torch.float32), size=size, mode="bilinear", align_corners=False
@@ -164,8 +164,8 @@ def _resize_gt(gt_masks: Tensor, size: Tuple[int, int], device: torch.device) ->
 
 
 def _subsample_pairs(
-    pred_idx: Tensor, gt_idx: Tensor, num_pairs: int, generator: Optional[torch.Generator]
-) -> Tuple[Tensor, Tensor]:
+    pred_idx: Tensor, gt_idx: Tensor, num_pairs: int, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor]:
     """At most ``num_pairs`` (prediction, GT) pairs: a random subset in random order when there are more."""
     if gt_idx.numel() <= num_pairs:
         return pred_idx, gt_idx

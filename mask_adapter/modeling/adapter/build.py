@@ -5,14 +5,14 @@
 ``forward(clip_feature (B, D, h, w), masks (B, N, H, W)) -> (B, N·K, h, w)`` and which exposes
 ``num_output_maps`` (K).
 """
-from typing import Any, Dict
+from typing import Any
 
 from detectron2.config import CfgNode, configurable
 from detectron2.utils.registry import Registry
 from torch import nn
 
-from .head import MaskAdapterHead
 from ...utils.registry import register_once
+from .head import MaskAdapterHead
 
 __all__ = ["MASK_ADAPTER_REGISTRY", "build_mask_adapter", "ConfigurableMaskAdapterHead"]
 
@@ -28,7 +28,7 @@ class ConfigurableMaskAdapterHead(MaskAdapterHead):
         super().__init__(**kwargs)
 
     @classmethod
-    def from_config(cls, cfg: CfgNode, clip_dim: int) -> Dict[str, Any]:
+    def from_config(cls, cfg: CfgNode, clip_dim: int) -> dict[str, Any]:
         """Head arguments; ``clip_dim`` (D, the CLIP backbone's embedding width) unless MODEL.MASK_ADAPTER.CLIP_DIM > 0."""
         ma = cfg.MODEL.MASK_ADAPTER
         return {

@@ -21,7 +21,8 @@ and embedding function to the helpers of ``training.py`` / ``inference.py``, whi
 """
 
 import logging
-from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +51,7 @@ __all__ = ["OpenVocabMaskFormer", "ForwardState", "Proposals", "arch_defaults"]
 OUT_VOCAB_CLASSIFIERS = ("adapter", "mask_pooling")
 
 
-def vocabulary_of(dataset_names: Sequence[str]) -> Optional[Vocabulary]:
+def vocabulary_of(dataset_names: Sequence[str]) -> Vocabulary | None:
     """The vocabulary of the first dataset in ``dataset_names`` (None if unset or without class names)."""
     if not dataset_names:
         return None
@@ -106,11 +107,11 @@ class OpenVocabMaskFormer(nn.Module):
         self,
         *,
         backbone: CLIPBackbone,
-        mask_adapter: Optional[nn.Module],
-        sem_seg_head: Optional[nn.Module],
-        train_vocabulary: Optional[Vocabulary],
-        test_vocabulary: Optional[Vocabulary],
-        seen_vocabulary: Optional[Vocabulary] = None,
+        mask_adapter: nn.Module | None,
+        sem_seg_head: nn.Module | None,
+        train_vocabulary: Vocabulary | None,
+        test_vocabulary: Vocabulary | None,
+        seen_vocabulary: Vocabulary | None = None,
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
         size_divisibility: int = 32,
@@ -121,7 +122,7 @@ class OpenVocabMaskFormer(nn.Module):
         training: MaskTrainingOptions = MaskTrainingOptions(),
         trainable: Sequence[str] = ("mask_adapter.", "void_embedding."),
         text_cache_dir: str = "",
-        cdt: Optional[nn.Module] = None,
+        cdt: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if out_vocab_classifier not in OUT_VOCAB_CLASSIFIERS:
@@ -155,13 +156,13 @@ class OpenVocabMaskFormer(nn.Module):
             model_id=lambda: f"{backbone.model_name}|{backbone.text_tower_fingerprint()}",
             cache_dir=text_cache_dir,
         )
-        self._overlap_cache: Dict[Tuple[str, ...], Tensor] = {}
+        self._overlap_cache: dict[tuple[str, ...], Tensor] = {}
         if cdt is not None:
             self.cdt = cdt
         self.freeze()
 
     @classmethod
-    def from_config(cls, cfg: CfgNode) -> Dict[str, Any]:
+    def from_config(cls, cfg: CfgNode) -> dict[str, Any]:
         """Arguments shared by every meta-architecture; subclasses update the returned dict."""
         check_config(cfg)
         backbone = build_backbone(cfg)
@@ -199,7 +200,7 @@ class OpenVocabMaskFormer(nn.Module):
         return bool(cfg.MODEL.MASK_ADAPTER.TRAIN_MAFT)
 
     @classmethod
-    def build_generator(cls, cfg: CfgNode, backbone: CLIPBackbone) -> Optional[nn.Module]:
+    def build_generator(cls, cfg: CfgNode, backbone: CLIPBackbone) -> nn.Module | None:
         """The frozen mask generator (``MODEL.SEM_SEG_HEAD.NAME``); None for models without one."""
         return build_sem_seg_head(cfg, backbone.output_shape())
 
@@ -212,7 +213,7 @@ class OpenVocabMaskFormer(nn.Module):
     def train(self, mode: bool = True) -> "OpenVocabMaskFormer":
         """Frozen sub-modules (no trainable parameter) stay in eval mode."""
         super().train(mode)
-        for name, module in self.named_children():
+        for module in self.children():
             if not any(p.requires_grad for p in module.parameters()):
                 module.eval()
         return self
@@ -230,7 +231,7 @@ class OpenVocabMaskFormer(nn.Module):
         return self.pixel_mean.device
 
     # ------------------------------------------------------------------ forward template
-    def forward(self, batched_inputs: List[Dict[str, Any]]) -> Any:
+    def forward(self, batched_inputs: list[dict[str, Any]]) -> Any:
         """See the module docstring for the input/output contract."""
         state = self.encode(batched_inputs)
         outputs = self.propose_masks(state, batched_inputs)
@@ -239,7 +240,7 @@ class OpenVocabMaskFormer(nn.Module):
         logits = self.classify_masks(state, outputs)
         return self.postprocess(state, outputs, logits, batched_inputs)
 
-    def encode(self, batched_inputs: List[Dict[str, Any]], vocabulary: Optional[Vocabulary] = None) -> ForwardState:
+    def encode(self, batched_inputs: list[dict[str, Any]], vocabulary: Vocabulary | None = None) -> ForwardState:
         """Images -> CLIP features, dense adapter input and text rows (the per-batch state the hooks read).
 
         Args:
@@ -263,7 +264,7 @@ class OpenVocabMaskFormer(nn.Module):
         state.adapter_text = self.adapter_text(state)
         return state
 
-    def preprocess_image(self, batched_inputs: List[Dict[str, Any]]) -> ImageList:
+    def preprocess_image(self, batched_inputs: list[dict[str, Any]]) -> ImageList:
         images = []
         for i, x in enumerate(batched_inputs):
             img = x["image"]
@@ -289,7 +290,7 @@ class OpenVocabMaskFormer(nn.Module):
             )
         return vocab
 
-    def text_rows(self, vocabulary: Vocabulary) -> Tuple[Tensor, List[int]]:
+    def text_rows(self, vocabulary: Vocabulary) -> tuple[Tensor, list[int]]:
         """(T + 1, D) normalised text rows with the void embedding last, and synonyms per class."""
         emb, num_templates = self.text_classifier(list(vocabulary.class_names), self.device)
         void = F.normalize(self.void_embedding.weight, dim=-1)
@@ -311,7 +312,7 @@ class OpenVocabMaskFormer(nn.Module):
             return state.text
         return cdt(state.dense, state.text)
 
-    def propose_masks(self, state: ForwardState, batched_inputs: List[Dict[str, Any]]) -> Proposals:
+    def propose_masks(self, state: ForwardState, batched_inputs: list[dict[str, Any]]) -> Proposals:
         """Run the frozen generator: {"pred_masks": (B, Q, H/4, W/4) logits, "pred_logits": (B, Q, C + 1)}."""
         with torch.no_grad():
             out = self.sem_seg_head(state.features, state.text, state.num_templates)
@@ -340,8 +341,8 @@ class OpenVocabMaskFormer(nn.Module):
         return self.out_vocab_logits(state, outputs["pred_masks"])
 
     def losses(
-        self, state: ForwardState, outputs: Proposals, batched_inputs: List[Dict[str, Any]]
-    ) -> Dict[str, Tensor]:
+        self, state: ForwardState, outputs: Proposals, batched_inputs: list[dict[str, Any]]
+    ) -> dict[str, Tensor]:
         """Stage-2 mixed-mask losses on the generator's masks."""
         return mixed_mask_losses(
             state,
@@ -354,8 +355,8 @@ class OpenVocabMaskFormer(nn.Module):
         )
 
     def postprocess(
-        self, state: ForwardState, outputs: Proposals, logits: Tensor, batched_inputs: List[Dict[str, Any]]
-    ) -> List[Dict[str, Any]]:
+        self, state: ForwardState, outputs: Proposals, logits: Tensor, batched_inputs: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """Mask2Former post-processing of (B, Q, C + 1) logits and the proposals (padding slots left out)."""
         return mask2former_postprocess(
             state, outputs["pred_masks"], logits, batched_inputs, self.inference_options, outputs.get("num_masks")

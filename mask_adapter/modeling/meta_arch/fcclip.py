@@ -1,16 +1,17 @@
 """FC-CLIP and MAFT+ with the Mask-Adapter: generator masks, adapter logits, geometric ensemble (SPEC §5.2-5.6)."""
 import logging
-from typing import Any, ClassVar, Dict, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from detectron2.config import CfgNode, configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 from torch import Tensor
 
 from ...config_resolve import ArchDefaults
-from .base import ForwardState, OpenVocabMaskFormer
-from .state import Proposals
-from .inference import geometric_ensemble
 from ...utils.registry import register_once
+from .base import ForwardState, OpenVocabMaskFormer
+from .inference import geometric_ensemble
+from .state import Proposals
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class FCCLIP(OpenVocabMaskFormer):
         self.ensemble_beta = ensemble_beta
 
     @classmethod
-    def from_config(cls, cfg: CfgNode) -> Dict[str, Any]:
+    def from_config(cls, cfg: CfgNode) -> dict[str, Any]:
         args = super().from_config(cfg)
         args["ensemble_alpha"] = cfg.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_ALPHA
         args["ensemble_beta"] = cfg.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_BETA
@@ -74,7 +75,7 @@ class MAFTPlus(FCCLIP):
         return True
 
     @classmethod
-    def from_config(cls, cfg: CfgNode) -> Dict[str, Any]:
+    def from_config(cls, cfg: CfgNode) -> dict[str, Any]:
         args = super().from_config(cfg)
         variant = args["cdt"].variant
         if variant == "semantic" and args["backbone"].embed_dim == 768:

@@ -4,7 +4,8 @@ Shapes as in ``base.py``. The functions receive everything they use (state, opti
 the model.
 """
 
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -46,10 +47,10 @@ def mask2former_postprocess(
     state: ForwardState,
     pred_masks: Tensor,
     logits: Tensor,
-    batched_inputs: List[Dict[str, Any]],
+    batched_inputs: list[dict[str, Any]],
     options: InferenceOptions,
-    num_masks: Optional[Sequence[int]] = None,
-) -> List[Dict[str, Any]]:
+    num_masks: Sequence[int] | None = None,
+) -> list[dict[str, Any]]:
     """Per image: upsample masks to the padded size, then semantic / panoptic / instance outputs at the original
     size ("height"/"width" of the input dict, else the image size).
 
@@ -78,17 +79,17 @@ def mask2former_postprocess(
 def _image_outputs(
     mask_cls: Tensor,
     mask_pred: Tensor,
-    image_size: Tuple[int, int],
-    output_size: Tuple[int, int],
+    image_size: tuple[int, int],
+    output_size: tuple[int, int],
     opts: InferenceOptions,
-    thing_ids: Set[int],
-) -> Dict[str, Any]:
+    thing_ids: set[int],
+) -> dict[str, Any]:
     """One image: (Q, C + 1) logits and (Q, H, W) padded-size mask logits -> its enabled outputs at ``output_size``."""
     height, width = output_size
     num_classes = mask_cls.shape[-1] - 1
     if opts.postprocess_before_inference:
         mask_pred = resize_to_original(mask_pred, image_size, height, width)
-    r: Dict[str, Any] = {}
+    r: dict[str, Any] = {}
     if opts.semantic_on:
         sem = semantic_inference(mask_cls, mask_pred, opts.semantic_chunk)
         if not opts.postprocess_before_inference:

@@ -5,7 +5,7 @@ H×W padded image, h×w CLIP grid, h'×w' any mask resolution (post-processing u
 """
 
 from dataclasses import dataclass, replace
-from typing import Dict, List, Optional, TypedDict
+from typing import TypedDict
 
 from detectron2.structures import ImageList
 from torch import Tensor
@@ -20,13 +20,13 @@ class ForwardState:
     """Everything computed once per batch and read by the hooks."""
 
     images: ImageList
-    features: Dict[str, Tensor]
+    features: dict[str, Tensor]
     clip_dense: Tensor  # (B, C_raw, h, w) unprojected trunk feature
     dense: Tensor  # (B, D, h, w) adapter input
     text: Tensor  # (T + 1, D) text rows, void last
-    num_templates: List[int]
+    num_templates: list[int]
     vocabulary: Vocabulary
-    adapter_text: Optional[Tensor] = None  # (T + 1, D) or (B, T + 1, D)
+    adapter_text: Tensor | None = None  # (T + 1, D) or (B, T + 1, D)
 
     def image(self, index: int) -> "ForwardState":
         """The state of image ``index`` alone (batch of one; shared text rows kept, features not sliced)."""
@@ -53,5 +53,5 @@ class Proposals(TypedDict, total=False):
 
     pred_masks: Tensor
     pred_logits: Tensor
-    num_masks: List[int]
+    num_masks: list[int]
     sam_masks: Tensor

@@ -6,7 +6,8 @@ function); they do not call back into the model.
 """
 
 import zlib
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from detectron2.structures import BitMasks
@@ -25,7 +26,7 @@ __all__ = ["EmbedFn", "mixed_mask_losses", "gt_mask_losses", "padded_gt", "match
 EmbedFn = Callable[[ForwardState, Tensor], Tensor]
 
 
-def padded_gt(state: ForwardState, batched_inputs: List[Dict[str, Any]]) -> List[Tuple[Tensor, Tensor]]:
+def padded_gt(state: ForwardState, batched_inputs: list[dict[str, Any]]) -> list[tuple[Tensor, Tensor]]:
     """Per image: GT masks (G, H, W) float zero-padded to the batch size, and labels (G,), on the batch's device."""
     hp, wp = state.images.tensor.shape[-2:]
     device = state.images.tensor.device
@@ -45,7 +46,7 @@ def padded_gt(state: ForwardState, batched_inputs: List[Dict[str, Any]]) -> List
     return out
 
 
-def match_generator(seed: int, batched_inputs: List[Dict[str, Any]], index: int) -> Optional[torch.Generator]:
+def match_generator(seed: int, batched_inputs: list[dict[str, Any]], index: int) -> torch.Generator | None:
     """A per-image RNG for mask sampling and matching when ``seed`` >= 0 (deterministic and resumable).
 
     The generator depends on the seed, the trainer's iteration (0 outside a trainer) and the image's id.
@@ -63,26 +64,26 @@ def match_generator(seed: int, batched_inputs: List[Dict[str, Any]], index: int)
     return g
 
 
-def _classify(state: ForwardState, masks: Tensor, embed: EmbedFn, logit_scale: Tensor) -> Tuple[Tensor, Tensor]:
+def _classify(state: ForwardState, masks: Tensor, embed: EmbedFn, logit_scale: Tensor) -> tuple[Tensor, Tensor]:
     emb = embed(state, masks)
     logits = classification_logits(emb, state.adapter_text, logit_scale, state.num_templates)
     return emb, logits
 
 
-def _generators(seed: int, batched_inputs: List[Dict[str, Any]]) -> Sequence[Optional[torch.Generator]]:
+def _generators(seed: int, batched_inputs: list[dict[str, Any]]) -> Sequence[torch.Generator | None]:
     return [match_generator(seed, batched_inputs, i) for i in range(len(batched_inputs))]
 
 
 def mixed_mask_losses(
     state: ForwardState,
     pred_masks: Tensor,
-    batched_inputs: List[Dict[str, Any]],
+    batched_inputs: list[dict[str, Any]],
     *,
     embed: EmbedFn,
     logit_scale: Tensor,
     options: MaskTrainingOptions,
     mask_threshold: float,
-) -> Dict[str, Tensor]:
+) -> dict[str, Tensor]:
     """Stage 2: [S GT | P binarised matched predictions | P matched GT] per image -> CE + cosine (SPEC §5.3, §6).
 
     Args:
@@ -129,12 +130,12 @@ def mixed_mask_losses(
 
 def gt_mask_losses(
     state: ForwardState,
-    batched_inputs: List[Dict[str, Any]],
+    batched_inputs: list[dict[str, Any]],
     *,
     embed: EmbedFn,
     logit_scale: Tensor,
     options: MaskTrainingOptions,
-) -> Dict[str, Tensor]:
+) -> dict[str, Tensor]:
     """Stage 1: WARMUP_NUM_MASKS GT slots per image (random subset or zero padding with label -1) -> CE.
 
     Args: as ``mixed_mask_losses`` (no predicted masks).

@@ -7,7 +7,7 @@ Shapes as in ``base.py``; at inference Q is the largest number of labels of an i
 padded with empty masks, ``num_masks`` tells the real ones), masks are at the padded size H×W.
 """
 
-from typing import Any, ClassVar, Dict, List
+from typing import Any, ClassVar
 
 import torch
 from detectron2.config import CfgNode
@@ -55,7 +55,7 @@ class MaskAdapterWarmup(OpenVocabMaskFormer):
     def build_generator(cls, cfg: CfgNode, backbone: Any) -> None:
         return None
 
-    def propose_masks(self, state: ForwardState, batched_inputs: List[Dict[str, Any]]) -> Proposals:
+    def propose_masks(self, state: ForwardState, batched_inputs: list[dict[str, Any]]) -> Proposals:
         """Inference: ±ORACLE_LOGIT logits (B, Q, H, W) of the ground-truth masks; training: no proposals (Q = 0),
         the losses sample the ground truth themselves."""
         hp, wp = state.images.tensor.shape[-2:]
@@ -69,7 +69,7 @@ class MaskAdapterWarmup(OpenVocabMaskFormer):
             binary[i, : m.shape[0]] = m
         return {"pred_masks": (binary * 2 - 1) * ORACLE_LOGIT, "num_masks": num}
 
-    def _oracle_masks(self, state: ForwardState, x: Dict[str, Any]) -> Tensor:
+    def _oracle_masks(self, state: ForwardState, x: dict[str, Any]) -> Tensor:
         """(Q, Hpad, Wpad) one binary mask per label of the image's ``sem_seg`` (ignore labels skipped)."""
         if "sem_seg" not in x:
             raise ValueError(
@@ -103,8 +103,8 @@ class MaskAdapterWarmup(OpenVocabMaskFormer):
         return logits
 
     def losses(
-        self, state: ForwardState, outputs: Proposals, batched_inputs: List[Dict[str, Any]]
-    ) -> Dict[str, Tensor]:
+        self, state: ForwardState, outputs: Proposals, batched_inputs: list[dict[str, Any]]
+    ) -> dict[str, Tensor]:
         """Stage-1 cross-entropy on sampled ground-truth masks."""
         return gt_mask_losses(
             state,
@@ -115,8 +115,8 @@ class MaskAdapterWarmup(OpenVocabMaskFormer):
         )
 
     def postprocess(
-        self, state: ForwardState, outputs: Proposals, logits: Tensor, batched_inputs: List[Dict[str, Any]]
-    ) -> List[Dict[str, Any]]:
+        self, state: ForwardState, outputs: Proposals, logits: Tensor, batched_inputs: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """Oracle semantic map (``oracle_semantic_inference``); panoptic / instance outputs as every model's."""
         opts = self.inference_options
         results = []
@@ -125,7 +125,7 @@ class MaskAdapterWarmup(OpenVocabMaskFormer):
             mask_logits = outputs["pred_masks"][i : i + 1, :n]
             image_size = state.images.image_sizes[i]
             height, width = x.get("height", image_size[0]), x.get("width", image_size[1])
-            r: Dict[str, Any] = {}
+            r: dict[str, Any] = {}
             if opts.semantic_on:
                 sem = oracle_semantic_inference(probs, (mask_logits[0] > 0).to(probs.dtype))
                 r["sem_seg"] = resize_to_original(sem, image_size, height, width)

@@ -12,7 +12,7 @@ Key names and registration order follow the released checkpoints (``sem_seg_head
 """
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import fvcore.nn.weight_init as weight_init
 import torch
@@ -67,7 +67,7 @@ class SelfAttentionLayer(nn.Module):
         self.normalize_before = normalize_before
         _xavier_init(self)
 
-    def forward(self, tgt: Tensor, query_pos: Optional[Tensor] = None) -> Tensor:
+    def forward(self, tgt: Tensor, query_pos: Tensor | None = None) -> Tensor:
         """tgt, query_pos: (Q, B, E). Returns (Q, B, E)."""
         x = self.norm(tgt) if self.normalize_before else tgt
         q = k = x if query_pos is None else x + query_pos
@@ -92,9 +92,9 @@ class CrossAttentionLayer(nn.Module):
         self,
         tgt: Tensor,
         memory: Tensor,
-        memory_mask: Optional[Tensor] = None,
-        pos: Optional[Tensor] = None,
-        query_pos: Optional[Tensor] = None,
+        memory_mask: Tensor | None = None,
+        pos: Tensor | None = None,
+        query_pos: Tensor | None = None,
     ) -> Tensor:
         """tgt (Q, B, E); memory, pos (HW, B, E); memory_mask (B·heads, Q, HW) bool, True blocks."""
         x = self.norm(tgt) if self.normalize_before else tgt
@@ -249,12 +249,12 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
 
     def forward(
         self,
-        x: List[Tensor],
+        x: list[Tensor],
         mask_features: Tensor,
-        mask: Optional[Tensor] = None,
-        text_classifier: Optional[Tensor] = None,
-        num_templates: Optional[Sequence[int]] = None,
-    ) -> Dict[str, object]:
+        mask: Tensor | None = None,
+        text_classifier: Tensor | None = None,
+        num_templates: Sequence[int] | None = None,
+    ) -> dict[str, object]:
         """Decode Q queries into masks and open-vocabulary class logits.
 
         Args:
@@ -305,7 +305,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             "aux_outputs": aux,
         }
 
-    def _flatten_levels(self, x: List[Tensor]) -> Tuple[List[Tensor], List[Tensor], List[Tuple[int, int]]]:
+    def _flatten_levels(self, x: list[Tensor]) -> tuple[list[Tensor], list[Tensor], list[tuple[int, int]]]:
         """Per level: projected features + level embedding (HW, B, E), positional encodings (HW, B, E), sizes."""
         src, pos, sizes = [], [], []
         for i, feat in enumerate(x):
@@ -322,7 +322,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         src: Tensor,
         pos: Tensor,
         query_embed: Tensor,
-        attn_mask: Optional[Tensor],
+        attn_mask: Tensor | None,
     ) -> Tensor:
         """Layer ``i``: masked cross-attention to one feature level, self-attention, FFN; (Q, B, E) -> (Q, B, E)."""
         # a query whose mask blocks every position attends everywhere instead
@@ -337,9 +337,9 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         self,
         output: Tensor,
         mask_features: Tensor,
-        attn_mask_size: Optional[Tuple[int, int]],
-        text: Optional[Tuple[Tensor, Sequence[int]]],
-    ) -> Tuple[Optional[Tensor], Tensor, Optional[Tensor]]:
+        attn_mask_size: tuple[int, int] | None,
+        text: tuple[Tensor, Sequence[int]] | None,
+    ) -> tuple[Tensor | None, Tensor, Tensor | None]:
         """Masks (and, if ``text`` is given, class logits) from the queries ``output`` (Q, B, E).
 
         Returns:
