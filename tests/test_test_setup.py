@@ -6,9 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import _reference
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +26,9 @@ def test_reference_folder_is_found_from_the_project_root(monkeypatch) -> None:
         monkeypatch.setenv(_reference.REFERENCE_ENV, "/elsewhere/reference")
         override = importlib.reload(_reference)
         assert override.REFERENCE_DIR == Path("/elsewhere/reference")
-        assert "/elsewhere/reference" in override.MISSING_MESSAGE and _reference.REFERENCE_ENV in override.MISSING_MESSAGE
+        assert (
+            "/elsewhere/reference" in override.MISSING_MESSAGE and _reference.REFERENCE_ENV in override.MISSING_MESSAGE
+        )
     finally:
         monkeypatch.undo()
         importlib.reload(_reference)
@@ -38,7 +39,15 @@ def test_reference_folder_is_found_from_the_project_root(monkeypatch) -> None:
 def test_missing_reference_folder_fails_instead_of_skipping(tmp_path) -> None:
     missing = tmp_path / "no_reference"
     env = {**os.environ, _reference.REFERENCE_ENV: str(missing), "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cdt.py::test_keys_match_reference_table"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_cdt.py::test_keys_match_reference_table",
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "1 error" in proc.stdout and "skipped" not in proc.stdout

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 from detectron2.config import CfgNode
 
-from ...config_resolve import ArchDefaults, resolve_cos_stop_grad, resolve_match_pred_threshold, resolve_seed
+from ...config_resolve import ArchDefaults, resolve_cos_stop_grad, resolve_match_pred_threshold
 
 __all__ = ["InferenceOptions", "MaskTrainingOptions"]
 
@@ -75,5 +75,5 @@ class MaskTrainingOptions:
             match_pred_threshold=resolve_match_pred_threshold(cfg, defaults),
             cos_stop_grad=resolve_cos_stop_grad(cfg, defaults),
             cos_skip_padding=ma.COS_LOSS_SKIP_PADDING,
-            seed=resolve_seed(cfg, defaults),
+            seed=cfg.SEED,
         )
