@@ -29,7 +29,7 @@ class ConfigurableMaskAdapterHead(MaskAdapterHead):
 
     @classmethod
     def from_config(cls, cfg: CfgNode, clip_dim: int) -> dict[str, Any]:
-        """Head arguments; ``clip_dim`` (D, the CLIP backbone's embedding width) unless MODEL.MASK_ADAPTER.CLIP_DIM > 0."""
+        """Head arguments; D is ``clip_dim`` (the CLIP backbone's width) unless MODEL.MASK_ADAPTER.CLIP_DIM > 0."""
         ma = cfg.MODEL.MASK_ADAPTER
         return {
             "clip_dim": int(ma.CLIP_DIM) if ma.CLIP_DIM > 0 else int(clip_dim),

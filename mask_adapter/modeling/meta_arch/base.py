@@ -172,7 +172,8 @@ class OpenVocabMaskFormer(nn.Module):
         if uses_cdt:
             d_model, nhead = cfg.MODEL.cdt_params
             variant = resolve_cdt_variant(cfg)
-            logger.info("CDT variant: %s (MODEL.MASK_ADAPTER.CDT_VARIANT=%s)", variant, cfg.MODEL.MASK_ADAPTER.CDT_VARIANT)
+            setting = cfg.MODEL.MASK_ADAPTER.CDT_VARIANT
+            logger.info("CDT variant: %s (MODEL.MASK_ADAPTER.CDT_VARIANT=%s)", variant, setting)
             cdt = ContentDependentTransfer(d_model=d_model, nhead=nhead, variant=variant)
         train_vocab = vocabulary_of(cfg.DATASETS.TRAIN)
         return {
