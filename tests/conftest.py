@@ -13,14 +13,14 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never download; set before huggingface_hub reads it at import
 
-import random  # noqa: E402
-from pathlib import Path  # noqa: E402
+import random
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pytest
+import torch
 
-from _reference import MISSING_MESSAGE, REFERENCE_DIR  # noqa: E402
+from _reference import MISSING_MESSAGE, REFERENCE_DIR
 
 TINY_CLIP_NAME = "tiny_convnext_atto"
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import yaml
-from _reference import MISSING_MESSAGE, REFERENCE_DIR
 from detectron2.config import CfgNode, get_cfg
 
 from mask_adapter.config import (
@@ -26,6 +25,8 @@ from mask_adapter.config import (
     resolve_seed,
 )
 from mask_adapter.modeling.meta_arch.base import arch_defaults
+
+from _reference import MISSING_MESSAGE, REFERENCE_DIR
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 ALL_YAMLS = sorted(CONFIG_DIR.rglob("*.yaml"))

@@ -6,8 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import _reference
 import pytest
+
+import _reference
 
 REPO = Path(__file__).resolve().parents[1]
 
