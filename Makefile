@@ -23,3 +23,9 @@ test: install test-deps
 .PHONY: app
 app: install
 	$(PY) demo/app.py $(APP_ARGS)
+
+# Formatting and lint (ruff, configured in pyproject.toml); .ci/run runs it before the tests.
+.PHONY: lint
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .

@@ -436,7 +436,7 @@ def read_reference_state_dict(tsv_path: str) -> ReferenceStateDict:
     """Parse a reference state-dict table (header, ``key\\tshape\\tdtype\\trequires_grad`` lines, ``#`` lines).
 
     Args:
-        tsv_path: e.g. ``/work/shared/reference/fcclip_convnext_large_ade20k_state_dict.tsv``.
+        tsv_path: e.g. ``<repository>/../shared/reference/fcclip_convnext_large_ade20k_state_dict.tsv``.
 
     Returns:
         :class:`ReferenceStateDict`.

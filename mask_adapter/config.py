@@ -1,9 +1,9 @@
-"""Config keys of the `mask_adapter` package, their validation and the resolution of "auto" values.
+"""Config keys of the `mask_adapter` package: every key declared once, with its default and a one-line comment.
 
-`add_mask_adapter_config(cfg)` declares every key once, with its default and a one-line comment. Official
-key names (Mask2Former, FC-CLIP, MAFT+, Mask-Adapter; lowercase MAFT keys included) keep their exact
+Official key names (Mask2Former, FC-CLIP, MAFT+, Mask-Adapter; lowercase MAFT keys included) keep their exact
 spelling so that unmodified official YAML files merge. Keys the official files set but this package ignores
-are accepted in `_add_compat_keys`.
+are accepted in `_add_compat_keys`. Validation and the resolution of "auto" values live in
+`mask_adapter.config_resolve` (re-exported here).
 
 Notation used in comments: K adapter maps per mask, N masks per image, Q generator queries, D CLIP embedding
 width, α/β geometric-ensemble exponents.
@@ -17,49 +17,30 @@ Typical use::
 """
 
 import copy
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Callable, Tuple
 
 from detectron2.config import CfgNode as CN
 
+from .config_resolve import (
+    ArchDefaults,
+    check_config,
+    resolve_cdt_variant,
+    resolve_cos_stop_grad,
+    resolve_dense_projection,
+    resolve_match_pred_threshold,
+    resolve_seed,
+)
+
 __all__ = [
     "add_mask_adapter_config",
+    "ArchDefaults",
     "check_config",
     "resolve_dense_projection",
     "resolve_cdt_variant",
     "resolve_match_pred_threshold",
     "resolve_cos_stop_grad",
-    "resolve_clip_dim",
-    "resolve_cfg_clip_dim",
-    "MAFT_META_ARCHITECTURES",
+    "resolve_seed",
 ]
-
-# Meta-architecture names that follow MAFT+ conventions (official name and our class name).
-MAFT_META_ARCHITECTURES = ("MAFT_Plus", "MAFTPlus")
-
-# Allowed values of the enum-like string keys, checked by `check_config`.
-_ENUM_KEYS: Dict[str, Tuple[str, ...]] = {
-    "MODEL.MASK_ADAPTER.DENSE_PROJECTION": ("auto", "pixelwise", "maftp_scrambled"),
-    "MODEL.MASK_ADAPTER.CDT_VARIANT": ("auto", "panoptic", "semantic"),
-    "MODEL.MASK_ADAPTER.COS_STOP_GRAD": ("auto", "true", "false"),
-    "MODEL.MASK_ADAPTER.OUT_VOCAB_CLASSIFIER": ("adapter", "mask_pooling"),
-}
-
-# Integer keys that must be >= 0 (0 means "all" / "infer").
-_NON_NEGATIVE_INT_KEYS = (
-    "MODEL.MASK_ADAPTER.INFERENCE_CHUNK",
-    "MODEL.MASK_ADAPTER.CLIP_DIM",
-    "MODEL.MASK_FORMER.TEST.SEMANTIC_CHUNK",
-    "MODEL.SAM.MIN_MASK_REGION_AREA",
-)
-
-# Integer keys that must be >= 1.
-_POSITIVE_INT_KEYS = (
-    "MODEL.MASK_ADAPTER.NUM_OUTPUT_MAPS",
-    "MODEL.MASK_ADAPTER.MASK_IN_CHANNELS",
-    "MODEL.MASK_ADAPTER.NUM_CHANNELS",
-    "MODEL.MASK_ADAPTER.WARMUP_NUM_MASKS",
-    "MODEL.SAM.POINTS_PER_SIDE",
-)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -249,7 +230,7 @@ def _add_adapter_keys(cfg: CN) -> None:
     # Ours. Second checkpoint whose sem_seg_head.* / void_embedding.* are loaded on top of MODEL.WEIGHTS
     # (stage 2 = stage-1 checkpoint + base generator, no manual fusion); "" = none.
     cfg.MODEL.MASK_ADAPTER.GENERATOR_WEIGHTS = ""
-    # Ours. D seen by the adapter; 0 = infer from MODEL.FC_CLIP.CLIP_MODEL_NAME (see resolve_clip_dim).
+    # Ours. D seen by the adapter; 0 = the built CLIP backbone's embedding width.
     cfg.MODEL.MASK_ADAPTER.CLIP_DIM = 0
 
 
@@ -372,185 +353,3 @@ def add_mask_adapter_config(cfg: CN) -> None:
     _copy_missing(cfg, defaults)
 
 
-# --------------------------------------------------------------------------------------------------
-# Validation and resolution of "auto" values.
-# --------------------------------------------------------------------------------------------------
-def _get(cfg: CN, dotted: str) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        node = node[part]
-    return node
-
-
-def _is_maft(cfg: CN) -> bool:
-    return cfg.MODEL.META_ARCHITECTURE in MAFT_META_ARCHITECTURES
-
-
-def _as_enum(value: Any) -> str:
-    """Lower-case string form of an enum value; bools map to "true"/"false"."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value).lower()
-
-
-def check_config(cfg: CN) -> None:
-    """Validate enum-like and range-limited keys.
-
-    Args:
-        cfg: a config after `add_mask_adapter_config` and merging.
-
-    Raises:
-        ValueError: one message listing every invalid key, its value and the allowed values.
-    """
-    problems: List[str] = []
-    for key, allowed in _ENUM_KEYS.items():
-        value = _get(cfg, key)
-        if _as_enum(value) not in allowed:
-            problems.append(f"{key}={value!r} is invalid; allowed: {', '.join(allowed)}")
-    for key in _NON_NEGATIVE_INT_KEYS:
-        value = _get(cfg, key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            problems.append(f"{key}={value!r} is invalid; expected an integer >= 0 (0 = all/auto)")
-    for key in _POSITIVE_INT_KEYS:
-        value = _get(cfg, key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            problems.append(f"{key}={value!r} is invalid; expected an integer >= 1")
-    threshold = cfg.MODEL.MASK_ADAPTER.MATCH_PRED_THRESHOLD
-    if threshold != -1.0 and not 0.0 <= threshold <= 1.0:
-        problems.append(
-            f"MODEL.MASK_ADAPTER.MATCH_PRED_THRESHOLD={threshold!r} is invalid; expected -1 (auto) or a "
-            "probability in [0, 1]"
-        )
-    if problems:
-        raise ValueError("Invalid config: " + "; ".join(problems))
-
-
-def resolve_dense_projection(cfg: CN) -> str:
-    """Dense adapter-input projection.
-
-    "auto" gives "maftp_scrambled" for MAFT_Plus/MAFTPlus or MODEL.MASK_ADAPTER.TRAIN_MAFT (the frozen CDT and
-    the released MAFT+ adapters were trained on that layout; quirk Q1), else "pixelwise".
-
-    Args:
-        cfg: merged config.
-
-    Returns:
-        "pixelwise" or "maftp_scrambled".
-    """
-    value = _as_enum(cfg.MODEL.MASK_ADAPTER.DENSE_PROJECTION)
-    if value != "auto":
-        return value
-    if _is_maft(cfg) or cfg.MODEL.MASK_ADAPTER.TRAIN_MAFT:
-        return "maftp_scrambled"
-    return "pixelwise"
-
-
-def resolve_cdt_variant(cfg: CN) -> str:
-    """MAFT+ CDT layout.
-
-    "auto" follows MODEL.MASK_FORMER.TEST.PANOPTIC_ON as the official code does (quirk Q2): "panoptic" if it
-    is on, else "semantic". The released MAFTP-L weights were evaluated with "panoptic" (issue #20); the
-    MAFT+ meta-architecture warns when a ConvNeXt-L model resolves to "semantic".
-
-    Args:
-        cfg: merged config.
-
-    Returns:
-        "panoptic" or "semantic".
-    """
-    value = _as_enum(cfg.MODEL.MASK_ADAPTER.CDT_VARIANT)
-    if value == "auto":
-        value = "panoptic" if cfg.MODEL.MASK_FORMER.TEST.PANOPTIC_ON else "semantic"
-    return value
-
-
-def resolve_match_pred_threshold(cfg: CN) -> float:
-    """Probability threshold that binarizes IoU-matched predicted masks in stage 2.
-
-    A negative value means auto: 0.5 for MAFT_Plus/MAFTPlus, 0.4 otherwise (FC-CLIP); quirk Q4.
-
-    Args:
-        cfg: merged config.
-
-    Returns:
-        The threshold in [0, 1].
-    """
-    value = float(cfg.MODEL.MASK_ADAPTER.MATCH_PRED_THRESHOLD)
-    if value >= 0.0:
-        return value
-    return 0.5 if _is_maft(cfg) else 0.4
-
-
-def resolve_cos_stop_grad(cfg: CN) -> bool:
-    """Whether the GT-side embedding of the cosine loss is detached.
-
-    "auto": False for MAFT_Plus/MAFTPlus, True otherwise (the official FC-CLIP stage 2 detaches; quirk Q5).
-
-    Args:
-        cfg: merged config.
-
-    Returns:
-        True to stop the gradient.
-    """
-    value = _as_enum(cfg.MODEL.MASK_ADAPTER.COS_STOP_GRAD)
-    if value == "true":
-        return True
-    if value == "false":
-        return False
-    if value != "auto":
-        allowed = ", ".join(_ENUM_KEYS["MODEL.MASK_ADAPTER.COS_STOP_GRAD"])
-        raise ValueError(
-            f"MODEL.MASK_ADAPTER.COS_STOP_GRAD={value!r} is invalid; allowed: {allowed}"
-        )
-    return not _is_maft(cfg)
-
-
-def resolve_clip_dim(clip_model_name: str) -> int:
-    """D, the CLIP embedding width, from an open_clip model name.
-
-    As in the official code, "_base" in the name gives 640 and "_large" gives 768; any other name is looked
-    up in open_clip's model configs (after registering the package's bundled configs, if it has one by
-    that name).
-
-    Args:
-        clip_model_name: open_clip model name, e.g. "convnext_large_d_320".
-
-    Returns:
-        The embedding width D.
-
-    Raises:
-        ValueError: open_clip does not know the model.
-    """
-    if "_base" in clip_model_name:
-        return 640
-    if "_large" in clip_model_name:
-        return 768
-    import open_clip  # deferred: heavy import, only needed for unusual names
-
-    try:  # the package's bundled model configs (e.g. "tiny_convnext_atto") register lazily
-        from .modeling.backbone.tiny_clip import ensure_model_config_registered
-    except ImportError:
-        ensure_model_config_registered = None
-    if ensure_model_config_registered is not None:
-        ensure_model_config_registered(clip_model_name)
-    model_cfg = open_clip.get_model_config(clip_model_name)
-    if model_cfg is None or "embed_dim" not in model_cfg:
-        raise ValueError(
-            f"Cannot infer the CLIP embedding width of {clip_model_name!r}: open_clip does not know this "
-            "model; set MODEL.MASK_ADAPTER.CLIP_DIM explicitly."
-        )
-    return int(model_cfg["embed_dim"])
-
-
-def resolve_cfg_clip_dim(cfg: CN) -> int:
-    """D for the adapter: MODEL.MASK_ADAPTER.CLIP_DIM if > 0, else inferred from MODEL.FC_CLIP.CLIP_MODEL_NAME.
-
-    Args:
-        cfg: merged config.
-
-    Returns:
-        The embedding width D.
-    """
-    if cfg.MODEL.MASK_ADAPTER.CLIP_DIM > 0:
-        return int(cfg.MODEL.MASK_ADAPTER.CLIP_DIM)
-    return resolve_clip_dim(cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME)

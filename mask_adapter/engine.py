@@ -31,9 +31,11 @@ from .config import (
     check_config,
     resolve_cdt_variant,
     resolve_dense_projection,
+    resolve_seed,
 )
 from .data.train_loader import build_resumable_train_loader
 from .evaluation.guard import guard_evaluation
+from .modeling.meta_arch.base import arch_defaults
 from .solver import build_lr_scheduler, build_optimizer
 from .utils.progress import eval_progress
 
@@ -50,10 +52,6 @@ __all__ = [
     "create_ddp_model",
     "load_model_for_evaluation",
 ]
-
-MAFT_META_ARCHITECTURES = ("MAFT_Plus", "MAFTPlus")
-STAGE1_META_ARCHITECTURES = ("MASK_Adapter", "MaskAdapterWarmup")
-MAFT_DEFAULT_SEED = 123
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -277,7 +275,7 @@ class Trainer(DefaultTrainer):
         from .data import build_dataset_mapper
 
         # Quirk Q9 (MUST): the official stage-1 mapper ignored INPUT.COLOR_AUG_SSD.
-        ignore_color_aug = cfg.MODEL.META_ARCHITECTURE in STAGE1_META_ARCHITECTURES
+        ignore_color_aug = not arch_defaults(cfg.MODEL.META_ARCHITECTURE).color_aug_ssd
         mapper = build_dataset_mapper(cfg, is_train=True, ignore_color_aug=ignore_color_aug)
         return build_resumable_train_loader(cfg, mapper)
 
@@ -448,8 +446,7 @@ def build_config(config_file: str, opts: List[str]) -> CfgNode:
     if cfg.SOLVER.AMP.ENABLED and cfg.MODEL.DEVICE == "cpu":
         logger.warning("AMP needs CUDA: training in fp32 (SOLVER.AMP.ENABLED False)")
         cfg.SOLVER.AMP.ENABLED = False
-    if cfg.MODEL.META_ARCHITECTURE in MAFT_META_ARCHITECTURES and cfg.SEED < 0:
-        cfg.SEED = MAFT_DEFAULT_SEED  # the official MAFT+ script always seeds 123
+    cfg.SEED = resolve_seed(cfg, arch_defaults(cfg.MODEL.META_ARCHITECTURE))  # MAFT+: 123, as its script
     check_config(cfg)
     return cfg
 
@@ -488,7 +485,7 @@ def setup(args: Any) -> CfgNode:
     log.info(
         "resolved: META_ARCHITECTURE=%s DENSE_PROJECTION=%s CDT_VARIANT=%s MASK_THRESHOLD=%s alpha/beta=%s/%s",
         cfg.MODEL.META_ARCHITECTURE,
-        resolve_dense_projection(cfg),
+        resolve_dense_projection(cfg, arch_defaults(cfg.MODEL.META_ARCHITECTURE)),
         resolve_cdt_variant(cfg),
         cfg.MODEL.MASK_ADAPTER.MASK_THRESHOLD,
         cfg.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_ALPHA,

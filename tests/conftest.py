@@ -4,9 +4,15 @@
 - ``tiny_clip`` (session): a frozen ``CLIPBackbone`` around the tiny random open_clip model ``tiny_convnext_atto``
   (trunk widths 40/80/160/320, embedding width 64, 1-layer text tower). Tests must not modify it; build a fresh one
   when a test needs to change weights.
-- ``reference_dir``: /work/shared/reference (official state-dict tables); tests skip when it is absent.
+- ``reference_dir``: the official state-dict tables (``tests/_reference.py``: ``<repository>/../shared/reference``
+  or $MASK_ADAPTER_REFERENCE_DIR); tests that need it FAIL when it is absent.
+
+Hugging Face Hub access is offline for the whole run (HF_HUB_OFFLINE=1, set before anything imports huggingface_hub).
 """
 import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never download; set before huggingface_hub reads it at import
+
 import random
 from pathlib import Path
 
@@ -14,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-REFERENCE_DIR = Path(os.environ.get("MASK_ADAPTER_REFERENCE_DIR", "/work/shared/reference"))
+from _reference import MISSING_MESSAGE, REFERENCE_DIR
 
 TINY_CLIP_NAME = "tiny_convnext_atto"
 
@@ -44,9 +50,9 @@ def tiny_clip():
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    """Folder of the official reference tables; skip the test when it is missing."""
+    """Folder of the official reference tables; the test fails with one clear message when it is missing."""
     if not REFERENCE_DIR.is_dir():
-        pytest.skip(f"reference folder {REFERENCE_DIR} not available")
+        pytest.fail(MISSING_MESSAGE, pytrace=False)
     return REFERENCE_DIR
 
 

@@ -394,7 +394,7 @@ def test_build_from_cfg(clip_name, clip_dim, count, name):
         pytest.skip(f"{name} not registered yet (mask_adapter.compat)")
     cfg = _cfg(clip_name)
     cfg.MODEL.MASK_ADAPTER.NAME = name
-    head = build_mask_adapter(cfg)
+    head = build_mask_adapter(cfg, clip_dim)  # D of the built backbone
     assert isinstance(head, MaskAdapterHead)
     assert head.clip_dim == clip_dim and head.num_output_maps == 16 and not head.use_checkpoint
     assert sum(p.numel() for p in head.parameters()) == count
@@ -411,14 +411,14 @@ def test_build_from_cfg_options_and_unknown_name():
     cfg.MODEL.MASK_ADAPTER.MASK_IN_CHANNELS = 8
     cfg.MODEL.MASK_ADAPTER.NUM_OUTPUT_MAPS = 4
     cfg.MODEL.MASK_ADAPTER.USE_CHECKPOINT = True
-    head = build_mask_adapter(cfg)
+    head = build_mask_adapter(cfg, 768)  # CLIP_DIM overrides the backbone width
     assert head.fuse.weight.shape == (32, 24, 1, 1)
     assert head.mask_downscaling[0].weight.shape == (2, 1, 3, 3)
     assert head.final.weight.shape == (4, 32, 1, 1)
     assert head.use_checkpoint and head.num_output_maps == 4
     cfg.MODEL.MASK_ADAPTER.NAME = "NoSuchAdapter"
     with pytest.raises(KeyError, match="NoSuchAdapter.*not a registered mask adapter"):
-        build_mask_adapter(cfg)
+        build_mask_adapter(cfg, 768)
 
 
 def test_fast_inference_matches_reference_path():

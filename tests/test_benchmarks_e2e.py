@@ -155,6 +155,7 @@ def table_rows(stdout: str) -> Dict[str, Dict[str, str]]:
     return rows
 
 
+@pytest.mark.slow  # subprocess
 def test_all_benchmarks_command_on_tiny_model(root, tmp_path):
     out = tmp_path / "bench"
     env = dict(os.environ, DETECTRON2_DATASETS=str(root), PYTHONWARNINGS="ignore")

@@ -1,4 +1,4 @@
-"""Conformance with the official implementation (SPEC §10, R15; /work/shared/reference/) and checkpoint round trips.
+"""Conformance with the official implementation (SPEC §10, R15; <repository>/../shared/reference/) and checkpoint round trips.
 
 Full-size part: each of the four released setups is built from our copy of its official YAML (random CLIP, no
 download) and its state dict is compared with ``reference/<name>_state_dict.tsv``: keys, order, shapes, dtypes,
@@ -240,7 +240,7 @@ def test_official_names_resolve():
     assert "MASKAdapterHead" in MASK_ADAPTER_REGISTRY
     cfg = _cfg(CONFIGS / "tiny" / "fcclip_tiny.yaml")
     assert cfg.MODEL.MASK_ADAPTER.NAME == "MASKAdapterHead"
-    head = build_mask_adapter(cfg)
+    head = build_mask_adapter(cfg, cfg.MODEL.FC_CLIP.EMBED_DIM)
     assert head.num_output_maps == 16
     assert {k.split(".")[0] for k in head.state_dict()} == {
         "fuse",

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Dict, List
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -93,6 +94,7 @@ def _worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # subprocess
 def test_ddp_gradient_equals_single_process_gradient(tmp_path):
     mp.spawn(_worker, args=(2, str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2, join=True)
     previous = torch.get_num_threads()

@@ -56,6 +56,9 @@ print("@@" + json.dumps({
 """
 
 
+pytestmark = pytest.mark.slow  # every test reads the report of one subprocess import
+
+
 @pytest.fixture(scope="module")
 def import_report(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("elsewhere")

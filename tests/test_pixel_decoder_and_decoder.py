@@ -1,7 +1,6 @@
 """FC-CLIP generator head: shapes, key names vs the official tables, class head, registries."""
 
 import logging
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,7 +19,9 @@ from mask_adapter.modeling.transformer_decoder import (
     register_once,
 )
 
-REFERENCE = Path("/work/shared/reference")
+from _reference import MISSING_MESSAGE, REFERENCE_DIR
+
+REFERENCE = REFERENCE_DIR  # <repository>/../shared/reference (tests/_reference.py)
 STRIDES = {"res2": 4, "res3": 8, "res4": 16, "res5": 32}
 WIDTHS_L = [192, 384, 768, 1536]
 WIDTHS_B = [128, 256, 512, 1024]
@@ -31,6 +32,8 @@ def _shapes(widths):
 
 
 def _reference_cfg(name):
+    if not REFERENCE.is_dir():
+        pytest.fail(MISSING_MESSAGE, pytrace=False)
     cfg = get_cfg()
     add_mask_adapter_config(cfg)
     cfg.merge_from_file(str(REFERENCE / f"{name}_config.yaml"))

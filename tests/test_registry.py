@@ -3,6 +3,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from detectron2.utils.registry import Registry
 
 from mask_adapter.utils.registry import register_once
@@ -28,6 +29,7 @@ def test_register_once_keeps_existing_entry_and_warns(caplog):
     assert reg.get("Alias") is A
 
 
+@pytest.mark.slow  # subprocess
 def test_import_next_to_a_package_that_registered_official_names(tmp_path):
     code = textwrap.dedent(
         """

@@ -58,6 +58,7 @@ def two_process_run(tmp_path_factory):
     return out, proc
 
 
+@pytest.mark.slow  # subprocess
 def test_two_cpu_processes_train_evaluate_and_checkpoint_once(two_process_run):
     out, proc = two_process_run
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -62,9 +62,9 @@ SPEC_SYNONYMS = {
 
 def _raw_lines(key):
     return [
-        l
-        for l in (VOCAB_DIR / f"{key}_with_prompt_eng.txt").read_text(encoding="utf-8").splitlines()
-        if l.strip()
+        line
+        for line in (VOCAB_DIR / f"{key}_with_prompt_eng.txt").read_text(encoding="utf-8").splitlines()
+        if line.strip()
     ]
 
 
@@ -77,7 +77,7 @@ def test_line_invalid_and_class_counts(key):
     lines, invalid, classes = COUNTS[key]
     raw = _raw_lines(key)
     assert len(raw) == lines
-    assert sum(l.split(":", 1)[1] == INVALID_CLASS for l in raw) == invalid
+    assert sum(line.split(":", 1)[1] == INVALID_CLASS for line in raw) == invalid
     names = load_vocabulary(key)
     assert len(names) == classes
     assert all(n and n != INVALID_CLASS for n in names)
@@ -88,7 +88,7 @@ def test_line_invalid_and_class_counts(key):
 @pytest.mark.parametrize("key", sorted(SYNONYMS))
 def test_synonym_totals(key):
     assert count_synonyms(load_vocabulary(key)) == SYNONYMS[key]
-    all_lines = [l.split(":", 1)[1] for l in _raw_lines(key)]
+    all_lines = [line.split(":", 1)[1] for line in _raw_lines(key)]
     assert count_synonyms(all_lines) == SPEC_SYNONYMS[key]
 
 
@@ -174,9 +174,9 @@ def test_side_data_is_consistent_with_vocabularies():
     c59, c459 = load_vocabulary("pascal_ctx_59"), load_vocabulary("pascal_ctx_459")
     assert len(labels) == 59 and labels == sorted(labels)
     mismatched = [
-        (a, c459[l - 1])
-        for a, l in zip(c59, labels)
-        if not set(a.split(",")) & set(c459[l - 1].split(","))
+        (a, c459[label - 1])
+        for a, label in zip(c59, labels)
+        if not set(a.split(",")) & set(c459[label - 1].split(","))
     ]
     assert mismatched == [("computer case", "computer")]  # openseg renamed the 59-class "computer"
 
@@ -213,6 +213,7 @@ def test_package_data_independent_of_working_directory(tmp_path, monkeypatch):
     assert len(load_vocabulary("ade20k_847")) == 847
 
 
+@pytest.mark.slow  # subprocess
 def test_import_reads_no_file():
     code = (
         "import mask_adapter.data as d\n"

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..modeling.meta_arch.state import ForwardState
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["CLASSIFIER_NAMES", "Classifier", "default_classifiers"]
@@ -65,7 +67,7 @@ class _ModelClassifiers:
         self._image, self._state = image, state
         return state
 
-    def _padded(self, state, masks: np.ndarray) -> torch.Tensor:
+    def _padded(self, state: ForwardState, masks: np.ndarray) -> torch.Tensor:
         """(N, H, W) bool masks -> (1, N, Hp, Wp) float, zero-padded to the model input."""
         hp, wp = state.images.tensor.shape[-2:]
         m = torch.zeros(1, masks.shape[0], hp, wp, device=self.model.device)

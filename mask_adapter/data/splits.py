@@ -4,8 +4,9 @@ Paths are relative to the dataset root (``$DETECTRON2_DATASETS``, default "datas
 types and ignore labels follow the official registrations. :mod:`mask_adapter.data.catalog` registers them.
 """
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
 
 __all__ = [
     "Split",
@@ -96,185 +97,177 @@ def semseg_split(
     )
 
 
-def _build_table() -> Tuple[Split, ...]:
-    t: List[Split] = []
-    for split, ds in (("train", "train"), ("val", "val")):
-        t.append(
-            Split(
-                f"openvocab_coco_2017_{split}_panoptic_with_sem_seg",
-                COCO_PANOPTIC,
-                "coco_panoptic",
-                "coco_panoptic_seg",
-                f"coco/{ds}2017",
-                f"coco/panoptic_{ds}2017",
-                f"coco/annotations/panoptic_{ds}2017.json",
-                f"coco/panoptic_semseg_{ds}2017",
-                f"coco/annotations/instances_{ds}2017.json",
-                label_divisor=1000,
-                prepare="prepare_coco_semantic_annos_from_panoptic_annos.py",
-            )
-        )
-        t.append(
-            Split(
-                f"openvocab_coco_2017_{split}",
-                INSTANCE,
-                "coco_panoptic",
-                "coco",
-                f"coco/{ds}2017",
-                json_file=f"coco/annotations/instances_{ds}2017.json",
-                prepare="",
-            )
-        )
-    for split, ds in (("train", "train"), ("test", "val")):
-        t.append(
-            semseg_split(
-                f"openvocab_coco_2017_{split}_stuff_sem_seg",
-                "coco_stuff",
-                f"coco/{ds}2017",
-                f"coco/stuffthingmaps_detectron2/{ds}2017",
-                "prepare_coco_stuff_sem_seg.py",
-            )
-        )
-    for split, d in (("train", "training"), ("val", "validation")):
-        ade = "ADEChallengeData2016"
-        t.append(
-            Split(
-                f"openvocab_ade20k_panoptic_{split}",
-                STR_ID_PANOPTIC,
-                "ade20k_150",
-                "ade20k_panoptic_seg",
-                f"{ade}/images/{d}",
-                f"{ade}/ade20k_panoptic_{split}",
-                f"{ade}/ade20k_panoptic_{split}.json",
-                f"{ade}/annotations_detectron2/{d}",
-                f"{ade}/ade20k_instance_{split}.json",
-                prepare="prepare_ade20k_pan_seg.py",
-            )
-        )
-        t.append(
-            semseg_split(
-                f"openvocab_ade20k_sem_seg_{split}",
-                "ade20k_150",
-                f"{ade}/images/{d}",
-                f"{ade}/annotations_detectron2/{d}",
-                "prepare_ade20k_sem_seg.py",
-            )
-        )
-        t.append(
-            semseg_split(
-                f"openvocab_ade20k_full_sem_seg_{split}",
-                "ade20k_847",
-                f"ADE20K_2021_17_01/images_detectron2/{d}",
-                f"ADE20K_2021_17_01/annotations_detectron2/{d}",
-                "prepare_ade20k_full_sem_seg.py",
-                ignore=65535,
-                ext="tif",
-            )
-        )
-        t.append(
-            Split(
-                f"openvocab_ade20k_instance_{split}",
-                INSTANCE,
-                "ade20k_150",
-                "coco",
-                f"{ade}/images/{d}",
-                json_file=f"{ade}/ade20k_instance_{split}.json",
-                prepare="prepare_ade20k_ins_seg.py",
-            )
-        )
-        t.append(
-            semseg_split(
-                f"openvocab_pascal_ctx59_sem_seg_{split}",
-                "pascal_ctx_59",
-                f"pascal_ctx_d2/images/{d}",
-                f"pascal_ctx_d2/annotations_ctx59/{d}",
-                "prepare_pascal_ctx_sem_seg.py",
-            )
-        )
-        t.append(
-            semseg_split(
-                f"openvocab_pascal_ctx459_sem_seg_{split}",
-                "pascal_ctx_459",
-                f"pascal_ctx_d2/images/{d}",
-                f"pascal_ctx_d2/annotations_ctx459/{d}",
-                "prepare_pascal_ctx_full_sem_seg.py",
-                ignore=65535,
-                ext="tif",
-            )
-        )
-        t.append(
-            semseg_split(
-                f"openvocab_pascal20_sem_seg_{split}",
-                "pascal_voc_21",
-                f"pascal_voc_d2/images/{d}",
-                f"pascal_voc_d2/annotations_pascal20/{d}",
-                "prepare_pascal_voc_sem_seg.py",
-                drop_first=True,
-            )
-        )
-        t.append(
-            semseg_split(
-                f"openvocab_pascal21_sem_seg_{split}",
-                "pascal_voc_21",
-                f"pascal_voc_d2/images/{d}",
-                f"pascal_voc_d2/annotations_pascal21/{d}",
-                "prepare_pascal_voc_sem_seg.py",
-            )
-        )
-        mv = f"mapillary_vistas/{d}"
-        # Mapillary Vistas: label 65 is "unlabeled" in its semantic maps (as registered by Mask2Former).
-        t.append(
-            Split(
-                f"openvocab_mapillary_vistas_panoptic_{split}",
-                STR_ID_PANOPTIC,
-                "mapillary_vistas",
-                "mapillary_vistas_panoptic_seg",
-                f"{mv}/images",
-                f"{mv}/panoptic",
-                f"{mv}/panoptic/panoptic_2018.json",
-                f"{mv}/labels",
-                ignore_label=65,
-                label_divisor=1000,
-                prepare="prepare_mapillary_vistas_panoptic.py",
-            )
-        )
-    for split in ("train", "val"):
-        t.append(
-            Split(
-                f"openvocab_cityscapes_fine_panoptic_{split}",
-                CITYSCAPES,
-                "cityscapes",
-                "cityscapes_panoptic_seg",
-                f"cityscapes/leftImg8bit/{split}",
-                f"cityscapes/gtFine/cityscapes_panoptic_{split}",
-                f"cityscapes/gtFine/cityscapes_panoptic_{split}.json",
-                label_divisor=1000,
-                image_ext="png",
-                prepare="prepare_cityscapes_panoptic.py",
-            )
-        )
-        s = "synthetic_shapes"
-        t.append(
-            Split(
-                f"synthetic_shapes_panoptic_{split}",
-                COCO_PANOPTIC,
-                "synthetic_shapes",
-                "coco_panoptic_seg",
-                f"{s}/images/{split}",
-                f"{s}/panoptic/{split}",
-                f"{s}/panoptic_{split}.json",
-                f"{s}/semantic/{split}",
-                f"{s}/instances_{split}.json",
-                label_divisor=1000,
-                prepare="tools/prepare_synthetic_dataset.py",
-            )
-        )
-    return tuple(t)
+def _render(template: Split, **fields: str) -> Split:
+    """``template`` with every string attribute formatted with ``fields`` ({split}, {d})."""
+    values = {f.name: getattr(template, f.name) for f in dataclasses.fields(template)}
+    return Split(**{k: v.format(**fields) if isinstance(v, str) else v for k, v in values.items()})
+
+
+def _per_split(templates: Sequence[Split], pairs: Sequence[tuple[str, str]]) -> list[Split]:
+    """Every template for every (split, folder) pair, pair by pair."""
+    return [_render(t, split=split, d=d) for split, d in pairs for t in templates]
+
+
+_ADE = "ADEChallengeData2016"
+_CTX = "pascal_ctx_d2"
+_VOC = "pascal_voc_d2"
+_MV = "mapillary_vistas/{d}"
+_SYN = "synthetic_shapes"
+
+# Templates: {split} is the registered split name, {d} the folder name of that split.
+_COCO = (
+    Split(
+        "openvocab_coco_2017_{split}_panoptic_with_sem_seg",
+        COCO_PANOPTIC,
+        "coco_panoptic",
+        "coco_panoptic_seg",
+        "coco/{d}2017",
+        "coco/panoptic_{d}2017",
+        "coco/annotations/panoptic_{d}2017.json",
+        "coco/panoptic_semseg_{d}2017",
+        "coco/annotations/instances_{d}2017.json",
+        label_divisor=1000,
+        prepare="prepare_coco_semantic_annos_from_panoptic_annos.py",
+    ),
+    Split(
+        "openvocab_coco_2017_{split}",
+        INSTANCE,
+        "coco_panoptic",
+        "coco",
+        "coco/{d}2017",
+        json_file="coco/annotations/instances_{d}2017.json",
+    ),
+)
+_COCO_STUFF = (
+    semseg_split(
+        "openvocab_coco_2017_{split}_stuff_sem_seg",
+        "coco_stuff",
+        "coco/{d}2017",
+        "coco/stuffthingmaps_detectron2/{d}2017",
+        "prepare_coco_stuff_sem_seg.py",
+    ),
+)
+_ADE_PASCAL_MAPILLARY = (
+    Split(
+        "openvocab_ade20k_panoptic_{split}",
+        STR_ID_PANOPTIC,
+        "ade20k_150",
+        "ade20k_panoptic_seg",
+        f"{_ADE}/images/{{d}}",
+        f"{_ADE}/ade20k_panoptic_{{split}}",
+        f"{_ADE}/ade20k_panoptic_{{split}}.json",
+        f"{_ADE}/annotations_detectron2/{{d}}",
+        f"{_ADE}/ade20k_instance_{{split}}.json",
+        prepare="prepare_ade20k_pan_seg.py",
+    ),
+    semseg_split(
+        "openvocab_ade20k_sem_seg_{split}",
+        "ade20k_150",
+        f"{_ADE}/images/{{d}}",
+        f"{_ADE}/annotations_detectron2/{{d}}",
+        "prepare_ade20k_sem_seg.py",
+    ),
+    semseg_split(
+        "openvocab_ade20k_full_sem_seg_{split}",
+        "ade20k_847",
+        "ADE20K_2021_17_01/images_detectron2/{d}",
+        "ADE20K_2021_17_01/annotations_detectron2/{d}",
+        "prepare_ade20k_full_sem_seg.py",
+        ignore=65535,
+        ext="tif",
+    ),
+    Split(
+        "openvocab_ade20k_instance_{split}",
+        INSTANCE,
+        "ade20k_150",
+        "coco",
+        f"{_ADE}/images/{{d}}",
+        json_file=f"{_ADE}/ade20k_instance_{{split}}.json",
+        prepare="prepare_ade20k_ins_seg.py",
+    ),
+    semseg_split(
+        "openvocab_pascal_ctx59_sem_seg_{split}",
+        "pascal_ctx_59",
+        f"{_CTX}/images/{{d}}",
+        f"{_CTX}/annotations_ctx59/{{d}}",
+        "prepare_pascal_ctx_sem_seg.py",
+    ),
+    semseg_split(
+        "openvocab_pascal_ctx459_sem_seg_{split}",
+        "pascal_ctx_459",
+        f"{_CTX}/images/{{d}}",
+        f"{_CTX}/annotations_ctx459/{{d}}",
+        "prepare_pascal_ctx_full_sem_seg.py",
+        ignore=65535,
+        ext="tif",
+    ),
+    semseg_split(
+        "openvocab_pascal20_sem_seg_{split}",
+        "pascal_voc_21",
+        f"{_VOC}/images/{{d}}",
+        f"{_VOC}/annotations_pascal20/{{d}}",
+        "prepare_pascal_voc_sem_seg.py",
+        drop_first=True,
+    ),
+    semseg_split(
+        "openvocab_pascal21_sem_seg_{split}",
+        "pascal_voc_21",
+        f"{_VOC}/images/{{d}}",
+        f"{_VOC}/annotations_pascal21/{{d}}",
+        "prepare_pascal_voc_sem_seg.py",
+    ),
+    # Mapillary Vistas: label 65 is "unlabeled" in its semantic maps (as registered by Mask2Former).
+    Split(
+        "openvocab_mapillary_vistas_panoptic_{split}",
+        STR_ID_PANOPTIC,
+        "mapillary_vistas",
+        "mapillary_vistas_panoptic_seg",
+        f"{_MV}/images",
+        f"{_MV}/panoptic",
+        f"{_MV}/panoptic/panoptic_2018.json",
+        f"{_MV}/labels",
+        ignore_label=65,
+        label_divisor=1000,
+        prepare="prepare_mapillary_vistas_panoptic.py",
+    ),
+)
+_CITYSCAPES_SYNTHETIC = (
+    Split(
+        "openvocab_cityscapes_fine_panoptic_{split}",
+        CITYSCAPES,
+        "cityscapes",
+        "cityscapes_panoptic_seg",
+        "cityscapes/leftImg8bit/{split}",
+        "cityscapes/gtFine/cityscapes_panoptic_{split}",
+        "cityscapes/gtFine/cityscapes_panoptic_{split}.json",
+        label_divisor=1000,
+        image_ext="png",
+        prepare="prepare_cityscapes_panoptic.py",
+    ),
+    Split(
+        "synthetic_shapes_panoptic_{split}",
+        COCO_PANOPTIC,
+        "synthetic_shapes",
+        "coco_panoptic_seg",
+        f"{_SYN}/images/{{split}}",
+        f"{_SYN}/panoptic/{{split}}",
+        f"{_SYN}/panoptic_{{split}}.json",
+        f"{_SYN}/semantic/{{split}}",
+        f"{_SYN}/instances_{{split}}.json",
+        label_divisor=1000,
+        prepare="tools/prepare_synthetic_dataset.py",
+    ),
+)
 
 
 # Every split of SPEC §9 plus the synthetic test set, in registration order.
-SPLITS: Tuple[Split, ...] = _build_table()
-_BY_NAME: Dict[str, Split] = {s.name: s for s in SPLITS}
+SPLITS: tuple[Split, ...] = tuple(
+    _per_split(_COCO, (("train", "train"), ("val", "val")))
+    + _per_split(_COCO_STUFF, (("train", "train"), ("test", "val")))
+    + _per_split(_ADE_PASCAL_MAPILLARY, (("train", "training"), ("val", "validation")))
+    + _per_split(_CITYSCAPES_SYNTHETIC, (("train", "train"), ("val", "val")))
+)
+_BY_NAME: dict[str, Split] = {s.name: s for s in SPLITS}
 
 
 def get_split(name: str) -> Split:

@@ -15,7 +15,7 @@ Randomness (official quirk Q6, kept on purpose): the per-GT pick and the subset 
 comes from the ``generator`` argument, so seeding one ``torch.Generator`` per image makes matching reproducible.
 """
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +48,7 @@ class IouMatch(NamedTuple):
 
 
 def random_draw_device(
-    generator: Optional[torch.Generator], fallback: torch.device
+    generator: torch.Generator | None, fallback: torch.device
 ) -> torch.device:
     """Device on which random numbers must be drawn: the generator's own device, or ``fallback`` without one."""
     return generator.device if generator is not None else fallback
@@ -72,7 +72,7 @@ def mask_iou(pred_mask_logits: Tensor, gt_masks: Tensor, *, pred_threshold: floa
     return inter / (union + _IOU_EPS)
 
 
-def _pick_random_candidate(candidates: Tensor, generator: Optional[torch.Generator]) -> Tensor:
+def _pick_random_candidate(candidates: Tensor, generator: torch.Generator | None) -> Tensor:
     """For each column of a (Q, G) bool matrix, the row index of one True entry chosen uniformly at random.
 
     Columns without a True entry get -1. One uniform draw per column, from ``generator``.
@@ -102,7 +102,7 @@ def match_via_iou(
     pred_threshold: float,
     iou_threshold: float,
     num_pairs: int,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> IouMatch:
     """Match the valid ground-truth masks of one image to generator predictions by IoU (SPEC §6).
 
@@ -126,6 +126,23 @@ def match_via_iou(
     Returns:
         :class:`IouMatch` with P rows.
     """
+    _check_match_inputs(pred_mask_logits, gt_masks, gt_labels, num_pairs)
+    device = pred_mask_logits.device
+    h, w = pred_mask_logits.shape[-2:]
+    pred_idx = torch.zeros(0, dtype=torch.long, device=device)
+    gt_idx = torch.zeros(0, dtype=torch.long, device=device)
+    gt_small = torch.zeros((0, h, w), dtype=torch.float32, device=device)
+    if gt_masks.shape[0] > 0 and pred_mask_logits.shape[0] > 0:
+        gt_small = _resize_gt(gt_masks, (h, w), device)
+        ious = mask_iou(pred_mask_logits, gt_small, pred_threshold=pred_threshold)
+        picked = _pick_random_candidate(ious > iou_threshold, generator)
+        gt_idx = torch.nonzero(picked >= 0, as_tuple=True)[0]
+        pred_idx = picked[gt_idx]
+    pred_idx, gt_idx = _subsample_pairs(pred_idx, gt_idx, num_pairs, generator)
+    return _padded_match(pred_mask_logits, gt_small, gt_labels, pred_idx, gt_idx, num_pairs)
+
+
+def _check_match_inputs(pred_mask_logits: Tensor, gt_masks: Tensor, gt_labels: Tensor, num_pairs: int) -> None:
     if pred_mask_logits.dim() != 3 or gt_masks.dim() != 3:
         raise ValueError(
             f"match_via_iou expects pred_mask_logits (Q, h, w) and gt_masks (G, H, W); got "
@@ -137,30 +154,35 @@ def match_via_iou(
         )
     if num_pairs < 0:
         raise ValueError(f"num_pairs must be >= 0, got {num_pairs}")
+
+
+def _resize_gt(gt_masks: Tensor, size: tuple[int, int], device: torch.device) -> Tensor:
+    """(G, H, W) GT masks -> (G, h, w) float, bilinear (align_corners False), on ``device``."""
+    return F.interpolate(
+        gt_masks[:, None].to(device=device, dtype=torch.float32), size=size, mode="bilinear", align_corners=False
+    )[:, 0]
+
+
+def _subsample_pairs(
+    pred_idx: Tensor, gt_idx: Tensor, num_pairs: int, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor]:
+    """At most ``num_pairs`` (prediction, GT) pairs: a random subset in random order when there are more."""
+    if gt_idx.numel() <= num_pairs:
+        return pred_idx, gt_idx
+    device = gt_idx.device
+    keep = torch.randperm(gt_idx.numel(), generator=generator, device=random_draw_device(generator, device))
+    keep = keep[:num_pairs].to(device)
+    return pred_idx[keep], gt_idx[keep]
+
+
+def _padded_match(
+    pred_mask_logits: Tensor, gt_small: Tensor, gt_labels: Tensor, pred_idx: Tensor, gt_idx: Tensor, num_pairs: int
+) -> IouMatch:
+    """The matched pairs followed by padding rows (zero logits, zero GT mask, label -1) up to ``num_pairs``."""
     device = pred_mask_logits.device
     h, w = pred_mask_logits.shape[-2:]
-    pred_idx = torch.zeros(0, dtype=torch.long, device=device)
-    gt_idx = torch.zeros(0, dtype=torch.long, device=device)
-    gt_small = torch.zeros((0, h, w), dtype=torch.float32, device=device)
-    if gt_masks.shape[0] > 0 and pred_mask_logits.shape[0] > 0:
-        gt_small = F.interpolate(
-            gt_masks[:, None].to(device=device, dtype=torch.float32),
-            size=(h, w),
-            mode="bilinear",
-            align_corners=False,
-        )[:, 0]
-        ious = mask_iou(pred_mask_logits, gt_small, pred_threshold=pred_threshold)
-        picked = _pick_random_candidate(ious > iou_threshold, generator)
-        gt_idx = torch.nonzero(picked >= 0, as_tuple=True)[0]
-        pred_idx = picked[gt_idx]
-    if gt_idx.numel() > num_pairs:
-        keep = torch.randperm(
-            gt_idx.numel(), generator=generator, device=random_draw_device(generator, device)
-        )[:num_pairs].to(device)
-        pred_idx, gt_idx = pred_idx[keep], gt_idx[keep]
     num_valid = int(gt_idx.numel())
     num_pad = num_pairs - num_valid
-
     pred_out = torch.cat([pred_mask_logits[pred_idx], pred_mask_logits.new_zeros((num_pad, h, w))])
     gt_out = torch.cat([gt_small[gt_idx], gt_small.new_zeros((num_pad, h, w))])
     labels = torch.cat(

@@ -89,18 +89,41 @@ def panoptic_inference(
     keep = labels.ne(num_classes) & (scores > object_mask_threshold)
     cur_scores, cur_classes, cur_masks = scores[keep], labels[keep], masks[keep]
     panoptic_seg = torch.zeros(mask_pred.shape[-2:], dtype=torch.int32, device=mask_pred.device)
-    segments_info: List[Dict[str, Any]] = []
     if cur_masks.shape[0] == 0:
-        return panoptic_seg, segments_info
+        return panoptic_seg, []
+    segments_info = _paint_segments(
+        panoptic_seg, cur_scores, cur_classes, cur_masks, overlap_threshold=overlap_threshold, thing_ids=thing_ids
+    )
+    areas = torch.bincount(panoptic_seg.flatten().long(), minlength=len(segments_info) + 1).tolist()
+    for info in segments_info:
+        info["area"] = int(areas[info["id"]])
+    return panoptic_seg, segments_info
 
-    cur_mask_ids = (cur_scores.view(-1, 1, 1) * cur_masks).argmax(0)
+
+def _paint_segments(
+    panoptic_seg: Tensor,
+    scores: Tensor,
+    classes: Tensor,
+    masks: Tensor,
+    *,
+    overlap_threshold: float,
+    thing_ids: Set[int],
+) -> List[Dict[str, Any]]:
+    """Paint the kept queries into ``panoptic_seg`` (in place) and return their segments (without areas).
+
+    Args:
+        panoptic_seg: (H, W) int32 zeros.
+        scores, classes: (K,) of the kept queries; masks: (K, H, W) their σ(mask logits).
+    """
+    mask_ids = (scores.view(-1, 1, 1) * masks).argmax(0)
     stuff_segment: Dict[int, int] = {}
+    segments_info: List[Dict[str, Any]] = []
     segment_id = 0
-    for k in range(cur_classes.shape[0]):
-        pred_class = int(cur_classes[k].item())
+    for k in range(classes.shape[0]):
+        pred_class = int(classes[k].item())
         isthing = pred_class in thing_ids
-        won = cur_mask_ids == k
-        own = cur_masks[k] >= 0.5
+        won = mask_ids == k
+        own = masks[k] >= 0.5
         mask_area = int(won.sum().item())
         original_area = int(own.sum().item())
         mask = won & own
@@ -115,13 +138,8 @@ def panoptic_inference(
         if not isthing:
             stuff_segment[pred_class] = segment_id
         panoptic_seg[mask] = segment_id
-        segments_info.append(
-            {"id": segment_id, "isthing": bool(isthing), "category_id": pred_class}
-        )
-    areas = torch.bincount(panoptic_seg.flatten().long(), minlength=segment_id + 1).tolist()
-    for info in segments_info:
-        info["area"] = int(areas[info["id"]])
-    return panoptic_seg, segments_info
+        segments_info.append({"id": segment_id, "isthing": bool(isthing), "category_id": pred_class})
+    return segments_info
 
 
 def instance_inference(

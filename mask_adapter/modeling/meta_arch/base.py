@@ -10,70 +10,48 @@ detectron2 contract. ``forward(batched_inputs)`` takes a list of dicts with "ima
 "sem_seg". Training returns ``Dict[str, Tensor]`` of losses; inference returns one dict per image with
 "sem_seg" (C, H, W) probabilities, "panoptic_seg" (ids (H, W), segments_info) and/or "instances", as enabled.
 
-Subclasses override the named hooks, never ``forward``:
-    ``propose_masks``   masks to classify (generator, ground truth, SAM ...)
-    ``adapter_text``    text rows used on the adapter path (MAFT+: per-image CDT)
-    ``classify_masks``  final class logits per proposal (FC-CLIP / MAFT+: geometric ensemble)
-    ``losses``          training losses
-    ``postprocess``     Mask2Former post-processing
+Subclasses override the named hooks, never ``forward``; every model's hooks take and return the same types:
+    ``propose_masks(state, inputs) -> Proposals``   masks to classify (generator, ground truth, SAM ...)
+    ``adapter_text(state) -> Tensor``               text rows of the adapter path (MAFT+: per-image CDT)
+    ``classify_masks(state, proposals) -> Tensor``  (B, Q, C + 1) class logits (FC-CLIP / MAFT+: geometric ensemble)
+    ``losses(state, proposals, inputs) -> Dict[str, Tensor]``   training losses
+    ``postprocess(state, proposals, logits, inputs) -> List[Dict]``   Mask2Former post-processing
+``ForwardState`` and ``Proposals`` are defined in ``state.py``. Data flows one way: the model hands its state, options
+and embedding function to the helpers of ``training.py`` / ``inference.py``, which return results.
 """
+
 import logging
-import zlib
-from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from detectron2.config import CfgNode, configurable
 from detectron2.data import MetadataCatalog
-from detectron2.modeling import build_backbone, build_sem_seg_head
-from detectron2.structures import BitMasks, ImageList
-from detectron2.utils.events import get_event_storage
+from detectron2.modeling import META_ARCH_REGISTRY, build_backbone, build_sem_seg_head
+from detectron2.structures import ImageList
 from torch import Tensor, nn
 
+from ...config_resolve import ArchDefaults, check_config, resolve_cdt_variant, resolve_dense_projection
 from ..adapter.build import build_mask_adapter
-from ..cdt import ContentDependentTransfer
 from ..adapter.pooling import classification_logits, embeddings_from_activation_maps, mask_pooling_embeddings
 from ..backbone.clip import CLIPBackbone
+from ..cdt import ContentDependentTransfer
 from ..text import TextClassifier, category_overlap_mask
+from .inference import mask2former_postprocess
 from .options import InferenceOptions, MaskTrainingOptions
+from .state import ForwardState, Proposals
+from .training import mixed_mask_losses
 from .vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OpenVocabMaskFormer", "ForwardState"]
+__all__ = ["OpenVocabMaskFormer", "ForwardState", "Proposals", "arch_defaults"]
 
 OUT_VOCAB_CLASSIFIERS = ("adapter", "mask_pooling")
 
 
-@dataclass
-class ForwardState:
-    """Everything computed once per batch and read by the hooks."""
-
-    images: ImageList
-    features: Dict[str, Tensor]
-    clip_dense: Tensor  # (B, C_raw, h, w) unprojected trunk feature
-    dense: Tensor  # (B, D, h, w) adapter input
-    text: Tensor  # (T + 1, D) text rows, void last
-    num_templates: List[int]
-    vocabulary: Vocabulary
-    adapter_text: Optional[Tensor] = None  # (T + 1, D) or (B, T + 1, D)
-
-    def image(self, index: int) -> "ForwardState":
-        """The state of image ``index`` alone (batch of one; shared text rows kept, features not sliced)."""
-        adapter_text = self.adapter_text
-        if adapter_text is not None and adapter_text.dim() == 3:
-            adapter_text = adapter_text[index : index + 1]
-        return replace(
-            self,
-            images=ImageList(self.images.tensor[index : index + 1], [self.images.image_sizes[index]]),
-            clip_dense=self.clip_dense[index : index + 1],
-            dense=self.dense[index : index + 1],
-            adapter_text=adapter_text,
-        )
-
-
-def vocabulary_of(dataset_names: Sequence[str]) -> Optional[Vocabulary]:
+def vocabulary_of(dataset_names: Sequence[str]) -> Vocabulary | None:
     """The vocabulary of the first dataset in ``dataset_names`` (None if unset or without class names)."""
     if not dataset_names:
         return None
@@ -82,6 +60,13 @@ def vocabulary_of(dataset_names: Sequence[str]) -> Optional[Vocabulary]:
         logger.warning("dataset %r has no class names registered; set a vocabulary before use", dataset_names[0])
         return None
     return Vocabulary.from_metadata(metadata)
+
+
+def arch_defaults(meta_architecture: str) -> ArchDefaults:
+    """The ``auto_defaults`` of a registered meta-architecture (FC-CLIP's for names without them)."""
+    if meta_architecture not in META_ARCH_REGISTRY:
+        return ArchDefaults()
+    return getattr(META_ARCH_REGISTRY.get(meta_architecture), "auto_defaults", ArchDefaults())
 
 
 def _pad_to_min(images: ImageList, min_side: int) -> ImageList:
@@ -111,18 +96,22 @@ class OpenVocabMaskFormer(nn.Module):
         training: mask-set, matcher and loss options.
         trainable: parameter-name prefixes left trainable; everything else is frozen (and kept in eval mode).
         text_cache_dir: on-disk text-embedding cache ("" = memory only).
+
+    Class attribute ``auto_defaults``: what the "auto" config values mean for this meta-architecture.
     """
+
+    auto_defaults: ClassVar[ArchDefaults] = ArchDefaults()
 
     @configurable
     def __init__(
         self,
         *,
         backbone: CLIPBackbone,
-        mask_adapter: Optional[nn.Module],
-        sem_seg_head: Optional[nn.Module],
-        train_vocabulary: Optional[Vocabulary],
-        test_vocabulary: Optional[Vocabulary],
-        seen_vocabulary: Optional[Vocabulary] = None,
+        mask_adapter: nn.Module | None,
+        sem_seg_head: nn.Module | None,
+        train_vocabulary: Vocabulary | None,
+        test_vocabulary: Vocabulary | None,
+        seen_vocabulary: Vocabulary | None = None,
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
         size_divisibility: int = 32,
@@ -133,7 +122,7 @@ class OpenVocabMaskFormer(nn.Module):
         training: MaskTrainingOptions = MaskTrainingOptions(),
         trainable: Sequence[str] = ("mask_adapter.", "void_embedding."),
         text_cache_dir: str = "",
-        cdt: Optional[nn.Module] = None,
+        cdt: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if out_vocab_classifier not in OUT_VOCAB_CLASSIFIERS:
@@ -167,16 +156,14 @@ class OpenVocabMaskFormer(nn.Module):
             model_id=lambda: f"{backbone.model_name}|{backbone.text_tower_fingerprint()}",
             cache_dir=text_cache_dir,
         )
-        self._overlap_cache: Dict[Tuple[str, ...], Tensor] = {}
+        self._overlap_cache: dict[tuple[str, ...], Tensor] = {}
         if cdt is not None:
             self.cdt = cdt
         self.freeze()
 
     @classmethod
-    def from_config(cls, cfg: CfgNode) -> Dict[str, Any]:
+    def from_config(cls, cfg: CfgNode) -> dict[str, Any]:
         """Arguments shared by every meta-architecture; subclasses update the returned dict."""
-        from ...config import check_config, resolve_cdt_variant, resolve_dense_projection
-
         check_config(cfg)
         backbone = build_backbone(cfg)
         out_vocab = cfg.MODEL.MASK_ADAPTER.OUT_VOCAB_CLASSIFIER
@@ -185,12 +172,13 @@ class OpenVocabMaskFormer(nn.Module):
         if uses_cdt:
             d_model, nhead = cfg.MODEL.cdt_params
             variant = resolve_cdt_variant(cfg)
-            logger.info("CDT variant: %s (MODEL.MASK_ADAPTER.CDT_VARIANT=%s)", variant, cfg.MODEL.MASK_ADAPTER.CDT_VARIANT)
+            setting = cfg.MODEL.MASK_ADAPTER.CDT_VARIANT
+            logger.info("CDT variant: %s (MODEL.MASK_ADAPTER.CDT_VARIANT=%s)", variant, setting)
             cdt = ContentDependentTransfer(d_model=d_model, nhead=nhead, variant=variant)
         train_vocab = vocabulary_of(cfg.DATASETS.TRAIN)
         return {
             "backbone": backbone,
-            "mask_adapter": build_mask_adapter(cfg) if out_vocab == "adapter" else None,
+            "mask_adapter": build_mask_adapter(cfg, backbone.embed_dim) if out_vocab == "adapter" else None,
             "sem_seg_head": cls.build_generator(cfg, backbone),
             "train_vocabulary": train_vocab,
             "test_vocabulary": vocabulary_of(cfg.DATASETS.TEST),
@@ -198,11 +186,11 @@ class OpenVocabMaskFormer(nn.Module):
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "size_divisibility": cfg.MODEL.MASK_FORMER.SIZE_DIVISIBILITY,
-            "dense_projection": resolve_dense_projection(cfg),
+            "dense_projection": resolve_dense_projection(cfg, cls.auto_defaults),
             "out_vocab_classifier": out_vocab,
             "mask_threshold": cfg.MODEL.MASK_ADAPTER.MASK_THRESHOLD,
             "inference": InferenceOptions.from_cfg(cfg),
-            "training": MaskTrainingOptions.from_cfg(cfg),
+            "training": MaskTrainingOptions.from_cfg(cfg, cls.auto_defaults),
             "text_cache_dir": cfg.MODEL.MASK_ADAPTER.TEXT_CACHE_DIR,
             "cdt": cdt,
         }
@@ -213,7 +201,7 @@ class OpenVocabMaskFormer(nn.Module):
         return bool(cfg.MODEL.MASK_ADAPTER.TRAIN_MAFT)
 
     @classmethod
-    def build_generator(cls, cfg: CfgNode, backbone: CLIPBackbone) -> Optional[nn.Module]:
+    def build_generator(cls, cfg: CfgNode, backbone: CLIPBackbone) -> nn.Module | None:
         """The frozen mask generator (``MODEL.SEM_SEG_HEAD.NAME``); None for models without one."""
         return build_sem_seg_head(cfg, backbone.output_shape())
 
@@ -226,7 +214,7 @@ class OpenVocabMaskFormer(nn.Module):
     def train(self, mode: bool = True) -> "OpenVocabMaskFormer":
         """Frozen sub-modules (no trainable parameter) stay in eval mode."""
         super().train(mode)
-        for name, module in self.named_children():
+        for module in self.children():
             if not any(p.requires_grad for p in module.parameters()):
                 module.eval()
         return self
@@ -244,7 +232,7 @@ class OpenVocabMaskFormer(nn.Module):
         return self.pixel_mean.device
 
     # ------------------------------------------------------------------ forward template
-    def forward(self, batched_inputs: List[Dict[str, Any]]):
+    def forward(self, batched_inputs: list[dict[str, Any]]) -> Any:
         """See the module docstring for the input/output contract."""
         state = self.encode(batched_inputs)
         outputs = self.propose_masks(state, batched_inputs)
@@ -253,7 +241,7 @@ class OpenVocabMaskFormer(nn.Module):
         logits = self.classify_masks(state, outputs)
         return self.postprocess(state, outputs, logits, batched_inputs)
 
-    def encode(self, batched_inputs: List[Dict[str, Any]], vocabulary: Optional[Vocabulary] = None) -> ForwardState:
+    def encode(self, batched_inputs: list[dict[str, Any]], vocabulary: Vocabulary | None = None) -> ForwardState:
         """Images -> CLIP features, dense adapter input and text rows (the per-batch state the hooks read).
 
         Args:
@@ -277,7 +265,7 @@ class OpenVocabMaskFormer(nn.Module):
         state.adapter_text = self.adapter_text(state)
         return state
 
-    def preprocess_image(self, batched_inputs: List[Dict[str, Any]]) -> ImageList:
+    def preprocess_image(self, batched_inputs: list[dict[str, Any]]) -> ImageList:
         images = []
         for i, x in enumerate(batched_inputs):
             img = x["image"]
@@ -303,7 +291,7 @@ class OpenVocabMaskFormer(nn.Module):
             )
         return vocab
 
-    def text_rows(self, vocabulary: Vocabulary) -> Tuple[Tensor, List[int]]:
+    def text_rows(self, vocabulary: Vocabulary) -> tuple[Tensor, list[int]]:
         """(T + 1, D) normalised text rows with the void embedding last, and synonyms per class."""
         emb, num_templates = self.text_classifier(list(vocabulary.class_names), self.device)
         void = F.normalize(self.void_embedding.weight, dim=-1)
@@ -325,7 +313,7 @@ class OpenVocabMaskFormer(nn.Module):
             return state.text
         return cdt(state.dense, state.text)
 
-    def propose_masks(self, state: ForwardState, batched_inputs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    def propose_masks(self, state: ForwardState, batched_inputs: list[dict[str, Any]]) -> Proposals:
         """Run the frozen generator: {"pred_masks": (B, Q, H/4, W/4) logits, "pred_logits": (B, Q, C + 1)}."""
         with torch.no_grad():
             out = self.sem_seg_head(state.features, state.text, state.num_templates)
@@ -349,52 +337,28 @@ class OpenVocabMaskFormer(nn.Module):
         emb = self.mask_embeddings(state, masks)
         return classification_logits(emb, state.adapter_text, self.backbone.logit_scale, state.num_templates)
 
-    def classify_masks(self, state: ForwardState, outputs: Dict[str, Any]) -> Tensor:
-        """Final (B, Q, C + 1) class logits; out-of-vocabulary logits only by default."""
+    def classify_masks(self, state: ForwardState, outputs: Proposals) -> Tensor:
+        """Final (B, Q, C + 1) class logits (every model); out-of-vocabulary logits only by default."""
         return self.out_vocab_logits(state, outputs["pred_masks"])
 
-    def losses(self, state: ForwardState, outputs: Dict[str, Any], batched_inputs: List[Dict[str, Any]]):
-        from .training import mixed_mask_losses
-
-        return mixed_mask_losses(self, state, outputs, batched_inputs)
+    def losses(
+        self, state: ForwardState, outputs: Proposals, batched_inputs: list[dict[str, Any]]
+    ) -> dict[str, Tensor]:
+        """Stage-2 mixed-mask losses on the generator's masks."""
+        return mixed_mask_losses(
+            state,
+            outputs["pred_masks"],
+            batched_inputs,
+            embed=self.mask_embeddings,
+            logit_scale=self.backbone.logit_scale,
+            options=self.training_options,
+            mask_threshold=self.mask_threshold,
+        )
 
     def postprocess(
-        self, state: ForwardState, outputs: Dict[str, Any], logits: Tensor, batched_inputs: List[Dict[str, Any]]
-    ) -> List[Dict[str, Any]]:
-        from .inference import mask2former_postprocess
-
-        return mask2former_postprocess(self, state, outputs["pred_masks"], logits, batched_inputs)
-
-    # ------------------------------------------------------------------ training utilities
-    def match_generator(self, batched_inputs: List[Dict[str, Any]], index: int) -> Optional[torch.Generator]:
-        """A per-image RNG for mask sampling and matching when SEED >= 0 (deterministic and resumable)."""
-        seed = self.training_options.seed
-        if seed < 0:
-            return None
-        try:
-            iteration = get_event_storage().iter
-        except AssertionError:  # no EventStorage outside a trainer
-            iteration = 0
-        x = batched_inputs[index]
-        key = str(x.get("image_id", x.get("file_name", index)))
-        g = torch.Generator(device="cpu")
-        g.manual_seed((seed * 1_000_003 + iteration * 7919 + zlib.crc32(key.encode())) % (2**63))
-        return g
-
-    def padded_gt(self, state: ForwardState, batched_inputs: List[Dict[str, Any]]) -> List[Tuple[Tensor, Tensor]]:
-        """Per image: GT masks (G, H, W) float zero-padded to the batch size, and labels (G,)."""
-        hp, wp = state.images.tensor.shape[-2:]
-        out = []
-        for i, x in enumerate(batched_inputs):
-            if "instances" not in x:
-                raise ValueError(
-                    f"training input {i} has no 'instances' (gt_masks, gt_classes); use a training dataset mapper "
-                    "(INPUT.DATASET_MAPPER_NAME) that produces them"
-                )
-            inst = x["instances"]
-            masks = inst.gt_masks.tensor if isinstance(inst.gt_masks, BitMasks) else inst.gt_masks
-            masks = masks.to(self.device).float()
-            padded = masks.new_zeros(masks.shape[0], hp, wp)
-            padded[:, : masks.shape[1], : masks.shape[2]] = masks
-            out.append((padded, inst.gt_classes.to(self.device).long()))
-        return out
+        self, state: ForwardState, outputs: Proposals, logits: Tensor, batched_inputs: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Mask2Former post-processing of (B, Q, C + 1) logits and the proposals (padding slots left out)."""
+        return mask2former_postprocess(
+            state, outputs["pred_masks"], logits, batched_inputs, self.inference_options, outputs.get("num_masks")
+        )

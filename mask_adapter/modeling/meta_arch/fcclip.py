@@ -1,14 +1,17 @@
 """FC-CLIP and MAFT+ with the Mask-Adapter: generator masks, adapter logits, geometric ensemble (SPEC §5.2-5.6)."""
 import logging
-from typing import Any, Dict, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from detectron2.config import CfgNode, configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 from torch import Tensor
 
+from ...config_resolve import ArchDefaults
+from ...utils.registry import register_once
 from .base import ForwardState, OpenVocabMaskFormer
 from .inference import geometric_ensemble
-from ...utils.registry import register_once
+from .state import Proposals
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +35,7 @@ class FCCLIP(OpenVocabMaskFormer):
         self.ensemble_beta = ensemble_beta
 
     @classmethod
-    def from_config(cls, cfg: CfgNode) -> Dict[str, Any]:
+    def from_config(cls, cfg: CfgNode) -> dict[str, Any]:
         args = super().from_config(cfg)
         args["ensemble_alpha"] = cfg.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_ALPHA
         args["ensemble_beta"] = cfg.MODEL.FC_CLIP.GEOMETRIC_ENSEMBLE_BETA
@@ -44,7 +47,7 @@ class FCCLIP(OpenVocabMaskFormer):
         """FC-CLIP trains the adapter and the void embedding (the official code freezes only the generator)."""
         return ("mask_adapter.", "void_embedding.")
 
-    def classify_masks(self, state: ForwardState, outputs: Dict[str, Any]) -> Tensor:
+    def classify_masks(self, state: ForwardState, outputs: Proposals) -> Tensor:
         out_logits = self.out_vocab_logits(state, outputs["pred_masks"])
         if self.ensemble_alpha < 0 or self.ensemble_beta < 0:
             return out_logits
@@ -60,14 +63,19 @@ class FCCLIP(OpenVocabMaskFormer):
 class MAFTPlus(FCCLIP):
     """MAFT+ generator + Mask-Adapter. Differences from FCCLIP are configuration: the adapter's text rows go
     through the frozen CDT per image, the dense input is the ``maftp_scrambled`` projection, IoU binarisation at 0.5,
-    no stop-gradient in the cosine loss, and only the adapter trains (void and CDT frozen)."""
+    no stop-gradient in the cosine loss, seed 123 when SEED is negative (as the official script), and only the
+    adapter trains (void and CDT frozen)."""
+
+    auto_defaults: ClassVar[ArchDefaults] = ArchDefaults(
+        dense_projection="maftp_scrambled", match_pred_threshold=0.5, cos_stop_grad=False, seed=123
+    )
 
     @classmethod
     def uses_cdt(cls, cfg: CfgNode) -> bool:
         return True
 
     @classmethod
-    def from_config(cls, cfg: CfgNode) -> Dict[str, Any]:
+    def from_config(cls, cfg: CfgNode) -> dict[str, Any]:
         args = super().from_config(cfg)
         variant = args["cdt"].variant
         if variant == "semantic" and args["backbone"].embed_dim == 768:

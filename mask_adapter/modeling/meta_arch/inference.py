@@ -1,11 +1,19 @@
-"""Inference helpers: the geometric ensemble (SPEC §5.6) and Mask2Former post-processing per image (§5.7)."""
-from typing import Any, Dict, List
+"""Inference helpers: the geometric ensemble (SPEC §5.6) and Mask2Former post-processing per image (§5.7).
+
+Shapes as in ``base.py``. The functions receive everything they use (state, options); they do not call back into
+the model.
+"""
+
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..postprocess import instance_inference, panoptic_inference, resize_to_original, semantic_inference
+from .options import InferenceOptions
+from .state import ForwardState
 
 __all__ = ["geometric_ensemble", "mask2former_postprocess"]
 
@@ -36,46 +44,77 @@ def geometric_ensemble(in_logits: Tensor, out_logits: Tensor, seen: Tensor, alph
 
 
 def mask2former_postprocess(
-    model, state, pred_masks: Tensor, logits: Tensor, batched_inputs: List[Dict[str, Any]]
-) -> List[Dict[str, Any]]:
+    state: ForwardState,
+    pred_masks: Tensor,
+    logits: Tensor,
+    batched_inputs: list[dict[str, Any]],
+    options: InferenceOptions,
+    num_masks: Sequence[int] | None = None,
+) -> list[dict[str, Any]]:
     """Per image: upsample masks to the padded size, then semantic / panoptic / instance outputs at the original
-    size ("height"/"width" of the input dict, else the image size)."""
-    opts = model.inference_options
+    size ("height"/"width" of the input dict, else the image size).
+
+    Args:
+        state: the batch's forward state (padded images, vocabulary).
+        pred_masks: (B, Q, h', w') mask logits.
+        logits: (B, Q, C + 1) class logits.
+        batched_inputs: the inputs (output sizes).
+        options: which outputs to produce and how.
+        num_masks: per image, the leading slots of Q that are real masks (None: all Q).
+
+    Returns:
+        One dict per image with "sem_seg" (C, height, width), "panoptic_seg", "instances" as enabled.
+    """
     images = state.images
     masks = F.interpolate(pred_masks.float(), size=images.tensor.shape[-2:], mode="bilinear", align_corners=False)
-    num_classes = logits.shape[-1] - 1
     thing_ids = set(state.vocabulary.thing_ids)
+    counts = list(num_masks) if num_masks is not None else [masks.shape[1]] * masks.shape[0]
     results = []
-    for mask_cls, mask_pred, x, image_size in zip(logits.float(), masks, batched_inputs, images.image_sizes):
-        height, width = x.get("height", image_size[0]), x.get("width", image_size[1])
-        if opts.postprocess_before_inference:
-            mask_pred = resize_to_original(mask_pred, image_size, height, width)
-        r: Dict[str, Any] = {}
-        if opts.semantic_on:
-            sem = semantic_inference(mask_cls, mask_pred, opts.semantic_chunk)
-            if not opts.postprocess_before_inference:
-                sem = resize_to_original(sem, image_size, height, width)
-            r["sem_seg"] = sem
-        if opts.panoptic_on or opts.instance_on:
-            if not opts.postprocess_before_inference:
-                mask_pred = resize_to_original(mask_pred, image_size, height, width)
-        if opts.panoptic_on:
-            r["panoptic_seg"] = panoptic_inference(
-                mask_cls,
-                mask_pred,
-                num_classes=num_classes,
-                object_mask_threshold=opts.object_mask_threshold,
-                overlap_threshold=opts.overlap_threshold,
-                thing_ids=thing_ids,
-            )
-        if opts.instance_on:
-            r["instances"] = instance_inference(
-                mask_cls,
-                mask_pred,
-                num_classes=num_classes,
-                top_k=opts.detections_per_image,
-                thing_ids=thing_ids if opts.panoptic_on else None,
-                image_size=(height, width),
-            )
-        results.append(r)
+    for mask_cls, mask_pred, x, image_size, n in zip(logits.float(), masks, batched_inputs, images.image_sizes, counts):
+        output_size = (x.get("height", image_size[0]), x.get("width", image_size[1]))
+        results.append(_image_outputs(mask_cls[:n], mask_pred[:n], image_size, output_size, options, thing_ids))
     return results
+
+
+def _image_outputs(
+    mask_cls: Tensor,
+    mask_pred: Tensor,
+    image_size: tuple[int, int],
+    output_size: tuple[int, int],
+    opts: InferenceOptions,
+    thing_ids: set[int],
+) -> dict[str, Any]:
+    """One image: (Q, C + 1) logits and (Q, H, W) padded-size mask logits -> its enabled outputs at ``output_size``."""
+    height, width = output_size
+    num_classes = mask_cls.shape[-1] - 1
+    if opts.postprocess_before_inference:
+        mask_pred = resize_to_original(mask_pred, image_size, height, width)
+    r: dict[str, Any] = {}
+    if opts.semantic_on:
+        sem = semantic_inference(mask_cls, mask_pred, opts.semantic_chunk)
+        if not opts.postprocess_before_inference:
+            sem = resize_to_original(sem, image_size, height, width)
+        r["sem_seg"] = sem
+    if not (opts.panoptic_on or opts.instance_on):
+        return r
+    if not opts.postprocess_before_inference:
+        mask_pred = resize_to_original(mask_pred, image_size, height, width)
+    if opts.panoptic_on:
+        r["panoptic_seg"] = panoptic_inference(
+            mask_cls,
+            mask_pred,
+            num_classes=num_classes,
+            object_mask_threshold=opts.object_mask_threshold,
+            overlap_threshold=opts.overlap_threshold,
+            thing_ids=thing_ids,
+        )
+    if opts.instance_on:
+        r["instances"] = instance_inference(
+            mask_cls,
+            mask_pred,
+            num_classes=num_classes,
+            top_k=opts.detections_per_image,
+            thing_ids=thing_ids if opts.panoptic_on else None,
+            image_size=(height, width),
+        )
+    return r

@@ -3,6 +3,8 @@ from dataclasses import dataclass
 
 from detectron2.config import CfgNode
 
+from ...config_resolve import ArchDefaults, resolve_cos_stop_grad, resolve_match_pred_threshold
+
 __all__ = ["InferenceOptions", "MaskTrainingOptions"]
 
 
@@ -27,6 +29,7 @@ class InferenceOptions:
 
     @classmethod
     def from_cfg(cls, cfg: CfgNode) -> "InferenceOptions":
+        """Options from a merged cfg."""
         t = cfg.MODEL.MASK_FORMER.TEST
         return cls(
             semantic_on=t.SEMANTIC_ON,
@@ -59,9 +62,8 @@ class MaskTrainingOptions:
     seed: int = -1
 
     @classmethod
-    def from_cfg(cls, cfg: CfgNode) -> "MaskTrainingOptions":
-        from ...config import resolve_cos_stop_grad, resolve_match_pred_threshold
-
+    def from_cfg(cls, cfg: CfgNode, defaults: ArchDefaults = ArchDefaults()) -> "MaskTrainingOptions":
+        """Options from a merged cfg; ``defaults`` (the meta-architecture's ``auto_defaults``) resolve "auto"."""
         ma = cfg.MODEL.MASK_ADAPTER
         return cls(
             class_weight=cfg.MODEL.MASK_FORMER.CLASS_WEIGHT,
@@ -70,8 +72,8 @@ class MaskTrainingOptions:
             num_gt_masks=ma.NUM_GT_MASKS,
             num_pred_masks=ma.NUM_PRED_MASKS,
             iou_threshold=ma.IOU_THRESHOLD,
-            match_pred_threshold=resolve_match_pred_threshold(cfg),
-            cos_stop_grad=resolve_cos_stop_grad(cfg),
+            match_pred_threshold=resolve_match_pred_threshold(cfg, defaults),
+            cos_stop_grad=resolve_cos_stop_grad(cfg, defaults),
             cos_skip_padding=ma.COS_LOSS_SKIP_PADDING,
             seed=cfg.SEED,
         )

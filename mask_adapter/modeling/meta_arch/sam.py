@@ -34,9 +34,11 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.structures import Boxes, Instances
 from torch import Tensor
 
+from ...config_resolve import resolve_cdt_variant, resolve_dense_projection
 from .base import ForwardState, OpenVocabMaskFormer
 from .inference import mask2former_postprocess
 from ..mask_generators import MaskGenerator, build_sam_mask_generator, mask_generator_from_cfg, mask_source
+from .state import Proposals
 from ...utils.registry import register_once
 
 logger = logging.getLogger(__name__)
@@ -105,12 +107,14 @@ def to_sam_config(
     Returns:
         The new config with MODEL.META_ARCHITECTURE "SAMMaskAdapter".
     """
-    from ...config import MAFT_META_ARCHITECTURES, resolve_cdt_variant, resolve_dense_projection
-
+    name = cfg.MODEL.META_ARCHITECTURE
+    source = META_ARCH_REGISTRY.get(name) if name in META_ARCH_REGISTRY else OpenVocabMaskFormer
+    if not issubclass(source, OpenVocabMaskFormer):
+        source = OpenVocabMaskFormer
     out = cfg.clone()
     out.defrost()
-    maft = cfg.MODEL.META_ARCHITECTURE in MAFT_META_ARCHITECTURES or bool(cfg.MODEL.MASK_ADAPTER.TRAIN_MAFT)
-    out.MODEL.MASK_ADAPTER.DENSE_PROJECTION = resolve_dense_projection(cfg)
+    maft = bool(source.uses_cdt(cfg))
+    out.MODEL.MASK_ADAPTER.DENSE_PROJECTION = resolve_dense_projection(cfg, source.auto_defaults)
     out.MODEL.MASK_ADAPTER.CDT_VARIANT = resolve_cdt_variant(cfg)
     out.MODEL.MASK_ADAPTER.TRAIN_MAFT = maft
     out.MODEL.META_ARCHITECTURE = "SAMMaskAdapter"
@@ -168,7 +172,7 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
     def build_generator(cls, cfg: CfgNode, backbone) -> None:
         return None
 
-    def propose_masks(self, state: ForwardState, batched_inputs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    def propose_masks(self, state: ForwardState, batched_inputs: List[Dict[str, Any]]) -> Proposals:
         """Run the mask generator on each (resized, unpadded) image.
 
         Returns:
@@ -197,14 +201,14 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
     def _as_logits(masks: Tensor) -> Tensor:
         return (masks.float() * 2.0 - 1.0) * SAM_MASK_LOGIT
 
-    def classify_masks(self, state: ForwardState, outputs: Dict[str, Any]) -> Tensor:
+    def classify_masks(self, state: ForwardState, outputs: Proposals) -> Tensor:
         """Adapter (or mask-pooling) logits of the SAM masks, (B, Q, C + 1), void column -inf (no void class)."""
         logits = self.out_vocab_logits(state, outputs["pred_masks"])
         logits[..., -1] = float("-inf")
         return logits
 
     def postprocess(
-        self, state: ForwardState, outputs: Dict[str, Any], logits: Tensor, batched_inputs: List[Dict[str, Any]]
+        self, state: ForwardState, outputs: Proposals, logits: Tensor, batched_inputs: List[Dict[str, Any]]
     ) -> List[Dict[str, Any]]:
         """Mask2Former post-processing per image on its own full-resolution SAM masks (±SAM_MASK_LOGIT logits).
 
@@ -219,7 +223,7 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
                 continue
             sub = state.image(i)
             masks = self._as_logits(outputs["sam_masks"][i : i + 1, :n])
-            results.extend(mask2former_postprocess(self, sub, masks, logits[i : i + 1, :n], [x]))
+            results.extend(mask2former_postprocess(sub, masks, logits[i : i + 1, :n], [x], self.inference_options))
         return results
 
     def _empty_result(self, x: Dict[str, Any], image_size: Sequence[int], num_classes: int) -> Dict[str, Any]:
@@ -240,7 +244,9 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
             r["instances"] = inst
         return r
 
-    def losses(self, state: ForwardState, outputs: Dict[str, Any], batched_inputs: List[Dict[str, Any]]):
+    def losses(
+        self, state: ForwardState, outputs: Proposals, batched_inputs: List[Dict[str, Any]]
+    ) -> Dict[str, Tensor]:
         raise ValueError("SAMMaskAdapter is training-free (inference only)")
 
 

@@ -11,7 +11,7 @@ Submodule names follow the official checkpoints (``input_proj``, ``transformer.e
 
 import copy
 import math
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from collections.abc import Callable
 
 import fvcore.nn.weight_init as weight_init
 import torch
@@ -74,7 +74,7 @@ class MSDeformAttnTransformerEncoderLayer(nn.Module):
         reference_points: Tensor,
         spatial_shapes: Tensor,
         level_start_index: Tensor,
-        padding_mask: Optional[Tensor] = None,
+        padding_mask: Tensor | None = None,
     ) -> Tensor:
         """src, pos: (B, S, E); reference_points (B, S, L, 2). Returns (B, S, E)."""
         attn = self.self_attn(
@@ -117,7 +117,7 @@ class MSDeformAttnTransformerEncoder(nn.Module):
         level_start_index: Tensor,
         valid_ratios: Tensor,
         pos: Tensor,
-        padding_mask: Optional[Tensor] = None,
+        padding_mask: Tensor | None = None,
     ) -> Tensor:
         """src, pos: (B, S, E); valid_ratios (B, L, 2). Returns (B, S, E)."""
         reference_points = self.get_reference_points(spatial_shapes, valid_ratios, src.device)
@@ -161,8 +161,8 @@ class MSDeformAttnTransformerEncoderOnly(nn.Module):
         nn.init.normal_(self.level_embed)
 
     def forward(
-        self, srcs: List[Tensor], pos_embeds: List[Tensor]
-    ) -> Tuple[Tensor, Tensor, Tensor]:
+        self, srcs: list[Tensor], pos_embeds: list[Tensor]
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Encode the levels jointly (no padding mask: all positions are valid, as in Mask2Former).
 
         Args:
@@ -210,7 +210,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
     @configurable
     def __init__(
         self,
-        input_shape: Dict[str, ShapeSpec],
+        input_shape: dict[str, ShapeSpec],
         *,
         transformer_dropout: float,
         transformer_nheads: int,
@@ -219,26 +219,12 @@ class MSDeformAttnPixelDecoder(nn.Module):
         transformer_n_points: int = 4,
         conv_dim: int,
         mask_dim: int,
-        norm: Optional[Union[str, Callable]] = None,
-        transformer_in_features: List[str],
+        norm: str | Callable | None = None,
+        transformer_in_features: list[str],
         common_stride: int,
     ) -> None:
         super().__init__()
-        missing = [f for f in transformer_in_features if f not in input_shape]
-        if missing:
-            raise ValueError(
-                f"transformer_in_features {missing} are not among the input features "
-                f"{sorted(input_shape)}; check MODEL.SEM_SEG_HEAD.IN_FEATURES and "
-                "DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES"
-            )
-        shapes = sorted(input_shape.items(), key=lambda kv: kv[1].stride)
-        self.in_features = [k for k, _ in shapes]  # fine to coarse, e.g. res2..res5
-        self.feature_strides = [v.stride for _, v in shapes]
-        self.feature_channels = [v.channels for _, v in shapes]
-        enc_shapes = [(k, v) for k, v in shapes if k in transformer_in_features]
-        self.transformer_in_features = [k for k, _ in enc_shapes]
-        self.transformer_feature_strides = [v.stride for _, v in enc_shapes]
-        self.transformer_num_feature_levels = len(enc_shapes)
+        enc_shapes = self._set_feature_layout(input_shape, transformer_in_features)
 
         # input_proj[i] projects the i-th coarsest encoder level (index 0 = res5)
         self.input_proj = nn.ModuleList(
@@ -270,7 +256,31 @@ class MSDeformAttnPixelDecoder(nn.Module):
         self.common_stride = common_stride
         stride = min(self.transformer_feature_strides)
         self.num_fpn_levels = int(math.log2(stride) - math.log2(common_stride))
+        self._build_fpn(conv_dim, norm)
 
+    def _set_feature_layout(
+        self, input_shape: dict[str, ShapeSpec], transformer_in_features: list[str]
+    ) -> list[tuple[str, ShapeSpec]]:
+        """Record the names, strides and channels of all levels and of the encoder levels (fine to coarse)."""
+        missing = [f for f in transformer_in_features if f not in input_shape]
+        if missing:
+            raise ValueError(
+                f"transformer_in_features {missing} are not among the input features "
+                f"{sorted(input_shape)}; check MODEL.SEM_SEG_HEAD.IN_FEATURES and "
+                "DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES"
+            )
+        shapes = sorted(input_shape.items(), key=lambda kv: kv[1].stride)
+        self.in_features = [k for k, _ in shapes]  # fine to coarse, e.g. res2..res5
+        self.feature_strides = [v.stride for _, v in shapes]
+        self.feature_channels = [v.channels for _, v in shapes]
+        enc_shapes = [(k, v) for k, v in shapes if k in transformer_in_features]
+        self.transformer_in_features = [k for k, _ in enc_shapes]
+        self.transformer_feature_strides = [v.stride for _, v in enc_shapes]
+        self.transformer_num_feature_levels = len(enc_shapes)
+        return enc_shapes
+
+    def _build_fpn(self, conv_dim: int, norm: str | Callable | None) -> None:
+        """Lateral 1×1 and output 3×3 convs of the top-down levels (official names adapter_i / layer_i)."""
         use_bias = norm == ""
         lateral_convs, output_convs = [], []
         for idx, in_channels in enumerate(self.feature_channels[: self.num_fpn_levels]):
@@ -298,7 +308,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
         self.output_convs = output_convs[::-1]
 
     @classmethod
-    def from_config(cls, cfg: CfgNode, input_shape: Dict[str, ShapeSpec]) -> dict:
+    def from_config(cls, cfg: CfgNode, input_shape: dict[str, ShapeSpec]) -> dict:
         head = cfg.MODEL.SEM_SEG_HEAD
         return {
             "input_shape": {k: v for k, v in input_shape.items() if k in head.IN_FEATURES},
@@ -316,7 +326,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
             "common_stride": head.COMMON_STRIDE,
         }
 
-    def forward_features(self, features: Dict[str, Tensor]) -> Tuple[Tensor, Tensor, List[Tensor]]:
+    def forward_features(self, features: dict[str, Tensor]) -> tuple[Tensor, Tensor, list[Tensor]]:
         """Run in fp32 with autocast disabled (deformable attention has no half-precision path).
 
         Args:
@@ -353,7 +363,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
             multi_scale_features = out[: self.maskformer_num_feature_levels]
             return self.mask_features(out[-1]), out[0], multi_scale_features
 
-    def forward(self, features: Dict[str, Tensor]) -> Tuple[Tensor, Tensor, List[Tensor]]:
+    def forward(self, features: dict[str, Tensor]) -> tuple[Tensor, Tensor, list[Tensor]]:
         """Same as ``forward_features``."""
         return self.forward_features(features)
 

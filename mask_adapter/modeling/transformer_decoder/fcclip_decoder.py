@@ -12,7 +12,7 @@ Key names and registration order follow the released checkpoints (``sem_seg_head
 """
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import fvcore.nn.weight_init as weight_init
 import torch
@@ -67,7 +67,7 @@ class SelfAttentionLayer(nn.Module):
         self.normalize_before = normalize_before
         _xavier_init(self)
 
-    def forward(self, tgt: Tensor, query_pos: Optional[Tensor] = None) -> Tensor:
+    def forward(self, tgt: Tensor, query_pos: Tensor | None = None) -> Tensor:
         """tgt, query_pos: (Q, B, E). Returns (Q, B, E)."""
         x = self.norm(tgt) if self.normalize_before else tgt
         q = k = x if query_pos is None else x + query_pos
@@ -92,9 +92,9 @@ class CrossAttentionLayer(nn.Module):
         self,
         tgt: Tensor,
         memory: Tensor,
-        memory_mask: Optional[Tensor] = None,
-        pos: Optional[Tensor] = None,
-        query_pos: Optional[Tensor] = None,
+        memory_mask: Tensor | None = None,
+        pos: Tensor | None = None,
+        query_pos: Tensor | None = None,
     ) -> Tensor:
         """tgt (Q, B, E); memory, pos (HW, B, E); memory_mask (B·heads, Q, HW) bool, True blocks."""
         x = self.norm(tgt) if self.normalize_before else tgt
@@ -249,12 +249,12 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
 
     def forward(
         self,
-        x: List[Tensor],
+        x: list[Tensor],
         mask_features: Tensor,
-        mask: Optional[Tensor] = None,
-        text_classifier: Optional[Tensor] = None,
-        num_templates: Optional[Sequence[int]] = None,
-    ) -> Dict[str, object]:
+        mask: Tensor | None = None,
+        text_classifier: Tensor | None = None,
+        num_templates: Sequence[int] | None = None,
+    ) -> dict[str, object]:
         """Decode Q queries into masks and open-vocabulary class logits.
 
         Args:
@@ -273,19 +273,12 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             raise ValueError(f"expected {self.num_feature_levels} feature levels, got {len(x)}")
         if text_classifier is None or num_templates is None:
             raise ValueError("the FC-CLIP decoder needs text_classifier and num_templates")
-        src, pos, sizes = [], [], []
-        for i, feat in enumerate(x):
-            sizes.append(feat.shape[-2:])
-            pos.append(self.pe_layer(feat).flatten(2).permute(2, 0, 1))
-            proj = self.input_proj[i](feat).flatten(2) + self.level_embed.weight[i][None, :, None]
-            src.append(proj.permute(2, 0, 1))  # (HW, B, E)
+        src, pos, sizes = self._flatten_levels(x)
         bs = src[0].shape[1]
         query_embed = self.query_embed.weight.unsqueeze(1).repeat(1, bs, 1)
         output = self.query_feat.weight.unsqueeze(1).repeat(1, bs, 1)
         text = (text_classifier, num_templates)
-        all_layers = (
-            self.training
-        )  # SPEC §11: classify every layer only when aux outputs are needed
+        all_layers = self.training  # SPEC §11: classify every layer only when aux outputs are needed
 
         last = self.num_layers == 0
         logits, masks, attn_mask = self._prediction_heads(
@@ -297,13 +290,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         predictions = [(logits, masks)]
         for i in range(self.num_layers):
             level = i % self.num_feature_levels
-            # a query whose mask blocks every position attends everywhere instead
-            attn_mask = attn_mask & ~attn_mask.all(-1, keepdim=True)
-            output = self.transformer_cross_attention_layers[i](
-                output, src[level], memory_mask=attn_mask, pos=pos[level], query_pos=query_embed
-            )
-            output = self.transformer_self_attention_layers[i](output, query_pos=query_embed)
-            output = self.transformer_ffn_layers[i](output)
+            output = self._decoder_layer(i, output, src[level], pos[level], query_embed, attn_mask)
             last = i == self.num_layers - 1
             next_size = None if last else sizes[(i + 1) % self.num_feature_levels]
             logits, masks, attn_mask = self._prediction_heads(
@@ -311,22 +298,48 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             )
             predictions.append((logits, masks))
 
-        aux = (
-            [{"pred_logits": c, "pred_masks": m} for c, m in predictions[:-1]] if all_layers else []
-        )
+        aux = [{"pred_logits": c, "pred_masks": m} for c, m in predictions[:-1]] if all_layers else []
         return {
             "pred_logits": predictions[-1][0],
             "pred_masks": predictions[-1][1],
             "aux_outputs": aux,
         }
 
+    def _flatten_levels(self, x: list[Tensor]) -> tuple[list[Tensor], list[Tensor], list[tuple[int, int]]]:
+        """Per level: projected features + level embedding (HW, B, E), positional encodings (HW, B, E), sizes."""
+        src, pos, sizes = [], [], []
+        for i, feat in enumerate(x):
+            sizes.append(feat.shape[-2:])
+            pos.append(self.pe_layer(feat).flatten(2).permute(2, 0, 1))
+            proj = self.input_proj[i](feat).flatten(2) + self.level_embed.weight[i][None, :, None]
+            src.append(proj.permute(2, 0, 1))  # (HW, B, E)
+        return src, pos, sizes
+
+    def _decoder_layer(
+        self,
+        i: int,
+        output: Tensor,
+        src: Tensor,
+        pos: Tensor,
+        query_embed: Tensor,
+        attn_mask: Tensor | None,
+    ) -> Tensor:
+        """Layer ``i``: masked cross-attention to one feature level, self-attention, FFN; (Q, B, E) -> (Q, B, E)."""
+        # a query whose mask blocks every position attends everywhere instead
+        attn_mask = attn_mask & ~attn_mask.all(-1, keepdim=True)
+        output = self.transformer_cross_attention_layers[i](
+            output, src, memory_mask=attn_mask, pos=pos, query_pos=query_embed
+        )
+        output = self.transformer_self_attention_layers[i](output, query_pos=query_embed)
+        return self.transformer_ffn_layers[i](output)
+
     def _prediction_heads(
         self,
         output: Tensor,
         mask_features: Tensor,
-        attn_mask_size: Optional[Tuple[int, int]],
-        text: Optional[Tuple[Tensor, Sequence[int]]],
-    ) -> Tuple[Optional[Tensor], Tensor, Optional[Tensor]]:
+        attn_mask_size: tuple[int, int] | None,
+        text: tuple[Tensor, Sequence[int]] | None,
+    ) -> tuple[Tensor | None, Tensor, Tensor | None]:
         """Masks (and, if ``text`` is given, class logits) from the queries ``output`` (Q, B, E).
 
         Returns:
