@@ -13,13 +13,18 @@ vocabulary), the task (semantic / panoptic / instance) and the mask source (``de
 Python API (what the page calls; usable without a browser or Gradio):
     app = DemoApp(weights=None)                          # model built once; one predictor per mask source
     result = app.segment(image_path, vocabulary, task, mask_source)
-    result.overlay         (H, W, 3) uint8 RGB drawing of the task output over the image (H×W: the input's size)
-    result.legend          HTML table of the classes present: colour, id, name, share of the pixels
+    result.overlay         (H, W, 3) uint8 RGB drawing of the task output over the image (H×W: the input's size, or
+                           the scaled size when its longer side exceeds --max-size, default 2048: an 8000x6000
+                           photo is processed and returned at 2048x1536, as demo.py does; JPEGs are decoded at
+                           reduced scale, so memory stays bounded)
+    result.legend          HTML table of the classes present: colour, id, name, share of the pixels (and a note
+                           when the image was scaled)
     result.label_map_path  PNG of class ids per pixel (uint8; uint16 above 255 classes; void = 255 / 65535)
     result.classes_path    JSON next to it: id -> class, synonyms, void value (the CLI's ``--save-label-map`` files)
-Bad input (no image, a file that is not an image, an empty or malformed vocabulary, an unknown task or mask source,
-SAM masks without SAM weights) raises ``AppInputError`` (a ``ValueError``) with a one-line message naming the problem
-and the fix; the page shows it as an error notice and keeps running.
+Bad input (no image, a file that is not an image, an empty, truncated or corrupt image file, an empty or malformed
+vocabulary, an unknown task or mask source, SAM masks without SAM weights) raises ``AppInputError`` (a
+``ValueError``) with a one-line message naming the problem and the fix; the page shows it as an error notice and
+keeps running.
 """
 
 import argparse
@@ -45,9 +50,9 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from demo.demo import get_parser as cli_parser  # noqa: E402
-from demo.demo import save_label_map  # noqa: E402
+from demo.demo import load_input, save_label_map  # noqa: E402
 from demo.demo_config import MASK_SOURCES, is_random_tiny_model, setup_cfg  # noqa: E402
-from demo.images import ImageReadError, read_image_rgb  # noqa: E402
+from demo.images import DEFAULT_MAX_SIDE, ImageReadError, original_size  # noqa: E402
 from demo.model_zoo import MODEL_ZOO, resolve_weights  # noqa: E402
 from demo.predictor import TASKS, VocabularyPredictor, void_label  # noqa: E402
 from demo.vocabulary import default_vocabulary  # noqa: E402
@@ -78,6 +83,17 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())
 
 
+def _image_format(path: str) -> str | None:
+    """The image format PIL recognises from the file's header ("JPEG", "PNG" ...), or None."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.format
+    except Exception:  # not recognised at all
+        return None
+
+
 class DemoApp:
     """Request handling of the browser demo, independent of Gradio.
 
@@ -91,6 +107,8 @@ class DemoApp:
         confidence_threshold: minimum score of a drawn instance.
         trust_pickle: allow checkpoints with pickled objects.
         output_dir: where label maps are written (default: a new temporary folder, removed with the app).
+        max_side: images whose longer side exceeds it are scaled down to it before inference (demo.py's
+            --max-size); the outputs have the scaled size.
 
     Raises:
         ValueError / FileNotFoundError: a bad config, weights or SAM checkpoint (one-line messages).
@@ -108,7 +126,13 @@ class DemoApp:
         confidence_threshold: float = 0.5,
         trust_pickle: bool = False,
         output_dir: str | None = None,
+        max_side: int = DEFAULT_MAX_SIDE,
     ) -> None:
+        if max_side < 32:
+            raise ValueError(
+                f"--max-size {max_side} is too small; give at least 32 pixels (default {DEFAULT_MAX_SIDE})"
+            )
+        self.max_side = max_side
         argv: list[str] = ["--task", *TASKS]
         if config_file is not None:
             argv += ["--config-file", config_file]
@@ -176,18 +200,31 @@ class DemoApp:
         return self._predictors[mask_source]
 
     # ------------------------------------------------------------------------------------------------ checks
-    def _read_image(self, image_path: str | None) -> np.ndarray:
+    def _read_image(self, image_path: str | None) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """The image as (H, W, 3) uint8 RGB, scaled to ``max_side``, and its (width, height) in the file if scaled."""
         if not image_path:
             raise AppInputError("no image: upload an image (JPEG, PNG, BMP, TIFF, WebP) first")
         name = Path(image_path).name
         if not os.path.isfile(image_path):
             raise AppInputError(f"image {name} not found on the server; upload it again")
+        if os.path.getsize(image_path) == 0:
+            raise AppInputError(f"{name} is empty (0 bytes); upload the image file again")
         try:
-            return read_image_rgb(image_path)
+            image = load_input(image_path, self.max_side)
         except ImageReadError:
+            kind = _image_format(image_path)
+            if kind:
+                raise AppInputError(
+                    f"{name} is a damaged {kind} file (truncated or corrupt); upload the complete file again"
+                ) from None
             raise AppInputError(
                 f"{name} is not an image this demo can read; upload a JPEG, PNG, BMP, TIFF or WebP file"
             ) from None
+        if max(image.shape[:2]) == self.max_side:
+            size = original_size(image_path)
+            if max(size) > self.max_side:
+                return image, size
+        return image, None
 
     def _vocabulary(self, text: str | None) -> tuple[list[str], list[int]]:
         from mask_adapter.data.vocabulary import parse_inline_vocabulary
@@ -220,7 +257,7 @@ class DemoApp:
             raise AppInputError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
         if mask_source not in MASK_SOURCES:
             raise AppInputError(f"unknown mask source {mask_source!r}; choose one of {', '.join(MASK_SOURCES)}")
-        image = self._read_image(image_path)
+        image, scaled_from = self._read_image(image_path)
         names, things = self._vocabulary(vocabulary)
         with self._lock:
             predictor = self._predictor(mask_source)
@@ -237,6 +274,13 @@ class DemoApp:
             labels = predictor.label_map(outputs, task, self.confidence_threshold)
             png, classes = self._write_label_map(labels, names, task, Path(image_path).stem)
             legend = self._legend(labels, predictor, task, mask_source)
+        if scaled_from is not None:
+            h, w = image.shape[:2]
+            note = (
+                f"<p>The image ({scaled_from[0]}x{scaled_from[1]}) was scaled to {w}x{h} (longer side "
+                f"{self.max_side}); the overlay and label map have that size.</p>"
+            )
+            legend = legend.replace('<div class="legend">', f'<div class="legend">{note}', 1)
         return SegmentResult(overlay=overlay, legend=legend, label_map_path=str(png), classes_path=str(classes))
 
     def _write_label_map(self, labels: np.ndarray, names: Sequence[str], task: str, stem: str) -> tuple[Path, Path]:
@@ -383,6 +427,13 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--confidence-threshold", type=float, default=0.5, help="minimum instance score drawn")
     p.add_argument(
+        "--max-size",
+        type=int,
+        default=DEFAULT_MAX_SIDE,
+        help=f"scale down images whose longer side exceeds this (default {DEFAULT_MAX_SIDE}); outputs get the "
+        "scaled size",
+    )
+    p.add_argument(
         "--trust-pickle",
         action="store_true",
         help="allow checkpoints with pickled objects (runs code from the file: only files you trust)",
@@ -408,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         opts=args.opts,
         confidence_threshold=args.confidence_threshold,
         trust_pickle=args.trust_pickle,
+        max_side=args.max_size,
     )
     if app.random_model:
         logger.warning("running the tiny RANDOM model: the segmentation is meaningless; pass --weights fcclip-l-ma")

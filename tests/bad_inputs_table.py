@@ -5,9 +5,12 @@ in ``docs/reliability.md`` (written by ``tools/make_reliability_doc.py``; a test
 
 A row (:class:`Case`):
 - ``surface``: the entry point, ``demo`` (``demo/demo.py``), ``train_net`` (``train_net.py``), ``evaluate``
-  (``tools/evaluate_benchmarks.py``), ``prepare`` (``datasets/prepare_*.py``); ``app`` (the web app's Python
-  handler ``DemoApp.segment``) is a valid surface for rows added beside it;
-- ``make(ctx)``: writes the input files under ``ctx.tmp`` and returns the command-line arguments;
+  (``tools/evaluate_benchmarks.py``), ``prepare`` (``datasets/prepare_*.py``), ``app`` (the web app's Python
+  handler ``DemoApp.segment``, what the page calls);
+- ``make(ctx)``: writes the input files under ``ctx.tmp`` and returns the command-line arguments; for ``app`` rows
+  the four arguments of ``segment`` (image path or None, vocabulary, task, mask source), with ``DemoApp``
+  keyword arguments in ``ctx.shared["app_kwargs"]`` (default: the tiny random model); the runner puts the
+  ``SegmentResult`` into ``ctx.shared["app_result"]`` for ``check``;
 - ``error``: for a rejected input, a regular expression that the ONE ``error: ...`` line on stderr must match
   (searched in the text after ``error: ``); the run must also print no traceback and exit with ``exit_code``;
 - ``result``: for an accepted input, what is checked, and ``check(ctx, stderr)`` which asserts it;
@@ -77,6 +80,8 @@ class Case:
             raise ValueError(f"row {self.id}: give one of error (rejected input), result (accepted input), traceback")
         if self.result and (self.check is None or self.exit_code != 0):
             raise ValueError(f"row {self.id}: an accepted input needs check() and exit_code 0")
+        if self.surface == "app" and (self.subprocess or self.traceback):
+            raise ValueError(f"row {self.id}: app rows run in-process (the handler has no command line)")
 
 
 # ---------------------------------------------------------------------------------------------------- inputs
@@ -381,16 +386,64 @@ def _check_no_prepared_files(ctx: Context, stderr: str) -> None:
     assert left == [], f"partial files left behind: {left}"
 
 
-def _flat_large_jpeg(ctx: Context) -> List[str]:
+def _large_jpeg_file(ctx: Context) -> str:
     path = ctx.tmp / "large.jpg"
     Image.new("RGB", (8000, 6000), (90, 140, 200)).save(path, quality=80)
-    return _demo(ctx, inputs=(str(path),))
+    return str(path)
+
+
+def _flat_large_jpeg(ctx: Context) -> List[str]:
+    return _demo(ctx, inputs=(_large_jpeg_file(ctx),))
+
+
+# ---------------------------------------------------------------------------------------------------- web app
+def _app(ctx: Context, image: Optional[str], vocabulary: str = "cat;dog;grass", task: str = "semantic",
+         masks: str = "generator", **app_kwargs: Any) -> List[Any]:  # fmt: skip
+    ctx.shared["app_kwargs"] = app_kwargs
+    return [image, vocabulary, task, masks]
+
+
+def _app_on(name: str, make_image: Callable[[], Image.Image], **kwargs: Any) -> Callable[[Context], List[Any]]:
+    return lambda ctx: _app(ctx, _image(ctx, name, make_image), **kwargs)
+
+
+def _tiny_checkpoint(ctx: Context) -> str:
+    """Weights of the tiny model in a file: the app then counts as a real (not random) model."""
+    import torch
+    from detectron2.modeling import build_model
+
+    from mask_adapter.engine import build_config
+
+    path = ctx.tmp / "tiny_fcclip.pth"
+    torch.manual_seed(0)
+    torch.save({"model": build_model(build_config(TINY, [])).state_dict()}, path)
+    return str(path)
+
+
+def _check_app(size_hw: Tuple[int, int], names: List[str], legend: str = "") -> Callable[[Context, str], None]:
+    """The overlay and label map have ``size_hw``, ids are classes of ``names`` (all pixels labelled: semantic with
+    the generator's masks), the classes JSON lists ``names`` unchanged and the legend contains ``legend``."""
+
+    def check(ctx: Context, stderr: str) -> None:
+        import json
+
+        result = ctx.shared["app_result"]
+        assert result.overlay.shape == (*size_hw, 3) and result.overlay.dtype == np.uint8, result.overlay.shape
+        labels = np.array(Image.open(result.label_map_path))
+        assert labels.shape == size_hw and labels.dtype == np.uint8, (labels.shape, labels.dtype)
+        assert set(np.unique(labels).tolist()) <= set(range(len(names))), np.unique(labels)
+        meta = json.loads(Path(result.classes_path).read_text(encoding="utf-8"))
+        assert [meta["classes"][str(i)] for i in range(len(names))] == names and len(meta["classes"]) == len(names)
+        assert legend in result.legend, result.legend
+
+    return check
 
 
 # ---------------------------------------------------------------------------------------------------- the table
 _VOCAB_5000 = [f"class {i}" for i in range(5000)]
 _LONG_NAME = "a very long class name " * 40  # 920 characters: longer than CLIP's 77-token context
 _UNICODE = ["chat noir", "Hund 🐕", "草地", "ciénaga"]
+_CAT_DOG_GRASS = ["cat", "dog", "grass"]  # the app rows' default vocabulary
 
 CASES: Tuple[Case, ...] = (
     # --- demo: image files
@@ -572,4 +625,65 @@ CASES: Tuple[Case, ...] = (
     Case("prepare-disk-full", "prepare", "the disk fills up while writing the first label (ENOSPC)",
          lambda c: _ade_raw(c), patch=_no_space, error=r"cannot write .*\.png: No space left on device",
          check=_check_no_prepared_files),
+    # --- demo/app.py: what a browser user can send to DemoApp.segment(image, vocabulary, task, mask source)
+    Case("app-no-image", "app", "Segment pressed before uploading an image",
+         lambda c: _app(c, None), error=r"^no image: upload an image \(JPEG, PNG, BMP, TIFF, WebP\) first$"),
+    Case("app-upload-gone", "app", "an upload no longer on the server (expired temporary file)",
+         lambda c: _app(c, str(c.tmp / "gone.jpg")),
+         error=r"^image gone\.jpg not found on the server; upload it again$"),
+    Case("app-text-file", "app", "a text file uploaded as the image",
+         lambda c: _app(c, _write(c, "notes.txt", b"these are notes, not pixels")),
+         error=r"^notes\.txt is not an image this demo can read; upload a JPEG, PNG, BMP, TIFF or WebP file$"),
+    Case("app-zero-byte-image", "app", "a 0-byte .jpg upload",
+         lambda c: _app(c, _write(c, "empty.jpg", b"")),
+         error=r"^empty\.jpg is empty \(0 bytes\); upload the image file again$"),
+    Case("app-truncated-jpeg", "app", "a JPEG cut in half",
+         lambda c: _app(c, _truncated_jpeg(c)),
+         error=r"^truncated\.jpg is a damaged JPEG file \(truncated or corrupt\); upload the complete file again$"),
+    Case("app-empty-vocabulary", "app", "an empty vocabulary box",
+         lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), vocabulary=""),
+         error=r"^The inline vocabulary is empty; give classes like 'cat,kitten;dog;traffic light'$"),
+    Case("app-only-separators", "app", "a vocabulary of only separators ' ;|, ; '",
+         lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), vocabulary=" ;|, ; "),
+         error=r"^The inline vocabulary ';\|, ;' has only separators and no class names; give classes like "
+               r"'cat,kitten;dog;traffic light'$"),
+    Case("app-duplicate-classes", "app", "a class typed twice 'cat;dog;cat'",
+         lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), vocabulary="cat;dog;cat"),
+         error=r"^Duplicate class name 'cat' in the inline vocabulary \(classes 1 and 3\); give each class once and "
+               r"list its synonyms after commas$"),
+    Case("app-repeated-synonyms", "app", "a name repeated as a synonym 'cat,cat;dog,cat'",
+         lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), vocabulary="cat,cat;dog,cat"),
+         exit_code=0, result="label map 20x24 with ids 0-1; classes cat, dog",
+         check=_check_app((20, 24), ["cat", "dog"])),
+    Case("app-unicode-classes", "app", "classes with accents, CJK and emoji",
+         lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), vocabulary=";".join(_UNICODE)),
+         exit_code=0, result="label map 20x24 with ids 0-3; label JSON lists the names unchanged",
+         check=_check_app((20, 24), list(_UNICODE), legend="4 classes present")),
+    Case("app-unknown-task", "app", "task 'depth' (a request not made by the page)",
+         lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), task="depth"),
+         error=r"^unknown task 'depth'; choose one of semantic, panoptic, instance$"),
+    Case("app-unknown-mask-source", "app", "mask source 'sam3'",
+         lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), masks="sam3"),
+         error=r"^unknown mask source 'sam3'; choose one of generator, sam, sam2$"),
+    Case("app-grayscale", "app", "8-bit grayscale PNG 20x24",
+         _app_on("gray.png", lambda: Image.fromarray(_rgb(20, 24)[:, :, 0])),
+         exit_code=0, result="overlay RGB and label map 20x24, ids 0-2", check=_check_app((20, 24), _CAT_DOG_GRASS)),
+    Case("app-rgba", "app", "RGBA PNG (alpha dropped)",
+         _app_on("rgba.png", lambda: Image.fromarray(np.dstack([_rgb(20, 24), _rgb(20, 24, 1)[:, :, :1]]))),
+         exit_code=0, result="overlay RGB and label map 20x24, ids 0-2", check=_check_app((20, 24), _CAT_DOG_GRASS)),
+    Case("app-16-bit", "app", "16-bit grayscale PNG",
+         _app_on("gray16.png", lambda: Image.fromarray((_rgb(20, 24)[:, :, 0].astype(np.uint16) * 257))),
+         exit_code=0, result="overlay RGB and label map 20x24, ids 0-2", check=_check_app((20, 24), _CAT_DOG_GRASS)),
+    Case("app-8000x6000", "app", "8000x6000 JPEG (48 Mpixel)",
+         lambda c: _app(c, _large_jpeg_file(c)), exit_code=0,
+         result="decoded at reduced scale and processed at 2048x1536 (--max-size, default 2048): overlay and label "
+                "map 2048x1536, the legend says so",
+         check=_check_app((1536, 2048), _CAT_DOG_GRASS,
+                          legend="The image (8000x6000) was scaled to 2048x1536 (longer side 2048)")),
+    Case("app-sam-without-checkpoint", "app", "SAM masks chosen on a real (non-random) model started without "
+         "--sam-checkpoint",
+         lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), masks="sam",
+                        weights=_tiny_checkpoint(c)),
+         error=r"^SAM masks need SAM weights: restart the app with --sam-checkpoint sam_vit_b_01ec64\.pth \(or "
+               r"choose the generator masks\)$"),
 )

@@ -7,6 +7,7 @@ real program in a fresh Python (marked slow). The table in docs/reliability.md i
 """
 
 import contextlib
+import functools
 import importlib.util
 import io
 import logging
@@ -46,18 +47,27 @@ def programs():
         train_net.cli(argv)
         return 0
 
-    def app(argv):
-        """Rows of the web app's handler: ``make`` returns (image path, vocabulary, task, mask source); its
-        one-line ``AppInputError`` is what the page shows, so it counts as the error line (exit code 1)."""
+    apps = {}  # one DemoApp per set of constructor arguments, built on first use, for the whole module
+
+    def app(argv, ctx: Context):
+        """Rows of the web app's handler: ``make`` returns (image path, vocabulary, task, mask source) and puts the
+        ``DemoApp`` arguments into ``ctx.shared["app_kwargs"]``; the result goes to ``ctx.shared["app_result"]``.
+        The one-line ``AppInputError`` is what the page shows, so it counts as the error line (exit code 1)."""
         from demo.app import AppInputError, DemoApp
 
+        kwargs = ctx.shared.get("app_kwargs", {})
+        key = tuple(sorted(kwargs.items()))
+        if key not in apps:
+            apps[key] = DemoApp(**kwargs)
         try:
-            DemoApp().segment(*argv)
+            ctx.shared["app_result"] = apps[key].segment(*argv)
         except AppInputError as e:
             raise ValueError(str(e)) from None
         return 0
 
-    return {"demo": demo.main, "train_net": train, "evaluate": tool.main, "prepare": prepare.main, "app": app}
+    yield {"demo": demo.main, "train_net": train, "evaluate": tool.main, "prepare": prepare.main, "app": app}
+    for built in apps.values():
+        built.close()
 
 
 @pytest.fixture(autouse=True)
@@ -101,7 +111,8 @@ def _run_in_process(case: Case, ctx: Context, programs, monkeypatch) -> Tuple[in
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
-            code = run_cli(programs[case.surface], argv)
+            program = programs[case.surface]
+            code = run_cli(functools.partial(program, ctx=ctx) if case.surface == "app" else program, argv)
     finally:
         for log in loggers:
             log.removeHandler(handler)
@@ -165,7 +176,9 @@ def test_table_has_the_required_coverage():
     """>= 30 rows; the surfaces of the issue; both rejected and accepted inputs; unique ids."""
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids)) and len(CASES) >= 30
-    assert {c.surface for c in CASES} >= {"demo", "train_net", "evaluate", "prepare"}
+    assert {c.surface for c in CASES} >= {"demo", "train_net", "evaluate", "prepare", "app"}
+    app = [c for c in CASES if c.surface == "app"]
+    assert len(app) >= 8 and sum(bool(c.result) for c in app) >= 3
     assert sum(bool(c.result) for c in CASES) >= 8 and sum(bool(c.error) for c in CASES) >= 22
 
 

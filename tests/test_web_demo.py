@@ -155,7 +155,11 @@ def _bad_cases(tmp_path, photo):
             (ok, "", "semantic", "generator"),
             "The inline vocabulary is empty; give classes like 'cat,kitten;dog;traffic light'",
         ),
-        ((ok, " ; ", "semantic", "generator"), "Class 1 of the inline vocabulary ' ; ' is empty; remove the extra ';'"),
+        (
+            (ok, " ; ", "semantic", "generator"),
+            "The inline vocabulary ';' has only separators and no class names; give classes like "
+            "'cat,kitten;dog;traffic light'",
+        ),
         (
             (ok, "cat;dog;cat,kitty", "semantic", "generator"),
             "Duplicate class name 'cat' in the inline vocabulary "

@@ -188,11 +188,17 @@ def parse_inline_vocabulary(spec: str) -> List[str]:
         Class strings, e.g. ``["cat,kitten", "dog", "traffic light"]``.
 
     Raises:
-        ValueError: empty vocabulary, an empty class or synonym, or a class name (first name) given twice.
+        ValueError: empty vocabulary or only separators, an empty class or synonym, or a class name (first name)
+            given twice.
     """
     if not spec or not spec.strip():
         raise ValueError(
             "The inline vocabulary is empty; give classes like 'cat,kitten;dog;traffic light'"
+        )
+    if not spec.replace("|", ";").replace(";", "").replace(",", "").strip():
+        raise ValueError(
+            f"The inline vocabulary {spec.strip()!r} has only separators and no class names; give classes like "
+            "'cat,kitten;dog;traffic light'"
         )
     classes: List[str] = []
     seen: Dict[str, int] = {}

@@ -108,13 +108,13 @@ def to_sam_config(
         The new config with MODEL.META_ARCHITECTURE "SAMMaskAdapter".
     """
     name = cfg.MODEL.META_ARCHITECTURE
-    source = META_ARCH_REGISTRY.get(name) if name in META_ARCH_REGISTRY else OpenVocabMaskFormer
-    if not issubclass(source, OpenVocabMaskFormer):
-        source = OpenVocabMaskFormer
+    arch = META_ARCH_REGISTRY.get(name) if name in META_ARCH_REGISTRY else OpenVocabMaskFormer
+    if not issubclass(arch, OpenVocabMaskFormer):
+        arch = OpenVocabMaskFormer
     out = cfg.clone()
     out.defrost()
-    maft = bool(source.uses_cdt(cfg))
-    out.MODEL.MASK_ADAPTER.DENSE_PROJECTION = resolve_dense_projection(cfg, source.auto_defaults)
+    maft = bool(arch.uses_cdt(cfg))
+    out.MODEL.MASK_ADAPTER.DENSE_PROJECTION = resolve_dense_projection(cfg, arch.auto_defaults)
     out.MODEL.MASK_ADAPTER.CDT_VARIANT = resolve_cdt_variant(cfg)
     out.MODEL.MASK_ADAPTER.TRAIN_MAFT = maft
     out.MODEL.META_ARCHITECTURE = "SAMMaskAdapter"
