@@ -64,8 +64,11 @@ def fill_hub_cache(cache: Path, source: Path, filename: str = FILE) -> Path:
 @pytest.fixture()
 def env(tmp_path, monkeypatch):
     """Clean hub / cache environment: empty direct-URL cache, no HF variables, and no URL download allowed."""
+    import huggingface_hub
+
     for name in ("HF_HUB_OFFLINE", "HF_HUB_CACHE", "HF_HOME"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # conftest's offline mode, read at import
     monkeypatch.setenv("MASK_ADAPTER_CACHE", str(tmp_path / "url_cache"))
     fetched = []
 

@@ -203,9 +203,9 @@ def test_missing_package_is_one_line(sam2_checkpoint, tmp_path, monkeypatch, cap
     )
     argv = ["demo.py", "--masks", "sam2", "--sam2-checkpoint", path, "--output", str(tmp_path), "--vocabulary", "cat"]
     monkeypatch.setattr(sys, "argv", argv)
-    with pytest.raises(SystemExit) as exit_info:
-        demo.cli()
-    assert exit_info.value.code == f"error: {e.value}"  # sys.exit(message): one line on stderr, exit status 1
+    capsys.readouterr()
+    assert demo.cli() == 1
+    assert capsys.readouterr().err == f"error: {e.value}\n"  # one line on stderr, exit status 1
 
 
 def test_missing_or_empty_checkpoint(tmp_path):
