@@ -11,14 +11,17 @@ Shapes used in this module:
 The module names and ``nn.Sequential`` indices below are part of the released checkpoints' key layout
 (``mask_adapter.fuse``, ``mask_adapter.cnext1.dwconv``, ``mask_adapter.mask_downscaling.6`` ...): do not rename.
 """
-from typing import NamedTuple, Optional, Tuple
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
-__all__ = ["MaskAdapterHead", "ConvNeXtBlock", "LayerNorm2d"]
+__all__ = ["MaskAdapterHead", "ConvNeXtBlock", "LayerNorm2d", "COMPILE_MODES"]
+
+# ``torch.compile`` modes accepted by ``MaskAdapterHead(compile_mode=...)`` ("none" = eager).
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 
 
 class LayerNorm2d(nn.Module):
@@ -103,6 +106,8 @@ class MaskAdapterHead(nn.Module):
         inference_memory_mb: memory budget of the inference path's activations; sets the masks per group.
         dedupe_masks: compute identical resized masks once at inference and copy their maps.
         block_rows: tokens per MLP block of the inference path.
+        compile_mode: "none", or a ``torch.compile`` mode: at inference, run the reference computation compiled
+            (``"reduce-overhead"`` uses CUDA graphs), in groups of the memory budget.
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class MaskAdapterHead(nn.Module):
         inference_memory_mb: int = 128,
         dedupe_masks: bool = True,
         block_rows: int = 1024,
+        compile_mode: str = "none",
     ) -> None:
         super().__init__()
         if mask_in_channels % 4 != 0 or mask_in_channels <= 0:
@@ -130,6 +136,10 @@ class MaskAdapterHead(nn.Module):
             )
         if block_rows < 1:
             raise ValueError(f"block_rows must be >= 1, got {block_rows}")
+        if compile_mode not in COMPILE_MODES:
+            raise ValueError(
+                f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {compile_mode!r} (MODEL.MASK_ADAPTER.COMPILE)"
+            )
         self.clip_dim = clip_dim
         self.num_output_maps = num_output_maps
         self.use_checkpoint = use_checkpoint
@@ -137,6 +147,8 @@ class MaskAdapterHead(nn.Module):
         self.inference_memory_mb = inference_memory_mb
         self.dedupe_masks = dedupe_masks
         self.block_rows = block_rows
+        self.compile_mode = compile_mode
+        self._compiled: Optional[Callable[[Tensor, Tensor], Tensor]] = None
         # (masks, unique masks) of the last inference call, summed over the batch.
         self.last_dedupe: Tuple[int, int] = (0, 0)
         self._weights_key: Optional[tuple] = None
@@ -204,6 +216,8 @@ class MaskAdapterHead(nn.Module):
         if n == 0:
             return clip_feature.new_zeros(b, 0, h, w)
         if self.uses_inference_path(clip_feature):
+            if self.compile_mode != "none":
+                return self._forward_compiled(clip_feature, masks, chunk_size)
             return self._forward_inference(clip_feature, masks, chunk_size)
         step = n if not chunk_size or chunk_size <= 0 else chunk_size
         outs = [self._forward_masks(clip_feature, masks[:, i : i + step]) for i in range(0, n, step)]
@@ -305,6 +319,17 @@ class MaskAdapterHead(nn.Module):
             m = masks[i : i + step, None].to(dtype)
             out[i : i + step] = F.interpolate(m, size=(4 * h, 4 * w), mode="bilinear", align_corners=False)[:, 0]
         return out
+
+    def _forward_compiled(self, clip_feature: Tensor, masks: Tensor, chunk_size: Optional[int]) -> Tensor:
+        """The reference computation under ``torch.compile(mode=compile_mode)``, in groups of the memory budget."""
+        if self._compiled is None:
+            self._compiled = torch.compile(self._forward_masks, mode=self.compile_mode)
+        b, _, h, w = clip_feature.shape
+        n = masks.shape[1]
+        step = self.masks_per_group(h, w, clip_feature.dtype)
+        step = min(step, chunk_size) if chunk_size and chunk_size > 0 else step
+        outs = [self._compiled(clip_feature, masks[:, i : i + step]) for i in range(0, n, step)]
+        return torch.cat(outs, dim=1).reshape(b, n * self.num_output_maps, h, w)
 
     def _forward_inference(self, clip_feature: Tensor, masks: Tensor, chunk_size: Optional[int]) -> Tensor:
         """The inference path of ``forward`` (same arguments and result)."""

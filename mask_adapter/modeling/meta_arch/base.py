@@ -19,6 +19,7 @@ Subclasses override the named hooks, never ``forward``:
 """
 import logging
 import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -246,12 +247,20 @@ class OpenVocabMaskFormer(nn.Module):
     # ------------------------------------------------------------------ forward template
     def forward(self, batched_inputs: List[Dict[str, Any]]):
         """See the module docstring for the input/output contract."""
-        state = self.encode(batched_inputs)
-        outputs = self.propose_masks(state, batched_inputs)
-        if self.training:
-            return self.losses(state, outputs, batched_inputs)
-        logits = self.classify_masks(state, outputs)
-        return self.postprocess(state, outputs, logits, batched_inputs)
+        with nullcontext() if self.training else torch.no_grad():  # inference: the adapter's no-grad fast path
+            state = self.encode(batched_inputs)
+            outputs = self.propose_masks(state, batched_inputs)
+            if self.training:
+                return self.losses(state, outputs, batched_inputs)
+            logits = self.classify_masks(state, outputs)
+            return self.postprocess(state, outputs, logits, batched_inputs)
+
+    def inference_autocast(self):
+        """Autocast context of MODEL.MASK_ADAPTER.AMP_DTYPE for the backbone and the adapter at inference."""
+        amp = self.inference_options.amp_dtype
+        if self.training or amp == "none":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[amp])
 
     def encode(self, batched_inputs: List[Dict[str, Any]], vocabulary: Optional[Vocabulary] = None) -> ForwardState:
         """Images -> CLIP features, dense adapter input and text rows (the per-batch state the hooks read).
@@ -261,7 +270,10 @@ class OpenVocabMaskFormer(nn.Module):
             vocabulary: classify against this vocabulary (default: the current train/test vocabulary).
         """
         images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images.tensor)
+        with self.inference_autocast():
+            features = self.backbone(images.tensor)
+        if self.inference_options.amp_dtype != "none" and not self.training:
+            features = {k: v.float() if v.is_floating_point() else v for k, v in features.items()}
         vocabulary = vocabulary or self.current_vocabulary()
         text, num_templates = self.text_rows(vocabulary)
         clip_dense = features["clip_vis_dense"]
@@ -337,7 +349,8 @@ class OpenVocabMaskFormer(nn.Module):
         if self.out_vocab_classifier == "mask_pooling":
             return mask_pooling_embeddings(masks, state.clip_dense, project)
         chunk = 0 if self.training else self.inference_options.adapter_chunk
-        maps = self.mask_adapter(state.dense, masks, chunk)
+        with self.inference_autocast():
+            maps = self.mask_adapter(state.dense, masks, chunk).to(state.clip_dense.dtype)
         return embeddings_from_activation_maps(maps, state.clip_dense, project, self.mask_adapter.num_output_maps)
 
     def out_vocab_logits(self, state: ForwardState, mask_logits: Tensor) -> Tensor:

@@ -5,7 +5,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..postprocess import instance_inference, panoptic_inference, resize_to_original, semantic_inference
+from ..postprocess import (
+    instance_inference,
+    panoptic_inference,
+    resize_to_original,
+    semantic_inference,
+    semantic_inference_resized,
+)
 
 __all__ = ["geometric_ensemble", "mask2former_postprocess"]
 
@@ -52,9 +58,10 @@ def mask2former_postprocess(
             mask_pred = resize_to_original(mask_pred, image_size, height, width)
         r: Dict[str, Any] = {}
         if opts.semantic_on:
-            sem = semantic_inference(mask_cls, mask_pred, opts.semantic_chunk)
-            if not opts.postprocess_before_inference:
-                sem = resize_to_original(sem, image_size, height, width)
+            if opts.postprocess_before_inference:
+                sem = semantic_inference(mask_cls, mask_pred, opts.semantic_chunk)
+            else:  # resize the Q sigmoid maps, not the C score maps: one C×H×W allocation
+                sem = semantic_inference_resized(mask_cls, mask_pred, image_size, height, width)
             r["sem_seg"] = sem
         if opts.panoptic_on or opts.instance_on:
             if not opts.postprocess_before_inference:

@@ -24,6 +24,7 @@ class InferenceOptions:
     detections_per_image: int = 100
     semantic_chunk: int = 0
     adapter_chunk: int = 0
+    amp_dtype: str = "none"
 
     @classmethod
     def from_cfg(cls, cfg: CfgNode) -> "InferenceOptions":
@@ -40,6 +41,7 @@ class InferenceOptions:
             detections_per_image=cfg.TEST.DETECTIONS_PER_IMAGE,
             semantic_chunk=t.SEMANTIC_CHUNK,
             adapter_chunk=cfg.MODEL.MASK_ADAPTER.INFERENCE_CHUNK,
+            amp_dtype=str(cfg.MODEL.MASK_ADAPTER.AMP_DTYPE).lower(),
         )
 
 
