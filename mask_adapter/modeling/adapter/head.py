@@ -121,7 +121,7 @@ class MaskAdapterHead(nn.Module):
         fast_inference: bool = False,
         inference_memory_mb: int = 128,
         dedupe_masks: bool = True,
-        block_rows: int = 1024,
+        block_rows: int = 4096,
         compile_mode: str = "none",
     ) -> None:
         super().__init__()
