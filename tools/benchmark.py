@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -447,13 +446,14 @@ def run_e2e(args: argparse.Namespace) -> int:
     buckets: Dict[str, List[float]] = {s: [] for s in stages}
     hooks = _timed_module(model.backbone, buckets["backbone"])
     head = getattr(model, "sem_seg_head", None)
-    if head is not None and hasattr(head, "pixel_decoder"):
-        hooks += _timed_module(head.pixel_decoder, buckets["pixel decoder"])
+    undo = []
+    if head is not None and hasattr(head, "pixel_decoder"):  # called through forward_features, not forward
+        undo.append(_timed_method(head.pixel_decoder, "forward_features", buckets["pixel decoder"]))
     if head is not None and hasattr(head, "predictor"):
         hooks += _timed_module(head.predictor, buckets["transformer decoder"])
     if hasattr(model, "mask_adapter"):
         hooks += _timed_module(model.mask_adapter, buckets["adapter"])
-    undo = [
+    undo += [
         _timed_method(model, "text_rows", buckets["text classifier"]),
         _timed_method(model, "postprocess", buckets["post-processing"]),
     ]
