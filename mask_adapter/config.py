@@ -49,6 +49,7 @@ _ENUM_KEYS: Dict[str, Tuple[str, ...]] = {
 # Integer keys that must be >= 0 (0 means "all" / "infer").
 _NON_NEGATIVE_INT_KEYS = (
     "MODEL.MASK_ADAPTER.INFERENCE_CHUNK",
+    "MODEL.MASK_ADAPTER.ADAPTER_TOP_K",
     "MODEL.MASK_ADAPTER.CLIP_DIM",
     "MODEL.MASK_FORMER.TEST.SEMANTIC_CHUNK",
     "MODEL.SAM.MIN_MASK_REGION_AREA",
@@ -259,6 +260,9 @@ def _add_adapter_keys(cfg: CN) -> None:
     # Ours. torch.compile mode of the adapter at inference: "none", "default", "reduce-overhead" (CUDA graphs on
     # static shapes) or "max-autotune".
     cfg.MODEL.MASK_ADAPTER.COMPILE = "none"
+    # Ours. Opt-in approximation: the adapter only on the k proposals per image that plain mask pooling scores
+    # highest; the others keep their mask-pooled embedding. 0 = off (every proposal).
+    cfg.MODEL.MASK_ADAPTER.ADAPTER_TOP_K = 0
     # Ours. Second checkpoint whose sem_seg_head.* / void_embedding.* are loaded on top of MODEL.WEIGHTS
     # (stage 2 = stage-1 checkpoint + base generator, no manual fusion); "" = none.
     cfg.MODEL.MASK_ADAPTER.GENERATOR_WEIGHTS = ""

@@ -150,3 +150,42 @@ def test_benchmark_adapter_csv_columns_and_exactness(tmp_path):
         limit = 1e-5 if r["variant"] != "bf16" else 1.0
         assert float(r["max_abs_diff"]) <= limit
     assert "| variant | masks | grid |" in proc.stdout
+
+
+def test_adapter_top_k_approximation_on_the_tiny_model():
+    ref_logits, _ = _logits_on_photo(_tiny_model())
+    q = ref_logits.shape[1]
+    same, _ = _logits_on_photo(_tiny_model(["MODEL.MASK_ADAPTER.ADAPTER_TOP_K", str(q)]))
+    torch.testing.assert_close(same, ref_logits, rtol=0, atol=1e-6)
+    approx, _ = _logits_on_photo(_tiny_model(["MODEL.MASK_ADAPTER.ADAPTER_TOP_K", "3"]))
+    equal_rows = ((approx - ref_logits).abs().amax(-1) <= 1e-6).sum().item()
+    assert 3 <= equal_rows < q  # the 3 chosen proposals keep the adapter's logits, the others change
+
+
+def test_top_k_adapter_embeddings_picks_the_most_confident_pooled_masks():
+    from mask_adapter.modeling.adapter.pooling import mask_pooling_embeddings, top_k_adapter_embeddings
+
+    g = torch.Generator().manual_seed(0)
+    masks = (torch.rand(2, 5, 8, 8, generator=g) > 0.5).float()
+    dense = torch.randn(2, 6, 4, 4, generator=g)
+    project = lambda x: x[:, :3]  # noqa: E731
+    confidence = torch.tensor([[0.1, 0.9, 0.3, 0.8, 0.2], [0.7, 0.1, 0.2, 0.3, 0.9]])
+
+    def score(e):  # two classes and void (last): the top class probability is ``confidence``
+        return torch.stack([confidence.log(), torch.full_like(confidence, -30), (1 - confidence).log()], -1)
+
+    out = top_k_adapter_embeddings(masks, dense, project, lambda m: torch.full((2, m.shape[1], 3), 7.0), score, 2)
+    pooled = mask_pooling_embeddings(masks, dense, project)
+    chosen = out[..., 0] == 7.0
+    assert chosen.tolist() == [[False, True, False, True, False], [True, False, False, False, True]]
+    torch.testing.assert_close(out[~chosen], pooled[~chosen])
+    with pytest.raises(ValueError, match="ADAPTER_TOP_K=-1 is invalid"):
+        from detectron2.config import get_cfg
+
+        from mask_adapter import add_mask_adapter_config
+        from mask_adapter.config import check_config
+
+        cfg = get_cfg()
+        add_mask_adapter_config(cfg)
+        cfg.MODEL.MASK_ADAPTER.ADAPTER_TOP_K = -1
+        check_config(cfg)

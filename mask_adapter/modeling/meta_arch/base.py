@@ -34,7 +34,12 @@ from torch import Tensor, nn
 
 from ..adapter.build import build_mask_adapter
 from ..cdt import ContentDependentTransfer
-from ..adapter.pooling import classification_logits, embeddings_from_activation_maps, mask_pooling_embeddings
+from ..adapter.pooling import (
+    classification_logits,
+    embeddings_from_activation_maps,
+    mask_pooling_embeddings,
+    top_k_adapter_embeddings,
+)
 from ..backbone.clip import CLIPBackbone
 from ..text import TextClassifier, category_overlap_mask
 from .options import InferenceOptions, MaskTrainingOptions
@@ -349,6 +354,21 @@ class OpenVocabMaskFormer(nn.Module):
         if self.out_vocab_classifier == "mask_pooling":
             return mask_pooling_embeddings(masks, state.clip_dense, project)
         chunk = 0 if self.training else self.inference_options.adapter_chunk
+        top_k = 0 if self.training else self.inference_options.adapter_top_k
+        if top_k > 0:  # opt-in approximation (MODEL.MASK_ADAPTER.ADAPTER_TOP_K)
+            return top_k_adapter_embeddings(
+                masks,
+                state.clip_dense,
+                project,
+                lambda m: self._adapter_embeddings(state, m, chunk),
+                lambda e: classification_logits(e, state.adapter_text, self.backbone.logit_scale, state.num_templates),
+                top_k,
+            )
+        return self._adapter_embeddings(state, masks, chunk)
+
+    def _adapter_embeddings(self, state: ForwardState, masks: Tensor, chunk: int) -> Tensor:
+        """(B, N, H', W') binary masks -> (B, N, D) adapter embeddings."""
+        project = self.backbone.project_pooled
         with self.inference_autocast():
             maps = self.mask_adapter(state.dense, masks, chunk).to(state.clip_dense.dtype)
         return embeddings_from_activation_maps(maps, state.clip_dense, project, self.mask_adapter.num_output_maps)
