@@ -241,3 +241,27 @@ def test_deepcopy_does_not_share_a_stale_cache():
         clone = copy.deepcopy(head)
         clone.final.bias.add_(1.0)
         torch.testing.assert_close(clone(feat, masks), head(feat, masks) + 1.0, rtol=0, atol=TOL32)
+
+
+@pytest.mark.slow
+def test_compiled_reference_matches_and_training_stays_eager():
+    head = make_head(compile_mode="default")
+    feat, masks = inputs(n=3)
+    out, ref = both(head, feat, masks)
+    assert head._compiled is not None
+    assert (out - ref).abs().max() <= TOL32
+    with pytest.raises(ValueError, match=r"compile_mode must be one of none, default, reduce-overhead, max-autotune"):
+        MaskAdapterHead(clip_dim=8, compile_mode="fast")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA-only: fp16 autocast and CUDA graphs")
+def test_cuda_fp16_autocast_is_close():
+    head = make_head().cuda()
+    feat, masks = inputs(n=4)
+    feat, masks = feat.cuda(), masks.cuda()
+    with torch.no_grad():
+        ref = head.forward_reference(feat, masks)
+        with torch.autocast("cuda", dtype=torch.float16):
+            low = head(feat, masks)
+    assert low.dtype == torch.float32
+    assert (low - ref).abs().max() < 0.25 * ref.abs().max()

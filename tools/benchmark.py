@@ -14,7 +14,8 @@ feature); (b) ``default``, what ``forward`` runs at inference; (c) opt-in settin
 MODEL.MASK_ADAPTER.AMP_DTYPE bf16) and ``compile`` (``torch.compile`` of the head, MODEL.MASK_ADAPTER.COMPILE).
 Per row: ``variant,masks,grid,seconds_median,seconds_min,peak_mb,gflops,pct_of_matmul,max_abs_diff``. ``gflops``
 counts the reference path's FLOPs (2 × the conv/linear MACs, SPEC §11) over ``seconds_median``; ``pct_of_matmul``
-divides it by the rate of a 4096² fp32 matmul measured in the same run with the same threads; ``peak_mb`` is the
+divides it by the median rate of a 4096² fp32 matmul measured in the same run with the same threads, once per
+repeat, interleaved with the variants; ``peak_mb`` is the
 peak RSS growth of one call in a fresh subprocess (VmHWM after resetting it, minus VmRSS before; on CUDA
 ``torch.cuda.max_memory_allocated``); ``max_abs_diff`` is against (a) on the same inputs and weights. Then the
 mask-deduplication report: hit rate, speed-up and difference on the proposals of a demo run (tiny model, bundled
@@ -94,15 +95,17 @@ def adapter_macs_per_mask(head: MaskAdapterHead, h: int, w: int) -> int:
     return macs
 
 
-def matmul_gflops(size: int = 4096, repeats: int = 3) -> float:
-    """Best rate (GFLOP/s) of a size² fp32 matmul with the current thread count."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    out = torch.empty(size, size)
+def matmul_gflops(size: int = 4096, repeats: int = 3, device: str = "cpu") -> float:
+    """Best rate (GFLOP/s) of a size² fp32 matmul on ``device`` with the current thread count."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    out = torch.empty(size, size, device=device)
     torch.mm(a, b, out=out)
     best = float("inf")
     for _ in range(repeats):
+        _sync(device)
         start = time.perf_counter()
         torch.mm(a, b, out=out)
+        _sync(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
 
@@ -210,11 +213,13 @@ def adapter_rows(args: argparse.Namespace) -> List[Dict[str, object]]:
                 feat, masks = adapter_inputs(n, grid, args.clip_dim, args.device)
                 times: Dict[str, List[float]] = {v: [] for v in args.variants}
                 outs: Dict[str, torch.Tensor] = {}
-                rates.append(matmul_gflops())
                 for rep in range(args.repeats):
-                    order = list(args.variants)
+                    order = ["matmul"] + list(args.variants)
                     order = order[rep % len(order) :] + order[: rep % len(order)]  # rotate: no variant always first
                     for v in order:
+                        if v == "matmul":  # the reference rate, interleaved with the variants (same load)
+                            rates.append(matmul_gflops(device=args.device))
+                            continue
                         bar.set_postfix_str(f"{v} N={n} {h}x{w} repeat {rep + 1}/{args.repeats}")
                         _sync(args.device)
                         start = time.perf_counter()
@@ -223,7 +228,6 @@ def adapter_rows(args: argparse.Namespace) -> List[Dict[str, object]]:
                         times[v].append(time.perf_counter() - start)
                         outs[v] = out.float()
                         bar.update()
-                rates.append(matmul_gflops())
                 for v in args.variants:
                     peak = float("nan")
                     if not args.no_peak:
