@@ -225,8 +225,21 @@ def _add_adapter_keys(cfg: CN) -> None:
     cfg.MODEL.MASK_ADAPTER.TEXT_CACHE_DIR = ""
     # Ours. Masks per adapter call at inference (bounds memory); 0 = all Q at once.
     cfg.MODEL.MASK_ADAPTER.INFERENCE_CHUNK = 0
-    # Ours. Reassociating inference optimizations; must keep the argmax of the exact path.
+    # Ours. Kept for older configs: its reassociation (fuse once, W_fuse folded) is part of the default inference path.
     cfg.MODEL.MASK_ADAPTER.FAST_INFERENCE = False
+    # Ours. Inference speed (GETTING_STARTED "Speed and memory"). Memory budget (MB) of the adapter's inference
+    # activations: sets the masks per group (exact).
+    cfg.MODEL.MASK_ADAPTER.INFERENCE_MEMORY_MB = 128
+    # Ours. Compute identical resized masks (empty masks, duplicated proposals) once at inference (exact).
+    cfg.MODEL.MASK_ADAPTER.DEDUPE_MASKS = True
+    # Ours. Autocast of the backbone and the adapter at inference: "none", "bf16" or "fp16" (approximate).
+    cfg.MODEL.MASK_ADAPTER.AMP_DTYPE = "none"
+    # Ours. torch.compile mode of the adapter at inference: "none", "default", "reduce-overhead" (CUDA graphs on
+    # static shapes) or "max-autotune".
+    cfg.MODEL.MASK_ADAPTER.COMPILE = "none"
+    # Ours. Opt-in approximation: the adapter only on the k proposals per image that plain mask pooling scores
+    # highest; the others keep their mask-pooled embedding. 0 = off (every proposal).
+    cfg.MODEL.MASK_ADAPTER.ADAPTER_TOP_K = 0
     # Ours. Second checkpoint whose sem_seg_head.* / void_embedding.* are loaded on top of MODEL.WEIGHTS
     # (stage 2 = stage-1 checkpoint + base generator, no manual fusion); "" = none.
     cfg.MODEL.MASK_ADAPTER.GENERATOR_WEIGHTS = ""

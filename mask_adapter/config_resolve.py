@@ -47,11 +47,14 @@ _ENUM_KEYS: dict[str, tuple[str, ...]] = {
     "MODEL.MASK_ADAPTER.CDT_VARIANT": ("auto", "panoptic", "semantic"),
     "MODEL.MASK_ADAPTER.COS_STOP_GRAD": ("auto", "true", "false"),
     "MODEL.MASK_ADAPTER.OUT_VOCAB_CLASSIFIER": ("adapter", "mask_pooling"),
+    "MODEL.MASK_ADAPTER.AMP_DTYPE": ("none", "bf16", "fp16"),
+    "MODEL.MASK_ADAPTER.COMPILE": ("none", "default", "reduce-overhead", "max-autotune"),
 }
 
 # Integer keys that must be >= 0 (0 means "all" / "infer").
 _NON_NEGATIVE_INT_KEYS = (
     "MODEL.MASK_ADAPTER.INFERENCE_CHUNK",
+    "MODEL.MASK_ADAPTER.ADAPTER_TOP_K",
     "MODEL.MASK_ADAPTER.CLIP_DIM",
     "MODEL.MASK_FORMER.TEST.SEMANTIC_CHUNK",
     "MODEL.SAM.MIN_MASK_REGION_AREA",
@@ -62,6 +65,7 @@ _POSITIVE_INT_KEYS = (
     "MODEL.MASK_ADAPTER.NUM_OUTPUT_MAPS",
     "MODEL.MASK_ADAPTER.MASK_IN_CHANNELS",
     "MODEL.MASK_ADAPTER.NUM_CHANNELS",
+    "MODEL.MASK_ADAPTER.INFERENCE_MEMORY_MB",
     "MODEL.MASK_ADAPTER.WARMUP_NUM_MASKS",
     "MODEL.SAM.POINTS_PER_SIDE",
 )

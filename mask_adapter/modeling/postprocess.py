@@ -11,7 +11,13 @@ import torch.nn.functional as F
 from detectron2.structures import Boxes, Instances
 from torch import Tensor
 
-__all__ = ["semantic_inference", "panoptic_inference", "instance_inference", "resize_to_original"]
+__all__ = [
+    "semantic_inference",
+    "semantic_inference_resized",
+    "panoptic_inference",
+    "instance_inference",
+    "resize_to_original",
+]
 
 
 def _check_pair(mask_cls: Tensor, mask_pred: Tensor) -> None:
@@ -49,6 +55,31 @@ def semantic_inference(mask_cls: Tensor, mask_pred: Tensor, class_chunk: int = 0
         stop = min(start + class_chunk, num_classes)
         out[start:stop] = probs[:, start:stop].t() @ flat
     return out.view(num_classes, h, w)
+
+
+def semantic_inference_resized(
+    mask_cls: Tensor, mask_pred: Tensor, img_size: Tuple[int, int], output_height: int, output_width: int
+) -> Tensor:
+    """``resize_to_original(semantic_inference(mask_cls, mask_pred), ...)`` with one (C, H_out, W_out) allocation.
+
+    The crop and bilinear resize are linear, so they are applied to the Q sigmoid maps instead of the C score maps
+    (same values up to float reassociation); the scores are then one (C, Q) × (Q, H_out·W_out) product written
+    straight into the output. For large vocabularies (A-847) nothing of size C × H × W exists except the result.
+
+    Args:
+        mask_cls: (Q, C + 1) class logits.
+        mask_pred: (Q, H_pad, W_pad) mask logits at the padded input size.
+        img_size, output_height, output_width: as ``resize_to_original``.
+
+    Returns:
+        (C, output_height, output_width) scores.
+    """
+    _check_pair(mask_cls, mask_pred)
+    probs = F.softmax(mask_cls, dim=-1)[:, :-1]
+    masks = resize_to_original(mask_pred.sigmoid(), img_size, output_height, output_width)
+    out = masks.new_empty((probs.shape[1], output_height * output_width))
+    torch.mm(probs.t(), masks.flatten(1), out=out)
+    return out.view(probs.shape[1], output_height, output_width)
 
 
 def panoptic_inference(

@@ -38,6 +38,9 @@ class ConfigurableMaskAdapterHead(MaskAdapterHead):
             "num_output_maps": ma.NUM_OUTPUT_MAPS,
             "use_checkpoint": ma.USE_CHECKPOINT,
             "fast_inference": ma.FAST_INFERENCE,
+            "inference_memory_mb": ma.INFERENCE_MEMORY_MB,
+            "dedupe_masks": ma.DEDUPE_MASKS,
+            "compile_mode": str(ma.COMPILE).lower(),
         }
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "classification_logits",
     "embeddings_from_activation_maps",
     "mask_pooling_embeddings",
+    "top_k_adapter_embeddings",
 ]
 
 # Projects pooled trunk vectors (M, C_raw) through the frozen CLIP heads to (M, D).
@@ -144,3 +145,39 @@ def mask_pooling_embeddings(mask_logits: Tensor, clip_dense: Tensor, project: Pr
     q = mask_logits.shape[1]
     emb = project(pooled.reshape(b * q, c_raw))
     return emb.reshape(b, q, emb.shape[-1])
+
+
+def top_k_adapter_embeddings(
+    masks: Tensor,
+    clip_dense: Tensor,
+    project: Projector,
+    adapter_embeddings: Callable[[Tensor], Tensor],
+    score: Callable[[Tensor], Tensor],
+    k: int,
+) -> Tensor:
+    """Opt-in approximation: the adapter only on the k proposals the plain mask-pooled CLIP embedding scores highest.
+
+    Every mask gets its mask-pooled embedding; the k per image whose pooled embedding has the highest maximum class
+    probability are then replaced by the adapter's embeddings.
+
+    Args:
+        masks: (B, N, H', W') binary masks.
+        clip_dense: (B, C_raw, h, w).
+        project: (M, C_raw) -> (M, D).
+        adapter_embeddings: (B, k, H', W') masks -> (B, k, D) adapter embeddings.
+        score: (B, N, D) embeddings -> (B, N, C + 1) class logits, void last.
+        k: proposals per image given to the adapter (k >= N: all of them).
+
+    Returns:
+        (B, N, D) embeddings.
+    """
+    if k >= masks.shape[1]:
+        return adapter_embeddings(masks)
+    pooled = mask_pooling_embeddings(masks, clip_dense, project)
+    with torch.no_grad():
+        confidence = F.softmax(score(pooled), dim=-1)[..., :-1].max(dim=-1).values  # (B, N)
+        top = confidence.topk(k, dim=1).indices  # (B, k)
+    chosen = torch.gather(masks, 1, top[:, :, None, None].expand(-1, -1, *masks.shape[-2:]))
+    emb = pooled.clone()
+    emb.scatter_(1, top[:, :, None].expand(-1, -1, pooled.shape[-1]), adapter_embeddings(chosen).to(pooled.dtype))
+    return emb

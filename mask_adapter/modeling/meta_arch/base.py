@@ -22,6 +22,7 @@ and embedding function to the helpers of ``training.py`` / ``inference.py``, whi
 
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any, ClassVar
 
 import torch
@@ -34,7 +35,12 @@ from torch import Tensor, nn
 
 from ...config_resolve import ArchDefaults, check_config, resolve_cdt_variant, resolve_dense_projection
 from ..adapter.build import build_mask_adapter
-from ..adapter.pooling import classification_logits, embeddings_from_activation_maps, mask_pooling_embeddings
+from ..adapter.pooling import (
+    classification_logits,
+    embeddings_from_activation_maps,
+    mask_pooling_embeddings,
+    top_k_adapter_embeddings,
+)
 from ..backbone.clip import CLIPBackbone
 from ..cdt import ContentDependentTransfer
 from ..text import TextClassifier, category_overlap_mask
@@ -234,12 +240,20 @@ class OpenVocabMaskFormer(nn.Module):
     # ------------------------------------------------------------------ forward template
     def forward(self, batched_inputs: list[dict[str, Any]]) -> Any:
         """See the module docstring for the input/output contract."""
-        state = self.encode(batched_inputs)
-        outputs = self.propose_masks(state, batched_inputs)
-        if self.training:
-            return self.losses(state, outputs, batched_inputs)
-        logits = self.classify_masks(state, outputs)
-        return self.postprocess(state, outputs, logits, batched_inputs)
+        with nullcontext() if self.training else torch.no_grad():  # inference: the adapter's no-grad fast path
+            state = self.encode(batched_inputs)
+            outputs = self.propose_masks(state, batched_inputs)
+            if self.training:
+                return self.losses(state, outputs, batched_inputs)
+            logits = self.classify_masks(state, outputs)
+            return self.postprocess(state, outputs, logits, batched_inputs)
+
+    def inference_autocast(self):
+        """Autocast context of MODEL.MASK_ADAPTER.AMP_DTYPE for the backbone and the adapter at inference."""
+        amp = self.inference_options.amp_dtype
+        if self.training or amp == "none":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[amp])
 
     def encode(self, batched_inputs: list[dict[str, Any]], vocabulary: Vocabulary | None = None) -> ForwardState:
         """Images -> CLIP features, dense adapter input and text rows (the per-batch state the hooks read).
@@ -249,7 +263,10 @@ class OpenVocabMaskFormer(nn.Module):
             vocabulary: classify against this vocabulary (default: the current train/test vocabulary).
         """
         images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images.tensor)
+        with self.inference_autocast():
+            features = self.backbone(images.tensor)
+        if self.inference_options.amp_dtype != "none" and not self.training:
+            features = {k: v.float() if v.is_floating_point() else v for k, v in features.items()}
         vocabulary = vocabulary or self.current_vocabulary()
         text, num_templates = self.text_rows(vocabulary)
         clip_dense = features["clip_vis_dense"]
@@ -325,7 +342,23 @@ class OpenVocabMaskFormer(nn.Module):
         if self.out_vocab_classifier == "mask_pooling":
             return mask_pooling_embeddings(masks, state.clip_dense, project)
         chunk = 0 if self.training else self.inference_options.adapter_chunk
-        maps = self.mask_adapter(state.dense, masks, chunk)
+        top_k = 0 if self.training else self.inference_options.adapter_top_k
+        if top_k > 0:  # opt-in approximation (MODEL.MASK_ADAPTER.ADAPTER_TOP_K)
+            return top_k_adapter_embeddings(
+                masks,
+                state.clip_dense,
+                project,
+                lambda m: self._adapter_embeddings(state, m, chunk),
+                lambda e: classification_logits(e, state.adapter_text, self.backbone.logit_scale, state.num_templates),
+                top_k,
+            )
+        return self._adapter_embeddings(state, masks, chunk)
+
+    def _adapter_embeddings(self, state: ForwardState, masks: Tensor, chunk: int) -> Tensor:
+        """(B, N, H', W') binary masks -> (B, N, D) adapter embeddings."""
+        project = self.backbone.project_pooled
+        with self.inference_autocast():
+            maps = self.mask_adapter(state.dense, masks, chunk).to(state.clip_dense.dtype)
         return embeddings_from_activation_maps(maps, state.clip_dense, project, self.mask_adapter.num_output_maps)
 
     def out_vocab_logits(self, state: ForwardState, mask_logits: Tensor) -> Tensor:

@@ -11,7 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..postprocess import instance_inference, panoptic_inference, resize_to_original, semantic_inference
+from ..postprocess import (
+    instance_inference,
+    panoptic_inference,
+    resize_to_original,
+    semantic_inference,
+    semantic_inference_resized,
+)
 from .options import InferenceOptions
 from .state import ForwardState
 
@@ -91,10 +97,10 @@ def _image_outputs(
         mask_pred = resize_to_original(mask_pred, image_size, height, width)
     r: dict[str, Any] = {}
     if opts.semantic_on:
-        sem = semantic_inference(mask_cls, mask_pred, opts.semantic_chunk)
-        if not opts.postprocess_before_inference:
-            sem = resize_to_original(sem, image_size, height, width)
-        r["sem_seg"] = sem
+        if opts.postprocess_before_inference:
+            r["sem_seg"] = semantic_inference(mask_cls, mask_pred, opts.semantic_chunk)
+        else:  # resize the Q sigmoid maps, not the C score maps: one C×H×W allocation
+            r["sem_seg"] = semantic_inference_resized(mask_cls, mask_pred, image_size, height, width)
     if not (opts.panoptic_on or opts.instance_on):
         return r
     if not opts.postprocess_before_inference:

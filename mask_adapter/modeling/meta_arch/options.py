@@ -26,6 +26,8 @@ class InferenceOptions:
     detections_per_image: int = 100
     semantic_chunk: int = 0
     adapter_chunk: int = 0
+    amp_dtype: str = "none"
+    adapter_top_k: int = 0
 
     @classmethod
     def from_cfg(cls, cfg: CfgNode) -> "InferenceOptions":
@@ -43,6 +45,8 @@ class InferenceOptions:
             detections_per_image=cfg.TEST.DETECTIONS_PER_IMAGE,
             semantic_chunk=t.SEMANTIC_CHUNK,
             adapter_chunk=cfg.MODEL.MASK_ADAPTER.INFERENCE_CHUNK,
+            amp_dtype=str(cfg.MODEL.MASK_ADAPTER.AMP_DTYPE).lower(),
+            adapter_top_k=cfg.MODEL.MASK_ADAPTER.ADAPTER_TOP_K,
         )
 
 
