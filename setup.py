@@ -7,7 +7,11 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["mask_adapter", "mask_adapter.*"]),
     package_data={
-        "mask_adapter": ["data/vocabularies/*.txt", "data/vocabularies/*.json", "modeling/backbone/model_configs/*.json"]
+        "mask_adapter": [
+            "data/vocabularies/*.txt",
+            "data/vocabularies/*.json",
+            "modeling/backbone/model_configs/*.json",
+        ]
     },
     include_package_data=True,
     install_requires=[

@@ -102,6 +102,7 @@ def command_line(argv=None) -> int:
     Returns:
         The exit code.
     """
+
     def run(args):
         cli(args)
         return 0

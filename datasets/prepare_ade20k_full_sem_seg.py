@@ -14,7 +14,7 @@ import glob
 import os
 import pickle
 import sys
-from typing import Iterator, List, Optional, Tuple
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -45,7 +45,7 @@ def decode_seg(seg_rgb: np.ndarray) -> np.ndarray:
     return (seg_rgb[:, :, 0].astype(np.int64) // 10) * 256 + seg_rgb[:, :, 1].astype(np.int64)
 
 
-def _resize(img: np.ndarray, label: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _resize(img: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     h, w = label.shape
     if min(h, w) <= MAX_SIZE:
         return img, label
@@ -66,9 +66,7 @@ def _images(ade: str) -> Iterator[str]:
             path = os.path.join(os.path.dirname(ade), folder, name)
             yield path if os.path.exists(path) else os.path.join(ade, folder, name)
     else:
-        yield from sorted(
-            glob.glob(os.path.join(ade, "images", "ADE", "*", "**", "*.jpg"), recursive=True)
-        )
+        yield from sorted(glob.glob(os.path.join(ade, "images", "ADE", "*", "**", "*.jpg"), recursive=True))
 
 
 def prepare(root: str) -> int:
@@ -77,17 +75,15 @@ def prepare(root: str) -> int:
     lut = class_lut()
     paths = list(_images(ade))
     if not paths:
-        raise FileNotFoundError(
-            f"No image listed in '{ade}/index_ade20k.pkl' or found under '{ade}/images'; {_HINT}"
-        )
+        raise FileNotFoundError(f"No image listed in '{ade}/index_ade20k.pkl' or found under '{ade}/images'; {_HINT}")
 
-    def convert(path: str) -> Tuple[np.ndarray, np.ndarray]:
+    def convert(path: str) -> tuple[np.ndarray, np.ndarray]:
         seg_path = require(path[: -len(".jpg")] + "_seg.png", "ADE20K_2021 annotation", _HINT)
         label = apply_lut(decode_seg(read_rgb(seg_path)), lut, seg_path)
         img, label = _resize(read_rgb(require(path, "ADE20K_2021 image", _HINT)), label)
         return np.ascontiguousarray(img), label.astype(np.uint16)
 
-    def outputs(path: str) -> Tuple[str, str]:
+    def outputs(path: str) -> tuple[str, str]:
         name = os.path.basename(path)
         split = "validation" if name.split("_")[1] == "val" else "training"
         stem = os.path.splitext(name)[0]
@@ -99,7 +95,7 @@ def prepare(root: str) -> int:
     return convert_label_maps([(path, outputs(path)) for path in paths], convert, "ADE20K-847")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     return standard_main(__doc__, prepare, argv)
 

@@ -11,7 +11,6 @@ Output: <root>/ADEChallengeData2016/ade20k_instance_{train,val}.json; category i
 
 import os
 import sys
-from typing import List, Optional
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -36,24 +35,18 @@ DEFAULT_MAPPING = path_next_to(__file__, "ade20k_instance_catid_mapping.txt")
 _INSTANCES = (("annotations_instance", "ADE20K instance annotation"),)
 
 
-def prepare(root: str, catid_mapping: str = DEFAULT_MAPPING) -> List[str]:
+def prepare(root: str, catid_mapping: str = DEFAULT_MAPPING) -> list[str]:
     """Write the instance JSON of both splits (skipped when it exists); returns the written paths."""
     ade = os.path.join(root, "ADEChallengeData2016")
     mapping = read_ade_catid_mapping(catid_mapping)
-    categories = [
-        {"id": c.dataset_id, "name": c.names.split(",")[0]}
-        for c in class_table("ade20k_150")
-        if c.isthing
-    ]
+    categories = [{"id": c.dataset_id, "name": c.names.split(",")[0]} for c in class_table("ade20k_150") if c.isthing]
     written = []
     for name, split in SPLITS:
         out = os.path.join(ade, f"ade20k_instance_{name}.json")
         if os.path.exists(out):
             continue
         images, annotations = [], []
-        for stem, (ins_path,) in ade_split_images(
-            ade, split, f"ADE20K instances {name}", _INSTANCES
-        ):
+        for stem, (ins_path,) in ade_split_images(ade, split, f"ADE20K instances {name}", _INSTANCES):
             rgb = read_rgb(ins_path)
             images.append(ade_image_entry(stem, rgb.shape))
             for cat, mask in ade_instances(rgb, mapping, ins_path):
@@ -75,7 +68,7 @@ def prepare(root: str, catid_mapping: str = DEFAULT_MAPPING) -> List[str]:
     return written
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     return standard_main(__doc__, prepare, argv, ade_catid_options(DEFAULT_MAPPING))
 

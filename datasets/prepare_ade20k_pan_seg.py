@@ -13,7 +13,6 @@ Run prepare_ade20k_sem_seg.py too: the panoptic splits also load annotations_det
 
 import os
 import sys
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -43,16 +42,12 @@ _ANNOTATIONS = (
 )
 
 
-def panoptic_image(
-    semantic: np.ndarray, instances: List[tuple], things: set
-) -> Tuple[np.ndarray, List[Dict]]:
+def panoptic_image(semantic: np.ndarray, instances: list[tuple], things: set) -> tuple[np.ndarray, list[dict]]:
     """Semantic map (0 unlabeled, 1..150) + instances -> (panoptic RGB PNG, segments_info)."""
     seg_ids = np.zeros(semantic.shape, dtype=np.int64)
     infos, next_id = [], 1
     sem0 = semantic.astype(np.int64) - 1
-    stuff_and_things = [
-        (int(c), sem0 == c) for c in np.unique(sem0) if c >= 0 and int(c) not in things
-    ]
+    stuff_and_things = [(int(c), sem0 == c) for c in np.unique(sem0) if c >= 0 and int(c) not in things]
     stuff_and_things += list(instances)
     for cat, mask in stuff_and_things:
         seg_ids[mask] = next_id
@@ -84,27 +79,21 @@ def prepare(root: str, catid_mapping: str = DEFAULT_MAPPING) -> int:
     written = 0
     for name, split in SPLITS:
         out_dir, images, annotations = os.path.join(ade, f"ade20k_panoptic_{name}"), [], []
-        for stem, (sem_path, ins_path) in ade_split_images(
-            ade, split, f"ADE20K panoptic {name}", _ANNOTATIONS
-        ):
+        for stem, (sem_path, ins_path) in ade_split_images(ade, split, f"ADE20K panoptic {name}", _ANNOTATIONS):
             rgb, segments = panoptic_image(
                 read_label(sem_path), ade_instances(read_rgb(ins_path), mapping, ins_path), things
             )
             images.append(ade_image_entry(stem, rgb.shape))
-            annotations.append(
-                {"image_id": stem, "file_name": stem + ".png", "segments_info": segments}
-            )
+            annotations.append({"image_id": stem, "file_name": stem + ".png", "segments_info": segments})
             out = os.path.join(out_dir, stem + ".png")
             if not os.path.exists(out):
                 write_label(out, rgb)
                 written += 1
-        write_coco_json(
-            os.path.join(ade, f"ade20k_panoptic_{name}.json"), images, annotations, categories
-        )
+        write_coco_json(os.path.join(ade, f"ade20k_panoptic_{name}.json"), images, annotations, categories)
     return written
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     return standard_main(__doc__, prepare, argv, ade_catid_options(DEFAULT_MAPPING))
 

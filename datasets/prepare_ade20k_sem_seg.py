@@ -7,7 +7,6 @@ Output: <root>/ADEChallengeData2016/annotations_detectron2/{training,validation}
 
 import os
 import sys
-from typing import List, Optional
 
 import numpy as np
 
@@ -40,13 +39,11 @@ def prepare(root: str) -> int:
             "download ADEChallengeData2016.zip (datasets/README.md) and unzip it under the root",
             empty_hint="re-extract ADEChallengeData2016.zip",
         )
-        written += convert_label_maps(
-            pairs, lambda path: convert(read_label(path), path), f"ADE20K-150 {split}"
-        )
+        written += convert_label_maps(pairs, lambda path: convert(read_label(path), path), f"ADE20K-150 {split}")
     return written
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     return standard_main(__doc__, prepare, argv)
 

@@ -12,7 +12,6 @@ Output: <root>/cityscapes/gtFine/{train,val}/<city>/*_gtFine_labelTrainIds.png  
 
 import os
 import sys
-from typing import List, Optional
 
 from mask_adapter.data.prepare import (
     cityscapes_categories,
@@ -40,17 +39,13 @@ def prepare(root: str) -> int:
         files = list(cityscapes_split_files(cityscapes, split))
         json_path = os.path.join(cityscapes, "gtFine", f"cityscapes_panoptic_{split}.json")
         pan_dir = os.path.join(cityscapes, "gtFine", f"cityscapes_panoptic_{split}")
-        train_ids = [
-            (lab, lab[: -len("labelIds.png")] + "labelTrainIds.png") for _, _, _, lab in files
-        ]
+        train_ids = [(lab, lab[: -len("labelIds.png")] + "labelTrainIds.png") for _, _, _, lab in files]
         written += convert_label_maps(
             train_ids,
             lambda path: label_ids_to_train_ids(read_label(path), path),
             f"Cityscapes train ids {split}",
         )
-        pan_paths = [
-            os.path.join(pan_dir, f"{stem}_gtFine_panoptic.png") for stem, _, _, _ in files
-        ]
+        pan_paths = [os.path.join(pan_dir, f"{stem}_gtFine_panoptic.png") for stem, _, _, _ in files]
         if os.path.exists(json_path) and all(os.path.exists(p) for p in pan_paths):
             continue
         images, annotations = [], []
@@ -66,9 +61,7 @@ def prepare(root: str) -> int:
                     "width": int(rgb.shape[1]),
                 }
             )
-            annotations.append(
-                {"image_id": stem, "file_name": os.path.basename(out), "segments_info": segments}
-            )
+            annotations.append({"image_id": stem, "file_name": os.path.basename(out), "segments_info": segments})
             if not os.path.exists(out):
                 write_label(out, rgb)
                 written += 1
@@ -79,7 +72,7 @@ def prepare(root: str) -> int:
     return written
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     return standard_main(__doc__, prepare, argv)
 

@@ -8,7 +8,6 @@ Output: <root>/coco/panoptic_semseg_{train,val}2017/*.png  (0..132 in coco_panop
 import json
 import os
 import sys
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -22,14 +21,10 @@ from mask_adapter.data.prepare import (
 )
 
 SPLITS = ("train2017", "val2017")
-_HINT = (
-    "download panoptic_annotations_trainval2017.zip (datasets/README.md) and unzip the PNG archives"
-)
+_HINT = "download panoptic_annotations_trainval2017.zip (datasets/README.md) and unzip the PNG archives"
 
 
-def panoptic_to_semantic(
-    pan_rgb: np.ndarray, segments: List[Dict], id_map: Dict[int, int]
-) -> np.ndarray:
+def panoptic_to_semantic(pan_rgb: np.ndarray, segments: list[dict], id_map: dict[int, int]) -> np.ndarray:
     """(H, W, 3) panoptic PNG + segments_info -> (H, W) uint8 semantic map (255 where void)."""
     ids = rgb_to_ids(pan_rgb)
     sem = np.full(ids.shape, 255, dtype=np.uint8)
@@ -42,19 +37,13 @@ def prepare(root: str, splits=SPLITS) -> int:
     """Convert the given splits; returns the number of files written."""
     coco, id_map, written = os.path.join(root, "coco"), vocab_id_to_index("coco_panoptic"), 0
 
-    def convert(source: Tuple[str, List[Dict]]) -> np.ndarray:
+    def convert(source: tuple[str, list[dict]]) -> np.ndarray:
         pan_path, segments = source
-        return panoptic_to_semantic(
-            read_rgb(require(pan_path, "Panoptic PNG", _HINT)), segments, id_map
-        )
+        return panoptic_to_semantic(read_rgb(require(pan_path, "Panoptic PNG", _HINT)), segments, id_map)
 
     for split in splits:
-        json_file = require(
-            os.path.join(coco, "annotations", f"panoptic_{split}.json"), "COCO panoptic JSON", _HINT
-        )
-        pan_dir = require(
-            os.path.join(coco, f"panoptic_{split}"), "COCO panoptic PNG folder", _HINT
-        )
+        json_file = require(os.path.join(coco, "annotations", f"panoptic_{split}.json"), "COCO panoptic JSON", _HINT)
+        pan_dir = require(os.path.join(coco, f"panoptic_{split}"), "COCO panoptic PNG folder", _HINT)
         with open(json_file, encoding="utf-8") as f:
             annotations = json.load(f)["annotations"]
         pairs = [
@@ -68,7 +57,7 @@ def prepare(root: str, splits=SPLITS) -> int:
     return written
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     return standard_main(__doc__, prepare, argv)
 

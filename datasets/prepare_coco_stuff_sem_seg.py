@@ -9,7 +9,6 @@ Output: <root>/coco/stuffthingmaps_detectron2/{train2017,val2017}/*.png  (0..170
 import logging
 import os
 import sys
-from typing import List, Optional
 
 import numpy as np
 
@@ -38,7 +37,7 @@ def prepare(root: str) -> int:
     coco = os.path.join(root, "coco")
     lut, written, seen, skipped = stuff_lut(), 0, 0, []
 
-    def convert(path: str) -> Optional[np.ndarray]:
+    def convert(path: str) -> np.ndarray | None:
         label = apply_lut(read_label(path).astype(np.int64), lut, path)
         if (label == 255).all():
             skipped.append(path)
@@ -64,7 +63,7 @@ def prepare(root: str) -> int:
     return written
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     return standard_main(__doc__, prepare, argv)
 

@@ -13,7 +13,7 @@ Output: <root>/mapillary_vistas/{training,validation}/{panoptic,labels}: for the
 import functools
 import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 
@@ -50,13 +50,9 @@ def prepare(root: str, copy: bool = False) -> int:
     for split in SPLITS:
         split_dir = os.path.join(root, "mapillary_vistas", split)
         source = mapillary_v12_folder(split_dir)
-        images = require(
-            os.path.join(split_dir, "images"), "Mapillary Vistas images", MAPILLARY_HINT
-        )
+        images = require(os.path.join(split_dir, "images"), "Mapillary Vistas images", MAPILLARY_HINT)
         panoptic, labels = os.path.join(split_dir, "panoptic"), os.path.join(split_dir, "labels")
-        place_folder(
-            os.path.join(source, "panoptic"), panoptic, copy, f"Mapillary panoptic {split}"
-        )
+        place_folder(os.path.join(source, "panoptic"), panoptic, copy, f"Mapillary panoptic {split}")
         json_path = os.path.join(panoptic, MAPILLARY_PANOPTIC_JSON)
         annotations = read_mapillary_panoptic_json(json_path)["annotations"]
         if not annotations:
@@ -73,9 +69,7 @@ def prepare(root: str, copy: bool = False) -> int:
                 _REEXTRACT,
             )
             if linked:
-                require(
-                    os.path.join(labels, ann["file_name"]), "Mapillary Vistas label PNG", _REEXTRACT
-                )
+                require(os.path.join(labels, ann["file_name"]), "Mapillary Vistas label PNG", _REEXTRACT)
         if not linked:
             written += convert_label_maps(
                 [(ann, os.path.join(labels, ann["file_name"])) for ann in annotations],
@@ -85,13 +79,13 @@ def prepare(root: str, copy: bool = False) -> int:
     return written
 
 
-def render_label(panoptic: str, ann: Dict[str, Any]) -> np.ndarray:
+def render_label(panoptic: str, ann: dict[str, Any]) -> np.ndarray:
     """Semantic labels of one JSON annotation, from its PNG in the ``panoptic`` folder."""
     path = os.path.join(panoptic, ann["file_name"])
     return mapillary_semantic(read_rgb(path), ann["segments_info"], path)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     return standard_main(__doc__, prepare, argv, OPTIONS)
 

@@ -9,7 +9,6 @@ Output: <root>/pascal_ctx_d2/images/{training,validation}/*.jpg
 """
 
 import sys
-from typing import List, Optional
 
 import numpy as np
 
@@ -31,14 +30,12 @@ def ctx459_lut() -> np.ndarray:
     return lut
 
 
-def prepare(root: str, labels_dir: Optional[str] = None) -> int:
+def prepare(root: str, labels_dir: str | None = None) -> int:
     """Convert both splits; returns the number of label files written."""
-    return prepare_pascal_context(
-        root, labels_dir, ctx459_lut(), "annotations_ctx459", ".tif", "PC-459"
-    )
+    return prepare_pascal_context(root, labels_dir, ctx459_lut(), "annotations_ctx459", ".tif", "PC-459")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     return standard_main(__doc__, prepare, argv, PASCAL_CONTEXT_OPTIONS)
 

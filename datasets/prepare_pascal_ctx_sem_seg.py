@@ -11,7 +11,6 @@ Output: <root>/pascal_ctx_d2/images/{training,validation}/*.jpg
 """
 
 import sys
-from typing import List, Optional
 
 import numpy as np
 
@@ -30,14 +29,12 @@ def ctx59_lut() -> np.ndarray:
     return id_lut({v: k for k, v in enumerate(labels)}, 460, 255)
 
 
-def prepare(root: str, labels_dir: Optional[str] = None) -> int:
+def prepare(root: str, labels_dir: str | None = None) -> int:
     """Convert both splits; returns the number of label files written."""
-    return prepare_pascal_context(
-        root, labels_dir, ctx59_lut(), "annotations_ctx59", ".png", "PC-59"
-    )
+    return prepare_pascal_context(root, labels_dir, ctx59_lut(), "annotations_ctx59", ".png", "PC-59")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     return standard_main(__doc__, prepare, argv, PASCAL_CONTEXT_OPTIONS)
 

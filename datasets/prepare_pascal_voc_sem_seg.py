@@ -12,7 +12,6 @@ Output: <root>/pascal_voc_d2/images/{training,validation}/*.jpg
 import functools
 import os
 import sys
-from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -51,7 +50,7 @@ def prepare(root: str) -> int:
     # both outputs of an image are converted from one read of its label
     read = functools.lru_cache(maxsize=1)(_read_voc_label)
 
-    def convert(source: Tuple[str, np.ndarray]) -> np.ndarray:
+    def convert(source: tuple[str, np.ndarray]) -> np.ndarray:
         label_path, lut = source
         return apply_lut(read(label_path), lut, label_path)
 
@@ -65,13 +64,11 @@ def prepare(root: str) -> int:
             for image_id in copy_voc_images(voc, ids, out_root, split, "VOC", _HINT)
             for folder, lut in tables.items()
         )
-        written += convert_label_maps(
-            pairs, convert, f"Pascal VOC {split}", total=len(ids) * len(tables)
-        )
+        written += convert_label_maps(pairs, convert, f"Pascal VOC {split}", total=len(ids) * len(tables))
     return written
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     return standard_main(__doc__, prepare, argv)
 

@@ -140,7 +140,10 @@ class DemoApp:
             argv += ["--weights", weights]
         # Per mask source, the demo.py options that select its weights (added only when that source is built).
         self._source_argv: dict[str, list[str]] = {"sam": [], "sam2": []}
-        for source, flag, path in (("sam", "--sam-checkpoint", sam_checkpoint), ("sam2", "--sam2-checkpoint", sam2_checkpoint)):
+        for source, flag, path in (
+            ("sam", "--sam-checkpoint", sam_checkpoint),
+            ("sam2", "--sam2-checkpoint", sam2_checkpoint),
+        ):
             if path is not None:
                 if not os.path.isfile(path):
                     raise FileNotFoundError(f"{source.upper()} checkpoint not found: {path}; give an existing file")

@@ -22,8 +22,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -120,7 +121,7 @@ def get_parser() -> argparse.ArgumentParser:
         "--vocab-mode",
         choices=("replace", "extend"),
         default="replace",
-        help="replace: only the given classes; extend: default (or --dataset-vocabulary) classes + " "the given ones",
+        help="replace: only the given classes; extend: default (or --dataset-vocabulary) classes + the given ones",
     )
     p.add_argument("--task", nargs="+", choices=TASKS, default=["semantic"], help="output(s) to draw")
     p.add_argument(
@@ -192,7 +193,7 @@ def save_label_map(labels: np.ndarray, class_names: Sequence[str], task: str, pn
     return json_path
 
 
-def load_input(path: Optional[str], max_side: int) -> np.ndarray:
+def load_input(path: str | None, max_side: int) -> np.ndarray:
     """An input image as (H, W, 3) uint8 RGB, scaled down (with one warning line) if its longer side exceeds
     ``max_side``; ``path`` None is the bundled photo."""
     if path is None:
@@ -214,8 +215,8 @@ def load_input(path: Optional[str], max_side: int) -> np.ndarray:
 
 
 def process_image(
-    predictor: VocabularyPredictor, path: Optional[str], stem: str, out_dir: Path, args: argparse.Namespace
-) -> List[Path]:
+    predictor: VocabularyPredictor, path: str | None, stem: str, out_dir: Path, args: argparse.Namespace
+) -> list[Path]:
     """Predict one image (``path`` None: the bundled photo) and write its overlays (and label maps).
     Returns the written files."""
     from PIL import Image
@@ -235,7 +236,7 @@ def process_image(
     return written
 
 
-def _unique_stem(path: Optional[str], used: Dict[str, int]) -> str:
+def _unique_stem(path: str | None, used: dict[str, int]) -> str:
     stem = Path(path).stem if path is not None else Path(BUNDLED_IMAGE_NAME).stem
     n = used.get(stem, 0)
     used[stem] = n + 1
@@ -281,7 +282,7 @@ def run_video(predictor: VocabularyPredictor, source: Any, target: Path, task: s
 
 
 # ---------------------------------------------------------------------------------------------------- main
-def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) -> List[Path]:
+def main(argv: Sequence[str] | None = None, *, mask_generator: Any = None) -> list[Path]:
     """Run the demo. Returns the files written.
 
     Args:
@@ -298,7 +299,7 @@ def main(argv: Optional[Sequence[str]] = None, *, mask_generator: Any = None) ->
         return _run(args, mask_generator)
 
 
-def _run(args: argparse.Namespace, mask_generator: Any) -> List[Path]:
+def _run(args: argparse.Namespace, mask_generator: Any) -> list[Path]:
     """The demo of :func:`main` on parsed arguments."""
     out_dir = prepare_output(args.output)
     cfg = setup_cfg(args)
@@ -318,7 +319,7 @@ def _run(args: argparse.Namespace, mask_generator: Any) -> List[Path]:
         raise ValueError("give images with --input, or a video with --video-input / --webcam, not both")
     if args.video_input and not os.path.isfile(args.video_input):
         raise FileNotFoundError(f"video file not found: {args.video_input}")
-    paths: List[Optional[str]] = []
+    paths: list[str | None] = []
     if not video:
         paths = list(list_inputs(args.input)) if args.input else [None]
         if not paths:
@@ -346,8 +347,8 @@ def _run(args: argparse.Namespace, mask_generator: Any) -> List[Path]:
         frames = run_video(predictor, source, target, args.task[0], args.confidence_threshold)
         logger.info("wrote %s (%d frames)", target, frames)
         return [target]
-    written: List[Path] = []
-    used: Dict[str, int] = {}
+    written: list[Path] = []
+    used: dict[str, int] = {}
     skipped = 0
     for path in progress(paths, "demo", unit="image", min_total=2):
         try:
@@ -364,7 +365,7 @@ def _run(args: argparse.Namespace, mask_generator: Any) -> List[Path]:
     return written
 
 
-def cli(argv: Optional[Sequence[str]] = None) -> int:
+def cli(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: detectron2 logging to the console; bad input ends with one "error: ..." line on stderr
     and exit code 1 (the traceback with --debug). Returns the exit code."""
     from detectron2.utils.logger import setup_logger

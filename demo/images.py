@@ -7,8 +7,9 @@ Shapes: H×W the image.
 import glob
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -80,7 +81,7 @@ def to_rgb_uint8(image: Any) -> np.ndarray:
     return np.clip(arr, 0, 255).astype(np.uint8)
 
 
-def read_image_rgb(path: str, max_side: Optional[int] = None) -> np.ndarray:
+def read_image_rgb(path: str, max_side: int | None = None) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 RGB, EXIF orientation applied, optionally shrunk.
 
     Args:
@@ -121,7 +122,7 @@ def _shrink(img: Image.Image, max_side: int) -> Image.Image:
     return img.resize(size, Image.BILINEAR, reducing_gap=2.0)
 
 
-def original_size(path: str) -> Tuple[int, int]:
+def original_size(path: str) -> tuple[int, int]:
     """(width, height) of an image file after its EXIF orientation, read from the header only."""
     with Image.open(path) as img:
         w, h = img.size
@@ -137,7 +138,7 @@ def bundled_image() -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------- collecting
-def list_inputs(patterns: Sequence[str]) -> List[str]:
+def list_inputs(patterns: Sequence[str]) -> list[str]:
     """Expand files, globs and folders (their image files, sorted) into a list of paths, duplicates removed.
 
     Args:
@@ -146,7 +147,7 @@ def list_inputs(patterns: Sequence[str]) -> List[str]:
     Returns:
         Absolute paths in the order given.
     """
-    paths: List[str] = []
+    paths: list[str] = []
     for pattern in patterns:
         pattern = os.path.expanduser(pattern)
         if os.path.isdir(pattern):

@@ -7,7 +7,8 @@ Shapes: H×W the input image; C classes of the vocabulary.
 """
 
 import logging
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,11 +54,11 @@ TASK_FLAGS = {  # MODEL.MASK_FORMER.TEST key that enables each task
 
 
 # ---------------------------------------------------------------------------------------------------- drawing
-def _first_names(class_names: Sequence[str]) -> List[str]:
+def _first_names(class_names: Sequence[str]) -> list[str]:
     return [split_synonyms(c)[0].strip() for c in class_names]
 
 
-def _default_colors(n: int) -> List[Tuple[int, int, int]]:
+def _default_colors(n: int) -> list[tuple[int, int, int]]:
     """VOC's colour map (without its black background entry), then fixed pseudo-random colours."""
     import imgviz
 
@@ -69,7 +70,7 @@ def _default_colors(n: int) -> List[Tuple[int, int, int]]:
 
 
 def build_metadata(
-    class_names: Sequence[str], colors: Optional[Sequence[Sequence[int]]] = None, name: str = "mask_adapter_demo"
+    class_names: Sequence[str], colors: Sequence[Sequence[int]] | None = None, name: str = "mask_adapter_demo"
 ) -> Metadata:
     """Visualizer metadata for a vocabulary: stuff_classes = thing_classes = the first synonym of each class.
 
@@ -97,7 +98,7 @@ def _instances_above(instances: Instances, threshold: float) -> Instances:
     return out  # no pred_boxes: the model's boxes are zeros, the Visualizer places labels on the masks
 
 
-def label_map(outputs: Dict[str, Any], task: str, num_classes: int, confidence_threshold: float = 0.5) -> np.ndarray:
+def label_map(outputs: dict[str, Any], task: str, num_classes: int, confidence_threshold: float = 0.5) -> np.ndarray:
     """(H, W) class id per pixel; ``void_label(num_classes)`` where the task assigns no class.
 
     semantic: argmax of the class scores (void where every score is 0, e.g. pixels outside all SAM masks);
@@ -147,9 +148,9 @@ class VocabularyPredictor:
         self,
         cfg: CfgNode,
         *,
-        class_names: Optional[Sequence[str]] = None,
+        class_names: Sequence[str] | None = None,
         thing_ids: Sequence[int] = (),
-        colors: Optional[Sequence[Sequence[int]]] = None,
+        colors: Sequence[Sequence[int]] | None = None,
         mask_generator: Any = None,
         allow_pickle: bool = False,
     ) -> None:
@@ -174,7 +175,7 @@ class VocabularyPredictor:
         else:
             logger.warning("no weights given (MODEL.WEIGHTS is empty): the model has random weights")
         self.aug = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
-        self.metadata: Optional[Metadata] = None
+        self.metadata: Metadata | None = None
         if class_names is not None:
             self.set_vocabulary(class_names, thing_ids, colors)
         else:
@@ -183,7 +184,7 @@ class VocabularyPredictor:
                 self.metadata = build_metadata(vocab.class_names, colors)
 
     @property
-    def class_names(self) -> Tuple[str, ...]:
+    def class_names(self) -> tuple[str, ...]:
         vocab = self.model.test_vocabulary
         return tuple(vocab.class_names) if vocab is not None else ()
 
@@ -191,7 +192,7 @@ class VocabularyPredictor:
         self,
         class_names: Sequence[str],
         thing_ids: Sequence[int] = (),
-        colors: Optional[Sequence[Sequence[int]]] = None,
+        colors: Sequence[Sequence[int]] | None = None,
     ) -> None:
         """Classify against ``class_names`` ("name,synonym,...") from now on."""
         if not class_names:
@@ -199,7 +200,7 @@ class VocabularyPredictor:
         self.model.set_vocabulary(list(class_names), thing_ids)
         self.metadata = build_metadata(class_names, colors)
 
-    def __call__(self, image: np.ndarray) -> Dict[str, Any]:
+    def __call__(self, image: np.ndarray) -> dict[str, Any]:
         """Predict on one image.
 
         Args:
@@ -220,13 +221,13 @@ class VocabularyPredictor:
         with torch.no_grad():
             return self.model([{"image": tensor, "height": height, "width": width}])[0]
 
-    def label_map(self, outputs: Dict[str, Any], task: str, confidence_threshold: float = 0.5) -> np.ndarray:
+    def label_map(self, outputs: dict[str, Any], task: str, confidence_threshold: float = 0.5) -> np.ndarray:
         """See :func:`label_map`."""
         self._check_task(outputs, task)
         return label_map(outputs, task, len(self.class_names), confidence_threshold)
 
     def visualize(
-        self, image: np.ndarray, outputs: Dict[str, Any], task: str, confidence_threshold: float = 0.5
+        self, image: np.ndarray, outputs: dict[str, Any], task: str, confidence_threshold: float = 0.5
     ) -> np.ndarray:
         """Draw the ``task`` output over the image with detectron2's Visualizer.
 
@@ -256,7 +257,7 @@ class VocabularyPredictor:
             out = np.asarray(Image.fromarray(out).resize((image.shape[1], image.shape[0]), Image.BILINEAR))
         return out
 
-    def _check_task(self, outputs: Dict[str, Any], task: str) -> None:
+    def _check_task(self, outputs: dict[str, Any], task: str) -> None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
         if _OUTPUT_KEY[task] not in outputs:

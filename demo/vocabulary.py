@@ -6,7 +6,7 @@ A vocabulary is a pair (class strings "name,synonym,...", contiguous ids of the 
 import argparse
 import logging
 import os
-from typing import Dict, List, Sequence, Tuple
+from collections.abc import Sequence
 
 from detectron2.config import CfgNode
 
@@ -17,13 +17,13 @@ __all__ = ["Vocab", "build_vocabulary", "dataset_vocabulary", "default_vocabular
 # The demo's one logger: demo.py runs as __main__, so its modules share this name.
 logger = logging.getLogger("mask_adapter.demo")
 
-Vocab = Tuple[List[str], List[int]]  # class strings, thing ids
+Vocab = tuple[list[str], list[int]]  # class strings, thing ids
 
 
 def _check_unique(names: Sequence[str], source: str) -> None:
     from mask_adapter.data.vocabulary import split_synonyms
 
-    seen: Dict[str, int] = {}
+    seen: dict[str, int] = {}
     for i, c in enumerate(names):
         first = split_synonyms(c)[0].strip()
         if not first:
@@ -36,7 +36,7 @@ def _check_unique(names: Sequence[str], source: str) -> None:
         seen[first] = i
 
 
-def user_classes(args: argparse.Namespace) -> List[str]:
+def user_classes(args: argparse.Namespace) -> list[str]:
     """Class strings of --vocabulary / --vocabulary-file.
 
     Args:

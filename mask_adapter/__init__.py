@@ -3,8 +3,12 @@
 Importing the package registers its backbones, heads, adapters, meta-architectures, datasets and mappers. It
 reads no file and downloads nothing.
 """
+
+from . import (  # noqa: F401
+    compat,  # noqa: F401
+    data,
+    modeling,
+)
 from .config import add_mask_adapter_config  # noqa: F401
-from . import data, modeling  # noqa: F401
-from . import compat  # noqa: F401
 
 __version__ = "0.1.0"

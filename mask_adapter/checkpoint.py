@@ -16,7 +16,8 @@ import logging
 import os
 import pickle
 import re
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -46,13 +47,13 @@ logger = logging.getLogger(__name__)
 
 FUSION_MARKER_KEY = "__mask_adapter_fused__"
 # Keys taken from the generator (base) checkpoint by fusion / GENERATOR_WEIGHTS (official weight_fuse_*.py).
-GENERATOR_PREFIXES: Tuple[str, ...] = ("sem_seg_head", "void")
+GENERATOR_PREFIXES: tuple[str, ...] = ("sem_seg_head", "void")
 # Keys of released checkpoints that no module of ours owns: FC-CLIP's SetCriterion class weights, the marker.
-KNOWN_LEFTOVER_KEYS: Tuple[str, ...] = ("criterion.empty_weight", FUSION_MARKER_KEY)
-ShapeMismatch = Tuple[str, Tuple[int, ...], Tuple[int, ...]]
+KNOWN_LEFTOVER_KEYS: tuple[str, ...] = ("criterion.empty_weight", FUSION_MARKER_KEY)
+ShapeMismatch = tuple[str, tuple[int, ...], tuple[int, ...]]
 
 
-def load_checkpoint_file(path: str, *, allow_pickle: bool = False) -> Dict[str, Any]:
+def load_checkpoint_file(path: str, *, allow_pickle: bool = False) -> dict[str, Any]:
     """Read a checkpoint with ``torch.load`` on CPU.
 
     Args:
@@ -83,9 +84,7 @@ def load_checkpoint_file(path: str, *, allow_pickle: bool = False) -> Dict[str, 
     except (RuntimeError, EOFError, OSError) as e:  # zip reader errors of a truncated file
         raise _corrupt_error(path, e) from None
     if not isinstance(data, dict):
-        raise ValueError(
-            f"{path} holds a {type(data).__name__}, expected a state dict or a detectron2 checkpoint"
-        )
+        raise ValueError(f"{path} holds a {type(data).__name__}, expected a state dict or a detectron2 checkpoint")
     return data
 
 
@@ -176,8 +175,10 @@ def load_pkl_without_code(path: str) -> Any:
     """
     kind = checkpoint_format(path)
     if kind != "pickle":
-        raise _format_error(path, kind) if kind != "zip" else ValueError(
-            f"{path} is a torch.save zip file with a .pkl name; rename it to .pth"
+        raise (
+            _format_error(path, kind)
+            if kind != "zip"
+            else ValueError(f"{path} is a torch.save zip file with a .pkl name; rename it to .pth")
         )
     try:
         with open(path, "rb") as f:
@@ -190,7 +191,7 @@ def load_pkl_without_code(path: str) -> Any:
         raise _corrupt_error(path, e) from None
 
 
-def split_checkpoint(data: Mapping[str, Any]) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+def split_checkpoint(data: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Separate the model state dict from the other entries of a checkpoint.
 
     Args:
@@ -207,14 +208,14 @@ def split_checkpoint(data: Mapping[str, Any]) -> Tuple[Dict[str, torch.Tensor], 
     return state, extra
 
 
-def generator_state(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def generator_state(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The entries whose key starts with ``sem_seg_head`` or ``void`` (what fusion copies)."""
     return {k: v for k, v in state_dict.items() if k.startswith(GENERATOR_PREFIXES)}
 
 
 def _shape_mismatches(
     source: Mapping[str, torch.Tensor], target_shapes: Mapping[str, Sequence[int]]
-) -> List[ShapeMismatch]:
+) -> list[ShapeMismatch]:
     """(key, source shape, target shape) for keys present in both with different shapes."""
     out = []
     for k, v in source.items():
@@ -223,9 +224,7 @@ def _shape_mismatches(
     return out
 
 
-def format_shape_mismatches(
-    mismatches: Sequence[ShapeMismatch], source: str, target: str, limit: int = 10
-) -> str:
+def format_shape_mismatches(mismatches: Sequence[ShapeMismatch], source: str, target: str, limit: int = 10) -> str:
     """Readable list ``key: <source> (250, 256) vs <target> (100, 256)``, at most ``limit`` entries."""
     lines = [f"  {k}: {source} {tuple(a)} vs {target} {tuple(b)}" for k, a, b in mismatches[:limit]]
     if len(mismatches) > limit:
@@ -258,15 +257,15 @@ class MaskAdapterCheckpointer(DetectionCheckpointer):
         model: nn.Module,
         save_dir: str = "",
         *,
-        save_to_disk: Optional[bool] = None,
+        save_to_disk: bool | None = None,
         allow_pickle: bool = False,
         **checkpointables: Any,
     ) -> None:
         super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
         self.allow_pickle = allow_pickle
-        self._loading_path: Optional[str] = None
+        self._loading_path: str | None = None
 
-    def load(self, path: str, *args: Any, **kwargs: Any) -> Dict[str, Any]:
+    def load(self, path: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Load ``path`` (see ``fvcore.common.checkpoint.Checkpointer.load``); raises on shape mismatches.
 
         ``path`` may also be a short name of a released model (``mask_adapter.hub.RELEASED_MODELS``), fetched
@@ -277,21 +276,19 @@ class MaskAdapterCheckpointer(DetectionCheckpointer):
         if path in RELEASED_MODELS:
             path = download_released(path)
         if path and "://" not in path and not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"checkpoint not found: {path}; give an existing file (MODEL.WEIGHTS / --weights)"
-            )
+            raise FileNotFoundError(f"checkpoint not found: {path}; give an existing file (MODEL.WEIGHTS / --weights)")
         self._loading_path = path
         try:
             return super().load(path, *args, **kwargs)
         finally:
             self._loading_path = None
 
-    def _torch_load(self, f: str) -> Dict[str, Any]:
+    def _torch_load(self, f: str) -> dict[str, Any]:
         data = load_checkpoint_file(f, allow_pickle=self.allow_pickle)
         state, extra = split_checkpoint(data)
         return {"model": state, **extra}
 
-    def _load_file(self, filename: str) -> Dict[str, Any]:
+    def _load_file(self, filename: str) -> dict[str, Any]:
         """detectron2's reader, except that ``.pkl`` files are read without running code unless ``allow_pickle``
         (detectron2 calls ``pickle.load`` on them, which runs any code the file holds)."""
         if not filename.endswith(".pkl") or self.allow_pickle:
@@ -325,7 +322,7 @@ class MaskAdapterCheckpointer(DetectionCheckpointer):
         """Write ``last_checkpoint`` atomically (a torn tag file would make ``--resume`` fail)."""
         atomic_write_text(os.path.join(self.save_dir, "last_checkpoint"), last_filename_basename)
 
-    def _load_model(self, checkpoint: Dict[str, Any]) -> Any:
+    def _load_model(self, checkpoint: dict[str, Any]) -> Any:
         marker = checkpoint.pop(FUSION_MARKER_KEY, None)
         if marker is not None:
             logger.info("fused checkpoint (tools/weight_fuse*.py): %s", marker)
@@ -358,7 +355,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
-def load_generator_weights(model: nn.Module, path: str, *, allow_pickle: bool = False) -> List[str]:
+def load_generator_weights(model: nn.Module, path: str, *, allow_pickle: bool = False) -> list[str]:
     """Copy the generator (``sem_seg_head.*``) and ``void*`` tensors of ``path`` into ``model`` (fusion in memory).
 
     This is the second weight source, ``MODEL.MASK_ADAPTER.GENERATOR_WEIGHTS``: load the stage-1 checkpoint with
@@ -380,9 +377,7 @@ def load_generator_weights(model: nn.Module, path: str, *, allow_pickle: bool = 
     state, _ = split_checkpoint(load_checkpoint_file(path, allow_pickle=allow_pickle))
     source = generator_state(state)
     if not any(k.startswith("sem_seg_head") for k in source):
-        raise ValueError(
-            f"generator weights {path} contain no sem_seg_head.* tensor; pass the base FC-CLIP/MAFT+ file"
-        )
+        raise ValueError(f"generator weights {path} contain no sem_seg_head.* tensor; pass the base FC-CLIP/MAFT+ file")
     model_state = model.state_dict()
     wanted = generator_state(model_state)
     if not any(k.startswith("sem_seg_head") for k in wanted):
@@ -424,11 +419,11 @@ class ReferenceStateDict(NamedTuple):
         non_persistent: key -> shape of the non-persistent buffers listed in the trailing ``#`` lines.
     """
 
-    entries: Dict[str, Tuple[Tuple[int, ...], str, str]]
-    non_persistent: Dict[str, Tuple[int, ...]]
+    entries: dict[str, tuple[tuple[int, ...], str, str]]
+    non_persistent: dict[str, tuple[int, ...]]
 
 
-def _parse_shape(text: str) -> Tuple[int, ...]:
+def _parse_shape(text: str) -> tuple[int, ...]:
     return () if text == "scalar" else tuple(int(x) for x in text.split("x"))
 
 
@@ -441,14 +436,12 @@ def read_reference_state_dict(tsv_path: str) -> ReferenceStateDict:
     Returns:
         :class:`ReferenceStateDict`.
     """
-    entries: Dict[str, Tuple[Tuple[int, ...], str, str]] = {}
-    non_persistent: Dict[str, Tuple[int, ...]] = {}
+    entries: dict[str, tuple[tuple[int, ...], str, str]] = {}
+    non_persistent: dict[str, tuple[int, ...]] = {}
     with open(tsv_path, encoding="utf-8") as f:
         lines = f.read().splitlines()
     if not lines or lines[0].split("\t")[:2] != ["key", "shape"]:
-        raise ValueError(
-            f"{tsv_path} is not a reference state-dict table (header 'key\\tshape\\t...' expected)"
-        )
+        raise ValueError(f"{tsv_path} is not a reference state-dict table (header 'key\\tshape\\t...' expected)")
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
@@ -459,16 +452,14 @@ def read_reference_state_dict(tsv_path: str) -> ReferenceStateDict:
             continue
         fields = line.split("\t")
         if len(fields) != 4:
-            raise ValueError(
-                f"{tsv_path}:{lineno}: expected 4 tab-separated fields, got {len(fields)}"
-            )
+            raise ValueError(f"{tsv_path}:{lineno}: expected 4 tab-separated fields, got {len(fields)}")
         entries[fields[0]] = (_parse_shape(fields[1]), fields[2], fields[3])
     return ReferenceStateDict(entries=entries, non_persistent=non_persistent)
 
 
 def diff_state_dict_against_reference(
     state_dict_shapes: Mapping[str, Any], tsv_path: str
-) -> Tuple[List[str], List[str], List[ShapeMismatch]]:
+) -> tuple[list[str], list[str], list[ShapeMismatch]]:
     """Strict comparison of a state dict's keys and shapes with an official reference table.
 
     Args:
@@ -482,13 +473,8 @@ def diff_state_dict_against_reference(
         keys absent from the reference (input order); (key, our shape, reference shape) triples.
     """
     reference = read_reference_state_dict(tsv_path).entries
-    ours = {
-        k: tuple(v.shape) if isinstance(v, torch.Tensor) else tuple(v)
-        for k, v in state_dict_shapes.items()
-    }
+    ours = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else tuple(v) for k, v in state_dict_shapes.items()}
     missing = [k for k in reference if k not in ours]
     unexpected = [k for k in ours if k not in reference]
-    mismatches = [
-        (k, ours[k], reference[k][0]) for k in ours if k in reference and ours[k] != reference[k][0]
-    ]
+    mismatches = [(k, ours[k], reference[k][0]) for k in ours if k in reference and ours[k] != reference[k][0]]
     return missing, unexpected, mismatches

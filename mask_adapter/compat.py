@@ -4,6 +4,7 @@ Registries key on ``__name__``; names that break PascalCase are aliases of our c
 package already registered is left alone with a warning (importing the official packages next to this one must
 not crash).
 """
+
 from detectron2.modeling import BACKBONE_REGISTRY, META_ARCH_REGISTRY
 
 from .modeling.adapter.build import MASK_ADAPTER_REGISTRY, ConfigurableMaskAdapterHead

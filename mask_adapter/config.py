@@ -17,7 +17,7 @@ Typical use::
 """
 
 import copy
-from typing import Callable, Tuple
+from collections.abc import Callable
 
 from detectron2.config import CfgNode as CN
 
@@ -325,7 +325,7 @@ def _add_compat_keys(cfg: CN) -> None:
     cfg.MODEL.SWIN.USE_CHECKPOINT = False
 
 
-_ADDERS: Tuple[Callable[[CN], None], ...] = (
+_ADDERS: tuple[Callable[[CN], None], ...] = (
     _add_deeplab_keys,
     _add_input_solver_keys,
     _add_mask_former_keys,
@@ -364,5 +364,3 @@ def add_mask_adapter_config(cfg: CN) -> None:
     for adder in _ADDERS:
         adder(defaults)
     _copy_missing(cfg, defaults)
-
-

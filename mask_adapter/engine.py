@@ -11,7 +11,8 @@ import os
 import re
 import weakref
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from detectron2.config import CfgNode, get_cfg
@@ -68,13 +69,11 @@ def create_ddp_model(model: nn.Module) -> nn.Module:
     if comm.get_world_size() == 1:
         return model
     if next(model.parameters()).is_cuda:
-        return DistributedDataParallel(
-            model, device_ids=[comm.get_local_rank()], broadcast_buffers=False
-        )
+        return DistributedDataParallel(model, device_ids=[comm.get_local_rank()], broadcast_buffers=False)
     return DistributedDataParallel(model, broadcast_buffers=False)
 
 
-def environment_versions() -> Dict[str, str]:
+def environment_versions() -> dict[str, str]:
     """Versions that change results (Pillow, detectron2, ...): logged at start-up and with evaluations."""
     import importlib.metadata as md
 
@@ -96,7 +95,7 @@ def environment_versions() -> Dict[str, str]:
     return out
 
 
-def count_parameters(model: nn.Module) -> Dict[str, int]:
+def count_parameters(model: nn.Module) -> dict[str, int]:
     """Total, trainable and frozen parameter counts; frozen excludes the CLIP text tower.
 
     Returns:
@@ -142,18 +141,16 @@ class KeepLastCheckpointTag(hooks.BestCheckpointer):
     """
 
     def _best_checking(self) -> None:
-        previous = (
-            self._checkpointer.get_checkpoint_file() if self._checkpointer.has_checkpoint() else ""
-        )
+        previous = self._checkpointer.get_checkpoint_file() if self._checkpointer.has_checkpoint() else ""
         super()._best_checking()
         if previous and comm.is_main_process():
             self._checkpointer.tag_last_checkpoint(os.path.basename(previous))
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """The best score so far, saved in every checkpoint so that a resumed run does not forget it."""
         return {"best_metric": self.best_metric, "best_iter": getattr(self, "best_iter", None)}
 
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best_metric = state.get("best_metric")
         self.best_iter = state.get("best_iter")
 
@@ -187,9 +184,7 @@ class Trainer(DefaultTrainer):
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         self._trainer = trainer_cls(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = MaskAdapterCheckpointer(
-            model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
-        )
+        self.checkpointer = MaskAdapterCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
@@ -222,7 +217,7 @@ class Trainer(DefaultTrainer):
                     ),
                 )
 
-    def train(self) -> Optional[Dict[str, Any]]:
+    def train(self) -> dict[str, Any] | None:
         """``DefaultTrainer.train``; a non-finite loss ends with one line naming the iteration and what to try."""
         try:
             return super().train()
@@ -233,10 +228,10 @@ class Trainer(DefaultTrainer):
                 "iteration (SEED makes it reproducible)"
             ) from e
 
-    def build_hooks(self) -> List[hooks.HookBase]:
+    def build_hooks(self) -> list[hooks.HookBase]:
         """DefaultTrainer's hooks (timer, LR scheduler, checkpointer, evaluation, writers) with ``log_period``."""
         cfg = self.cfg
-        ret: List[hooks.HookBase] = [hooks.IterationTimer(), hooks.LRScheduler()]
+        ret: list[hooks.HookBase] = [hooks.IterationTimer(), hooks.LRScheduler()]
         if comm.is_main_process():
             ret.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD))
 
@@ -247,26 +242,18 @@ class Trainer(DefaultTrainer):
         ret.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, test_and_save_results))
         if comm.is_main_process() and cfg.TEST.EVAL_PERIOD > 0 and cfg.DATASETS.TEST:
             # Stage 2 should start from the best stage-1 checkpoint, not the last one (official issue #18).
-            metric = (
-                "sem_seg/mIoU"
-                if len(cfg.DATASETS.TEST) == 1
-                else f"{cfg.DATASETS.TEST[0]}/sem_seg/mIoU"
-            )
-            ret.append(
-                KeepLastCheckpointTag(cfg.TEST.EVAL_PERIOD, self.checkpointer, metric, mode="max")
-            )
+            metric = "sem_seg/mIoU" if len(cfg.DATASETS.TEST) == 1 else f"{cfg.DATASETS.TEST[0]}/sem_seg/mIoU"
+            ret.append(KeepLastCheckpointTag(cfg.TEST.EVAL_PERIOD, self.checkpointer, metric, mode="max"))
         if comm.is_main_process():
             ret.append(hooks.PeriodicWriter(self.build_writers(), period=self.log_period))
         return ret
 
-    def build_writers(self) -> List[EventWriter]:
+    def build_writers(self) -> list[EventWriter]:
         """Console printer, metrics.json (median over ``metrics_window``) and tensorboard."""
         os.makedirs(self.cfg.OUTPUT_DIR, exist_ok=True)
         return [
             CommonMetricPrinter(self.max_iter),
-            JSONWriter(
-                os.path.join(self.cfg.OUTPUT_DIR, "metrics.json"), window_size=self.metrics_window
-            ),
+            JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json"), window_size=self.metrics_window),
             TensorboardXWriter(self.cfg.OUTPUT_DIR, window_size=self.metrics_window),
         ]
 
@@ -283,14 +270,10 @@ class Trainer(DefaultTrainer):
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str):
         from .data import build_dataset_mapper
 
-        return build_detection_test_loader(
-            cfg, dataset_name, mapper=build_dataset_mapper(cfg, is_train=False)
-        )
+        return build_detection_test_loader(cfg, dataset_name, mapper=build_dataset_mapper(cfg, is_train=False))
 
     @classmethod
-    def build_evaluator(
-        cls, cfg: CfgNode, dataset_name: str, output_folder: Optional[str] = None
-    ) -> DatasetEvaluator:
+    def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: str | None = None) -> DatasetEvaluator:
         from .evaluation import build_evaluator
 
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
@@ -305,15 +288,13 @@ class Trainer(DefaultTrainer):
         return build_lr_scheduler(cfg, optimizer)
 
     @classmethod
-    def test(
-        cls, cfg: CfgNode, model: nn.Module, evaluators: Optional[List[DatasetEvaluator]] = None
-    ):
+    def test(cls, cfg: CfgNode, model: nn.Module, evaluators: list[DatasetEvaluator] | None = None):
         """Evaluate on every DATASETS.TEST entry, each with its own vocabulary.
 
         Returns:
             The results dict of the only test set, or {dataset name: results} for several.
         """
-        results: "OrderedDict[str, Any]" = OrderedDict()
+        results: OrderedDict[str, Any] = OrderedDict()
         net = unwrap(model)
         previous = getattr(net, "test_vocabulary", None)
         for i, name in enumerate(cfg.DATASETS.TEST):
@@ -324,16 +305,14 @@ class Trainer(DefaultTrainer):
             loader = eval_progress(cls.build_test_loader(cfg, name), name)
             results[name] = inference_on_dataset(guarded_model, loader, evaluator)
             if comm.is_main_process():
-                logger.info(
-                    "Evaluation results for %s (versions: %s):", name, environment_versions()
-                )
+                logger.info("Evaluation results for %s (versions: %s):", name, environment_versions())
                 print_csv_format(results[name])
         net.test_vocabulary = previous
         return results[cfg.DATASETS.TEST[0]] if len(results) == 1 else results
 
 
 # ---------------------------------------------------------------------------------------------- config
-def _all_keys(node: CfgNode, prefix: str = "") -> List[str]:
+def _all_keys(node: CfgNode, prefix: str = "") -> list[str]:
     out = []
     for k, v in node.items():
         full = f"{prefix}{k}"
@@ -345,11 +324,7 @@ def _unknown_key_error(cfg: CfgNode, message: str, source: str) -> KeyError:
     """One-line KeyError naming the unknown key, where it came from, and the closest valid keys."""
     key = message.split(":", 1)[-1].strip().strip("'\"")
     close = difflib.get_close_matches(key, _all_keys(cfg), n=3, cutoff=0.8)
-    hint = (
-        f"; did you mean {' or '.join(close)}?"
-        if close
-        else "; check the spelling against mask_adapter/config.py"
-    )
+    hint = f"; did you mean {' or '.join(close)}?" if close else "; check the spelling against mask_adapter/config.py"
     return KeyError(f"unknown config key {key} (from {source}){hint}")
 
 
@@ -420,7 +395,7 @@ def merge_config(cfg: CfgNode, config_file: str, opts: Sequence[str]) -> CfgNode
     return cfg
 
 
-def build_config(config_file: str, opts: List[str]) -> CfgNode:
+def build_config(config_file: str, opts: list[str]) -> CfgNode:
     """Merged, validated config with CPU / seed fallbacks applied (not frozen).
 
     Args:

@@ -22,7 +22,8 @@ import json
 import logging
 import os
 import warnings
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -47,7 +48,7 @@ EXPORT_FORMATS = ("onnx", "torchscript")
 INPUT_NAMES = ("clip_dense", "masks")
 OUTPUT_NAMES = ("logits", "mask_embeddings")
 # Symbolic names of the dynamic axes of the ONNX graph.
-DYNAMIC_AXES: Dict[str, Dict[int, str]] = {
+DYNAMIC_AXES: dict[str, dict[int, str]] = {
     "clip_dense": {0: "batch", 2: "grid_height", 3: "grid_width"},
     "masks": {0: "batch", 1: "num_masks", 2: "mask_height", 3: "mask_width"},
     "logits": {0: "batch", 1: "num_masks"},
@@ -84,7 +85,7 @@ class AdapterClassifier(nn.Module):
         logit_scale: Tensor,
         num_templates: Sequence[int],
         dense_projection: str = "pixelwise",
-        cdt: Optional[nn.Module] = None,
+        cdt: nn.Module | None = None,
         class_names: Sequence[str] = (),
     ) -> None:
         super().__init__()
@@ -98,12 +99,12 @@ class AdapterClassifier(nn.Module):
         self.cdt = cdt
         self.register_buffer("text", text.detach().clone())
         self.register_buffer("logit_scale", logit_scale.detach().clone().reshape(()))
-        self.num_templates: Tuple[int, ...] = tuple(int(n) for n in num_templates)
+        self.num_templates: tuple[int, ...] = tuple(int(n) for n in num_templates)
         self.dense_projection = dense_projection
-        self.class_names: Tuple[str, ...] = tuple(class_names)
+        self.class_names: tuple[str, ...] = tuple(class_names)
 
     @classmethod
-    def from_model(cls, model: nn.Module, class_names: Optional[Sequence[str]] = None) -> "AdapterClassifier":
+    def from_model(cls, model: nn.Module, class_names: Sequence[str] | None = None) -> "AdapterClassifier":
         """Wrap a built meta-architecture (``OpenVocabMaskFormer``) for export.
 
         Args:
@@ -147,7 +148,7 @@ class AdapterClassifier(nn.Module):
     def _project(self, pooled: Tensor) -> Tensor:
         return project_pooled(self.trunk_head, self.head, pooled)
 
-    def forward(self, clip_dense: Tensor, masks: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, clip_dense: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
         """Classify N binary masks per image.
 
         Args:
@@ -163,7 +164,7 @@ class AdapterClassifier(nn.Module):
         text = self.text if self.cdt is None else self.cdt(dense, self.text)
         return classification_logits(emb, text, self.logit_scale, self.num_templates), emb
 
-    def metadata(self) -> Dict[str, Any]:
+    def metadata(self) -> dict[str, Any]:
         """What a user of the exported file needs: names and shapes of inputs/outputs and the vocabulary."""
         return {
             "inputs": {"clip_dense": "(B, C_raw, h, w) float32", "masks": "(B, N, H, W) float32 in {0, 1}"},
@@ -178,8 +179,8 @@ class AdapterClassifier(nn.Module):
 
 
 def example_inputs(
-    module: AdapterClassifier, num_masks: int = 3, grid: Tuple[int, int] = (4, 5), mask_stride: int = 8
-) -> Tuple[Tensor, Tensor]:
+    module: AdapterClassifier, num_masks: int = 3, grid: tuple[int, int] = (4, 5), mask_stride: int = 8
+) -> tuple[Tensor, Tensor]:
     """Seeded random inputs for tracing and checks.
 
     Args:
@@ -262,9 +263,9 @@ def export_adapter(
     model: nn.Module,
     path: str,
     fmt: str,
-    class_names: Optional[Sequence[str]] = None,
+    class_names: Sequence[str] | None = None,
     opset: int = DEFAULT_OPSET,
-) -> Tuple[str, AdapterClassifier]:
+) -> tuple[str, AdapterClassifier]:
     """Export the adapter path of ``model`` for one vocabulary.
 
     Args:
@@ -313,21 +314,21 @@ def check_export(module: AdapterClassifier, path: str, fmt: str, mask_counts: Se
     return worst
 
 
-def _runner(path: str, fmt: str) -> Callable[[Tensor, Tensor], List[Any]]:
+def _runner(path: str, fmt: str) -> Callable[[Tensor, Tensor], list[Any]]:
     """A function running the exported file on (clip_dense, masks) and returning its two outputs."""
     if fmt == "onnx":
         import onnxruntime as ort
 
         session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
 
-        def run_onnx(clip_dense: Tensor, masks: Tensor) -> List[Any]:
+        def run_onnx(clip_dense: Tensor, masks: Tensor) -> list[Any]:
             return session.run(list(OUTPUT_NAMES), {"clip_dense": clip_dense.numpy(), "masks": masks.numpy()})
 
         return run_onnx
     with _quiet_tracing():
         loaded = torch.jit.load(path, map_location="cpu")
 
-    def run_script(clip_dense: Tensor, masks: Tensor) -> List[Any]:
+    def run_script(clip_dense: Tensor, masks: Tensor) -> list[Any]:
         with torch.no_grad():
             return list(loaded(clip_dense, masks))
 

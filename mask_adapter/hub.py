@@ -20,7 +20,6 @@ import os
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Union
 
 import torch
 
@@ -43,7 +42,7 @@ HUB_REPO_ID = "owl10/Mask-Adapter"
 HUB_REVISION = "main"
 HUB_URL = "https://huggingface.co/owl10/Mask-Adapter/resolve/main/{file}"
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class ReleasedModel:
 
 # Short names accepted by --weights / MODEL.WEIGHTS. The MAFTP-B+MA file name is not published in the official
 # README; the name below follows the other two files.
-RELEASED_MODELS: Dict[str, ReleasedModel] = {
+RELEASED_MODELS: dict[str, ReleasedModel] = {
     "fcclip-l-ma": ReleasedModel(
         "configs/mixed-mask-training/fc-clip/fcclip/fcclip_convnext_large_eval_ade20k.yaml",
         "fcclip_convnext_large_maskadapter.pth",
@@ -91,7 +90,7 @@ def hub_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def hub_cache_dir(cache_dir: Optional[PathLike] = None) -> Path:
+def hub_cache_dir(cache_dir: PathLike | None = None) -> Path:
     """The hub cache used for released models: ``cache_dir``, else $HF_HUB_CACHE, else $HF_HOME/hub, else the
     default of huggingface_hub (read when called, so a changed environment counts)."""
     if cache_dir:
@@ -134,7 +133,7 @@ def _from_hub(spec: ReleasedModel, cache: Path, offline: bool) -> str:
     )
 
 
-def download_released(name: str, cache_dir: Optional[PathLike] = None) -> str:
+def download_released(name: str, cache_dir: PathLike | None = None) -> str:
     """Local path of a released checkpoint (see the module docstring for the order of the routes).
 
     Args:
@@ -184,7 +183,7 @@ def download_released(name: str, cache_dir: Optional[PathLike] = None) -> str:
     return str(dest)
 
 
-def resolve_weights(weights: str, cache_dir: Optional[PathLike] = None) -> str:
+def resolve_weights(weights: str, cache_dir: PathLike | None = None) -> str:
     """A weights argument -> a local file (or "" for none).
 
     Args:

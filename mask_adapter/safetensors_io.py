@@ -10,8 +10,9 @@ separate copies, so every key stays present.
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any
 
 import torch
 
@@ -28,10 +29,10 @@ logger = logging.getLogger(__name__)
 SAFETENSORS_SUFFIX = ".safetensors"
 _FORMAT = "mask_adapter state dict"
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
-def read_safetensors_metadata(path: PathLike) -> Dict[str, str]:
+def read_safetensors_metadata(path: PathLike) -> dict[str, str]:
     """The string metadata of a ``.safetensors`` file ({} when it has none)."""
     from safetensors import safe_open
 
@@ -39,7 +40,7 @@ def read_safetensors_metadata(path: PathLike) -> Dict[str, str]:
         return dict(f.metadata() or {})
 
 
-def load_safetensors_checkpoint(path: PathLike) -> Dict[str, Any]:
+def load_safetensors_checkpoint(path: PathLike) -> dict[str, Any]:
     """Read a ``.safetensors`` checkpoint on CPU.
 
     Args:
@@ -63,15 +64,15 @@ def load_safetensors_checkpoint(path: PathLike) -> Dict[str, Any]:
         metadata = read_safetensors_metadata(path)
     except SafetensorError as e:
         raise ValueError(f"{path} is not a readable safetensors file ({e}); convert the checkpoint again") from None
-    data: Dict[str, Any] = {"model": state}
+    data: dict[str, Any] = {"model": state}
     if FUSION_MARKER_KEY in metadata:
         data[FUSION_MARKER_KEY] = json.loads(metadata[FUSION_MARKER_KEY])
     return data
 
 
-def _unshared(state_dict: Mapping[str, torch.Tensor]) -> Tuple[Dict[str, torch.Tensor], int]:
+def _unshared(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
     """Contiguous tensors that share no memory with each other (later sharers copied); (tensors, copies made)."""
-    out: Dict[str, torch.Tensor] = {}
+    out: dict[str, torch.Tensor] = {}
     seen = set()
     copies = 0
     for key, value in state_dict.items():
@@ -87,7 +88,7 @@ def _unshared(state_dict: Mapping[str, torch.Tensor]) -> Tuple[Dict[str, torch.T
 
 
 def save_safetensors_checkpoint(
-    state_dict: Mapping[str, torch.Tensor], path: PathLike, metadata: Optional[Mapping[str, str]] = None
+    state_dict: Mapping[str, torch.Tensor], path: PathLike, metadata: Mapping[str, str] | None = None
 ) -> Path:
     """Write a state dict as ``.safetensors`` (all keys kept; shared tensors written as copies).
 
@@ -119,7 +120,7 @@ def save_safetensors_checkpoint(
     return path
 
 
-def convert_checkpoint(src: PathLike, dst: PathLike, *, allow_pickle: bool = False) -> Dict[str, Any]:
+def convert_checkpoint(src: PathLike, dst: PathLike, *, allow_pickle: bool = False) -> dict[str, Any]:
     """Convert a checkpoint between ``.pth`` (torch) and ``.safetensors``, keeping the model state dict only.
 
     Args:

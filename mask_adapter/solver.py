@@ -16,7 +16,7 @@ the adapter's final ``mask_adapter.norm`` gets ``WEIGHT_DECAY_NORM``. Biases and
 import itertools
 import logging
 import re
-from typing import Any, Dict, List, Tuple, Type
+from typing import Any
 
 import torch
 from detectron2.config import CfgNode
@@ -34,7 +34,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # torch.nn normalization classes (Mask2Former's list).
-_NORM_MODULE_TYPES: Tuple[Type[nn.Module], ...] = (
+_NORM_MODULE_TYPES: tuple[type[nn.Module], ...] = (
     nn.BatchNorm1d,
     nn.BatchNorm2d,
     nn.BatchNorm3d,
@@ -49,7 +49,7 @@ _NORM_MODULE_TYPES: Tuple[Type[nn.Module], ...] = (
 
 # Module names of norms that keep the *normal* weight decay (official custom classes, see the module docstring).
 # Matched with re.search against the full module name, so DDP's "module." prefix does not matter.
-NORMAL_DECAY_NORM_MODULES: Tuple[str, ...] = (
+NORMAL_DECAY_NORM_MODULES: tuple[str, ...] = (
     r"(^|\.)mask_adapter\.cnext\d+\.norm$",
     r"(^|\.)mask_adapter\.mask_downscaling\.(1|4)$",
 )
@@ -58,9 +58,7 @@ _NORMAL_DECAY_RE = re.compile("|".join(f"(?:{p})" for p in NORMAL_DECAY_NORM_MOD
 _NO_DECAY_PARAM_NAMES = ("relative_position_bias_table", "absolute_pos_embed")
 
 
-def _param_hyperparams(
-    module_name: str, module: nn.Module, param_name: str, cfg: CfgNode
-) -> Dict[str, float]:
+def _param_hyperparams(module_name: str, module: nn.Module, param_name: str, cfg: CfgNode) -> dict[str, float]:
     """lr and weight_decay of one parameter, by the rules of the module docstring."""
     lr = cfg.SOLVER.BASE_LR
     weight_decay = cfg.SOLVER.WEIGHT_DECAY
@@ -75,7 +73,7 @@ def _param_hyperparams(
     return {"lr": float(lr), "weight_decay": float(weight_decay)}
 
 
-def get_optimizer_param_groups(cfg: CfgNode, model: nn.Module) -> List[Dict[str, Any]]:
+def get_optimizer_param_groups(cfg: CfgNode, model: nn.Module) -> list[dict[str, Any]]:
     """Trainable parameters grouped by (lr, weight_decay), each group with its ``param_names``.
 
     Args:
@@ -87,7 +85,7 @@ def get_optimizer_param_groups(cfg: CfgNode, model: nn.Module) -> List[Dict[str,
         groups first appear; torch stores the names as the group's ``param_names``.
     """
     _check_solver_keys(cfg)
-    groups: Dict[Tuple[float, float], List[Tuple[str, nn.Parameter]]] = {}
+    groups: dict[tuple[float, float], list[tuple[str, nn.Parameter]]] = {}
     seen = set()
     for module_name, module in model.named_modules():
         for param_name, param in module.named_parameters(recurse=False):
@@ -101,9 +99,7 @@ def get_optimizer_param_groups(cfg: CfgNode, model: nn.Module) -> List[Dict[str,
 
 
 def _check_solver_keys(cfg: CfgNode) -> None:
-    missing = [
-        k for k in ("WEIGHT_DECAY_EMBED", "BACKBONE_MULTIPLIER", "OPTIMIZER") if k not in cfg.SOLVER
-    ]
+    missing = [k for k in ("WEIGHT_DECAY_EMBED", "BACKBONE_MULTIPLIER", "OPTIMIZER") if k not in cfg.SOLVER]
     if missing:
         raise KeyError(
             f"cfg.SOLVER lacks {missing}: call mask_adapter.add_mask_adapter_config(cfg) before building the solver"
@@ -111,8 +107,8 @@ def _check_solver_keys(cfg: CfgNode) -> None:
 
 
 def _add_full_model_gradient_clipping(
-    optimizer_type: Type[torch.optim.Optimizer], clip_value: float, norm_type: float
-) -> Type[torch.optim.Optimizer]:
+    optimizer_type: type[torch.optim.Optimizer], clip_value: float, norm_type: float
+) -> type[torch.optim.Optimizer]:
     """Subclass whose ``step`` first clips the norm of *all* gradients together (Mask2Former "full_model")."""
 
     def step(self, closure=None):
@@ -120,9 +116,7 @@ def _add_full_model_gradient_clipping(
         torch.nn.utils.clip_grad_norm_(all_params, clip_value, norm_type)
         return super(full_model_type, self).step(closure=closure)
 
-    full_model_type = type(
-        optimizer_type.__name__ + "WithFullModelGradientClip", (optimizer_type,), {"step": step}
-    )
+    full_model_type = type(optimizer_type.__name__ + "WithFullModelGradientClip", (optimizer_type,), {"step": step})
     return full_model_type
 
 
@@ -141,24 +135,18 @@ def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
     """
     groups = get_optimizer_param_groups(cfg, model)
     if not groups:
-        raise ValueError(
-            "the model has no trainable parameter (all requires_grad False); nothing to optimize"
-        )
+        raise ValueError("the model has no trainable parameter (all requires_grad False); nothing to optimize")
     name = cfg.SOLVER.OPTIMIZER.upper()
     if name == "SGD":
         optimizer_type, kwargs = torch.optim.SGD, {"momentum": cfg.SOLVER.MOMENTUM}
     elif name == "ADAMW":
         optimizer_type, kwargs = torch.optim.AdamW, {}
     else:
-        raise ValueError(
-            f"SOLVER.OPTIMIZER {cfg.SOLVER.OPTIMIZER!r} is not supported; use ADAMW or SGD"
-        )
+        raise ValueError(f"SOLVER.OPTIMIZER {cfg.SOLVER.OPTIMIZER!r} is not supported; use ADAMW or SGD")
     clip = cfg.SOLVER.CLIP_GRADIENTS
     full_model_clip = clip.ENABLED and clip.CLIP_TYPE == "full_model" and clip.CLIP_VALUE > 0.0
     if full_model_clip:
-        optimizer_type = _add_full_model_gradient_clipping(
-            optimizer_type, clip.CLIP_VALUE, clip.NORM_TYPE
-        )
+        optimizer_type = _add_full_model_gradient_clipping(optimizer_type, clip.CLIP_VALUE, clip.NORM_TYPE)
     elif clip.ENABLED and clip.CLIP_TYPE != "full_model":
         optimizer_type = maybe_add_gradient_clipping(cfg, optimizer_type)
     optimizer = optimizer_type(groups, lr=cfg.SOLVER.BASE_LR, **kwargs)
@@ -172,9 +160,7 @@ def build_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
     return optimizer
 
 
-def build_lr_scheduler(
-    cfg: CfgNode, optimizer: torch.optim.Optimizer
-) -> torch.optim.lr_scheduler.LRScheduler:
+def build_lr_scheduler(cfg: CfgNode, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
     """Build SOLVER.LR_SCHEDULER_NAME: WarmupMultiStepLR, WarmupCosineLR (detectron2) or WarmupPolyLR (DeepLab).
 
     Args:

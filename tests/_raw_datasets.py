@@ -18,7 +18,6 @@ import json
 import pickle
 from pathlib import Path
 from types import ModuleType
-from typing import List, Optional, Tuple
 
 import numpy as np
 import scipy.io
@@ -77,8 +76,8 @@ def ade_inputs(
     root: Path,
     split: str = "validation",
     stem: str = "ADE_val_00000001",
-    sem: Optional[np.ndarray] = None,
-    ins: Optional[np.ndarray] = None,
+    sem: np.ndarray | None = None,
+    ins: np.ndarray | None = None,
 ) -> Path:
     """One ADEChallengeData2016 image with its semantic (0 unlabeled, 1..150) and instance annotations.
 
@@ -127,9 +126,7 @@ def pascal_context_inputs(root: Path) -> Path:
     Labels: [[unlabeled, accordion, aeroplane], [wool, computer, aeroplane]]. Returns the VOC2010 folder.
     """
     voc = root / "VOCdevkit" / "VOC2010"
-    label = np.array(
-        [[0, 1, 2], [459, 85, 2]], np.uint16
-    )  # unlabeled, accordion, aeroplane, wool, computer
+    label = np.array([[0, 1, 2], [459, 85, 2]], np.uint16)  # unlabeled, accordion, aeroplane, wool, computer
     (voc / "ImageSets" / "Main").mkdir(parents=True)
     (voc / "trainval").mkdir(parents=True)
     for split, stem in (("train", "2008_000001"), ("val", "2008_000002")):
@@ -140,7 +137,7 @@ def pascal_context_inputs(root: Path) -> Path:
     return voc
 
 
-def voc_inputs(root: Path, label: Optional[np.ndarray] = None) -> Path:
+def voc_inputs(root: Path, label: np.ndarray | None = None) -> Path:
     """VOC2012 train (2007_000001) and val (2007_000002) images with palette label PNGs.
 
     Default label (5x5, both splits): the 255 border everywhere, background in [1:4, 1:4], person (15) at [2, 2].
@@ -183,7 +180,7 @@ def cityscapes_inputs(
     root: Path,
     split: str = "val",
     stem: str = "frankfurt_000000_000294",
-    instance_ids: Optional[np.ndarray] = None,
+    instance_ids: np.ndarray | None = None,
 ) -> Path:
     """One Cityscapes image ``leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png`` (city = the stem's first part)
     with its ``gtFine`` ``*_instanceIds.png`` (16-bit; default :func:`cityscapes_instance_ids`) and the
@@ -200,7 +197,7 @@ def cityscapes_inputs(
     return cityscapes
 
 
-def mapillary_panoptic() -> Tuple[np.ndarray, List[dict]]:
+def mapillary_panoptic() -> tuple[np.ndarray, list[dict]]:
     """A 32x64 Mapillary Vistas v1.2 panoptic map: (H, W) segment ids and its segments_info.
 
     Rows 0-1 unlabeled (id 0), 2-9 sky (class 28, segment 1000000), 10-15 building (18, segment 3), 16-31 road (14,
@@ -219,13 +216,11 @@ def mapillary_panoptic() -> Tuple[np.ndarray, List[dict]]:
     for seg_id, cat in classes.items():
         ys, xs = np.nonzero(ids == seg_id)
         box = [int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1]
-        segments.append(
-            {"id": seg_id, "category_id": cat, "area": len(ys), "bbox": box, "iscrowd": 0}
-        )
+        segments.append({"id": seg_id, "category_id": cat, "area": len(ys), "bbox": box, "iscrowd": 0})
     return ids, segments
 
 
-def mapillary_inputs(root: Path, layout: str = "v1.2", keys: Optional[dict] = None) -> Path:
+def mapillary_inputs(root: Path, layout: str = "v1.2", keys: dict | None = None) -> Path:
     """Mapillary Vistas v1.2 splits with one image each (:func:`mapillary_panoptic`) in an archive's layout.
 
     Args:
@@ -290,8 +285,8 @@ BENCHMARK_SCRIPTS = (
 
 def prepare_benchmarks(
     root: Path,
-    ade_val: Optional[dict] = None,
-    voc_label: Optional[np.ndarray] = None,
+    ade_val: dict | None = None,
+    voc_label: np.ndarray | None = None,
 ) -> None:
     """Raw inputs of A-847, A-150, PC-459, PC-59 and PAS-20 under ``root``, then run their scripts' ``main``.
 

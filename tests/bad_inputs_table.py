@@ -25,9 +25,10 @@ import errno
 import os
 import pickle
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -52,7 +53,7 @@ class Context:
     """What a row's functions get: its temporary folder, and shared prepared data (made on first use)."""
 
     tmp: Path
-    shared: Dict[str, Any] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)
 
     @property
     def out(self) -> Path:
@@ -64,12 +65,12 @@ class Case:
     id: str
     surface: str
     input: str
-    make: Callable[[Context], List[str]]
+    make: Callable[[Context], list[str]]
     error: str = ""
     exit_code: int = 1
     result: str = ""
-    check: Optional[Callable[[Context, str], None]] = None
-    patch: Optional[Callable[[Context, Any], None]] = None
+    check: Callable[[Context, str], None] | None = None
+    patch: Callable[[Context, Any], None] | None = None
     subprocess: bool = False
     traceback: bool = False
 
@@ -96,7 +97,7 @@ def _image(ctx: Context, name: str, make_image: Callable[[], Image.Image], **sav
     return str(path)
 
 
-def _demo(ctx: Context, *extra: str, inputs: Tuple[str, ...] = (), vocabulary: str = "cat;dog;grass") -> List[str]:
+def _demo(ctx: Context, *extra: str, inputs: tuple[str, ...] = (), vocabulary: str = "cat;dog;grass") -> list[str]:
     args = ["--output", str(ctx.out), "--save-label-map"]
     if inputs:
         args += ["--input", *inputs]
@@ -105,7 +106,7 @@ def _demo(ctx: Context, *extra: str, inputs: Tuple[str, ...] = (), vocabulary: s
     return args + list(extra)
 
 
-def _demo_on(name: str, make_image: Callable[[], Image.Image], **save: Any) -> Callable[[Context], List[str]]:
+def _demo_on(name: str, make_image: Callable[[], Image.Image], **save: Any) -> Callable[[Context], list[str]]:
     return lambda ctx: _demo(ctx, inputs=(_image(ctx, name, make_image, **save),))
 
 
@@ -202,7 +203,7 @@ def _labels(ctx: Context, stem: str) -> np.ndarray:
     return np.array(Image.open(ctx.out / f"{stem}_labels.png"))
 
 
-def _check_image(stem: str, size_hw: Tuple[int, int], classes: int = 3) -> Callable[[Context, str], None]:
+def _check_image(stem: str, size_hw: tuple[int, int], classes: int = 3) -> Callable[[Context, str], None]:
     def check(ctx: Context, stderr: str) -> None:
         overlay = Image.open(ctx.out / f"{stem}_semantic.png")
         assert overlay.mode == "RGB" and overlay.size == (size_hw[1], size_hw[0]), overlay
@@ -216,7 +217,7 @@ def _check_image(stem: str, size_hw: Tuple[int, int], classes: int = 3) -> Calla
     return check
 
 
-def _check_vocabulary(expected_names: Callable[[], List[str]], dtype: Any) -> Callable[[Context, str], None]:
+def _check_vocabulary(expected_names: Callable[[], list[str]], dtype: Any) -> Callable[[Context, str], None]:
     def check(ctx: Context, stderr: str) -> None:
         import json
 
@@ -272,9 +273,9 @@ def _voc_root(ctx: Context, unlabeled: bool = False) -> Path:
     """A prepared PAS-20 under ctx.tmp (the real preparation script on a tiny raw VOC copy), registered."""
     import shutil
 
-    from _raw_datasets import script, voc_inputs
-
     from mask_adapter.data.catalog import register_all
+
+    from _raw_datasets import script, voc_inputs
 
     root = ctx.tmp / "d2"
     voc_inputs(root)
@@ -286,13 +287,13 @@ def _voc_root(ctx: Context, unlabeled: bool = False) -> Path:
     return root
 
 
-def _evaluate(ctx: Context, *extra: str, unlabeled: bool = False) -> List[str]:
+def _evaluate(ctx: Context, *extra: str, unlabeled: bool = False) -> list[str]:
     _voc_root(ctx, unlabeled)
     return ["--config-file", TINY, "--benchmarks", "PAS-20", "--output", str(ctx.out), *extra,
             "OUTPUT_DIR", str(ctx.tmp / "run")]  # fmt: skip
 
 
-def _missing_root(ctx: Context) -> List[str]:
+def _missing_root(ctx: Context) -> list[str]:
     from mask_adapter.data.catalog import register_all
 
     register_all(str(ctx.tmp / "no_datasets_here"), overwrite=True)
@@ -340,7 +341,7 @@ def _synthetic(ctx: Context) -> None:
     register_all(str(ctx.tmp / "d2"), overwrite=True)
 
 
-def _train(ctx: Context, *opts: str, config: str = WARMUP, eval_only: bool = False) -> List[str]:
+def _train(ctx: Context, *opts: str, config: str = WARMUP, eval_only: bool = False) -> list[str]:
     _synthetic(ctx)
     return ["--config-file", config, *(["--eval-only"] if eval_only else []), "OUTPUT_DIR", str(ctx.out),
             "SOLVER.MAX_ITER", "1", *opts]  # fmt: skip
@@ -357,7 +358,7 @@ def _nan_loss(ctx: Context, monkeypatch: Any) -> None:
     monkeypatch.setattr(MaskAdapterWarmup, "losses", nan)
 
 
-def _missing_train_root(ctx: Context) -> List[str]:
+def _missing_train_root(ctx: Context) -> list[str]:
     from mask_adapter.data.catalog import register_all
 
     register_all(str(ctx.tmp / "no_datasets_here"), overwrite=True)
@@ -366,7 +367,7 @@ def _missing_train_root(ctx: Context) -> List[str]:
 
 
 # ---------------------------------------------------------------------------------------------------- preparation
-def _ade_raw(ctx: Context, corrupt: bool = False, out_of_range: bool = False) -> List[str]:
+def _ade_raw(ctx: Context, corrupt: bool = False, out_of_range: bool = False) -> list[str]:
     from _raw_datasets import ade_inputs, save
 
     root = ctx.tmp / "d2"
@@ -392,18 +393,18 @@ def _large_jpeg_file(ctx: Context) -> str:
     return str(path)
 
 
-def _flat_large_jpeg(ctx: Context) -> List[str]:
+def _flat_large_jpeg(ctx: Context) -> list[str]:
     return _demo(ctx, inputs=(_large_jpeg_file(ctx),))
 
 
 # ---------------------------------------------------------------------------------------------------- web app
-def _app(ctx: Context, image: Optional[str], vocabulary: str = "cat;dog;grass", task: str = "semantic",
-         masks: str = "generator", **app_kwargs: Any) -> List[Any]:  # fmt: skip
+def _app(ctx: Context, image: str | None, vocabulary: str = "cat;dog;grass", task: str = "semantic",
+         masks: str = "generator", **app_kwargs: Any) -> list[Any]:  # fmt: skip
     ctx.shared["app_kwargs"] = app_kwargs
     return [image, vocabulary, task, masks]
 
 
-def _app_on(name: str, make_image: Callable[[], Image.Image], **kwargs: Any) -> Callable[[Context], List[Any]]:
+def _app_on(name: str, make_image: Callable[[], Image.Image], **kwargs: Any) -> Callable[[Context], list[Any]]:
     return lambda ctx: _app(ctx, _image(ctx, name, make_image), **kwargs)
 
 
@@ -420,7 +421,7 @@ def _tiny_checkpoint(ctx: Context) -> str:
     return str(path)
 
 
-def _check_app(size_hw: Tuple[int, int], names: List[str], legend: str = "") -> Callable[[Context, str], None]:
+def _check_app(size_hw: tuple[int, int], names: list[str], legend: str = "") -> Callable[[Context, str], None]:
     """The overlay and label map have ``size_hw``, ids are classes of ``names`` (all pixels labelled: semantic with
     the generator's masks), the classes JSON lists ``names`` unchanged and the legend contains ``legend``."""
 
@@ -445,245 +446,594 @@ _LONG_NAME = "a very long class name " * 40  # 920 characters: longer than CLIP'
 _UNICODE = ["chat noir", "Hund 🐕", "草地", "ciénaga"]
 _CAT_DOG_GRASS = ["cat", "dog", "grass"]  # the app rows' default vocabulary
 
-CASES: Tuple[Case, ...] = (
+CASES: tuple[Case, ...] = (
     # --- demo: image files
-    Case("missing-image", "demo", "--input of a file that does not exist",
-         lambda c: _demo(c, inputs=(str(c.tmp / "nope.jpg"),)), error=r"no input images found in .*nope\.jpg"),
-    Case("zero-byte-image", "demo", "a 0-byte .jpg file",
-         lambda c: _demo(c, inputs=(_write(c, "empty.jpg", b""),)), error=r"none of the 1 input images could be read"),
-    Case("truncated-jpeg", "demo", "a JPEG cut in half",
-         lambda c: _demo(c, inputs=(_truncated_jpeg(c),)), error=r"none of the 1 input images could be read"),
-    Case("not-an-image", "demo", "a text file named .png",
-         lambda c: _demo(c, inputs=(_write(c, "notes.png", b"not an image"),)),
-         error=r"none of the 1 input images could be read"),
-    Case("unreadable-folder", "demo", "a folder whose 2 image files are both unreadable",
-         lambda c: (_write(c, "a.png", b"x"), _write(c, "b.jpg", b""), _demo(c, inputs=(str(c.tmp),)))[-1],
-         error=r"none of the 2 input images could be read"),
-    Case("grayscale", "demo", "8-bit grayscale PNG 20x24",
-         _demo_on("gray.png", lambda: Image.fromarray(_rgb(20, 24)[:, :, 0])),
-         exit_code=0, result="overlay RGB and label map 20x24", check=_check_image("gray", (20, 24))),
-    Case("rgba", "demo", "RGBA PNG (alpha dropped)",
-         _demo_on("rgba.png", lambda: Image.fromarray(np.dstack([_rgb(20, 24), _rgb(20, 24, 1)[:, :, :1]]))),
-         exit_code=0, result="overlay RGB and label map 20x24", check=_check_image("rgba", (20, 24))),
-    Case("palette", "demo", "palette (P mode) PNG",
-         _demo_on("palette.png", lambda: Image.fromarray(_rgb(20, 24)).convert("P")),
-         exit_code=0, result="overlay RGB and label map 20x24", check=_check_image("palette", (20, 24))),
-    Case("16-bit", "demo", "16-bit grayscale PNG",
-         _demo_on("gray16.png", lambda: Image.fromarray((_rgb(20, 24)[:, :, 0].astype(np.uint16) * 257))),
-         exit_code=0, result="overlay RGB and label map 20x24", check=_check_image("gray16", (20, 24))),
-    Case("cmyk-jpeg", "demo", "CMYK JPEG",
-         _demo_on("cmyk.jpg", lambda: Image.fromarray(_rgb(20, 24)).convert("CMYK")),
-         exit_code=0, result="overlay RGB and label map 20x24", check=_check_image("cmyk", (20, 24))),
-    Case("exif-rotated", "demo", "JPEG stored 40x24 with EXIF orientation 6 (shown 24x40)",
-         _demo_on("rotated.jpg", _exif_rotated),
-         exit_code=0, result="label map follows the rotation: 40 rows x 24 columns",
-         check=_check_image("rotated", (40, 24))),
-    Case("1x1", "demo", "a 1x1 pixel PNG",
-         _demo_on("dot.png", lambda: Image.fromarray(_rgb(1, 1))),
-         exit_code=0, result="overlay and label map 1x1", check=_check_image("dot", (1, 1))),
-    Case("8000x6000", "demo", "8000x6000 JPEG (48 Mpixel)",
-         _flat_large_jpeg, exit_code=0, subprocess=True,
-         result=f"one warning line, processed and written at 2048x1536 (--max-size), peak RSS < "
-                f"{LARGE_IMAGE_MAX_RSS_MB} MB", check=_check_large),
+    Case(
+        "missing-image",
+        "demo",
+        "--input of a file that does not exist",
+        lambda c: _demo(c, inputs=(str(c.tmp / "nope.jpg"),)),
+        error=r"no input images found in .*nope\.jpg",
+    ),
+    Case(
+        "zero-byte-image",
+        "demo",
+        "a 0-byte .jpg file",
+        lambda c: _demo(c, inputs=(_write(c, "empty.jpg", b""),)),
+        error=r"none of the 1 input images could be read",
+    ),
+    Case(
+        "truncated-jpeg",
+        "demo",
+        "a JPEG cut in half",
+        lambda c: _demo(c, inputs=(_truncated_jpeg(c),)),
+        error=r"none of the 1 input images could be read",
+    ),
+    Case(
+        "not-an-image",
+        "demo",
+        "a text file named .png",
+        lambda c: _demo(c, inputs=(_write(c, "notes.png", b"not an image"),)),
+        error=r"none of the 1 input images could be read",
+    ),
+    Case(
+        "unreadable-folder",
+        "demo",
+        "a folder whose 2 image files are both unreadable",
+        lambda c: (_write(c, "a.png", b"x"), _write(c, "b.jpg", b""), _demo(c, inputs=(str(c.tmp),)))[-1],
+        error=r"none of the 2 input images could be read",
+    ),
+    Case(
+        "grayscale",
+        "demo",
+        "8-bit grayscale PNG 20x24",
+        _demo_on("gray.png", lambda: Image.fromarray(_rgb(20, 24)[:, :, 0])),
+        exit_code=0,
+        result="overlay RGB and label map 20x24",
+        check=_check_image("gray", (20, 24)),
+    ),
+    Case(
+        "rgba",
+        "demo",
+        "RGBA PNG (alpha dropped)",
+        _demo_on("rgba.png", lambda: Image.fromarray(np.dstack([_rgb(20, 24), _rgb(20, 24, 1)[:, :, :1]]))),
+        exit_code=0,
+        result="overlay RGB and label map 20x24",
+        check=_check_image("rgba", (20, 24)),
+    ),
+    Case(
+        "palette",
+        "demo",
+        "palette (P mode) PNG",
+        _demo_on("palette.png", lambda: Image.fromarray(_rgb(20, 24)).convert("P")),
+        exit_code=0,
+        result="overlay RGB and label map 20x24",
+        check=_check_image("palette", (20, 24)),
+    ),
+    Case(
+        "16-bit",
+        "demo",
+        "16-bit grayscale PNG",
+        _demo_on("gray16.png", lambda: Image.fromarray(_rgb(20, 24)[:, :, 0].astype(np.uint16) * 257)),
+        exit_code=0,
+        result="overlay RGB and label map 20x24",
+        check=_check_image("gray16", (20, 24)),
+    ),
+    Case(
+        "cmyk-jpeg",
+        "demo",
+        "CMYK JPEG",
+        _demo_on("cmyk.jpg", lambda: Image.fromarray(_rgb(20, 24)).convert("CMYK")),
+        exit_code=0,
+        result="overlay RGB and label map 20x24",
+        check=_check_image("cmyk", (20, 24)),
+    ),
+    Case(
+        "exif-rotated",
+        "demo",
+        "JPEG stored 40x24 with EXIF orientation 6 (shown 24x40)",
+        _demo_on("rotated.jpg", _exif_rotated),
+        exit_code=0,
+        result="label map follows the rotation: 40 rows x 24 columns",
+        check=_check_image("rotated", (40, 24)),
+    ),
+    Case(
+        "1x1",
+        "demo",
+        "a 1x1 pixel PNG",
+        _demo_on("dot.png", lambda: Image.fromarray(_rgb(1, 1))),
+        exit_code=0,
+        result="overlay and label map 1x1",
+        check=_check_image("dot", (1, 1)),
+    ),
+    Case(
+        "8000x6000",
+        "demo",
+        "8000x6000 JPEG (48 Mpixel)",
+        _flat_large_jpeg,
+        exit_code=0,
+        subprocess=True,
+        result=f"one warning line, processed and written at 2048x1536 (--max-size), peak RSS < "
+        f"{LARGE_IMAGE_MAX_RSS_MB} MB",
+        check=_check_large,
+    ),
     # --- demo: vocabularies
-    Case("empty-vocabulary", "demo", "--vocabulary ''",
-         lambda c: _demo(c, vocabulary="") + ["--vocabulary", ""], error=r"inline vocabulary is empty"),
-    Case("duplicate-classes", "demo", "--vocabulary 'cat;dog;cat'",
-         lambda c: _demo(c, vocabulary="cat;dog;cat"),
-         error=r"Duplicate class name 'cat' in the inline vocabulary \(classes 1 and 3\); give each class once"),
-    Case("unicode-classes", "demo", "classes with accents, CJK and emoji",
-         lambda c: _demo(c, inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),),
-                         vocabulary=";".join(_UNICODE)),
-         exit_code=0, result="label JSON lists the names unchanged",
-         check=_check_vocabulary(lambda: list(_UNICODE), np.uint8)),
-    Case("very-long-class-name", "demo", "a 920-character class name (beyond CLIP's context)",
-         lambda c: _demo(c, inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),),
-                         vocabulary=f"cat;{_LONG_NAME.strip()}"),
-         exit_code=0, result="runs (prompt truncated by the tokenizer); name kept in the label JSON",
-         check=_check_vocabulary(lambda: ["cat", _LONG_NAME.strip()], np.uint8)),
-    Case("5000-classes", "demo", "a vocabulary file of 5,000 classes",
-         lambda c: (
-             (c.tmp / "vocab.txt").write_text("".join(f"{i}:{n}\n" for i, n in enumerate(_VOCAB_5000))),
-             _demo(c, "--vocabulary-file", str(c.tmp / "vocab.txt"),
-                   inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),), vocabulary=""),
-         )[-1],
-         exit_code=0, result="uint16 label map with ids < 5000, all names in the JSON",
-         check=_check_vocabulary(lambda: list(_VOCAB_5000), np.uint16)),
+    Case(
+        "empty-vocabulary",
+        "demo",
+        "--vocabulary ''",
+        lambda c: _demo(c, vocabulary="") + ["--vocabulary", ""],
+        error=r"inline vocabulary is empty",
+    ),
+    Case(
+        "duplicate-classes",
+        "demo",
+        "--vocabulary 'cat;dog;cat'",
+        lambda c: _demo(c, vocabulary="cat;dog;cat"),
+        error=r"Duplicate class name 'cat' in the inline vocabulary \(classes 1 and 3\); give each class once",
+    ),
+    Case(
+        "unicode-classes",
+        "demo",
+        "classes with accents, CJK and emoji",
+        lambda c: _demo(
+            c, inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),), vocabulary=";".join(_UNICODE)
+        ),
+        exit_code=0,
+        result="label JSON lists the names unchanged",
+        check=_check_vocabulary(lambda: list(_UNICODE), np.uint8),
+    ),
+    Case(
+        "very-long-class-name",
+        "demo",
+        "a 920-character class name (beyond CLIP's context)",
+        lambda c: _demo(
+            c,
+            inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),),
+            vocabulary=f"cat;{_LONG_NAME.strip()}",
+        ),
+        exit_code=0,
+        result="runs (prompt truncated by the tokenizer); name kept in the label JSON",
+        check=_check_vocabulary(lambda: ["cat", _LONG_NAME.strip()], np.uint8),
+    ),
+    Case(
+        "5000-classes",
+        "demo",
+        "a vocabulary file of 5,000 classes",
+        lambda c: (
+            (c.tmp / "vocab.txt").write_text("".join(f"{i}:{n}\n" for i, n in enumerate(_VOCAB_5000))),
+            _demo(
+                c,
+                "--vocabulary-file",
+                str(c.tmp / "vocab.txt"),
+                inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),),
+                vocabulary="",
+            ),
+        )[-1],
+        exit_code=0,
+        result="uint16 label map with ids < 5000, all names in the JSON",
+        check=_check_vocabulary(lambda: list(_VOCAB_5000), np.uint16),
+    ),
     # --- demo: config
-    Case("missing-config", "demo", "--config-file that does not exist",
-         lambda c: _demo(c, "--config-file", str(c.tmp / "nope.yaml")), error=r"config file not found: .*nope\.yaml"),
-    Case("opts-key-typo", "demo", "--opts MODEL.MASK_ADAPTER.NUM_GT_MASK 3 (missing S)",
-         lambda c: _demo(c, "--opts", "MODEL.MASK_ADAPTER.NUM_GT_MASK", "3"),
-         error=r"unknown config key MODEL\.MASK_ADAPTER\.NUM_GT_MASK \(from the command line\); did you mean "
-               r"MODEL\.MASK_ADAPTER\.NUM_GT_MASKS"),
-    Case("config-file-key-typo", "demo", "a YAML file with a misspelled key",
-         lambda c: _demo(c, "--config-file", _typo_yaml(c)),
-         error=r"unknown config key MODEL\.MASK_ADAPTER\.NUM_GT_MASK \(from .*typo\.yaml\); did you mean"),
-    Case("wrong-value-type", "demo", "--opts MODEL.MASK_ADAPTER.NUM_GT_MASKS many",
-         lambda c: _demo(c, "--opts", "MODEL.MASK_ADAPTER.NUM_GT_MASKS", "many"),
-         error=r"config key MODEL\.MASK_ADAPTER\.NUM_GT_MASKS \(from the command line\) needs a value of type int "
-               r"like its default 4, got 'many'"),
+    Case(
+        "missing-config",
+        "demo",
+        "--config-file that does not exist",
+        lambda c: _demo(c, "--config-file", str(c.tmp / "nope.yaml")),
+        error=r"config file not found: .*nope\.yaml",
+    ),
+    Case(
+        "opts-key-typo",
+        "demo",
+        "--opts MODEL.MASK_ADAPTER.NUM_GT_MASK 3 (missing S)",
+        lambda c: _demo(c, "--opts", "MODEL.MASK_ADAPTER.NUM_GT_MASK", "3"),
+        error=r"unknown config key MODEL\.MASK_ADAPTER\.NUM_GT_MASK \(from the command line\); did you mean "
+        r"MODEL\.MASK_ADAPTER\.NUM_GT_MASKS",
+    ),
+    Case(
+        "config-file-key-typo",
+        "demo",
+        "a YAML file with a misspelled key",
+        lambda c: _demo(c, "--config-file", _typo_yaml(c)),
+        error=r"unknown config key MODEL\.MASK_ADAPTER\.NUM_GT_MASK \(from .*typo\.yaml\); did you mean",
+    ),
+    Case(
+        "wrong-value-type",
+        "demo",
+        "--opts MODEL.MASK_ADAPTER.NUM_GT_MASKS many",
+        lambda c: _demo(c, "--opts", "MODEL.MASK_ADAPTER.NUM_GT_MASKS", "many"),
+        error=r"config key MODEL\.MASK_ADAPTER\.NUM_GT_MASKS \(from the command line\) needs a value of type int "
+        r"like its default 4, got 'many'",
+    ),
     # --- demo: checkpoints
-    Case("missing-checkpoint", "demo", "--weights of a file that does not exist",
-         lambda c: _demo(c, "--weights", str(c.tmp / "nope.pth")), error=r"weights file not found: .*nope\.pth"),
-    Case("random-bytes-checkpoint", "demo", "--weights of 4 kB of random bytes",
-         lambda c: _demo(c, "--weights", _random_bytes(c)),
-         error=r"random\.pth is not a PyTorch/safetensors checkpoint"),
-    Case("random-bytes-trusted", "demo", "the same with --trust-pickle",
-         lambda c: _demo(c, "--weights", _random_bytes(c), "--trust-pickle"),
-         error=r"random\.pth is not a PyTorch/safetensors checkpoint"),
-    Case("empty-checkpoint", "demo", "--weights of a 0-byte file",
-         lambda c: _demo(c, "--weights", _write(c, "empty.pth", b"")), error=r"empty\.pth is empty \(0 bytes\)"),
-    Case("truncated-checkpoint", "demo", "--weights of a torch.save file cut in half",
-         lambda c: _demo(c, "--weights", _truncated_checkpoint(c)),
-         error=r"truncated\.pth is truncated or corrupt .*; download or copy it again"),
-    Case("pickle-runs-code", "demo", "a .pth whose unpickling would create a marker file",
-         lambda c: _demo(c, "--weights", _code_checkpoint(c, ".pth")),
-         error=r"contains pickled Python objects \(e\.g\. \w+\.open\) .* refused; if you trust the file, pass "
-               r"--trust-pickle .*runs code from the file$",
-         check=_check_marker_absent),
-    Case("pkl-runs-code", "demo", "a detectron2-style .pkl whose unpickling would create a marker file",
-         lambda c: _demo(c, "--weights", _code_checkpoint(c, ".pkl")),
-         error=r"contains pickled Python objects \(e\.g\. \w+\.open\) .* refused", check=_check_marker_absent),
-    Case("wrong-architecture", "demo", "a checkpoint of the tiny model with 6 instead of 10 queries",
-         lambda c: _demo(c, "--weights", _other_architecture_checkpoint(c)),
-         error=r"\d+ tensors of checkpoint .*six_queries\.pth do not fit the model; .*pass the config file that "
-               r"matches MODEL\.WEIGHTS", check=_check_lists_tensors),
+    Case(
+        "missing-checkpoint",
+        "demo",
+        "--weights of a file that does not exist",
+        lambda c: _demo(c, "--weights", str(c.tmp / "nope.pth")),
+        error=r"weights file not found: .*nope\.pth",
+    ),
+    Case(
+        "random-bytes-checkpoint",
+        "demo",
+        "--weights of 4 kB of random bytes",
+        lambda c: _demo(c, "--weights", _random_bytes(c)),
+        error=r"random\.pth is not a PyTorch/safetensors checkpoint",
+    ),
+    Case(
+        "random-bytes-trusted",
+        "demo",
+        "the same with --trust-pickle",
+        lambda c: _demo(c, "--weights", _random_bytes(c), "--trust-pickle"),
+        error=r"random\.pth is not a PyTorch/safetensors checkpoint",
+    ),
+    Case(
+        "empty-checkpoint",
+        "demo",
+        "--weights of a 0-byte file",
+        lambda c: _demo(c, "--weights", _write(c, "empty.pth", b"")),
+        error=r"empty\.pth is empty \(0 bytes\)",
+    ),
+    Case(
+        "truncated-checkpoint",
+        "demo",
+        "--weights of a torch.save file cut in half",
+        lambda c: _demo(c, "--weights", _truncated_checkpoint(c)),
+        error=r"truncated\.pth is truncated or corrupt .*; download or copy it again",
+    ),
+    Case(
+        "pickle-runs-code",
+        "demo",
+        "a .pth whose unpickling would create a marker file",
+        lambda c: _demo(c, "--weights", _code_checkpoint(c, ".pth")),
+        error=r"contains pickled Python objects \(e\.g\. \w+\.open\) .* refused; if you trust the file, pass "
+        r"--trust-pickle .*runs code from the file$",
+        check=_check_marker_absent,
+    ),
+    Case(
+        "pkl-runs-code",
+        "demo",
+        "a detectron2-style .pkl whose unpickling would create a marker file",
+        lambda c: _demo(c, "--weights", _code_checkpoint(c, ".pkl")),
+        error=r"contains pickled Python objects \(e\.g\. \w+\.open\) .* refused",
+        check=_check_marker_absent,
+    ),
+    Case(
+        "wrong-architecture",
+        "demo",
+        "a checkpoint of the tiny model with 6 instead of 10 queries",
+        lambda c: _demo(c, "--weights", _other_architecture_checkpoint(c)),
+        error=r"\d+ tensors of checkpoint .*six_queries\.pth do not fit the model; .*pass the config file that "
+        r"matches MODEL\.WEIGHTS",
+        check=_check_lists_tensors,
+    ),
     # --- demo: output folder
-    Case("output-under-a-file", "demo", "--output below an existing regular file",
-         lambda c: (_write(c, "file", b"x"), _demo(c)[2:] + ["--output", str(c.tmp / "file" / "out")])[-1],
-         error=r"cannot create output folder .*file/out: Not a directory"),
-    Case("output-is-a-file", "demo", "--output naming an existing regular file",
-         lambda c: (_write(c, "file", b"x"), _demo(c)[2:] + ["--output", str(c.tmp / "file")])[-1],
-         error=r"--output .*file is an existing file; give a folder path"),
-    Case("disk-full", "demo", "the disk fills up while writing the first output (ENOSPC)",
-         lambda c: _demo(c, inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),)),
-         error=r"cannot write .*in_semantic\.png: No space left on device; free disk space", patch=_no_space,
-         check=_check_nothing_written),
-    Case("no-traceback-process", "demo", "bad input in a fresh process (random-bytes checkpoint)",
-         lambda c: _demo(c, "--weights", _random_bytes(c)), subprocess=True,
-         error=r"random\.pth is not a PyTorch/safetensors checkpoint"),
-    Case("debug-traceback", "demo", "the same with --debug",
-         lambda c: _demo(c, "--weights", _random_bytes(c), "--debug"), subprocess=True, traceback=True),
+    Case(
+        "output-under-a-file",
+        "demo",
+        "--output below an existing regular file",
+        lambda c: (_write(c, "file", b"x"), _demo(c)[2:] + ["--output", str(c.tmp / "file" / "out")])[-1],
+        error=r"cannot create output folder .*file/out: Not a directory",
+    ),
+    Case(
+        "output-is-a-file",
+        "demo",
+        "--output naming an existing regular file",
+        lambda c: (_write(c, "file", b"x"), _demo(c)[2:] + ["--output", str(c.tmp / "file")])[-1],
+        error=r"--output .*file is an existing file; give a folder path",
+    ),
+    Case(
+        "disk-full",
+        "demo",
+        "the disk fills up while writing the first output (ENOSPC)",
+        lambda c: _demo(c, inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),)),
+        error=r"cannot write .*in_semantic\.png: No space left on device; free disk space",
+        patch=_no_space,
+        check=_check_nothing_written,
+    ),
+    Case(
+        "no-traceback-process",
+        "demo",
+        "bad input in a fresh process (random-bytes checkpoint)",
+        lambda c: _demo(c, "--weights", _random_bytes(c)),
+        subprocess=True,
+        error=r"random\.pth is not a PyTorch/safetensors checkpoint",
+    ),
+    Case(
+        "debug-traceback",
+        "demo",
+        "the same with --debug",
+        lambda c: _demo(c, "--weights", _random_bytes(c), "--debug"),
+        subprocess=True,
+        traceback=True,
+    ),
     # --- train_net.py
-    Case("unregistered-dataset", "train_net", "DATASETS.TRAIN of a name that is not registered",
-         lambda c: _train(c, "DATASETS.TRAIN", "('openvocab_ade20k_sem_seg_trian',)"),
-         error=r"dataset 'openvocab_ade20k_sem_seg_trian' \(DATASETS\.TRAIN\) is not registered; did you mean "
-               r"openvocab_ade20k_sem_seg_train"),
-    Case("missing-dataset-root", "train_net", "a registered dataset whose files are not under the root",
-         _missing_train_root,
-         error=r"Dataset 'openvocab_ade20k_sem_seg_train': expected '.*no_datasets_here/ADEChallengeData2016/"
-               r"images/training', which does not exist; run `python datasets/prepare_ade20k_sem_seg\.py`"),
-    Case("train-missing-config", "train_net", "--config-file that does not exist",
-         lambda c: ["--config-file", str(c.tmp / "nope.yaml")], error=r"config file not found: .*nope\.yaml"),
-    Case("train-key-typo", "train_net", "KEY VALUE with a misspelled key",
-         lambda c: _train(c, "SOLVER.MAX_ITERS", "3"),
-         error=r"unknown config key SOLVER\.MAX_ITERS \(from the command line\); did you mean SOLVER\.MAX_ITER"),
-    Case("train-wrong-type", "train_net", "SOLVER.BASE_LR fast",
-         lambda c: _train(c, "SOLVER.BASE_LR", "fast"),
-         error=r"config key SOLVER\.BASE_LR \(from the command line\) needs a value of type float"),
-    Case("nan-loss", "train_net", "training whose loss becomes NaN at iteration 0",
-         lambda c: _train(c, "SOLVER.MAX_ITER", "2"), patch=_nan_loss,
-         error=r"Loss became infinite or NaN at iteration=0; lower SOLVER\.BASE_LR"),
-    Case("train-missing-weights", "train_net", "--eval-only with MODEL.WEIGHTS that does not exist",
-         lambda c: _train(c, "MODEL.WEIGHTS", str(c.tmp / "nope.pth"), eval_only=True),
-         error=r"checkpoint not found: .*nope\.pth; give an existing file"),
-    Case("train-corrupt-weights", "train_net", "--eval-only with MODEL.WEIGHTS of random bytes",
-         lambda c: _train(c, "MODEL.WEIGHTS", _random_bytes(c), eval_only=True),
-         error=r"is not a PyTorch/safetensors checkpoint"),
+    Case(
+        "unregistered-dataset",
+        "train_net",
+        "DATASETS.TRAIN of a name that is not registered",
+        lambda c: _train(c, "DATASETS.TRAIN", "('openvocab_ade20k_sem_seg_trian',)"),
+        error=r"dataset 'openvocab_ade20k_sem_seg_trian' \(DATASETS\.TRAIN\) is not registered; did you mean "
+        r"openvocab_ade20k_sem_seg_train",
+    ),
+    Case(
+        "missing-dataset-root",
+        "train_net",
+        "a registered dataset whose files are not under the root",
+        _missing_train_root,
+        error=r"Dataset 'openvocab_ade20k_sem_seg_train': expected '.*no_datasets_here/ADEChallengeData2016/"
+        r"images/training', which does not exist; run `python datasets/prepare_ade20k_sem_seg\.py`",
+    ),
+    Case(
+        "train-missing-config",
+        "train_net",
+        "--config-file that does not exist",
+        lambda c: ["--config-file", str(c.tmp / "nope.yaml")],
+        error=r"config file not found: .*nope\.yaml",
+    ),
+    Case(
+        "train-key-typo",
+        "train_net",
+        "KEY VALUE with a misspelled key",
+        lambda c: _train(c, "SOLVER.MAX_ITERS", "3"),
+        error=r"unknown config key SOLVER\.MAX_ITERS \(from the command line\); did you mean SOLVER\.MAX_ITER",
+    ),
+    Case(
+        "train-wrong-type",
+        "train_net",
+        "SOLVER.BASE_LR fast",
+        lambda c: _train(c, "SOLVER.BASE_LR", "fast"),
+        error=r"config key SOLVER\.BASE_LR \(from the command line\) needs a value of type float",
+    ),
+    Case(
+        "nan-loss",
+        "train_net",
+        "training whose loss becomes NaN at iteration 0",
+        lambda c: _train(c, "SOLVER.MAX_ITER", "2"),
+        patch=_nan_loss,
+        error=r"Loss became infinite or NaN at iteration=0; lower SOLVER\.BASE_LR",
+    ),
+    Case(
+        "train-missing-weights",
+        "train_net",
+        "--eval-only with MODEL.WEIGHTS that does not exist",
+        lambda c: _train(c, "MODEL.WEIGHTS", str(c.tmp / "nope.pth"), eval_only=True),
+        error=r"checkpoint not found: .*nope\.pth; give an existing file",
+    ),
+    Case(
+        "train-corrupt-weights",
+        "train_net",
+        "--eval-only with MODEL.WEIGHTS of random bytes",
+        lambda c: _train(c, "MODEL.WEIGHTS", _random_bytes(c), eval_only=True),
+        error=r"is not a PyTorch/safetensors checkpoint",
+    ),
     # --- tools/evaluate_benchmarks.py
-    Case("eval-missing-root", "evaluate", "a benchmark whose files are not under the dataset root",
-         _missing_root, error=r"1 of 1 benchmarks did not run: PAS-20 missing: .*no_datasets_here.*prepare_pascal_voc"),
-    Case("eval-missing-label", "evaluate", "a prepared PAS-20 where one image has no label file",
-         lambda c: _evaluate(c, unlabeled=True), exit_code=0,
-         result="one warning line naming the image and the missing label; evaluated on the 1 labelled image",
-         check=_check_unlabeled_image),
-    Case("eval-prediction-raises", "evaluate", "the model raises on one image",
-         lambda c: _evaluate(c), patch=_model_raises_on("2007_000002"),
-         error=r"PAS-20 failed: ImageEvaluationError: prediction failed on image .*2007_000002\.jpg \(RuntimeError: "
-               r"simulated failure.*\); .*--skip-failed-images"),
-    Case("eval-skip-failed", "evaluate", "the same with --skip-failed-images",
-         lambda c: _evaluate(c, "--skip-failed-images"), patch=_model_raises_on("2007_000002"), exit_code=0,
-         result="warning lists the file; benchmarks.json records it under failed_images", check=_check_skipped_image),
-    Case("eval-wrong-size", "evaluate", "predictions one row smaller than the image",
-         lambda c: _evaluate(c), patch=_model_wrong_size,
-         error=r"evaluation failed on image .*2007_000002\.jpg \(ValueError: .* differ in size"),
-    Case("eval-unknown-benchmark", "evaluate", "--benchmarks A-999",
-         lambda c: ["--config-file", TINY, "--benchmarks", "A-999", "--output", str(c.out)],
-         error=r"Unknown benchmark 'A-999'; use one of A-847, A-150"),
-    Case("eval-corrupt-weights", "evaluate", "--weights of random bytes",
-         lambda c: ["--config-file", TINY, "--weights", _random_bytes(c), "--output", str(c.out)],
-         error=r"is not a PyTorch/safetensors checkpoint"),
+    Case(
+        "eval-missing-root",
+        "evaluate",
+        "a benchmark whose files are not under the dataset root",
+        _missing_root,
+        error=r"1 of 1 benchmarks did not run: PAS-20 missing: .*no_datasets_here.*prepare_pascal_voc",
+    ),
+    Case(
+        "eval-missing-label",
+        "evaluate",
+        "a prepared PAS-20 where one image has no label file",
+        lambda c: _evaluate(c, unlabeled=True),
+        exit_code=0,
+        result="one warning line naming the image and the missing label; evaluated on the 1 labelled image",
+        check=_check_unlabeled_image,
+    ),
+    Case(
+        "eval-prediction-raises",
+        "evaluate",
+        "the model raises on one image",
+        lambda c: _evaluate(c),
+        patch=_model_raises_on("2007_000002"),
+        error=r"PAS-20 failed: ImageEvaluationError: prediction failed on image .*2007_000002\.jpg \(RuntimeError: "
+        r"simulated failure.*\); .*--skip-failed-images",
+    ),
+    Case(
+        "eval-skip-failed",
+        "evaluate",
+        "the same with --skip-failed-images",
+        lambda c: _evaluate(c, "--skip-failed-images"),
+        patch=_model_raises_on("2007_000002"),
+        exit_code=0,
+        result="warning lists the file; benchmarks.json records it under failed_images",
+        check=_check_skipped_image,
+    ),
+    Case(
+        "eval-wrong-size",
+        "evaluate",
+        "predictions one row smaller than the image",
+        lambda c: _evaluate(c),
+        patch=_model_wrong_size,
+        error=r"evaluation failed on image .*2007_000002\.jpg \(ValueError: .* differ in size",
+    ),
+    Case(
+        "eval-unknown-benchmark",
+        "evaluate",
+        "--benchmarks A-999",
+        lambda c: ["--config-file", TINY, "--benchmarks", "A-999", "--output", str(c.out)],
+        error=r"Unknown benchmark 'A-999'; use one of A-847, A-150",
+    ),
+    Case(
+        "eval-corrupt-weights",
+        "evaluate",
+        "--weights of random bytes",
+        lambda c: ["--config-file", TINY, "--weights", _random_bytes(c), "--output", str(c.out)],
+        error=r"is not a PyTorch/safetensors checkpoint",
+    ),
     # --- datasets/prepare_*.py
-    Case("prepare-missing-root", "prepare", "prepare_ade20k_sem_seg.py --root of an empty folder",
-         lambda c: ["--root", str(c.tmp / "nothing")],
-         error=r"ADE20K annotations not found at '.*nothing/ADEChallengeData2016/annotations/training'; download"),
-    Case("prepare-corrupt-label", "prepare", "an annotation PNG with a valid header and garbage after it",
-         lambda c: _ade_raw(c, corrupt=True), error=r"ADE_val_00000001\.png.*corrupt"),
-    Case("prepare-label-out-of-range", "prepare", "an ADE annotation with value 200 (> 150 classes)",
-         lambda c: _ade_raw(c, out_of_range=True), error=r"label value 200"),
-    Case("prepare-disk-full", "prepare", "the disk fills up while writing the first label (ENOSPC)",
-         lambda c: _ade_raw(c), patch=_no_space, error=r"cannot write .*\.png: No space left on device",
-         check=_check_no_prepared_files),
+    Case(
+        "prepare-missing-root",
+        "prepare",
+        "prepare_ade20k_sem_seg.py --root of an empty folder",
+        lambda c: ["--root", str(c.tmp / "nothing")],
+        error=r"ADE20K annotations not found at '.*nothing/ADEChallengeData2016/annotations/training'; download",
+    ),
+    Case(
+        "prepare-corrupt-label",
+        "prepare",
+        "an annotation PNG with a valid header and garbage after it",
+        lambda c: _ade_raw(c, corrupt=True),
+        error=r"ADE_val_00000001\.png.*corrupt",
+    ),
+    Case(
+        "prepare-label-out-of-range",
+        "prepare",
+        "an ADE annotation with value 200 (> 150 classes)",
+        lambda c: _ade_raw(c, out_of_range=True),
+        error=r"label value 200",
+    ),
+    Case(
+        "prepare-disk-full",
+        "prepare",
+        "the disk fills up while writing the first label (ENOSPC)",
+        lambda c: _ade_raw(c),
+        patch=_no_space,
+        error=r"cannot write .*\.png: No space left on device",
+        check=_check_no_prepared_files,
+    ),
     # --- demo/app.py: what a browser user can send to DemoApp.segment(image, vocabulary, task, mask source)
-    Case("app-no-image", "app", "Segment pressed before uploading an image",
-         lambda c: _app(c, None), error=r"^no image: upload an image \(JPEG, PNG, BMP, TIFF, WebP\) first$"),
-    Case("app-upload-gone", "app", "an upload no longer on the server (expired temporary file)",
-         lambda c: _app(c, str(c.tmp / "gone.jpg")),
-         error=r"^image gone\.jpg not found on the server; upload it again$"),
-    Case("app-text-file", "app", "a text file uploaded as the image",
-         lambda c: _app(c, _write(c, "notes.txt", b"these are notes, not pixels")),
-         error=r"^notes\.txt is not an image this demo can read; upload a JPEG, PNG, BMP, TIFF or WebP file$"),
-    Case("app-zero-byte-image", "app", "a 0-byte .jpg upload",
-         lambda c: _app(c, _write(c, "empty.jpg", b"")),
-         error=r"^empty\.jpg is empty \(0 bytes\); upload the image file again$"),
-    Case("app-truncated-jpeg", "app", "a JPEG cut in half",
-         lambda c: _app(c, _truncated_jpeg(c)),
-         error=r"^truncated\.jpg is a damaged JPEG file \(truncated or corrupt\); upload the complete file again$"),
-    Case("app-empty-vocabulary", "app", "an empty vocabulary box",
-         lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), vocabulary=""),
-         error=r"^The inline vocabulary is empty; give classes like 'cat,kitten;dog;traffic light'$"),
-    Case("app-only-separators", "app", "a vocabulary of only separators ' ;|, ; '",
-         lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), vocabulary=" ;|, ; "),
-         error=r"^The inline vocabulary ';\|, ;' has only separators and no class names; give classes like "
-               r"'cat,kitten;dog;traffic light'$"),
-    Case("app-duplicate-classes", "app", "a class typed twice 'cat;dog;cat'",
-         lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), vocabulary="cat;dog;cat"),
-         error=r"^Duplicate class name 'cat' in the inline vocabulary \(classes 1 and 3\); give each class once and "
-               r"list its synonyms after commas$"),
-    Case("app-repeated-synonyms", "app", "a name repeated as a synonym 'cat,cat;dog,cat'",
-         lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), vocabulary="cat,cat;dog,cat"),
-         exit_code=0, result="label map 20x24 with ids 0-1; classes cat, dog",
-         check=_check_app((20, 24), ["cat", "dog"])),
-    Case("app-unicode-classes", "app", "classes with accents, CJK and emoji",
-         lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), vocabulary=";".join(_UNICODE)),
-         exit_code=0, result="label map 20x24 with ids 0-3; label JSON lists the names unchanged",
-         check=_check_app((20, 24), list(_UNICODE), legend="4 classes present")),
-    Case("app-unknown-task", "app", "task 'depth' (a request not made by the page)",
-         lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), task="depth"),
-         error=r"^unknown task 'depth'; choose one of semantic, panoptic, instance$"),
-    Case("app-unknown-mask-source", "app", "mask source 'sam3'",
-         lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), masks="sam3"),
-         error=r"^unknown mask source 'sam3'; choose one of generator, sam, sam2$"),
-    Case("app-grayscale", "app", "8-bit grayscale PNG 20x24",
-         _app_on("gray.png", lambda: Image.fromarray(_rgb(20, 24)[:, :, 0])),
-         exit_code=0, result="overlay RGB and label map 20x24, ids 0-2", check=_check_app((20, 24), _CAT_DOG_GRASS)),
-    Case("app-rgba", "app", "RGBA PNG (alpha dropped)",
-         _app_on("rgba.png", lambda: Image.fromarray(np.dstack([_rgb(20, 24), _rgb(20, 24, 1)[:, :, :1]]))),
-         exit_code=0, result="overlay RGB and label map 20x24, ids 0-2", check=_check_app((20, 24), _CAT_DOG_GRASS)),
-    Case("app-16-bit", "app", "16-bit grayscale PNG",
-         _app_on("gray16.png", lambda: Image.fromarray((_rgb(20, 24)[:, :, 0].astype(np.uint16) * 257))),
-         exit_code=0, result="overlay RGB and label map 20x24, ids 0-2", check=_check_app((20, 24), _CAT_DOG_GRASS)),
-    Case("app-8000x6000", "app", "8000x6000 JPEG (48 Mpixel)",
-         lambda c: _app(c, _large_jpeg_file(c)), exit_code=0,
-         result="decoded at reduced scale and processed at 2048x1536 (--max-size, default 2048): overlay and label "
-                "map 2048x1536, the legend says so",
-         check=_check_app((1536, 2048), _CAT_DOG_GRASS,
-                          legend="The image (8000x6000) was scaled to 2048x1536 (longer side 2048)")),
-    Case("app-sam-without-checkpoint", "app", "SAM masks chosen on a real (non-random) model started without "
-         "--sam-checkpoint",
-         lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), masks="sam",
-                        weights=_tiny_checkpoint(c)),
-         error=r"^SAM masks need SAM weights: restart the app with --sam-checkpoint sam_vit_b_01ec64\.pth \(or "
-               r"choose the generator masks\)$"),
+    Case(
+        "app-no-image",
+        "app",
+        "Segment pressed before uploading an image",
+        lambda c: _app(c, None),
+        error=r"^no image: upload an image \(JPEG, PNG, BMP, TIFF, WebP\) first$",
+    ),
+    Case(
+        "app-upload-gone",
+        "app",
+        "an upload no longer on the server (expired temporary file)",
+        lambda c: _app(c, str(c.tmp / "gone.jpg")),
+        error=r"^image gone\.jpg not found on the server; upload it again$",
+    ),
+    Case(
+        "app-text-file",
+        "app",
+        "a text file uploaded as the image",
+        lambda c: _app(c, _write(c, "notes.txt", b"these are notes, not pixels")),
+        error=r"^notes\.txt is not an image this demo can read; upload a JPEG, PNG, BMP, TIFF or WebP file$",
+    ),
+    Case(
+        "app-zero-byte-image",
+        "app",
+        "a 0-byte .jpg upload",
+        lambda c: _app(c, _write(c, "empty.jpg", b"")),
+        error=r"^empty\.jpg is empty \(0 bytes\); upload the image file again$",
+    ),
+    Case(
+        "app-truncated-jpeg",
+        "app",
+        "a JPEG cut in half",
+        lambda c: _app(c, _truncated_jpeg(c)),
+        error=r"^truncated\.jpg is a damaged JPEG file \(truncated or corrupt\); upload the complete file again$",
+    ),
+    Case(
+        "app-empty-vocabulary",
+        "app",
+        "an empty vocabulary box",
+        lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), vocabulary=""),
+        error=r"^The inline vocabulary is empty; give classes like 'cat,kitten;dog;traffic light'$",
+    ),
+    Case(
+        "app-only-separators",
+        "app",
+        "a vocabulary of only separators ' ;|, ; '",
+        lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), vocabulary=" ;|, ; "),
+        error=r"^The inline vocabulary ';\|, ;' has only separators and no class names; give classes like "
+        r"'cat,kitten;dog;traffic light'$",
+    ),
+    Case(
+        "app-duplicate-classes",
+        "app",
+        "a class typed twice 'cat;dog;cat'",
+        lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), vocabulary="cat;dog;cat"),
+        error=r"^Duplicate class name 'cat' in the inline vocabulary \(classes 1 and 3\); give each class once and "
+        r"list its synonyms after commas$",
+    ),
+    Case(
+        "app-repeated-synonyms",
+        "app",
+        "a name repeated as a synonym 'cat,cat;dog,cat'",
+        lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), vocabulary="cat,cat;dog,cat"),
+        exit_code=0,
+        result="label map 20x24 with ids 0-1; classes cat, dog",
+        check=_check_app((20, 24), ["cat", "dog"]),
+    ),
+    Case(
+        "app-unicode-classes",
+        "app",
+        "classes with accents, CJK and emoji",
+        lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), vocabulary=";".join(_UNICODE)),
+        exit_code=0,
+        result="label map 20x24 with ids 0-3; label JSON lists the names unchanged",
+        check=_check_app((20, 24), list(_UNICODE), legend="4 classes present"),
+    ),
+    Case(
+        "app-unknown-task",
+        "app",
+        "task 'depth' (a request not made by the page)",
+        lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), task="depth"),
+        error=r"^unknown task 'depth'; choose one of semantic, panoptic, instance$",
+    ),
+    Case(
+        "app-unknown-mask-source",
+        "app",
+        "mask source 'sam3'",
+        lambda c: _app(c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), masks="sam3"),
+        error=r"^unknown mask source 'sam3'; choose one of generator, sam, sam2$",
+    ),
+    Case(
+        "app-grayscale",
+        "app",
+        "8-bit grayscale PNG 20x24",
+        _app_on("gray.png", lambda: Image.fromarray(_rgb(20, 24)[:, :, 0])),
+        exit_code=0,
+        result="overlay RGB and label map 20x24, ids 0-2",
+        check=_check_app((20, 24), _CAT_DOG_GRASS),
+    ),
+    Case(
+        "app-rgba",
+        "app",
+        "RGBA PNG (alpha dropped)",
+        _app_on("rgba.png", lambda: Image.fromarray(np.dstack([_rgb(20, 24), _rgb(20, 24, 1)[:, :, :1]]))),
+        exit_code=0,
+        result="overlay RGB and label map 20x24, ids 0-2",
+        check=_check_app((20, 24), _CAT_DOG_GRASS),
+    ),
+    Case(
+        "app-16-bit",
+        "app",
+        "16-bit grayscale PNG",
+        _app_on("gray16.png", lambda: Image.fromarray(_rgb(20, 24)[:, :, 0].astype(np.uint16) * 257)),
+        exit_code=0,
+        result="overlay RGB and label map 20x24, ids 0-2",
+        check=_check_app((20, 24), _CAT_DOG_GRASS),
+    ),
+    Case(
+        "app-8000x6000",
+        "app",
+        "8000x6000 JPEG (48 Mpixel)",
+        lambda c: _app(c, _large_jpeg_file(c)),
+        exit_code=0,
+        result="decoded at reduced scale and processed at 2048x1536 (--max-size, default 2048): overlay and label "
+        "map 2048x1536, the legend says so",
+        check=_check_app(
+            (1536, 2048), _CAT_DOG_GRASS, legend="The image (8000x6000) was scaled to 2048x1536 (longer side 2048)"
+        ),
+    ),
+    Case(
+        "app-sam-without-checkpoint",
+        "app",
+        "SAM masks chosen on a real (non-random) model started without --sam-checkpoint",
+        lambda c: _app(
+            c, _image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))), masks="sam", weights=_tiny_checkpoint(c)
+        ),
+        error=r"^SAM masks need SAM weights: restart the app with --sam-checkpoint sam_vit_b_01ec64\.pth \(or "
+        r"choose the generator masks\)$",
+    ),
 )

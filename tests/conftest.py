@@ -9,6 +9,7 @@
 
 Hugging Face Hub access is offline for the whole run (HF_HUB_OFFLINE=1, set before anything imports huggingface_hub).
 """
+
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never download; set before huggingface_hub reads it at import
@@ -54,7 +55,6 @@ def reference_dir() -> Path:
     if not REFERENCE_DIR.is_dir():
         pytest.fail(MISSING_MESSAGE, pytrace=False)
     return REFERENCE_DIR
-
 
 
 @pytest.fixture(autouse=True)

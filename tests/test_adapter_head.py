@@ -4,10 +4,10 @@ Shapes: B images, N masks per image, K maps per mask, D = clip_dim, h×w the str
 Full-size heads (15 M parameters) are built for the layout checks and run once on a 2×3 grid; the forward-contract
 checks use a narrow head in float64 so equalities can be asserted tightly.
 """
+
 import copy
 import math
 from pathlib import Path
-from typing import List, Tuple
 
 import pytest
 import torch
@@ -20,10 +20,10 @@ from mask_adapter.modeling.adapter.head import ConvNeXtBlock, LayerNorm2d, MaskA
 K = 16
 
 
-def expected_layout(clip_dim: int) -> List[Tuple[str, Tuple[int, ...]]]:
+def expected_layout(clip_dim: int) -> list[tuple[str, tuple[int, ...]]]:
     """SPEC §3 table, in state-dict order (a module's own parameters precede its children, so ``gamma`` comes
     first in each ConvNeXt block, as in the official tables)."""
-    rows: List[Tuple[str, Tuple[int, ...]]] = [("fuse.weight", (768, clip_dim, 1, 1)), ("fuse.bias", (768,))]
+    rows: list[tuple[str, tuple[int, ...]]] = [("fuse.weight", (768, clip_dim, 1, 1)), ("fuse.bias", (768,))]
     for i in (1, 2, 3):
         p = f"cnext{i}"
         rows += [
@@ -56,7 +56,7 @@ def expected_layout(clip_dim: int) -> List[Tuple[str, Tuple[int, ...]]]:
     return rows
 
 
-def parse_state_dict_tsv(path: Path) -> List[Tuple[str, Tuple[int, ...], str, str]]:
+def parse_state_dict_tsv(path: Path) -> list[tuple[str, tuple[int, ...], str, str]]:
     """Parse ``<setup>_state_dict.tsv``: header ``key\\tshape\\tdtype\\trequires_grad``, shape like ``768x768x1x1``
     or ``scalar``, trailing ``#`` lines (non-persistent buffers) skipped."""
     lines = path.read_text().splitlines()
@@ -181,7 +181,9 @@ def test_convnext_block_formula():
     x = torch.randn(2, 6, 5, 4, dtype=torch.float64)
     y = F.conv2d(x, block.dwconv.weight, block.dwconv.bias, padding=3, groups=6).permute(0, 2, 3, 1)
     y = F.layer_norm(y, (6,), block.norm.weight, block.norm.bias, eps=1e-6)
-    y = F.linear(F.gelu(F.linear(y, block.pwconv1.weight, block.pwconv1.bias)), block.pwconv2.weight, block.pwconv2.bias)
+    y = F.linear(
+        F.gelu(F.linear(y, block.pwconv1.weight, block.pwconv1.bias)), block.pwconv2.weight, block.pwconv2.bias
+    )
     expected = x + (block.gamma * y).permute(0, 3, 1, 2)
     torch.testing.assert_close(block(x), expected, rtol=0, atol=1e-12)
     assert block.pwconv1.out_features == 24  # MLP ratio 4
@@ -382,10 +384,13 @@ def _cfg(clip_name: str):
     return cfg
 
 
-@pytest.mark.parametrize("clip_name,clip_dim,count", [
-    ("convnext_large_d_320", 768, 14_907_568),
-    ("convnext_base_w_320", 640, 14_807_088),
-])
+@pytest.mark.parametrize(
+    "clip_name,clip_dim,count",
+    [
+        ("convnext_large_d_320", 768, 14_907_568),
+        ("convnext_base_w_320", 640, 14_807_088),
+    ],
+)
 @pytest.mark.parametrize("name", ["ConfigurableMaskAdapterHead", "MASKAdapterHead"])
 def test_build_from_cfg(clip_name, clip_dim, count, name):
     from mask_adapter.modeling.adapter.build import build_mask_adapter

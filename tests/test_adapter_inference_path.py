@@ -4,6 +4,7 @@ groups, deduplicated masks) against the official computation ``forward_reference
 Shapes: B images, N masks, K maps per mask, D = clip_dim, h×w the CLIP grid; masks enter at any size.
 fp32 heads are checked to 1e-5 (the acceptance bound), float64 heads to 1e-10.
 """
+
 import copy
 
 import pytest
@@ -97,7 +98,9 @@ def test_memory_budget_sets_the_group_and_stays_exact():
     assert head.masks_per_group(40, 40) == 1
     out, ref = both(head, feat, masks)
     assert (out - ref).abs().max() <= TOL32
-    with pytest.raises(ValueError, match=r"inference_memory_mb must be >= 1, got 0 \(MODEL.MASK_ADAPTER.INFERENCE_MEMORY_MB\)"):
+    with pytest.raises(
+        ValueError, match=r"inference_memory_mb must be >= 1, got 0 \(MODEL.MASK_ADAPTER.INFERENCE_MEMORY_MB\)"
+    ):
         MaskAdapterHead(clip_dim=8, inference_memory_mb=0)
 
 

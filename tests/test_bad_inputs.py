@@ -16,7 +16,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Tuple
 
 import pytest
 from bad_inputs_table import CASES, REPO, Case, Context
@@ -99,7 +98,7 @@ class _Messages(logging.Handler):
         self.lines.append(record.getMessage() + ("\nTraceback (logged)" if record.exc_info else ""))
 
 
-def _run_in_process(case: Case, ctx: Context, programs, monkeypatch) -> Tuple[int, str, str]:
+def _run_in_process(case: Case, ctx: Context, programs, monkeypatch) -> tuple[int, str, str]:
     """(exit code, stderr, stderr + log messages)."""
     argv = case.make(ctx)
     if case.patch is not None:
@@ -136,7 +135,7 @@ _SCRIPTS = {"demo": "demo/demo.py", "train_net": "train_net.py", "evaluate": "to
             "prepare": f"datasets/{PREPARE_SCRIPT}.py"}  # fmt: skip
 
 
-def _run_subprocess(case: Case, ctx: Context) -> Tuple[int, str, str]:
+def _run_subprocess(case: Case, ctx: Context) -> tuple[int, str, str]:
     argv = case.make(ctx)
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     cmd = [sys.executable, "-c", _RSS_WRAPPER, str(REPO / _SCRIPTS[case.surface]), *argv]

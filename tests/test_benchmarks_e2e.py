@@ -20,8 +20,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Dict, Iterable, Tuple
 
 import numpy as np
 import pytest
@@ -31,10 +31,11 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BitMasks, Instances
 from torch import nn
 
-from _raw_datasets import REPO, prepare_benchmarks, read
 from mask_adapter.data.catalog import register_all
 from mask_adapter.engine import build_config
 from mask_adapter.evaluation import BENCHMARKS, evaluate_benchmarks
+
+from _raw_datasets import REPO, prepare_benchmarks, read
 
 TINY_CONFIG = REPO / "configs" / "tiny" / "fcclip_tiny.yaml"
 NAMES = ["A-847", "A-150", "PC-459", "PC-59", "PAS-20"]
@@ -105,11 +106,11 @@ HAND = {
 }
 
 
-def reference_miou(pairs: Iterable[Tuple[np.ndarray, np.ndarray]], ignore: int) -> float:
+def reference_miou(pairs: Iterable[tuple[np.ndarray, np.ndarray]], ignore: int) -> float:
     """mIoU (%) of (GT, prediction) label-map pairs, counted per class over all images (see module docstring)."""
-    tp: Dict[int, int] = {}
-    gt_n: Dict[int, int] = {}
-    pred_n: Dict[int, int] = {}
+    tp: dict[int, int] = {}
+    gt_n: dict[int, int] = {}
+    pred_n: dict[int, int] = {}
     for gt, pred in pairs:
         valid = gt != ignore
         for c in np.unique(np.concatenate([gt[valid], pred[valid]])).tolist():
@@ -125,9 +126,7 @@ def reference_miou(pairs: Iterable[Tuple[np.ndarray, np.ndarray]], ignore: int) 
 def prepared(tmp_path_factory) -> Path:
     """Tiny raw copies of the five benchmarks' sources, converted by the preparation scripts."""
     root = tmp_path_factory.mktemp("datasets")
-    prepare_benchmarks(
-        root, ade_val={"ADE_val_00000002": (ADE_SEM_2, ADE_INS_2)}, voc_label=VOC_LABEL
-    )
+    prepare_benchmarks(root, ade_val={"ADE_val_00000002": (ADE_SEM_2, ADE_INS_2)}, voc_label=VOC_LABEL)
     return root
 
 
@@ -141,7 +140,7 @@ def root(prepared, monkeypatch) -> Path:
     register_all(default, overwrite=True)
 
 
-def table_rows(stdout: str) -> Dict[str, Dict[str, str]]:
+def table_rows(stdout: str) -> dict[str, dict[str, str]]:
     """Rows of the last pipe table printed, by benchmark name."""
     rows, header = {}, None
     for line in stdout.splitlines():
@@ -201,19 +200,15 @@ class CraftedModel(nn.Module):
     instances (score 1), so the panoptic and instance evaluators the tiny config enables have exact inputs.
     """
 
-    def __init__(self, predictions: Dict[Tuple[str, str], np.ndarray]) -> None:
+    def __init__(self, predictions: dict[tuple[str, str], np.ndarray]) -> None:
         super().__init__()
         self.predictions, self.metadata = predictions, None
-        self.records: Dict[str, dict] = {}
+        self.records: dict[str, dict] = {}
         self.weight = nn.Parameter(torch.zeros(1))
 
     def set_metadata(self, metadata) -> None:
         self.metadata = metadata
-        self.records = {
-            r["file_name"]: r
-            for r in DatasetCatalog.get(metadata.dataname)
-            if "pan_seg_file_name" in r
-        }
+        self.records = {r["file_name"]: r for r in DatasetCatalog.get(metadata.dataname) if "pan_seg_file_name" in r}
 
     def forward(self, batched_inputs):
         outs = []
@@ -221,9 +216,7 @@ class CraftedModel(nn.Module):
         for x in batched_inputs:
             pred = self.predictions[(self.metadata.dataname, x["file_name"])]
             assert pred.shape == (x["height"], x["width"])
-            out = {
-                "sem_seg": F.one_hot(torch.as_tensor(pred), num_classes).permute(2, 0, 1).float()
-            }
+            out = {"sem_seg": F.one_hot(torch.as_tensor(pred), num_classes).permute(2, 0, 1).float()}
             if x["file_name"] in self.records:
                 out.update(self._ground_truth_panoptic(self.records[x["file_name"]]))
             outs.append(out)
@@ -232,9 +225,7 @@ class CraftedModel(nn.Module):
     @staticmethod
     def _ground_truth_panoptic(record) -> dict:
         rgb = read(record["pan_seg_file_name"]).astype(np.int64)
-        ids = torch.as_tensor(
-            rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2], dtype=torch.int32
-        )
+        ids = torch.as_tensor(rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2], dtype=torch.int32)
         segments = [
             {"id": s["id"], "category_id": s["category_id"], "isthing": bool(s["isthing"])}
             for s in record["segments_info"]

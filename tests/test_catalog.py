@@ -55,11 +55,7 @@ def test_table_has_exactly_the_spec_splits():
 def test_split_metadata(name):
     evaluator_type, ignore, n = EXPECTED[name]
     meta = MetadataCatalog.get(name)
-    assert (
-        meta.dataname == name
-        and meta.evaluator_type == evaluator_type
-        and meta.ignore_label == ignore
-    )
+    assert meta.dataname == name and meta.evaluator_type == evaluator_type and meta.ignore_label == ignore
     assert evaluator_type in EVALUATOR_TABLE
     classes = meta.get("stuff_classes") or meta.thing_classes
     assert len(classes) == n and len(set(classes)) == n
@@ -69,11 +65,7 @@ def test_split_metadata(name):
         stuff = meta.stuff_dataset_id_to_contiguous_id
         assert sorted(stuff.values()) == list(range(n))
         assert [meta.stuff_classes[i] for i in sorted(things.values())] == meta.thing_classes
-        assert (
-            meta.panoptic_root
-            and meta.panoptic_json
-            and len(meta.thing_colors) == len(meta.thing_classes)
-        )
+        assert meta.panoptic_root and meta.panoptic_json and len(meta.thing_colors) == len(meta.thing_classes)
     if evaluator_type == "coco":
         assert sorted(meta.thing_dataset_id_to_contiguous_id.values()) == list(range(n))
 
@@ -81,10 +73,7 @@ def test_split_metadata(name):
 def test_dataset_ids_and_label_divisor():
     coco = MetadataCatalog.get("openvocab_coco_2017_val_panoptic_with_sem_seg")
     assert coco.label_divisor == 1000 and coco.thing_dataset_id_to_contiguous_id[1] == 0
-    assert (
-        coco.stuff_dataset_id_to_contiguous_id[200] == 132
-        and 200 not in coco.thing_dataset_id_to_contiguous_id
-    )
+    assert coco.stuff_dataset_id_to_contiguous_id[200] == 132 and 200 not in coco.thing_dataset_id_to_contiguous_id
     assert coco.json_file.endswith("coco/annotations/instances_val2017.json")
     ade = MetadataCatalog.get("openvocab_ade20k_panoptic_val")
     assert ade.thing_dataset_id_to_contiguous_id[7] == 7 and len(ade.thing_classes) == 100
@@ -116,20 +105,13 @@ def test_lazy_metadata_builds_once_and_pickles():
 
     meta = LazyMetadata(name="lazy_test", builder=builder, evaluator_type="sem_seg")
     assert meta.evaluator_type == "sem_seg" and not meta.is_materialized and not calls
-    assert (
-        meta.stuff_classes == ["a", "b"]
-        and meta.get("stuff_classes") == ["a", "b"]
-        and len(calls) == 1
-    )
+    assert meta.stuff_classes == ["a", "b"] and meta.get("stuff_classes") == ["a", "b"] and len(calls) == 1
     assert meta.get("missing", 3) == 3 and len(calls) == 1
     with pytest.raises(AssertionError):
         meta.stuff_classes = ["c"]  # detectron2 keeps metadata consistent
     real = MetadataCatalog.get("openvocab_pascal_ctx59_sem_seg_val")
     for clone in (pickle.loads(pickle.dumps(real)), copy.deepcopy(real)):
-        assert (
-            len(clone.stuff_classes) == 59
-            and clone.dataname == "openvocab_pascal_ctx59_sem_seg_val"
-        )
+        assert len(clone.stuff_classes) == 59 and clone.dataname == "openvocab_pascal_ctx59_sem_seg_val"
     assert "stuff_classes" in real.as_dict()
 
 
@@ -145,10 +127,7 @@ def test_missing_root_names_path_and_script(root):
         DatasetCatalog.get("openvocab_pascal_ctx459_sem_seg_val")
     text = str(e.value)
     assert "\n" not in text
-    assert (
-        str(root / "pascal_ctx_d2/images/validation") in text
-        and "prepare_pascal_ctx_full_sem_seg.py" in text
-    )
+    assert str(root / "pascal_ctx_d2/images/validation") in text and "prepare_pascal_ctx_full_sem_seg.py" in text
     with pytest.raises(FileNotFoundError, match="tools/prepare_synthetic_dataset.py"):
         DatasetCatalog.get("synthetic_shapes_panoptic_val")
 
@@ -178,20 +157,11 @@ def test_register_custom_semseg(tmp_path):
         records = DatasetCatalog.get("custom_test_semseg")
         assert len(records) == 1 and records[0]["sem_seg_file_name"].endswith("gt/a.tif")
         meta = MetadataCatalog.get("custom_test_semseg")
-        assert (
-            meta.stuff_classes == ["cat,kitten", "dog", "traffic light"]
-            and meta.ignore_label == 65535
-        )
-        assert (
-            meta.dataname == "custom_test_semseg"
-            and meta.evaluator_type == "sem_seg"
-            and split.gt_ext == "tif"
-        )
+        assert meta.stuff_classes == ["cat,kitten", "dog", "traffic light"] and meta.ignore_label == 65535
+        assert meta.dataname == "custom_test_semseg" and meta.evaluator_type == "sem_seg" and split.gt_ext == "tif"
         with pytest.raises(ValueError, match="already registered"):
             register_custom_semseg("custom_test_semseg", str(tmp_path), str(tmp_path), str(vocab))
-        register_custom_semseg(
-            "custom_test_empty", str(tmp_path / "img"), str(tmp_path / "img"), str(vocab)
-        )
+        register_custom_semseg("custom_test_empty", str(tmp_path / "img"), str(tmp_path / "img"), str(vocab))
         with pytest.raises(FileNotFoundError, match=r"no '\*\.png' file directly in"):
             DatasetCatalog.get("custom_test_empty")
     finally:
@@ -216,11 +186,7 @@ def test_synthetic_dataset(root):
         pan = np.array(Image.open(r["pan_seg_file_name"])).astype(np.int64)
         ids = pan[..., 0] + 256 * pan[..., 1] + 65536 * pan[..., 2]
         sem = np.array(Image.open(r["sem_seg_file_name"]))
-        assert (
-            set(np.unique(sem)) <= {0, 1, 2, 3, 4, 255}
-            and (sem[0] == 255).all()
-            and (ids[0] == 0).all()
-        )
+        assert set(np.unique(sem)) <= {0, 1, 2, 3, 4, 255} and (sem[0] == 255).all() and (ids[0] == 0).all()
         for seg in r["segments_info"]:
             mask = ids == seg["id"]
             assert mask.sum() == seg["area"] and (sem[mask] == seg["category_id"]).all()
@@ -244,10 +210,7 @@ def test_synthetic_instances_json_matches_panoptic(root):
     meta = MetadataCatalog.get("synthetic_shapes_panoptic_val")
     assert meta.json_file == out["val_instances_json"]
     assert meta.json_file.endswith("synthetic_shapes/instances_val.json")
-    assert (
-        MetadataCatalog.get("synthetic_shapes_panoptic_train").json_file
-        == out["train_instances_json"]
-    )
+    assert MetadataCatalog.get("synthetic_shapes_panoptic_train").json_file == out["train_instances_json"]
     data = json.load(open(out["val_instances_json"]))
     panoptic = json.load(open(out["val_json"]))
     assert data["images"] == panoptic["images"]
@@ -278,9 +241,7 @@ def test_synthetic_instances_json_matches_panoptic(root):
 
 def test_coco_instances_split(root):
     (root / "coco" / "val2017").mkdir(parents=True)
-    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(
-        root / "coco" / "val2017" / "000000000001.jpg"
-    )
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / "coco" / "val2017" / "000000000001.jpg")
     (root / "coco" / "annotations").mkdir()
     anns = [
         {

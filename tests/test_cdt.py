@@ -73,9 +73,7 @@ def _layer_norm(x, ln: nn.LayerNorm):
     return (x - mu) / torch.sqrt(var + ln.eps) * ln.weight.double() + ln.bias.double()
 
 
-def _manual_cdt(
-    cdt: ContentDependentTransfer, dense, text, variant: str, pos_on_value: bool = False
-):
+def _manual_cdt(cdt: ContentDependentTransfer, dense, text, variant: str, pos_on_value: bool = False):
     ca = cdt.cross_atten
     b, d, h, w = dense.shape
     mem = dense.double().flatten(2).permute(2, 0, 1)  # (hw, B, D)
@@ -116,10 +114,7 @@ def test_key_names_and_shapes():
         CDT_KEYS[7]: (D,),
     }
     # The position embedding is parameter-free; both variants share the layout.
-    assert (
-        list(ContentDependentTransfer(d_model=D, nhead=NHEAD, variant="semantic").state_dict())
-        == CDT_KEYS
-    )
+    assert list(ContentDependentTransfer(d_model=D, nhead=NHEAD, variant="semantic").state_dict()) == CDT_KEYS
     assert cdt.cross_atten.multihead_attn.num_heads == NHEAD
     assert cdt.cross_atten.multihead_attn.dropout == 0.0
 
@@ -187,11 +182,7 @@ def test_rows_depend_on_the_image():
 
 
 def test_variant_property_and_unknown_variant():
-    assert (
-        ContentDependentTransfer(d_model=D, nhead=NHEAD, variant="panoptic").variant == "panoptic"
-    )
-    assert (
-        ContentDependentTransfer(d_model=D, nhead=NHEAD, variant="semantic").variant == "semantic"
-    )
+    assert ContentDependentTransfer(d_model=D, nhead=NHEAD, variant="panoptic").variant == "panoptic"
+    assert ContentDependentTransfer(d_model=D, nhead=NHEAD, variant="semantic").variant == "semantic"
     with pytest.raises(ValueError, match="unknown CDT variant"):
         ContentDependentTransfer(d_model=D, nhead=NHEAD, variant="instance")

@@ -70,9 +70,7 @@ def test_known_leftovers_one_log_line_and_marker_metadata(tmp_path, caplog):
     assert len(leftover_lines) == 1
     assert "criterion.empty_weight" in leftover_lines[0].getMessage()
     assert FUSION_MARKER_KEY in leftover_lines[0].getMessage()
-    assert any(
-        "fused checkpoint" in r.getMessage() and "fcclip" in r.getMessage() for r in caplog.records
-    )
+    assert any("fused checkpoint" in r.getMessage() and "fcclip" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert FUSION_MARKER_KEY not in extra
 

@@ -2,6 +2,7 @@
 
 Tiny model: trunk stage widths 40/80/160/320 (C_raw = 320), embedding width D = 64.
 """
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,10 +16,20 @@ def test_output_names_strides_channels(tiny_clip):
     shapes = tiny_clip.output_shape()
     assert list(shapes) == ["stem", "res2", "res3", "res4", "res5", "clip_vis_dense"]
     assert {k: v.channels for k, v in shapes.items()} == {
-        "stem": 40, "res2": 40, "res3": 80, "res4": 160, "res5": 320, "clip_vis_dense": 320
+        "stem": 40,
+        "res2": 40,
+        "res3": 80,
+        "res4": 160,
+        "res5": 320,
+        "clip_vis_dense": 320,
     }
     assert {k: v.stride for k, v in shapes.items()} == {
-        "stem": 4, "res2": 4, "res3": 8, "res4": 16, "res5": 32, "clip_vis_dense": 32
+        "stem": 4,
+        "res2": 4,
+        "res3": 8,
+        "res4": 16,
+        "res5": 32,
+        "clip_vis_dense": 32,
     }
     assert tiny_clip.size_divisibility == -1
     assert tiny_clip.embed_dim == D and tiny_clip.clip_dense_channels == C_RAW
@@ -209,9 +220,7 @@ def test_key_names_match_official_backbone_layout(tiny_clip, reference_dir):
     if not table.is_file():
         pytest.skip(f"{table} missing")
     ref = [
-        line.split("\t")[0]
-        for line in table.read_text().splitlines()[1:]
-        if line.strip() and not line.startswith("#")
+        line.split("\t")[0] for line in table.read_text().splitlines()[1:] if line.strip() and not line.startswith("#")
     ]
     ref_backbone = {k for k in ref if k.startswith("backbone.")}
     ours = {"backbone." + k for k in tiny_clip.state_dict()}

@@ -55,10 +55,7 @@ OFFICIAL_FILES = [
     "mixed-mask-training/maftp/maskformer2_R50_bs16_50ep.yaml",
     MAFTP_B,
     MAFTP_L,
-    *[
-        f"mixed-mask-training/maftp/semantic/eval_{s}.yaml"
-        for s in ("a847", "pas20", "pc459", "pc59")
-    ],
+    *[f"mixed-mask-training/maftp/semantic/eval_{s}.yaml" for s in ("a847", "pas20", "pc459", "pc59")],
 ]
 
 
@@ -129,9 +126,7 @@ _FAITHFUL_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "rel_path,ref_name,allowed,overrides", _FAITHFUL_CASES, ids=lambda x: str(x)[:40]
-)
+@pytest.mark.parametrize("rel_path,ref_name,allowed,overrides", _FAITHFUL_CASES, ids=lambda x: str(x)[:40])
 def test_official_yaml_reproduces_reference_config(rel_path, ref_name, allowed, overrides) -> None:
     ref_path = REFERENCE_DIR / ref_name
     if not ref_path.is_file():
@@ -142,9 +137,7 @@ def test_official_yaml_reproduces_reference_config(rel_path, ref_name, allowed, 
         setattr(cfg, key, value)
     ours = as_plain(cfg)
     reference = flatten(yaml.safe_load(ref_path.read_text()))
-    diffs = {
-        k: (ours.get(k), v) for k, v in reference.items() if k not in allowed and ours.get(k) != v
-    }
+    diffs = {k: (ours.get(k), v) for k, v in reference.items() if k not in allowed and ours.get(k) != v}
     assert diffs == {}
 
 
@@ -534,18 +527,14 @@ def test_official_maftp_values() -> None:
 
 
 def test_official_warmup_values() -> None:
-    cfg = load(
-        "ground-truth-warmup/mask-adapter/mask_adapter_maft_convnext_base_cocostuff_eval_ade20k.yaml"
-    )
+    cfg = load("ground-truth-warmup/mask-adapter/mask_adapter_maft_convnext_base_cocostuff_eval_ade20k.yaml")
     assert (cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.MASK_ADAPTER.TRAIN_MAFT) == (
         "MASK_Adapter",
         True,
     )
     assert resolve_dense_projection(cfg, _defaults(cfg)) == "maftp_scrambled"
     assert (cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.MAX_ITER, cfg.INPUT.IMAGE_SIZE) == (8, 295717, 768)
-    assert (
-        cfg.INPUT.COLOR_AUG_SSD is True
-    )  # set by the base YAML, ignored by the stage-1 mapper (Q9)
+    assert cfg.INPUT.COLOR_AUG_SSD is True  # set by the base YAML, ignored by the stage-1 mapper (Q9)
 
 
 @pytest.mark.parametrize("dataset", ["a847", "pas20", "pc459", "pc59"])

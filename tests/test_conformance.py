@@ -16,7 +16,6 @@ import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 from unittest import mock
 
 import pytest
@@ -33,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 
 # reference name -> (our config, META_ARCHITECTURE, CDT variant or None)
-SETUPS: Dict[str, Tuple[str, str, Optional[str]]] = {
+SETUPS: dict[str, tuple[str, str, str | None]] = {
     "fcclip_convnext_large_ade20k": (
         "mixed-mask-training/fc-clip/fcclip/fcclip_convnext_large_eval_ade20k.yaml",
         "FCCLIP",
@@ -97,13 +96,11 @@ def _read_state_dict_table(path: Path):
             non_persistent[key] = tuple(int(s) for s in shape.split("x"))
             continue
         key, shape, dtype, grad = line.split("\t")
-        rows.append(
-            (key, () if shape == "scalar" else tuple(int(s) for s in shape.split("x")), dtype, grad)
-        )
+        rows.append((key, () if shape == "scalar" else tuple(int(s) for s in shape.split("x")), dtype, grad))
     return rows, non_persistent
 
 
-def _read_params_table(path: Path, max_level: int = 1) -> Dict[str, Tuple[int, int, int]]:
+def _read_params_table(path: Path, max_level: int = 1) -> dict[str, tuple[int, int, int]]:
     """prefix -> (total, trainable, num_tensors) for levels <= max_level; level 0 is keyed "(all)"."""
     out = {}
     for line in path.read_text().splitlines()[1:]:
@@ -118,18 +115,18 @@ class BuiltSummary:
     """What the conformance tests need from one full-size build (the model itself is freed)."""
 
     model_class: str
-    state_dict: List[Tuple[str, Tuple[int, ...], str]]  # (key, shape, dtype) in state-dict order
-    requires_grad: Dict[str, str]  # key -> "True"/"False" (parameters) or "buffer"
-    buffers: Dict[str, Tuple[int, ...]]  # every named buffer, persistent or not
-    level1: Dict[str, Tuple[int, int, int]]
-    cdt_variant: Optional[str]
+    state_dict: list[tuple[str, tuple[int, ...], str]]  # (key, shape, dtype) in state-dict order
+    requires_grad: dict[str, str]  # key -> "True"/"False" (parameters) or "buffer"
+    buffers: dict[str, tuple[int, ...]]  # every named buffer, persistent or not
+    level1: dict[str, tuple[int, int, int]]
+    cdt_variant: str | None
     mask_adapter_params: int
 
 
 def _summarise(model: torch.nn.Module) -> BuiltSummary:
     sd = model.state_dict()
     params = dict(model.named_parameters())
-    level1: Dict[str, List[int]] = {}
+    level1: dict[str, list[int]] = {}
     for name, p in params.items():
         for prefix in ("(all)", name.split(".")[0]):
             row = level1.setdefault(prefix, [0, 0, 0])
@@ -176,9 +173,7 @@ def built(request, reference_dir):
 def test_state_dict_keys_and_shapes(built, reference_dir):
     name, ours = built
     tsv = reference_dir / f"{name}_state_dict.tsv"
-    missing, unexpected, mismatched = diff_state_dict_against_reference(
-        {k: s for k, s, _ in ours.state_dict}, str(tsv)
-    )
+    missing, unexpected, mismatched = diff_state_dict_against_reference({k: s for k, s, _ in ours.state_dict}, str(tsv))
     assert (missing, unexpected, mismatched) == ([], [], []), (
         f"{name}: {len(missing)} missing (e.g. {missing[:5]}), {len(unexpected)} unexpected (e.g. {unexpected[:5]}), "
         f"{len(mismatched)} shape mismatches (e.g. {mismatched[:5]})"
@@ -192,14 +187,10 @@ def test_requires_grad_matches(built, reference_dir):
     name, ours = built
     rows, _ = _read_state_dict_table(reference_dir / f"{name}_state_dict.tsv")
     expected = {k: grad for k, _, _, grad in rows}
-    diff = {
-        k: (ours.requires_grad.get(k), v)
-        for k, v in expected.items()
-        if ours.requires_grad.get(k) != v
-    }
-    assert (
-        not diff
-    ), f"{name}: requires_grad (ours, reference) differs for {len(diff)} keys, e.g. {list(diff.items())[:5]}"
+    diff = {k: (ours.requires_grad.get(k), v) for k, v in expected.items() if ours.requires_grad.get(k) != v}
+    assert not diff, (
+        f"{name}: requires_grad (ours, reference) differs for {len(diff)} keys, e.g. {list(diff.items())[:5]}"
+    )
 
 
 def test_parameter_totals(built, reference_dir):
@@ -209,9 +200,7 @@ def test_parameter_totals(built, reference_dir):
     total, trainable, _ = expected["(all)"]
     assert ours.mask_adapter_params == (14_807_088 if name == "maftp_base_a150" else 14_907_568)
     # Trainable: the adapter (+ void for FCCLIP and stage 1); MAFT+ trains the adapter only.
-    assert trainable == ours.mask_adapter_params + (
-        0 if name.startswith("maftp") else expected["void_embedding"][0]
-    )
+    assert trainable == ours.mask_adapter_params + (0 if name.startswith("maftp") else expected["void_embedding"][0])
 
 
 def test_non_persistent_buffers(built, reference_dir):
@@ -331,9 +320,7 @@ def test_round_trip_flat_state_dict(tmp_path, source_model, source_outputs, imag
 def test_criterion_empty_weight_is_ignored(tmp_path, source_model, caplog):
     """The released FC-CLIP + MA checkpoint carries SetCriterion's ``criterion.empty_weight``: dropped silently."""
     path = tmp_path / "released_layout.pth"
-    torch.save(
-        {"model": {**source_model.state_dict(), "criterion.empty_weight": torch.ones(134)}}, path
-    )
+    torch.save({"model": {**source_model.state_dict(), "criterion.empty_weight": torch.ones(134)}}, path)
     target = _tiny("fcclip_tiny", seed=3)
     caplog.clear()
     with caplog.at_level(logging.INFO):
@@ -364,9 +351,7 @@ def test_other_architecture_gives_clear_error(tmp_path):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_loading_after_inference_refreshes_text_embeddings(
-    tmp_path, source_model, source_outputs, image_batch
-):
+def test_loading_after_inference_refreshes_text_embeddings(tmp_path, source_model, source_outputs, image_batch):
     """Regression: the text-embedding cache must not survive a weight load (its key follows the text tower)."""
     path = tmp_path / "model_final.pth"
     torch.save({"model": source_model.state_dict()}, path)

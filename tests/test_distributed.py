@@ -15,7 +15,6 @@ image id), so one image gets the same slots whether it is alone in its process o
 
 import os
 from pathlib import Path
-from typing import Dict, List
 
 import pytest
 import torch
@@ -33,16 +32,14 @@ SIZE = 64
 def build_model(name: str) -> torch.nn.Module:
     from mask_adapter.engine import Trainer, build_config
 
-    cfg = build_config(
-        str(REPO / CONFIGS[name]), ["SEED", "0", "MODEL.MASK_ADAPTER.IOU_THRESHOLD", "1.01"]
-    )
+    cfg = build_config(str(REPO / CONFIGS[name]), ["SEED", "0", "MODEL.MASK_ADAPTER.IOU_THRESHOLD", "1.01"])
     torch.manual_seed(0)
     model = Trainer.build_model(cfg)
     model.train()
     return model
 
 
-def make_batch(name: str) -> List[Dict]:
+def make_batch(name: str) -> list[dict]:
     """Two 64x64 images with the same number of ground-truth masks (random rectangles, labels 0-4)."""
     g = torch.Generator().manual_seed(7)
     batch = []
@@ -56,30 +53,24 @@ def make_batch(name: str) -> List[Dict]:
         inst.gt_masks = BitMasks(masks)
         inst.gt_classes = torch.randint(0, 5, (len(masks),), generator=g)
         image = torch.randint(0, 256, (3, SIZE, SIZE), generator=g, dtype=torch.uint8)
-        batch.append(
-            {"image": image, "instances": inst, "image_id": 100 + i, "height": SIZE, "width": SIZE}
-        )
+        batch.append({"image": image, "instances": inst, "image_id": 100 + i, "height": SIZE, "width": SIZE})
     return batch
 
 
-def trainable_gradients(model: torch.nn.Module, batch: List[Dict]) -> Dict[str, torch.Tensor]:
+def trainable_gradients(model: torch.nn.Module, batch: list[dict]) -> dict[str, torch.Tensor]:
     from mask_adapter.engine import unwrap
 
     with EventStorage(0):
         losses = model(batch)
     sum(losses.values()).backward()
-    grads = {
-        n: p.grad.detach().clone() for n, p in unwrap(model).named_parameters() if p.requires_grad
-    }
+    grads = {n: p.grad.detach().clone() for n, p in unwrap(model).named_parameters() if p.requires_grad}
     assert grads and all(g is not None for g in grads.values())
     return grads
 
 
 def _worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size
-    )
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -102,16 +93,12 @@ def test_ddp_gradient_equals_single_process_gradient(tmp_path):
     try:
         for name in CONFIGS:
             reference = trainable_gradients(build_model(name), make_batch(name))
-            per_rank = [
-                torch.load(tmp_path / f"{name}_rank{r}.pt", weights_only=True) for r in range(2)
-            ]
+            per_rank = [torch.load(tmp_path / f"{name}_rank{r}.pt", weights_only=True) for r in range(2)]
             assert per_rank[0].keys() == reference.keys()
             for key, ref in reference.items():
                 assert ref.abs().max() > 0, (name, key)
                 # DDP leaves the same averaged gradient on both processes.
                 torch.testing.assert_close(per_rank[0][key], per_rank[1][key], rtol=0, atol=1e-7)
-                torch.testing.assert_close(
-                    per_rank[0][key], ref, rtol=0, atol=1e-5, msg=f"{name}: {key}"
-                )
+                torch.testing.assert_close(per_rank[0][key], ref, rtol=0, atol=1e-5, msg=f"{name}: {key}")
     finally:
         torch.set_num_threads(previous)

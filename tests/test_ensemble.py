@@ -53,22 +53,16 @@ def test_matches_hand_computation():
     out = _run(IN_LOGITS, OUT_LOGITS, SEEN, ALPHA, BETA)
     expected, probs, _ = _hand_ensemble(IN_LOGITS, OUT_LOGITS, SEEN, ALPHA, BETA)
     assert out.shape == (1, 1, 4)
-    torch.testing.assert_close(
-        out[0, 0], torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-12
-    )
+    torch.testing.assert_close(out[0, 0], torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-12)
     assert out.exp().sum().item() == pytest.approx(1.0, abs=1e-6)
-    torch.testing.assert_close(
-        out[0, 0].exp(), torch.tensor(probs, dtype=torch.float64) + 1e-8, rtol=0, atol=1e-12
-    )
+    torch.testing.assert_close(out[0, 0].exp(), torch.tensor(probs, dtype=torch.float64) + 1e-8, rtol=0, atol=1e-12)
 
 
 def test_seen_uses_alpha_and_unseen_uses_beta():
     # Swapping α and β must change exactly what the seen/unseen split predicts.
     swapped = _run(IN_LOGITS, OUT_LOGITS, SEEN, BETA, ALPHA)
     expected_swapped, _, _ = _hand_ensemble(IN_LOGITS, OUT_LOGITS, SEEN, BETA, ALPHA)
-    torch.testing.assert_close(
-        swapped[0, 0], torch.tensor(expected_swapped, dtype=torch.float64), rtol=0, atol=1e-12
-    )
+    torch.testing.assert_close(swapped[0, 0], torch.tensor(expected_swapped, dtype=torch.float64), rtol=0, atol=1e-12)
     # All classes seen: β is irrelevant; all unseen: α is irrelevant.
     all_seen = _run(IN_LOGITS, OUT_LOGITS, [True] * 3, ALPHA, 0.123)
     all_seen_ref = _run(IN_LOGITS, OUT_LOGITS, [True] * 3, ALPHA, 0.987)
@@ -93,23 +87,17 @@ def test_alpha_beta_zero_gives_in_vocab_distribution():
     p_void = _softmax(IN_LOGITS)[-1]
     p_in = _softmax(IN_LOGITS[:-1])  # non-void in-vocabulary probabilities, renormalised
     expected = [p * (1 - p_void) for p in p_in] + [p_void]
-    torch.testing.assert_close(
-        out[0, 0].exp(), torch.tensor(expected, dtype=torch.float64) + 1e-8, rtol=0, atol=1e-12
-    )
+    torch.testing.assert_close(out[0, 0].exp(), torch.tensor(expected, dtype=torch.float64) + 1e-8, rtol=0, atol=1e-12)
     # ... which is the full in-vocabulary softmax (with void) itself.
     full = _softmax(IN_LOGITS)
-    torch.testing.assert_close(
-        out[0, 0].exp(), torch.tensor(full, dtype=torch.float64) + 1e-8, rtol=0, atol=1e-12
-    )
+    torch.testing.assert_close(out[0, 0].exp(), torch.tensor(full, dtype=torch.float64) + 1e-8, rtol=0, atol=1e-12)
 
 
 def test_alpha_beta_one_gives_out_of_vocab_distribution():
     out = _run(IN_LOGITS, OUT_LOGITS, SEEN, 1.0, 1.0)
     p_void = _softmax(IN_LOGITS)[-1]
     expected = [p * (1 - p_void) for p in _softmax(OUT_LOGITS[:-1])] + [p_void]
-    torch.testing.assert_close(
-        out[0, 0].exp(), torch.tensor(expected, dtype=torch.float64) + 1e-8, rtol=0, atol=1e-12
-    )
+    torch.testing.assert_close(out[0, 0].exp(), torch.tensor(expected, dtype=torch.float64) + 1e-8, rtol=0, atol=1e-12)
 
 
 def test_batched_shapes_and_normalisation():
@@ -130,6 +118,4 @@ def test_batched_shapes_and_normalisation():
             ALPHA,
             BETA,
         )
-        torch.testing.assert_close(
-            out[b, q].double(), torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-5
-        )
+        torch.testing.assert_close(out[b, q].double(), torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-5)

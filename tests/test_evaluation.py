@@ -71,9 +71,7 @@ def tif_dataset(tmp_path):
     write(tmp_path / "img" / "a.jpg", np.zeros((2, 4, 3), np.uint8))
     write(tmp_path / "img" / "b.jpg", np.zeros((2, 4, 3), np.uint8))
     write(tmp_path / "gt" / "a.tif", GT_TIF)
-    write(
-        tmp_path / "gt" / "b.tif", np.full((2, 4), 7, np.uint16)
-    )  # out of range: counted as ignore
+    write(tmp_path / "gt" / "b.tif", np.full((2, 4), 7, np.uint16))  # out of range: counted as ignore
     (tmp_path / "vocab.txt").write_text("0:cat\n1:dog\n2:bird\n")
     register_custom_semseg(
         "eval_test_tif",
@@ -94,12 +92,8 @@ def test_semseg_miou_with_65535_ignore(tif_dataset, caplog):
     assert isinstance(evaluator, OpenVocabSemSegEvaluator)
     with caplog.at_level(logging.INFO):
         evaluator.reset()
-        evaluator.process(
-            [{"file_name": str(tmp / "img" / "a.jpg")}], [{"sem_seg": one_hot(PRED_TIF, 3)}]
-        )
-        evaluator.process(
-            [{"file_name": str(tmp / "img" / "b.jpg")}], [{"sem_seg": one_hot(PRED_TIF, 3)}]
-        )
+        evaluator.process([{"file_name": str(tmp / "img" / "a.jpg")}], [{"sem_seg": one_hot(PRED_TIF, 3)}])
+        evaluator.process([{"file_name": str(tmp / "img" / "b.jpg")}], [{"sem_seg": one_hot(PRED_TIF, 3)}])
         res = evaluator.evaluate()["sem_seg"]
     assert res["mIoU"] == pytest.approx(MIOU_TIF)
     assert res["pACC"] == pytest.approx(100 * 4 / 7)
@@ -152,8 +146,7 @@ def ground_truth_outputs(record):
     pan = np.array(Image.open(record["pan_seg_file_name"])).astype(np.int64)
     ids = torch.as_tensor(pan[..., 0] + 256 * pan[..., 1] + 65536 * pan[..., 2], dtype=torch.int32)
     segments = [
-        {"id": s["id"], "category_id": s["category_id"], "isthing": s["isthing"]}
-        for s in record["segments_info"]
+        {"id": s["id"], "category_id": s["category_id"], "isthing": s["isthing"]} for s in record["segments_info"]
     ]
     things = [s for s in segments if s["isthing"]]
     instances = Instances(tuple(ids.shape))
@@ -199,16 +192,12 @@ def test_instance_evaluator_on_ade_like_data(root):
     ins[2:6, 2:6] = (1, 1, 0)  # a bed
     ins[6:8, 0:3] = (2, 2, 0)  # a window
     write(ade / "annotations_instance" / "validation" / "ADE_val_00000001.png", ins)
-    spec = importlib.util.spec_from_file_location(
-        "ins", REPO / "datasets" / "prepare_ade20k_ins_seg.py"
-    )
+    spec = importlib.util.spec_from_file_location("ins", REPO / "datasets" / "prepare_ade20k_ins_seg.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     (ade / "ade20k_instance_train.json").write_text("{}")  # only the val split is needed here
     module.prepare(str(root))
-    evaluator = build_evaluator(
-        make_cfg(semantic=False, instance=True), "openvocab_ade20k_panoptic_val"
-    )
+    evaluator = build_evaluator(make_cfg(semantic=False, instance=True), "openvocab_ade20k_panoptic_val")
     assert isinstance(evaluator, InstanceSegEvaluator)
     evaluator.reset()
     masks = torch.zeros(2, 8, 10, dtype=torch.bool)
@@ -216,14 +205,10 @@ def test_instance_evaluator_on_ade_like_data(root):
     masks[1, 6:8, 0:3] = True
     pred = Instances((8, 10))
     pred.pred_masks, pred.pred_boxes = masks, BitMasks(masks).get_bounding_boxes()
-    pred.scores, pred.pred_classes = torch.tensor([0.9, 0.8]), torch.tensor(
-        [7, 8]
-    )  # indices among 150 classes
+    pred.scores, pred.pred_classes = torch.tensor([0.9, 0.8]), torch.tensor([7, 8])  # indices among 150 classes
     evaluator.process([{"image_id": "ADE_val_00000001"}], [{"instances": pred}])
     results = evaluator.evaluate()
-    assert results["segm"]["AP"] == pytest.approx(100.0) and results["bbox"]["AP"] == pytest.approx(
-        100.0
-    )
+    assert results["segm"]["AP"] == pytest.approx(100.0) and results["bbox"]["AP"] == pytest.approx(100.0)
 
 
 class FakeModel(nn.Module):
@@ -282,35 +267,24 @@ def test_evaluate_benchmarks(root):
         assert report[short]["status"] == "missing"
         assert script in report[short]["error"] and str(root) in report[short]["error"]
     saved = json.loads((out / "benchmarks.json").read_text())
-    assert (
-        saved["benchmarks"]["PC-59"]["mIoU"] == pytest.approx(MIOU_PNG)
-        and "Pillow" in saved["versions"]
-    )
+    assert saved["benchmarks"]["PC-59"]["mIoU"] == pytest.approx(MIOU_PNG) and "Pillow" in saved["versions"]
     rows = list(csv.DictReader((out / "benchmarks.csv").open()))
-    assert [r["benchmark"] for r in rows] == list(report) and float(
-        rows[3]["mIoU"]
-    ) == pytest.approx(MIOU_PNG)
+    assert [r["benchmark"] for r in rows] == list(report) and float(rows[3]["mIoU"]) == pytest.approx(MIOU_PNG)
 
 
 def test_failed_benchmark_does_not_stop_the_others(root):
     predictions = benchmark_root(root)
     model = FakeModel(predictions, num_classes=59)  # no set_metadata: right only for PC-59
     report = evaluate_benchmarks(make_cfg(), model, ["A-847", "PC-59"], None)
-    assert (
-        report["A-847"]["status"] == "failed" and "predicts 59 classes" in report["A-847"]["error"]
-    )
+    assert report["A-847"]["status"] == "failed" and "predicts 59 classes" in report["A-847"]["error"]
     assert report["PC-59"]["mIoU"] == pytest.approx(MIOU_PNG)
     with pytest.raises(KeyError, match="Unknown benchmark 'A-999'"):
         evaluate_benchmarks(make_cfg(), model, ["A-999"], None)
 
 
 def test_evaluate_benchmarks_tool_parses_arguments():
-    spec = importlib.util.spec_from_file_location(
-        "evaluate_benchmarks_tool", REPO / "tools" / "evaluate_benchmarks.py"
-    )
+    spec = importlib.util.spec_from_file_location("evaluate_benchmarks_tool", REPO / "tools" / "evaluate_benchmarks.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    args = tool.parse_args(
-        ["--config-file", "c.yaml", "--benchmarks", "A-150,PC-59", "MODEL.DEVICE", "cpu"]
-    )
+    args = tool.parse_args(["--config-file", "c.yaml", "--benchmarks", "A-150,PC-59", "MODEL.DEVICE", "cpu"])
     assert args.benchmarks == "A-150,PC-59" and args.opts == ["MODEL.DEVICE", "cpu"]

@@ -126,9 +126,7 @@ def test_wrapper_equals_model_adapter_path(config):
 
 
 def test_wrapper_needs_an_adapter():
-    model = build_model(
-        build_config(TINY["fcclip_tiny"], ["MODEL.MASK_ADAPTER.OUT_VOCAB_CLASSIFIER", "mask_pooling"])
-    )
+    model = build_model(build_config(TINY["fcclip_tiny"], ["MODEL.MASK_ADAPTER.OUT_VOCAB_CLASSIFIER", "mask_pooling"]))
     with pytest.raises(ValueError, match="the model has no mask adapter"):
         AdapterClassifier.from_model(model, VOCAB)
 
@@ -235,8 +233,20 @@ def test_cli_end_to_end(tmp_path):
     weights = _checkpoint(tmp_path)
     out = tmp_path / "cli.onnx"
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    cmd = [sys.executable, os.path.join(REPO, "tools", "export.py"), "--config-file", TINY["fcclip_tiny"],
-           "--weights", weights, "--format", "onnx", "--output", str(out), "--vocabulary", ";".join(VOCAB)]
+    cmd = [
+        sys.executable,
+        os.path.join(REPO, "tools", "export.py"),
+        "--config-file",
+        TINY["fcclip_tiny"],
+        "--weights",
+        weights,
+        "--format",
+        "onnx",
+        "--output",
+        str(out),
+        "--vocabulary",
+        ";".join(VOCAB),
+    ]
     proc = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == str(out)

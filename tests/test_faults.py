@@ -167,8 +167,13 @@ def test_text_cache_two_processes_writing_at_once(tmp_path):
     env = dict(os.environ, TESTS=str(REPO / "tests"), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     go = tmp_path / "go"
     procs = [
-        subprocess.Popen([sys.executable, "-c", _CACHE_WRITER, str(cache), str(tmp_path / f"ready{i}"), str(go)],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "-c", _CACHE_WRITER, str(cache), str(tmp_path / f"ready{i}"), str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
         for i in range(2)
     ]
     try:

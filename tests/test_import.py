@@ -4,6 +4,7 @@ The import runs in a fresh interpreter whose CWD is a temporary folder. An audit
 listed and every socket connection during the import; nothing may touch the CWD (relative paths included) and
 nothing may connect to the network. The registered names are reported back as JSON.
 """
+
 import importlib.util
 import json
 import os
@@ -131,4 +132,3 @@ def test_registers_official_names_once_their_module_exists(import_report, regist
     names = import_report[registry]
     assert names is not None, f"registry for {registry} not importable"
     assert name in names, f"{name!r} missing from {registry}: {names}"
-

@@ -3,6 +3,7 @@ AMP on the tiny model, and the benchmark tool's contract.
 
 Shapes: Q queries, C classes, H×W output size.
 """
+
 import csv
 import subprocess
 import sys

@@ -58,9 +58,7 @@ def test_coco_panoptic_lsj(synthetic, flip, scales):
     mapper = build_dataset_mapper(make_cfg(flip=flip, scales=scales), is_train=True)
     for record in DatasetCatalog.get("synthetic_shapes_panoptic_train"):
         out = mapper(record)
-        check_common(
-            out
-        )  # LSJ output is IMAGE_SIZE x IMAGE_SIZE even with RANDOM_FLIP "none" (R12)
+        check_common(out)  # LSJ output is IMAGE_SIZE x IMAGE_SIZE even with RANDOM_FLIP "none" (R12)
         inst, sem = out["instances"], out["sem_seg"]
         assert "pan_seg_file_name" not in out and "segments_info" not in out
         for cls, mask in zip(inst.gt_classes.tolist(), inst.gt_masks):
@@ -133,14 +131,10 @@ def test_color_aug_ssd_and_stage1_flag(synthetic):
 
 
 def test_registry_and_errors(synthetic):
-    assert {"coco_panoptic_lsj", "mask_former_semantic", "coco_combine_lsj"} <= {
-        k for k, _ in DATASET_MAPPER_REGISTRY
-    }
+    assert {"coco_panoptic_lsj", "mask_former_semantic", "coco_combine_lsj"} <= {k for k, _ in DATASET_MAPPER_REGISTRY}
     with pytest.raises(ValueError, match="'coco_combine_lsj' is not supported"):
         build_dataset_mapper(make_cfg("coco_combine_lsj"), is_train=True)
-    with pytest.raises(
-        KeyError, match="Unknown INPUT.DATASET_MAPPER_NAME 'nope'.*mask_former_semantic"
-    ):
+    with pytest.raises(KeyError, match="Unknown INPUT.DATASET_MAPPER_NAME 'nope'.*mask_former_semantic"):
         build_dataset_mapper(make_cfg("nope"), is_train=True)
     assert isinstance(build_dataset_mapper(make_cfg("nope"), is_train=False), DatasetMapper)
     sem_only = {"file_name": DatasetCatalog.get("synthetic_shapes_panoptic_train")[0]["file_name"]}

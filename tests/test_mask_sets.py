@@ -24,9 +24,7 @@ def _bands(num: int, h: int, w: int) -> torch.Tensor:
 def test_sample_gt_slots_drops_empty_and_pads():
     masks = _bands(3, 16, 8)
     masks[1] = 0  # empty: dropped
-    out, labels = sample_gt_slots(
-        masks.bool(), torch.tensor([4, 5, 6]), num_slots=5, generator=_gen()
-    )
+    out, labels = sample_gt_slots(masks.bool(), torch.tensor([4, 5, 6]), num_slots=5, generator=_gen())
     assert out.shape == (5, 16, 8) and out.dtype == torch.float32
     assert labels.tolist() == [4, 6, -1, -1, -1] and labels.dtype == torch.long
     torch.testing.assert_close(out[0], masks[0])
@@ -82,9 +80,7 @@ def test_mixed_set_layout_and_values():
     pred = torch.full((5, 8, 8), -BIG)
     pred[2, 0:1, :] = BIG  # matches GT 0 (rows 0-3 -> row 0 at stride 4)
     pred[4, 1:2, :] = BIG  # matches GT 1
-    pred[4, 1, 0] = (
-        0.0  # sigmoid 0.5: not > mask_threshold 0.5 (strict), but counts for the IoU (>= 0.4)
-    )
+    pred[4, 1, 0] = 0.0  # sigmoid 0.5: not > mask_threshold 0.5 (strict), but counts for the IoU (>= 0.4)
     masks, labels = _mixed(pred, gt, torch.tensor([11, 12]))
     assert masks.shape == (4 + 2 * 3, 32, 32) and masks.dtype == torch.float32
     assert labels.tolist() == [11, 12, -1, -1, 11, 12, -1, 11, 12, -1]
@@ -116,13 +112,9 @@ def test_padding_predictions_become_all_ones_below_half():
 
 def test_matching_uses_all_valid_gt_not_only_sampled_slots():
     gt = _bands(3, 16, 16)
-    gt_with_empty = torch.cat(
-        [gt, torch.zeros(1, 16, 16)]
-    )  # an empty GT is never matched nor sampled
+    gt_with_empty = torch.cat([gt, torch.zeros(1, 16, 16)])  # an empty GT is never matched nor sampled
     pred = _bands(3, 16, 16) * 2 * BIG - BIG
-    masks, labels = _mixed(
-        pred, gt_with_empty, torch.tensor([1, 2, 3, 4]), num_gt=1, num_pairs=3, iou_threshold=0.5
-    )
+    masks, labels = _mixed(pred, gt_with_empty, torch.tensor([1, 2, 3, 4]), num_gt=1, num_pairs=3, iou_threshold=0.5)
     assert labels[0].item() in (1, 2, 3)
     assert sorted(labels[1:4].tolist()) == [1, 2, 3]
     assert torch.equal(labels[1:4], labels[4:7])
@@ -130,10 +122,7 @@ def test_matching_uses_all_valid_gt_not_only_sampled_slots():
 
 def test_mixed_set_is_deterministic_per_generator():
     gt = _bands(8, 32, 32)
-    pred = (
-        F.interpolate(gt[None], size=(8, 8), mode="bilinear", align_corners=False)[0] * 2 * BIG
-        - BIG
-    )
+    pred = F.interpolate(gt[None], size=(8, 8), mode="bilinear", align_corners=False)[0] * 2 * BIG - BIG
     a = _mixed(pred, gt, torch.arange(8), num_gt=3, num_pairs=2, generator=_gen(7))
     b = _mixed(pred, gt, torch.arange(8), num_gt=3, num_pairs=2, generator=_gen(7))
     c = _mixed(pred, gt, torch.arange(8), num_gt=3, num_pairs=2, generator=_gen(8))

@@ -89,9 +89,7 @@ def test_random_pick_distinguishes_three_candidates():
     counts = torch.zeros(5)
     n = 3000
     for seed in range(n):
-        m = _match(
-            pred, gt, torch.tensor([1]), num_pairs=1, generator=torch.Generator().manual_seed(seed)
-        )
+        m = _match(pred, gt, torch.tensor([1]), num_pairs=1, generator=torch.Generator().manual_seed(seed))
         hits = [i for i in range(5) if torch.equal(pred[i], m.pred_logits[0])]
         assert len(hits) == 1
         counts[hits[0]] += 1

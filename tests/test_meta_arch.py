@@ -6,7 +6,7 @@ instance outputs on) and are built once per module. Vocabulary: 5 classes, the f
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import pytest
 import torch
@@ -29,7 +29,7 @@ DETECTIONS = 10  # TEST.DETECTIONS_PER_IMAGE of Base-tiny.yaml
 SEED = 5
 
 # name -> (config file stem, extra cfg options)
-SPECS: Dict[str, Tuple[str, Tuple[Any, ...]]] = {
+SPECS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "fcclip": ("fcclip_tiny", ()),
     "maftp": ("maftp_tiny", ()),
     "m2f_adapter": ("mask2former_clip_tiny", ()),
@@ -62,7 +62,7 @@ class _Models:
     """Builds each tiny model once, on first use."""
 
     def __init__(self) -> None:
-        self._cache: Dict[str, torch.nn.Module] = {}
+        self._cache: dict[str, torch.nn.Module] = {}
 
     def __call__(self, name: str) -> torch.nn.Module:
         if name not in self._cache:
@@ -99,12 +99,12 @@ def _sem_seg(h: int, w: int) -> torch.Tensor:
     return sem
 
 
-def _input(h: int, w: int, seed: int, **extra: Any) -> Dict[str, Any]:
+def _input(h: int, w: int, seed: int, **extra: Any) -> dict[str, Any]:
     return {"image": _image(h, w, seed), "sem_seg": _sem_seg(h, w), "image_id": seed, **extra}
 
 
 @pytest.fixture(scope="module")
-def infer_batch() -> List[Dict[str, Any]]:
+def infer_batch() -> list[dict[str, Any]]:
     """Two images of different sizes; the second asks for an output larger than the image. (All test batches pad
     to 64×64, so the CPU kernels set up for one shape are reused across tests.)"""
     return [_input(64, 64, seed=1), _input(48, 40, seed=2, height=60, width=50)]
@@ -113,7 +113,7 @@ def infer_batch() -> List[Dict[str, Any]]:
 EXPECTED_SIZES = [(64, 64), (60, 50)]
 
 
-def _gt_instances(h: int, w: int, boxes: List[Tuple[int, int, int, int, int]]) -> Instances:
+def _gt_instances(h: int, w: int, boxes: list[tuple[int, int, int, int, int]]) -> Instances:
     masks = torch.zeros(len(boxes), h, w, dtype=torch.bool)
     for i, (y0, x0, y1, x1, _) in enumerate(boxes):
         masks[i, y0:y1, x0:x1] = True
@@ -124,14 +124,12 @@ def _gt_instances(h: int, w: int, boxes: List[Tuple[int, int, int, int, int]]) -
 
 
 @pytest.fixture(scope="module")
-def train_batch() -> List[Dict[str, Any]]:
+def train_batch() -> list[dict[str, Any]]:
     """Image 0: 10 GT masks (more than NUM_GT_MASKS 4 and WARMUP_NUM_MASKS 8, so slots are subsampled);
     image 1 (smaller, padded in the batch): 3 GT masks."""
-    grid = [
-        (r * 16, c * 16, r * 16 + 14, c * 16 + 14, (r * 4 + c) % NUM_CLASSES)
-        for r in range(3)
-        for c in range(4)
-    ][:10]
+    grid = [(r * 16, c * 16, r * 16 + 14, c * 16 + 14, (r * 4 + c) % NUM_CLASSES) for r in range(3) for c in range(4)][
+        :10
+    ]
     first = {
         "image": _image(64, 64, seed=3),
         "image_id": 3,
@@ -140,15 +138,13 @@ def train_batch() -> List[Dict[str, Any]]:
     second = {
         "image": _image(48, 64, seed=4),
         "image_id": 4,
-        "instances": _gt_instances(
-            48, 64, [(0, 0, 24, 64, 3), (24, 0, 48, 64, 4), (10, 10, 30, 30, 2)]
-        ),
+        "instances": _gt_instances(48, 64, [(0, 0, 24, 64, 3), (24, 0, 48, 64, 4), (10, 10, 30, 30, 2)]),
     }
     return [first, second]
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
-def _check_result(r: Dict[str, Any], size: Tuple[int, int], max_sem_sum: float) -> None:
+def _check_result(r: dict[str, Any], size: tuple[int, int], max_sem_sum: float) -> None:
     height, width = size
     assert set(r) == {"sem_seg", "panoptic_seg", "instances"}
 

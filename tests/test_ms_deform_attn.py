@@ -87,9 +87,7 @@ def test_half_input_runs_in_fp32_and_keeps_dtype():
     start = torch.cat([shapes.new_zeros(1), shapes.prod(1).cumsum(0)[:-1]])
     out = ms_deform_attn_core(value.half(), shapes, start, loc.half(), attn.half())
     assert out.dtype == torch.float16
-    ref = ms_deform_attn_pytorch(
-        value.half().float(), shapes, loc.half().float(), attn.half().float()
-    )
+    ref = ms_deform_attn_pytorch(value.half().float(), shapes, loc.half().float(), attn.half().float())
     assert torch.allclose(out.float(), ref, atol=2e-3)
 
 
@@ -116,9 +114,7 @@ def test_module_matches_explicit_composition():
     value = module.value_proj(inputs).view(n, -1, 2, 4)
     offsets = module.sampling_offsets(query).view(n, lq, 2, 2, 3, 2)
     weights = module.attention_weights(query).view(n, lq, 2, 6).softmax(-1).view(n, lq, 2, 2, 3)
-    wh = torch.tensor(
-        [[w, h] for h, w in SHAPES], dtype=torch.float32
-    )  # offsets are in level pixels
+    wh = torch.tensor([[w, h] for h, w in SHAPES], dtype=torch.float32)  # offsets are in level pixels
     loc = ref_points[:, :, None, :, None, :] + offsets / wh[None, None, None, :, None, :]
     expected = module.output_proj(_loop_reference(value, shapes, loc, weights).float())
     assert out.shape == (2, 4, 8)
@@ -156,9 +152,7 @@ def test_deformable_detr_init_and_key_shapes():
         "output_proj.bias": (256,),
     }
     bias = module.sampling_offsets.bias.view(8, 3, 4, 2)
-    assert torch.allclose(
-        bias[0, 0, :, 0], torch.tensor([1.0, 2.0, 3.0, 4.0])
-    )  # head 0 points along +x
+    assert torch.allclose(bias[0, 0, :, 0], torch.tensor([1.0, 2.0, 3.0, 4.0]))  # head 0 points along +x
     assert torch.allclose(bias[2, 1, 1], torch.tensor([0.0, 2.0]), atol=1e-6)  # head 2 along +y
     assert module.sampling_offsets.weight.abs().sum() == 0
     assert module.attention_weights.weight.abs().sum() == 0

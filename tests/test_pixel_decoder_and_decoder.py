@@ -97,8 +97,7 @@ TINY_WIDTHS = [8, 16, 24, 40]
 def _tiny_features(b=2, size=64, seed=0):
     g = torch.Generator().manual_seed(seed)
     return {
-        k: torch.randn(b, c, size // STRIDES[k], size // STRIDES[k], generator=g)
-        for k, c in zip(STRIDES, TINY_WIDTHS)
+        k: torch.randn(b, c, size // STRIDES[k], size // STRIDES[k], generator=g) for k, c in zip(STRIDES, TINY_WIDTHS)
     }
 
 

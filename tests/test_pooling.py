@@ -2,6 +2,7 @@
 
 Shapes: B images, N masks, K maps per mask, C_raw trunk width, D embedding width, T synonym rows, C classes.
 """
+
 import math
 
 import pytest
@@ -202,7 +203,7 @@ def test_aggregate_matches_loop(lead):
 
 
 def test_aggregate_random_vocabularies():
-    for trial in range(5):
+    for _ in range(5):
         c = int(torch.randint(1, 30, ()))
         num_templates = torch.randint(1, 8, (c,)).tolist()
         logits = torch.randn(3, 4, sum(num_templates), dtype=torch.float64)

@@ -163,9 +163,7 @@ def test_instance_topk_scores_and_thing_filter():
     assert res.pred_masks[order[0]].tolist() == [[True, True], [False, False]]
     assert torch.equal(res.pred_boxes.tensor, torch.zeros(3, 4))
 
-    things = instance_inference(
-        mask_cls, mask_pred, num_classes=2, top_k=3, thing_ids={1}, image_size=(5, 6)
-    )
+    things = instance_inference(mask_cls, mask_pred, num_classes=2, top_k=3, thing_ids={1}, image_size=(5, 6))
     assert things.image_size == (5, 6)
     assert things.pred_classes.tolist() == [1] and len(things) == 1
 
@@ -191,9 +189,7 @@ def test_resize_to_original_crops_then_resizes():
     g = torch.Generator().manual_seed(0)
     padded = torch.randn(3, 8, 10, generator=g)
     out = resize_to_original(padded, (6, 7), 12, 14)
-    expected = F.interpolate(
-        padded[None, :, :6, :7], size=(12, 14), mode="bilinear", align_corners=False
-    )
+    expected = F.interpolate(padded[None, :, :6, :7], size=(12, 14), mode="bilinear", align_corners=False)
     assert out.shape == (3, 12, 14)
     assert torch.allclose(out, expected[0])
     assert torch.allclose(resize_to_original(padded, (6, 7), 6, 7), padded[:, :6, :7])

@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
+from mask_adapter.data.catalog import get_split, register_all
+from mask_adapter.data.vocabulary import load_vocabulary
+
 from _raw_datasets import (
     REPO,
     ade_full_inputs,
@@ -23,8 +26,6 @@ from _raw_datasets import (
     script,
     voc_inputs,
 )
-from mask_adapter.data.catalog import get_split, register_all
-from mask_adapter.data.vocabulary import load_vocabulary
 
 
 @pytest.fixture
@@ -108,29 +109,19 @@ def test_coco_panoptic_to_semantic(root):
         json.dumps(
             {
                 "images": [{"id": 1, "file_name": "000000000001.jpg", "height": 4, "width": 6}],
-                "annotations": [
-                    {"image_id": 1, "file_name": "000000000001.png", "segments_info": segments}
-                ],
+                "annotations": [{"image_id": 1, "file_name": "000000000001.png", "segments_info": segments}],
                 "categories": [],
             }
         )
     )
-    script("prepare_coco_semantic_annos_from_panoptic_annos").prepare(
-        str(root), splits=("val2017",)
-    )
+    script("prepare_coco_semantic_annos_from_panoptic_annos").prepare(str(root), splits=("val2017",))
     wall = [c.split(",")[0] for c in load_vocabulary("coco_panoptic")].index("wall")
     sem = read(coco / "panoptic_semseg_val2017" / "000000000001.png")
     assert (sem[:, :3] == 0).all() and (sem[:, 3:5] == wall).all() and (sem[:, 5] == 255).all()
     records = DatasetCatalog.get("openvocab_coco_2017_val_panoptic_with_sem_seg")
-    assert records[0]["image_id"] == 1 and {
-        s["category_id"] for s in records[0]["segments_info"]
-    } == {0, wall}
+    assert records[0]["image_id"] == 1 and {s["category_id"] for s in records[0]["segments_info"]} == {0, wall}
     meta = MetadataCatalog.get("openvocab_coco_2017_val_panoptic_with_sem_seg")
-    assert (
-        meta.label_divisor == 1000
-        and len(meta.stuff_classes) == 133
-        and len(meta.thing_classes) == 80
-    )
+    assert meta.label_divisor == 1000 and len(meta.stuff_classes) == 133 and len(meta.thing_classes) == 80
 
 
 def test_coco_stuff(root):
@@ -144,18 +135,13 @@ def test_coco_stuff(root):
         np.full((3, 4), 255, np.uint8),
     )
     (coco / "stuffthingmaps_trainval2017" / "train2017").mkdir()
-    assert (
-        script("prepare_coco_stuff_sem_seg").prepare(str(root)) == 1
-    )  # the all-ignore map is skipped
+    assert script("prepare_coco_stuff_sem_seg").prepare(str(root)) == 1  # the all-ignore map is skipped
     out = read(coco / "stuffthingmaps_detectron2" / "val2017" / "000000000001.png")
     # person -> 0; id 12 (unused) -> 255; wood (id 182) -> 170; banner (id 92) -> 80; blanket (id 93) -> 81
     assert out.tolist() == [[0, 255, 170, 255], [0, 0, 80, 81], [255] * 4]
     assert not (coco / "stuffthingmaps_detectron2" / "val2017" / "000000000002.png").exists()
     records = DatasetCatalog.get("openvocab_coco_2017_test_stuff_sem_seg")
-    assert (
-        len(records) == 1
-        and len(MetadataCatalog.get("openvocab_coco_2017_test_stuff_sem_seg").stuff_classes) == 171
-    )
+    assert len(records) == 1 and len(MetadataCatalog.get("openvocab_coco_2017_test_stuff_sem_seg").stuff_classes) == 171
 
 
 def test_pascal_voc(root):
@@ -234,8 +220,15 @@ def test_cityscapes_panoptic(root):
     assert train_ids.dtype == np.uint8
     # unlabeled, sky, building, caravan, road, car (instance and crowd), person, ego vehicle
     for (y, x), train_id in {
-        (0, 0): 255, (5, 5): 10, (9, 0): 2, (13, 1): 255, (28, 0): 0, (20, 5): 13, (22, 45): 13,
-        (15, 55): 11, (31, 63): 255,
+        (0, 0): 255,
+        (5, 5): 10,
+        (9, 0): 2,
+        (13, 1): 255,
+        (28, 0): 0,
+        (20, 5): 13,
+        (22, 45): 13,
+        (15, 55): 11,
+        (31, 63): 255,
     }.items():
         assert train_ids[y, x] == train_id, (y, x)
 
@@ -250,9 +243,7 @@ def test_cityscapes_panoptic(root):
         "width": 64,
     }
     segs = {s["id"]: s for s in pan["annotations"][0]["segments_info"]}
-    assert {k: (s["category_id"], s["area"], s["bbox"], s["iscrowd"]) for k, s in segs.items()} == (
-        CITYSCAPES_SEGMENTS
-    )
+    assert {k: (s["category_id"], s["area"], s["bbox"], s["iscrowd"]) for k, s in segs.items()} == (CITYSCAPES_SEGMENTS)
 
     records = DatasetCatalog.get("openvocab_cityscapes_fine_panoptic_val")
     assert [r["image_id"] for r in records] == ["frankfurt_000000_000294", "frankfurt_000001_000538"]
@@ -262,7 +253,12 @@ def test_cityscapes_panoptic(root):
     assert rec["sem_seg_file_name"] == str(gt / "frankfurt_000000_000294_gtFine_labelTrainIds.png")
     contiguous = {s["id"]: (s["category_id"], s["isthing"]) for s in rec["segments_info"]}
     assert contiguous == {
-        7: (0, False), 11: (2, False), 23: (10, False), 26: (13, True), 24000: (11, True), 26000: (13, True),
+        7: (0, False),
+        11: (2, False),
+        23: (10, False),
+        26: (13, True),
+        24000: (11, True),
+        26000: (13, True),
         26001: (13, True),
     }
     ids = panoptic_ids(rec["pan_seg_file_name"])
@@ -314,9 +310,7 @@ def test_mapillary_vistas_panoptic(root, layout):
         assert os.readlink(val / "labels") == os.path.join("v1.2", "labels")
     (rec,) = DatasetCatalog.get("openvocab_mapillary_vistas_panoptic_val")
     assert rec["image_id"] == "val_key_1" and rec["file_name"] == str(val / "images" / "val_key_1.jpg")
-    assert {s["id"]: (s["category_id"], s["isthing"], s["area"]) for s in rec["segments_info"]} == (
-        MAPILLARY_SEGMENTS
-    )
+    assert {s["id"]: (s["category_id"], s["isthing"], s["area"]) for s in rec["segments_info"]} == (MAPILLARY_SEGMENTS)
     ids = panoptic_ids(rec["pan_seg_file_name"])
     assert ids[0, 0] == 0 and ids[5, 5] == 1000000 and ids[20, 5] == 5000 and ids[20, 52] == 77
     label = read(rec["sem_seg_file_name"])
@@ -342,9 +336,7 @@ def test_mapillary_copy_and_labels_from_panoptic(root):
     assert np.array_equal(read(rec["sem_seg_file_name"]), raw)
 
 
-@pytest.mark.parametrize(
-    "name", ["openvocab_cityscapes_fine_panoptic_val", "openvocab_mapillary_vistas_panoptic_val"]
-)
+@pytest.mark.parametrize("name", ["openvocab_cityscapes_fine_panoptic_val", "openvocab_mapillary_vistas_panoptic_val"])
 def test_prepared_ground_truth_scores_100_as_a_prediction(root, name):
     """The evaluators of the split (panopticapi PQ and mIoU) accept the prepared files as they are."""
     import torch
@@ -365,8 +357,7 @@ def test_prepared_ground_truth_scores_100_as_a_prediction(root, name):
     semantic.reset()
     for rec in DatasetCatalog.get(name):
         segments = [
-            {"id": s["id"], "category_id": s["category_id"], "isthing": s["isthing"]}
-            for s in rec["segments_info"]
+            {"id": s["id"], "category_id": s["category_id"], "isthing": s["isthing"]} for s in rec["segments_info"]
         ]
         label = torch.as_tensor(read(rec["sem_seg_file_name"]).astype(np.int64))
         scores = torch.nn.functional.one_hot(
@@ -392,9 +383,7 @@ def test_cli_runs_and_reports_a_missing_root(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "cityscapes" / "gtFine" / "cityscapes_panoptic_val.json").is_file()
     cli = [sys.executable, str(REPO / "datasets" / "prepare_mapillary_vistas_panoptic.py")]
-    failed = subprocess.run(
-        cli + ["--root", str(tmp_path)], env=env, capture_output=True, text=True, cwd=tmp_path
-    )
+    failed = subprocess.run(cli + ["--root", str(tmp_path)], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert failed.returncode != 0
     last = failed.stderr.strip().splitlines()[-1]
     assert str(tmp_path / "mapillary_vistas" / "training") in last and "mapillary.com/dataset/vistas" in last
@@ -495,9 +484,7 @@ def test_corrupt_annotation_png(root):
 def test_label_outside_expected_range(root):
     ade = ade_inputs(root)
     ade_inputs(root, "training", "ADE_train_00000001")
-    save(
-        ade / "annotations" / "validation" / "ADE_val_00000001.png", np.full((8, 10), 200, np.uint8)
-    )
+    save(ade / "annotations" / "validation" / "ADE_val_00000001.png", np.full((8, 10), 200, np.uint8))
     with pytest.raises(ValueError) as e:
         script("prepare_ade20k_sem_seg").main(["--root", str(root)])
     assert "label value 200" in one_line(e)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from _raw_datasets import ade_inputs, script
 from mask_adapter.modeling.text.classifier import PROGRESS_MIN_BATCHES, TextClassifier
 from mask_adapter.utils.progress import (
     eval_progress,
@@ -18,6 +17,8 @@ from mask_adapter.utils.progress import (
     quiet_progress,
     set_quiet,
 )
+
+from _raw_datasets import ade_inputs, script
 
 
 class Terminal(io.StringIO):

@@ -1,4 +1,5 @@
 """Registering names another package already holds (e.g. the official fcclip package) warns instead of crashing."""
+
 import subprocess
 import sys
 import textwrap
@@ -53,8 +54,6 @@ def test_import_next_to_a_package_that_registered_official_names(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("ok")
     assert "already holds 'FCCLIP'" in proc.stderr and "already holds 'CLIP'" in proc.stderr
-
-
 
 
 def test_official_base_yaml_names_fail_clearly_when_built():

@@ -132,7 +132,10 @@ def test_bad_inputs_are_one_line(trained, tmp_path, capsys):
     assert capsys.readouterr().err == f"error: output {tmp_path / 'out.bin'} must end in .safetensors or .pth\n"
     missing = tmp_path / "missing.pth"
     assert convert.main([str(missing), str(tmp_path / "o.safetensors")]) == 2
-    assert capsys.readouterr().err == f"error: checkpoint not found: {missing}; give an existing .pth/.pkl/.safetensors file\n"
+    assert (
+        capsys.readouterr().err
+        == f"error: checkpoint not found: {missing}; give an existing .pth/.pkl/.safetensors file\n"
+    )
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{not json")
     assert convert.main([str(broken), str(tmp_path / "o.pth")]) == 2

@@ -32,9 +32,7 @@ class _Block(nn.Module):  # names of the adapter's ConvNeXt block
     def __init__(self) -> None:
         super().__init__()
         self.dwconv = nn.Conv2d(4, 4, 3, padding=1, groups=4)
-        self.norm = nn.LayerNorm(
-            4
-        )  # a torch.nn norm, yet normal decay by name (official custom class)
+        self.norm = nn.LayerNorm(4)  # a torch.nn norm, yet normal decay by name (official custom class)
         self.pwconv1 = nn.Linear(4, 8)
         self.pwconv2 = nn.Linear(8, 4)
         self.gamma = nn.Parameter(torch.full((4,), 1e-6))
@@ -108,11 +106,7 @@ def test_weight_decay_by_parameter_name():
 def test_rule_survives_a_wrapper_prefix():
     wrapper = nn.Module()
     wrapper.module = _Toy()
-    hp = {
-        n: (g["lr"], g["weight_decay"])
-        for g in get_optimizer_param_groups(_cfg(), wrapper)
-        for n, _ in g["params"]
-    }
+    hp = {n: (g["lr"], g["weight_decay"]) for g in get_optimizer_param_groups(_cfg(), wrapper) for n, _ in g["params"]}
     assert hp["module.mask_adapter.cnext1.norm.weight"] == (LR, WD)
     assert hp["module.mask_adapter.norm.weight"] == (LR, WD_NORM)
 
@@ -160,12 +154,8 @@ def test_full_model_clipping_clips_the_global_norm():
     opt.step()
     torch.testing.assert_close(model.a.weight.grad, torch.tensor([[0.6, 0.0]]), atol=1e-5, rtol=0)
     torch.testing.assert_close(model.backbone.weight.grad, torch.tensor([0.8]), atol=1e-5, rtol=0)
-    torch.testing.assert_close(
-        model.a.weight.detach(), before_a - torch.tensor([[0.6, 0.0]]), atol=1e-5, rtol=0
-    )
-    torch.testing.assert_close(
-        model.backbone.weight.detach(), before_n - 0.8 * BACKBONE_MULT, atol=1e-5, rtol=0
-    )
+    torch.testing.assert_close(model.a.weight.detach(), before_a - torch.tensor([[0.6, 0.0]]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(model.backbone.weight.detach(), before_n - 0.8 * BACKBONE_MULT, atol=1e-5, rtol=0)
 
 
 def test_per_parameter_value_clipping_and_disabled():
@@ -211,16 +201,10 @@ def test_warmup_poly_lr():
 
 
 def test_multistep_and_cosine_lr():
-    cfg = _cfg(
-        LR_SCHEDULER_NAME="WarmupMultiStepLR", BASE_LR=1.0, MAX_ITER=10, STEPS=(4, 8), GAMMA=0.1
-    )
+    cfg = _cfg(LR_SCHEDULER_NAME="WarmupMultiStepLR", BASE_LR=1.0, MAX_ITER=10, STEPS=(4, 8), GAMMA=0.1)
     cfg.SOLVER.WARMUP_ITERS = 0
     lrs = _lrs(cfg, 10)
-    assert (
-        lrs[3] == pytest.approx(1.0)
-        and lrs[4] == pytest.approx(0.1)
-        and lrs[9] == pytest.approx(0.01)
-    )
+    assert lrs[3] == pytest.approx(1.0) and lrs[4] == pytest.approx(0.1) and lrs[9] == pytest.approx(0.01)
     cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupCosineLR"
     lrs = _lrs(cfg, 10)
     assert lrs[5] == pytest.approx(0.5 * (1 + math.cos(math.pi * 5 / 10)))

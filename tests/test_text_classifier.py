@@ -3,8 +3,8 @@
 A fake text tower maps each prompt string to a fixed pseudo-random vector, so expected embeddings can be
 computed by hand; one test uses the real tiny CLIP text tower.
 """
+
 import hashlib
-from typing import Dict, List
 
 import pytest
 import torch
@@ -50,11 +50,11 @@ class FakeTextTower:
 
     def __init__(self, salt: str = "") -> None:
         self.salt = salt
-        self.table: List[str] = []
-        self.ids: Dict[str, int] = {}
-        self.encode_calls: List[int] = []  # batch size of each encode call
+        self.table: list[str] = []
+        self.ids: dict[str, int] = {}
+        self.encode_calls: list[int] = []  # batch size of each encode call
 
-    def tokenize(self, prompts: List[str]) -> torch.Tensor:
+    def tokenize(self, prompts: list[str]) -> torch.Tensor:
         for p in prompts:
             if p not in self.ids:
                 self.ids[p] = len(self.table)
@@ -75,7 +75,7 @@ def make_classifier(tower: FakeTextTower, **kwargs) -> TextClassifier:
     return TextClassifier(tokenize=tower.tokenize, encode_text=tower.encode_text, **kwargs)
 
 
-def expected_embeddings(class_names: List[str], templates=SPEC_TEMPLATES, salt: str = "") -> torch.Tensor:
+def expected_embeddings(class_names: list[str], templates=SPEC_TEMPLATES, salt: str = "") -> torch.Tensor:
     rows = []
     for name in class_names:
         for syn in split_synonyms(name):
@@ -133,8 +133,9 @@ def test_per_synonym_template_averaging():
     torch.testing.assert_close(result.embeddings, expected_embeddings(classes), rtol=1e-5, atol=1e-6)
     assert tower.prompts_encoded == 5 * 14
     # every filled template was encoded, each exactly once
-    assert sorted(tower.table) == sorted(t.format(s) for s in ["cat", "dog", "puppy", "hound", "traffic light"]
-                                         for t in SPEC_TEMPLATES)
+    assert sorted(tower.table) == sorted(
+        t.format(s) for s in ["cat", "dog", "puppy", "hound", "traffic light"] for t in SPEC_TEMPLATES
+    )
 
 
 def test_chunking_gives_same_result():
@@ -154,9 +155,7 @@ def test_custom_templates():
     templates = ["{}", "a {} here"]
     tower = FakeTextTower()
     result = make_classifier(tower, templates=templates)(["cat", "dog"])
-    torch.testing.assert_close(
-        result.embeddings, expected_embeddings(["cat", "dog"], templates), rtol=1e-5, atol=1e-6
-    )
+    torch.testing.assert_close(result.embeddings, expected_embeddings(["cat", "dog"], templates), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"exactly one '\{\}'"):
         make_classifier(tower, templates=["no placeholder"])
     with pytest.raises(ValueError, match=r"exactly one '\{\}'"):

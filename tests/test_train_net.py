@@ -25,9 +25,7 @@ def two_process_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("d2")
     make_synthetic_dataset(str(root), n_train=4, n_val=2, size=(96, 128), seed=0)
     out = tmp_path_factory.mktemp("ddp_run")
-    env = dict(
-        os.environ, DETECTRON2_DATASETS=str(root), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore"
-    )
+    env = dict(os.environ, DETECTRON2_DATASETS=str(root), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     cmd = [
         sys.executable,
         str(REPO / "train_net.py"),
@@ -86,9 +84,7 @@ def test_two_cpu_processes_train_evaluate_and_checkpoint_once(two_process_run):
     assert re.search(r"copypaste: mIoU,fwIoU,mACC,pACC", log)
 
 
-@pytest.mark.parametrize(
-    "script", ["train_net_maskadapter.py", "train_net_fcclip.py", "train_net_maftp.py"]
-)
+@pytest.mark.parametrize("script", ["train_net_maskadapter.py", "train_net_fcclip.py", "train_net_maftp.py"])
 def test_official_script_names_run_the_same_entry_point(script, monkeypatch):
     monkeypatch.syspath_prepend(str(REPO))
     import train_net

@@ -17,7 +17,6 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Dict, List
 
 import pytest
 import torch
@@ -78,15 +77,13 @@ def per_iteration_metrics(monkeypatch):
 def make_trainer(config: str, out: Path, *opts: str, resume: bool = False) -> Trainer:
     cfg = build_config(config, COMMON_OPTS + ["OUTPUT_DIR", str(out)] + list(opts))
     cfg.freeze()
-    seed_all_rng(
-        cfg.SEED
-    )  # as detectron2's default_setup does: the random tiny CLIP is built from it
+    seed_all_rng(cfg.SEED)  # as detectron2's default_setup does: the random tiny CLIP is built from it
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=resume)
     return trainer
 
 
-def read_metrics(out: Path) -> Dict[int, dict]:
+def read_metrics(out: Path) -> dict[int, dict]:
     """iteration -> metrics of that iteration (training lines only)."""
     rows = {}
     with open(out / "metrics.json", encoding="utf-8") as f:
@@ -138,13 +135,9 @@ def test_stage1_lowers_the_loss(stage1_run):
     losses = [metrics[i]["total_loss"] for i in sorted(metrics)]
     assert len(losses) == 60 and all(math.isfinite(v) for v in losses)
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
-    assert (
-        last < 0.85 * first
-    ), f"stage-1 loss did not go down: first 5 {first:.3f}, last 5 {last:.3f}"
+    assert last < 0.85 * first, f"stage-1 loss did not go down: first 5 {first:.3f}, last 5 {last:.3f}"
     # loss = CLASS_WEIGHT 2 x cross-entropy; uniform over the 5 classes would give 2 ln 5 = 3.22.
-    assert last < 0.9 * 2 * math.log(
-        5
-    ), f"stage-1 cross-entropy not below chance: {last / 2:.3f} nats"
+    assert last < 0.9 * 2 * math.log(5), f"stage-1 cross-entropy not below chance: {last / 2:.3f} nats"
     assert (out / "model_final.pth").is_file()
     assert "mIoU" in results["sem_seg"]  # the oracle evaluation at the end of training
 
@@ -170,7 +163,7 @@ def test_best_stage1_checkpoint_is_kept(stage1_run):
     assert best_state["best_metric"] == pytest.approx(evals[min(evals)])
 
 
-def save_generator_checkpoint(path: Path, datasets_root: Path) -> Dict[str, torch.Tensor]:
+def save_generator_checkpoint(path: Path, datasets_root: Path) -> dict[str, torch.Tensor]:
     """A base-generator file as FC-CLIP ships it (detectron2 dict): a tiny FCCLIP model with other random weights."""
     cfg = build_config(FCCLIP, COMMON_OPTS)
     torch.manual_seed(123)
@@ -179,13 +172,9 @@ def save_generator_checkpoint(path: Path, datasets_root: Path) -> Dict[str, torc
     return state
 
 
-def test_stage2_starts_from_stage1_and_generator_weights(
-    stage1_run, datasets_root, tmp_path, capsys
-):
+def test_stage2_starts_from_stage1_and_generator_weights(stage1_run, datasets_root, tmp_path, capsys):
     stage1_dir = stage1_run[0]
-    stage1 = torch.load(stage1_dir / "model_final.pth", map_location="cpu", weights_only=True)[
-        "model"
-    ]
+    stage1 = torch.load(stage1_dir / "model_final.pth", map_location="cpu", weights_only=True)["model"]
     generator = save_generator_checkpoint(tmp_path / "generator.pth", datasets_root)
     out = tmp_path / "stage2"
     trainer = make_trainer(
@@ -206,23 +195,17 @@ def test_stage2_starts_from_stage1_and_generator_weights(
     assert adapter_keys and head_keys
     for k in adapter_keys:
         assert torch.equal(loaded[k], stage1[k]), k
-    for k in head_keys + [
-        "void_embedding.weight"
-    ]:  # fusion semantics: the generator's void replaces stage 1's
+    for k in head_keys + ["void_embedding.weight"]:  # fusion semantics: the generator's void replaces stage 1's
         assert torch.equal(loaded[k], generator[k]), k
     assert not torch.equal(stage1["void_embedding.weight"], generator["void_embedding.weight"])
     assert any(not torch.equal(loaded[k], generator[k]) for k in adapter_keys)
 
     trainer.train()
     assert trainer.iter == 3 and (out / "model_final.pth").is_file()
-    assert (
-        0.0 <= trainer._last_eval_results["sem_seg"]["mIoU"] <= 100.0
-    )  # evaluation at the end of training
+    assert 0.0 <= trainer._last_eval_results["sem_seg"]["mIoU"] <= 100.0  # evaluation at the end of training
     trained = torch.load(out / "model_final.pth", map_location="cpu", weights_only=True)["model"]
     assert any(not torch.equal(trained[k], stage1[k]) for k in adapter_keys)
-    assert all(
-        torch.equal(trained[k], generator[k]) for k in head_keys
-    )  # the generator stays frozen
+    assert all(torch.equal(trained[k], generator[k]) for k in head_keys)  # the generator stays frozen
 
     # --eval-only through the command line entry point: parameter counts, then mIoU of the trained model.
     capsys.readouterr()
@@ -245,17 +228,11 @@ def test_stage2_starts_from_stage1_and_generator_weights(
         f"parameters: total {counts['total']:,} | trainable {counts['trainable']:,} | frozen (without text tower) "
         f"{counts['frozen_without_text_tower']:,}"
     ]
-    assert counts["trainable"] == sum(
-        v.numel() for k, v in trained.items() if k.startswith(("mask_adapter.", "void_"))
-    )
-    assert results["sem_seg"]["mIoU"] == pytest.approx(
-        trainer._last_eval_results["sem_seg"]["mIoU"]
-    )
+    assert counts["trainable"] == sum(v.numel() for k, v in trained.items() if k.startswith(("mask_adapter.", "void_")))
+    assert results["sem_seg"]["mIoU"] == pytest.approx(trainer._last_eval_results["sem_seg"]["mIoU"])
 
 
-def test_resume_continues_like_an_uninterrupted_run(
-    datasets_root, tmp_path, per_iteration_metrics, monkeypatch
-):
+def test_resume_continues_like_an_uninterrupted_run(datasets_root, tmp_path, per_iteration_metrics, monkeypatch):
     """6 iterations with CHECKPOINT_PERIOD 3, versus resuming a fresh Trainer from the iteration-3 checkpoint.
 
     Seeded parts: the sampler order (TrainingSampler seeded with SEED), the augmentations (seeded per stream
@@ -268,7 +245,7 @@ def test_resume_continues_like_an_uninterrupted_run(
     expected = read_metrics(full)
     assert sorted(expected) == list(range(6))
 
-    def resumed_run(out: Path) -> Dict[int, dict]:
+    def resumed_run(out: Path) -> dict[int, dict]:
         out.mkdir()
         (out / "model_0000002.pth").write_bytes((full / "model_0000002.pth").read_bytes())
         (out / "last_checkpoint").write_text("model_0000002.pth")
@@ -291,7 +268,7 @@ def test_resume_continues_like_an_uninterrupted_run(
     assert any(abs(restarted[i]["loss_ce"] - expected[i]["loss_ce"]) > 1e-4 for i in (3, 4, 5))
 
 
-def first_batches(cfg_opts: List[str], n: int) -> List[List[torch.Tensor]]:
+def first_batches(cfg_opts: list[str], n: int) -> list[list[torch.Tensor]]:
     cfg = build_config(FCCLIP, COMMON_OPTS + cfg_opts)
     loader = iter(Trainer.build_train_loader(cfg))
     return [[x["image"] for x in next(loader)] for _ in range(n)]
@@ -325,9 +302,7 @@ def test_non_finite_loss_stops_training_with_the_iteration(datasets_root, tmp_pa
     with pytest.raises(FloatingPointError, match=r"Loss became infinite or NaN at iteration=2"):
         trainer.train()
     assert not (tmp_path / "model_final.pth").exists()
-    assert all(
-        torch.isfinite(p).all() for p in trainer.model.parameters()
-    )  # the NaN step was not applied
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())  # the NaN step was not applied
 
 
 def test_misspelled_config_key_is_named(tmp_path):
@@ -338,7 +313,5 @@ def test_misspelled_config_key_is_named(tmp_path):
         build_config(WARMUP, ["MODEL.MASK_ADAPTER.NUM_GT_MASK", "3"])
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"_BASE_: {WARMUP}\nMODEL:\n  MASK_ADAPTER:\n    NUM_GT_MASK: 3\n")
-    with pytest.raises(
-        KeyError, match=r"MODEL\.MASK_ADAPTER\.NUM_GT_MASK \(from .*bad\.yaml\).*NUM_GT_MASKS"
-    ):
+    with pytest.raises(KeyError, match=r"MODEL\.MASK_ADAPTER\.NUM_GT_MASK \(from .*bad\.yaml\).*NUM_GT_MASKS"):
         build_config(str(bad), [])

@@ -13,13 +13,13 @@ from mask_adapter.data.vocabulary import (
     INVALID_CLASS,
     LVIS_LEFTOVER_WIDTHS,
     VOCABULARY_KEYS,
+    check_no_lvis_widths,
     count_synonyms,
     load_vocabulary,
     load_vocabulary_entries,
     load_vocabulary_meta,
     parse_inline_vocabulary,
     parse_vocabulary_text,
-    check_no_lvis_widths,
     shipped_synonym_totals,
     split_synonyms,
 )
@@ -174,20 +174,14 @@ def test_side_data_is_consistent_with_vocabularies():
     c59, c459 = load_vocabulary("pascal_ctx_59"), load_vocabulary("pascal_ctx_459")
     assert len(labels) == 59 and labels == sorted(labels)
     mismatched = [
-        (a, c459[label - 1])
-        for a, label in zip(c59, labels)
-        if not set(a.split(",")) & set(c459[label - 1].split(","))
+        (a, c459[label - 1]) for a, label in zip(c59, labels) if not set(a.split(",")) & set(c459[label - 1].split(","))
     ]
     assert mismatched == [("computer case", "computer")]  # openseg renamed the 59-class "computer"
 
 
 def test_class_tables_thing_flags():
     coco = class_table("coco_panoptic")
-    assert (
-        sum(c.isthing for c in coco) == 80
-        and coco[0].names.startswith("person")
-        and coco[0].dataset_id == 1
-    )
+    assert sum(c.isthing for c in coco) == 80 and coco[0].names.startswith("person") and coco[0].dataset_id == 1
     ade = class_table("ade20k_150")
     assert [c.dataset_id for c in ade] == list(range(150)) and ade[7].isthing and not ade[0].isthing
     city = class_table("cityscapes")
@@ -224,9 +218,7 @@ def test_import_reads_no_file():
         "print(len(MetadataCatalog.get('openvocab_ade20k_panoptic_val').stuff_classes))\n"
     )
     env = dict(os.environ, DETECTRON2_DATASETS="/nonexistent/root")
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(REPO)
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(REPO))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "150"
 

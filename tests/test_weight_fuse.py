@@ -62,16 +62,9 @@ def test_fusion_copies_head_and_void_only(generator):
         FUSION_MARKER_KEY,
     }  # stage-1 optimizer/iteration are not carried over
     assert torch.equal(model["sem_seg_head.pixel_decoder.w"], torch.full((3,), 2.0))
-    assert (
-        model["sem_seg_head.predictor.query_feat.weight"].shape[0]
-        == fusion.EXPECTED_QUERIES[generator]
-    )
-    assert torch.equal(
-        model["void_embedding.weight"], torch.full((1, D), 2.0)
-    )  # replaced by the base's
-    assert torch.equal(
-        model["backbone.clip_model.proj"], torch.full((D, D), 1.0)
-    )  # kept from stage 1
+    assert model["sem_seg_head.predictor.query_feat.weight"].shape[0] == fusion.EXPECTED_QUERIES[generator]
+    assert torch.equal(model["void_embedding.weight"], torch.full((1, D), 2.0))  # replaced by the base's
+    assert torch.equal(model["backbone.clip_model.proj"], torch.full((D, D), 1.0))  # kept from stage 1
     assert torch.equal(model["mask_adapter.fuse.weight"], torch.full((4, D, 1, 1), 3.0))
     assert "criterion.empty_weight" not in model and "cdt.w" not in model
     meta = out[FUSION_MARKER_KEY]
@@ -125,9 +118,7 @@ def test_old_adapter_naming_is_refused_or_remapped():
 
 def test_refuses_bad_inputs():
     no_head = _base()
-    no_head["model"] = {
-        k: v for k, v in no_head["model"].items() if not k.startswith("sem_seg_head")
-    }
+    no_head["model"] = {k: v for k, v in no_head["model"].items() if not k.startswith("sem_seg_head")}
     with pytest.raises(fusion.FusionError, match="no sem_seg_head"):
         _fuse(base=no_head)
     no_adapter = {"model": {"backbone.clip_model.proj": torch.ones(D, D)}}
@@ -136,9 +127,7 @@ def test_refuses_bad_inputs():
 
 
 def test_refuses_generator_mismatch():
-    with pytest.raises(
-        fusion.FusionError, match=r"250 queries.*--generator maftp expects 100.*--generator fcclip"
-    ):
+    with pytest.raises(fusion.FusionError, match=r"250 queries.*--generator maftp expects 100.*--generator fcclip"):
         _fuse(base=_base("fcclip"), generator="maftp")
     with pytest.raises(fusion.FusionError, match=r"100 queries.*expects 250.*--generator maftp"):
         _fuse(base=_base("maftp"), generator="fcclip")
@@ -158,11 +147,7 @@ def _paths(tmp_path, base_generator="maftp"):
 def test_cli_main(tmp_path, capsys):
     argv, out = _paths(tmp_path)
     assert fusion.main(argv, generator="maftp") == 0 and os.path.isfile(out)
-    again = (
-        ["--model_first_phase_path", out]
-        + argv[2:4]
-        + ["--output_path", out + ".2", "--generator", "maftp"]
-    )
+    again = ["--model_first_phase_path", out] + argv[2:4] + ["--output_path", out + ".2", "--generator", "maftp"]
     assert fusion.main(again) == 2  # fusing the fused output is refused
     assert "already a fused" in capsys.readouterr().err
     argv2, _ = _paths(tmp_path / "b")

@@ -19,7 +19,8 @@ import logging
 import os
 import re
 import sys
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -43,7 +44,7 @@ __all__ = [
 
 logger = logging.getLogger("mask_adapter.weight_fuse")
 
-EXPECTED_QUERIES: Dict[str, int] = {"fcclip": 250, "maftp": 100}
+EXPECTED_QUERIES: dict[str, int] = {"fcclip": 250, "maftp": 100}
 QUERY_KEY = "sem_seg_head.predictor.query_feat.weight"
 # Top-level children of the adapter; under "sem_seg_head." they reveal the pre-Dec-2024 stage-1 naming.
 _OLD_ADAPTER_RE = re.compile(r"^sem_seg_head\.(fuse|cnext\d+|norm|final|mask_downscaling)\.")
@@ -55,24 +56,22 @@ class FusionError(ValueError):
     """An input that must not be fused; the message names the problem and the fix."""
 
 
-def old_adapter_keys(state: Mapping[str, Any]) -> List[str]:
+def old_adapter_keys(state: Mapping[str, Any]) -> list[str]:
     """Keys of an adapter stored under ``sem_seg_head.*`` (old stage-1 naming), e.g. ``sem_seg_head.cnext1.gamma``."""
     return [k for k in state if _OLD_ADAPTER_RE.match(k)]
 
 
-def _remap_old_adapter(state: Dict[str, torch.Tensor], name: str) -> int:
+def _remap_old_adapter(state: dict[str, torch.Tensor], name: str) -> int:
     keys = old_adapter_keys(state)
     clash = [k for k in keys if "mask_adapter." + k[len("sem_seg_head.") :] in state]
     if clash:
-        raise FusionError(
-            f"{name}: both sem_seg_head.* and mask_adapter.* adapter keys exist (e.g. {clash[0]})"
-        )
+        raise FusionError(f"{name}: both sem_seg_head.* and mask_adapter.* adapter keys exist (e.g. {clash[0]})")
     for k in keys:
         state["mask_adapter." + k[len("sem_seg_head.") :]] = state.pop(k)
     return len(keys)
 
 
-def _check_first_phase(state: Dict[str, torch.Tensor], name: str, remap: bool) -> int:
+def _check_first_phase(state: dict[str, torch.Tensor], name: str, remap: bool) -> int:
     """Checks (a) and (b) on P1; returns the number of remapped keys."""
     old = old_adapter_keys(state)
     generator_keys = [k for k in state if k.startswith("sem_seg_head") and k not in old]
@@ -89,15 +88,11 @@ def _check_first_phase(state: Dict[str, torch.Tensor], name: str, remap: bool) -
         )
     remapped = _remap_old_adapter(state, name) if old else 0
     if not any(k.startswith("mask_adapter.") for k in state):
-        raise FusionError(
-            f"{name} has no mask_adapter.* tensor: pass the stage-1 (ground-truth warmup) checkpoint"
-        )
+        raise FusionError(f"{name} has no mask_adapter.* tensor: pass the stage-1 (ground-truth warmup) checkpoint")
     return remapped
 
 
-def _check_base(
-    base: Dict[str, torch.Tensor], name: str, generator: str, num_queries: Optional[int]
-) -> None:
+def _check_base(base: dict[str, torch.Tensor], name: str, generator: str, num_queries: int | None) -> None:
     """Checks (c) and the query count of (d) on BASE."""
     if not any(k.startswith("sem_seg_head") for k in base):
         raise FusionError(
@@ -106,9 +101,7 @@ def _check_base(
         )
     expected = num_queries if num_queries is not None else EXPECTED_QUERIES[generator]
     if QUERY_KEY not in base:
-        logger.warning(
-            "%s has no %s; cannot verify the query count (%d expected)", name, QUERY_KEY, expected
-        )
+        logger.warning("%s has no %s; cannot verify the query count (%d expected)", name, QUERY_KEY, expected)
         return
     found = int(base[QUERY_KEY].shape[0])
     if found != expected:
@@ -120,9 +113,7 @@ def _check_base(
         )
 
 
-def _check_same_clip(
-    first: Mapping[str, torch.Tensor], base: Mapping[str, torch.Tensor], names: Sequence[str]
-) -> None:
+def _check_same_clip(first: Mapping[str, torch.Tensor], base: Mapping[str, torch.Tensor], names: Sequence[str]) -> None:
     """Check (d) on the CLIP side: shared keys and the adapter's clip_dim must agree with BASE."""
     mismatches = [
         (k, tuple(first[k].shape), tuple(base[k].shape))
@@ -130,18 +121,13 @@ def _check_same_clip(
         if k in base and tuple(first[k].shape) != tuple(base[k].shape)
     ]
     if _ADAPTER_CLIP_DIM_KEY in first and _VOID_KEY in base:
-        clip_dim, void_dim = int(first[_ADAPTER_CLIP_DIM_KEY].shape[0]), int(
-            base[_VOID_KEY].shape[-1]
-        )
+        clip_dim, void_dim = int(first[_ADAPTER_CLIP_DIM_KEY].shape[0]), int(base[_VOID_KEY].shape[-1])
         if clip_dim != void_dim:
-            mismatches.append(
-                (f"{_ADAPTER_CLIP_DIM_KEY} rows vs {_VOID_KEY} width", (clip_dim,), (void_dim,))
-            )
+            mismatches.append((f"{_ADAPTER_CLIP_DIM_KEY} rows vs {_VOID_KEY} width", (clip_dim,), (void_dim,)))
     if mismatches:
         raise FusionError(
             f"{names[0]} and {names[1]} come from different CLIP models or configurations "
-            f"(ConvNeXt-L is 768 wide, ConvNeXt-B 640):\n"
-            + format_shape_mismatches(mismatches, "first-phase", "base")
+            f"(ConvNeXt-L is 768 wide, ConvNeXt-B 640):\n" + format_shape_mismatches(mismatches, "first-phase", "base")
         )
 
 
@@ -151,10 +137,10 @@ def fuse_checkpoints(
     *,
     generator: str,
     remap_old_adapter_names: bool = False,
-    num_queries: Optional[int] = None,
+    num_queries: int | None = None,
     first_phase_name: str = "first-phase checkpoint",
     base_name: str = "base checkpoint",
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Fuse two loaded checkpoints (no file I/O).
 
     Args:
@@ -216,9 +202,9 @@ def fuse_files(
     *,
     generator: str,
     remap_old_adapter_names: bool = False,
-    num_queries: Optional[int] = None,
+    num_queries: int | None = None,
     trust_pickle: bool = False,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Read P1 and BASE, fuse them (:func:`fuse_checkpoints`) and save to ``output_path``.
 
     Returns:
@@ -226,9 +212,7 @@ def fuse_files(
     """
     out_abs = os.path.abspath(output_path)
     if out_abs in (os.path.abspath(first_phase_path), os.path.abspath(base_path)):
-        raise FusionError(
-            f"--output_path {output_path} would overwrite an input; choose another file"
-        )
+        raise FusionError(f"--output_path {output_path} would overwrite an input; choose another file")
     first = load_checkpoint_file(first_phase_path, allow_pickle=trust_pickle)
     base = load_checkpoint_file(base_path, allow_pickle=trust_pickle)
     fused = fuse_checkpoints(
@@ -246,17 +230,13 @@ def fuse_files(
     return fused[FUSION_MARKER_KEY]
 
 
-def build_parser(generator: Optional[str]) -> argparse.ArgumentParser:
+def build_parser(generator: str | None) -> argparse.ArgumentParser:
     """Official CLI (``--model_first_phase_path --model_sem_seg_path --output_path``) plus our safety options."""
     parser = argparse.ArgumentParser(
         description="Fuse a stage-1 Mask-Adapter checkpoint with a base generator checkpoint (FC-CLIP or MAFT+)."
     )
-    parser.add_argument(
-        "--model_first_phase_path", required=True, help="stage-1 (ground-truth warmup) checkpoint"
-    )
-    parser.add_argument(
-        "--model_sem_seg_path", required=True, help="base generator checkpoint (FC-CLIP / MAFT+)"
-    )
+    parser.add_argument("--model_first_phase_path", required=True, help="stage-1 (ground-truth warmup) checkpoint")
+    parser.add_argument("--model_sem_seg_path", required=True, help="base generator checkpoint (FC-CLIP / MAFT+)")
     parser.add_argument("--output_path", required=True, help="fused checkpoint to write")
     parser.add_argument(
         "--generator",
@@ -270,16 +250,12 @@ def build_parser(generator: Optional[str]) -> argparse.ArgumentParser:
         action="store_true",
         help="move an adapter stored under sem_seg_head.* (stage-1 naming before Dec 2024) to mask_adapter.*",
     )
-    parser.add_argument(
-        "--num-queries", type=int, default=None, help="expected query count of a custom generator"
-    )
-    parser.add_argument(
-        "--trust-pickle", action="store_true", help="allow pickled Python objects in the inputs"
-    )
+    parser.add_argument("--num-queries", type=int, default=None, help="expected query count of a custom generator")
+    parser.add_argument("--trust-pickle", action="store_true", help="allow pickled Python objects in the inputs")
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None, *, generator: Optional[str] = None) -> int:
+def main(argv: Sequence[str] | None = None, *, generator: str | None = None) -> int:
     """Run the CLI; ``generator`` fixes the default (weight_fuse_fcclip.py / weight_fuse_maftp.py).
 
     Returns:
@@ -289,8 +265,7 @@ def main(argv: Optional[Sequence[str]] = None, *, generator: Optional[str] = Non
     args = build_parser(generator).parse_args(argv)
     if generator is not None and args.generator != generator:
         sys.stderr.write(
-            f"error: this tool fuses {generator} checkpoints; use tools/weight_fuse.py --generator "
-            f"{args.generator}\n"
+            f"error: this tool fuses {generator} checkpoints; use tools/weight_fuse.py --generator {args.generator}\n"
         )
         return 2
     try:

@@ -17,8 +17,8 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 import torch
 
@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 
-def _vocabulary_names(name: str) -> List[str]:
+def _vocabulary_names(name: str) -> list[str]:
     """Class strings of a registered dataset, a shipped vocabulary key or an id:name,syn file."""
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
@@ -91,7 +91,7 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Dict[str, AccuracyStats]:
+def main(argv: Sequence[str] | None = None) -> dict[str, AccuracyStats]:
     """Build the model, analyse the dataset, print the table, write CSV (and plot). Returns the statistics."""
     from detectron2.config import get_cfg
     from detectron2.data import DatasetCatalog, MetadataCatalog

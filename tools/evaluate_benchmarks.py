@@ -17,7 +17,6 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 if __name__ == "__main__":  # run as a script: import this checkout's package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,21 +34,17 @@ from mask_adapter.utils.progress import is_quiet, quiet_progress  # noqa: E402
 __all__ = ["main", "evaluate_benchmarks"]
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config-file", required=True, help="model config (YAML)")
-    parser.add_argument(
-        "--weights", default="", help="checkpoint; default: MODEL.WEIGHTS of the config"
-    )
+    parser.add_argument("--weights", default="", help="checkpoint; default: MODEL.WEIGHTS of the config")
     parser.add_argument(
         "--benchmarks",
         default=",".join(BENCHMARKS),
         help=f"comma-separated short names ({','.join(BENCHMARKS)}) or registered dataset names",
     )
-    parser.add_argument(
-        "--output", default="", help="output folder; default: OUTPUT_DIR/benchmarks"
-    )
+    parser.add_argument("--output", default="", help="output folder; default: OUTPUT_DIR/benchmarks")
     parser.add_argument("--quiet", action="store_true", help="no progress bar (log lines stay)")
     parser.add_argument(
         "--skip-failed-images",
@@ -64,13 +59,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         "for files from a source you trust",
     )
     add_debug_flag(parser)
-    parser.add_argument(
-        "opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs"
-    )
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Build the model, load the checkpoint, evaluate; returns 0 when every requested benchmark ran."""
     args = parse_args(argv)
     opts = list(args.opts) + (["MODEL.WEIGHTS", args.weights] if args.weights else [])

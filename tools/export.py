@@ -19,7 +19,6 @@ import logging
 import os
 import sys
 import warnings
-from typing import List, Optional
 
 __all__ = ["main", "parse_args"]
 
@@ -28,15 +27,13 @@ logger = logging.getLogger("mask_adapter.export")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments (``--format`` is checked in :func:`main` for a one-line error)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config-file", required=True, help="model config (YAML)")
     parser.add_argument("--weights", required=True, help="checkpoint file (train_net.py output or released model)")
     parser.add_argument("--format", default="onnx", help="onnx (default) or torchscript")
-    parser.add_argument(
-        "--output", default="", help="output file; default: OUTPUT_DIR/export/mask_adapter.{onnx,pt}"
-    )
+    parser.add_argument("--output", default="", help="output file; default: OUTPUT_DIR/export/mask_adapter.{onnx,pt}")
     parser.add_argument(
         "--vocabulary",
         default=None,
@@ -51,7 +48,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _vocabulary(spec: Optional[str]) -> Optional[List[str]]:
+def _vocabulary(spec: str | None) -> list[str] | None:
     """Class strings of ``--vocabulary`` (None: the model's test vocabulary)."""
     if spec is None:
         return None
@@ -98,7 +95,7 @@ def run(args: argparse.Namespace) -> str:
     return path
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Command-line entry; returns the exit code."""
     args = parse_args(argv)
     try:

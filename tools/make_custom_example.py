@@ -8,9 +8,9 @@ Layout written (the layout ``train_net.py --register-semseg`` and ``register_cus
     <output>/labels/voc_example.png     8-bit label map: value k = k-th class of classes.txt, 255 = ignore
     <output>/classes.txt                one ``id:name,synonym,...`` line per class
 """
+
 import argparse
 import os
-from typing import List, Optional
 
 import imgviz
 import numpy as np
@@ -26,13 +26,13 @@ def make_custom_example(output: str) -> str:
         os.makedirs(os.path.join(output, sub), exist_ok=True)
     Image.fromarray(data["rgb"]).save(os.path.join(output, "images", "voc_example.jpg"), quality=95)
     Image.fromarray(data["class_label"].astype(np.uint8)).save(os.path.join(output, "labels", "voc_example.png"))
-    names: List[str] = data["class_names"]
+    names: list[str] = data["class_names"]
     with open(os.path.join(output, "classes.txt"), "w", encoding="utf-8") as f:
         f.writelines(f"{i}:{name}\n" for i, name in enumerate(names))
     return output
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", required=True, help="folder to write")
     args = parser.parse_args(argv)

@@ -11,7 +11,6 @@ import argparse
 import importlib.util
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 if __name__ == "__main__":  # run as a script: import this checkout's package
@@ -94,7 +93,7 @@ def _cell(text: str) -> str:
 def render() -> str:
     """The full text of docs/reliability.md."""
     table = _load_table()
-    lines: List[str] = [
+    lines: list[str] = [
         HEADER,
         f"{len(table.CASES)} rows. *What the user sees*: for a rejected input, the pattern (a Python regular "
         "expression) that the one `error:` line matches; for an accepted input, what the test checks.",
@@ -108,13 +107,11 @@ def render() -> str:
             sees = "the full traceback (no one-line summary)"
         else:
             sees = f"`error: {case.error}`" if case.error else f"correct result: {case.result}"
-        lines.append(
-            f"| {case.id} | `{_cell(surface)}` | {_cell(case.input)} | {_cell(sees)} | {case.exit_code} |"
-        )
+        lines.append(f"| {case.id} | `{_cell(surface)}` | {_cell(case.input)} | {_cell(sees)} | {case.exit_code} |")
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Write (or ``--check``) docs/reliability.md."""
     from mask_adapter.utils.atomic import atomic_write_text
     from mask_adapter.utils.cli import add_debug_flag
@@ -133,7 +130,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-def table_rows(text: str) -> List[str]:
+def table_rows(text: str) -> list[str]:
     """The data rows of the generated table."""
     return [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| id ")]
 

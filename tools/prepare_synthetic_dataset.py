@@ -10,28 +10,23 @@ import argparse
 import logging
 import os
 import sys
-from typing import List, Optional
 
 from mask_adapter.data.synthetic import make_synthetic_dataset
 
 __all__ = ["make_synthetic_dataset", "main"]
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--root", default=os.getenv("DETECTRON2_DATASETS", "datasets"), help="dataset root"
-    )
+    parser.add_argument("--root", default=os.getenv("DETECTRON2_DATASETS", "datasets"), help="dataset root")
     parser.add_argument("--n-train", type=int, default=16)
     parser.add_argument("--n-val", type=int, default=4)
     parser.add_argument("--min-size", type=int, default=96)
     parser.add_argument("--max-size", type=int, default=160)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    out = make_synthetic_dataset(
-        args.root, args.n_train, args.n_val, (args.min_size, args.max_size), args.seed
-    )
+    out = make_synthetic_dataset(args.root, args.n_train, args.n_val, (args.min_size, args.max_size), args.seed)
     logging.getLogger(__name__).info("synthetic shapes dataset written to %s", out["root"])
     return 0
 

@@ -13,7 +13,8 @@ input size.
 """
 
 import logging
-from typing import Any, Callable, Dict, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ class _ModelClassifiers:
         with torch.no_grad():
             self.text, self.num_templates = model.text_rows(vocab)
         self.vocabulary = vocab
-        self._image: Optional[np.ndarray] = None
+        self._image: np.ndarray | None = None
         self._state: Any = None
 
     def state(self, image: np.ndarray):
@@ -123,7 +124,7 @@ class _ModelClassifiers:
         return self._predict(emb, self.text)
 
 
-def default_classifiers(model: Any, names: Sequence[str] = CLASSIFIER_NAMES) -> Dict[str, Classifier]:
+def default_classifiers(model: Any, names: Sequence[str] = CLASSIFIER_NAMES) -> dict[str, Classifier]:
     """The built-in classifiers of ``model`` (its current test vocabulary), by name ("crop", "pooling", "adapter").
 
     The adapter classifier needs a model with a Mask-Adapter; it is left out (with a warning) otherwise.
@@ -139,7 +140,7 @@ def default_classifiers(model: Any, names: Sequence[str] = CLASSIFIER_NAMES) -> 
     if unknown:
         raise ValueError(f"unknown classifiers {unknown}; choose from {', '.join(CLASSIFIER_NAMES)}")
     shared = _ModelClassifiers(model)
-    out: Dict[str, Classifier] = {}
+    out: dict[str, Classifier] = {}
     for n in names:
         if n == "adapter" and getattr(model, "mask_adapter", None) is None:
             logger.warning("the model has no Mask-Adapter (OUT_VOCAB_CLASSIFIER mask_pooling): 'adapter' skipped")

@@ -11,8 +11,9 @@ present; N-vectors of class ids; C vocabulary classes.
 """
 
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 
@@ -34,10 +35,10 @@ class AccuracyStats:
 
     correct: np.ndarray
     total: np.ndarray
-    seen: Optional[np.ndarray] = None
+    seen: np.ndarray | None = None
 
     @classmethod
-    def empty(cls, num_classes: int, seen: Optional[np.ndarray] = None) -> "AccuracyStats":
+    def empty(cls, num_classes: int, seen: np.ndarray | None = None) -> "AccuracyStats":
         """Zero counts for ``num_classes`` (C) classes, with the optional (C,) bool ``seen`` split."""
         return cls(np.zeros(num_classes, np.int64), np.zeros(num_classes, np.int64), seen)
 
@@ -66,7 +67,7 @@ class AccuracyStats:
         present = self.total > 0
         return float((self.correct[present] / self.total[present]).mean()) if present.any() else float("nan")
 
-    def _subset(self, mask: Optional[np.ndarray]) -> Tuple[int, float]:
+    def _subset(self, mask: np.ndarray | None) -> tuple[int, float]:
         if mask is None:
             return 0, float("nan")
         return int(self.total[mask].sum()), self._ratio(self.correct[mask].sum(), self.total[mask].sum())
@@ -81,7 +82,7 @@ class AccuracyStats:
         """Accuracy over the masks of unseen classes (nan without a training vocabulary)."""
         return self._subset(None if self.seen is None else ~self.seen)[1]
 
-    def row(self) -> Dict[str, Any]:
+    def row(self) -> dict[str, Any]:
         """Summary as a flat dict (one CSV row).
 
         Returns:
@@ -116,7 +117,7 @@ def _read_labels(path: str) -> np.ndarray:
         return np.asarray(img).astype(np.int64)
 
 
-def load_example(d: Mapping[str, Any], transform: Any = None) -> Tuple[np.ndarray, np.ndarray]:
+def load_example(d: Mapping[str, Any], transform: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Image and semantic labels of one dataset dict.
 
     Args:
@@ -147,7 +148,7 @@ def load_example(d: Mapping[str, Any], transform: Any = None) -> Tuple[np.ndarra
     return image, labels
 
 
-def gt_masks(labels: np.ndarray, num_classes: int, ignore_label: int) -> Tuple[np.ndarray, np.ndarray]:
+def gt_masks(labels: np.ndarray, num_classes: int, ignore_label: int) -> tuple[np.ndarray, np.ndarray]:
     """One binary mask per class present in ``labels`` (ascending class id); ignore / out-of-range values skipped.
 
     Args:
@@ -168,10 +169,10 @@ def gt_masks(labels: np.ndarray, num_classes: int, ignore_label: int) -> Tuple[n
 
 
 # ---------------------------------------------------------------------------------------------------- analysis
-def _as_mapping(classifiers: Union[Mapping[str, Classifier], Iterable[Any]]) -> Dict[str, Classifier]:
+def _as_mapping(classifiers: Mapping[str, Classifier] | Iterable[Any]) -> dict[str, Classifier]:
     if isinstance(classifiers, Mapping):
         return dict(classifiers)
-    out: Dict[str, Classifier] = {}
+    out: dict[str, Classifier] = {}
     for c in classifiers:
         name, fn = c if isinstance(c, tuple) else (getattr(c, "name", None) or getattr(c, "__name__", repr(c)), c)
         if name in out:
@@ -183,14 +184,14 @@ def _as_mapping(classifiers: Union[Mapping[str, Classifier], Iterable[Any]]) -> 
 def analyze(
     model: Any,
     dataset_dicts: Sequence[Mapping[str, Any]],
-    classifiers: Union[Mapping[str, Classifier], Iterable[Any], None] = None,
+    classifiers: Mapping[str, Classifier] | Iterable[Any] | None = None,
     *,
-    class_names: Optional[Sequence[str]] = None,
-    train_class_names: Optional[Sequence[str]] = None,
+    class_names: Sequence[str] | None = None,
+    train_class_names: Sequence[str] | None = None,
     ignore_label: int = 255,
     transform: Any = None,
     progress: bool = False,
-) -> Dict[str, AccuracyStats]:
+) -> dict[str, AccuracyStats]:
     """Classify every ground-truth mask of ``dataset_dicts`` with each classifier.
 
     Args:

@@ -5,8 +5,8 @@ Inputs are {classifier name: :class:`~mask_adapter.analysis.gt_mask_analysis.Acc
 """
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Union
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def format_table(stats: Mapping[str, AccuracyStats]) -> str:
     return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:])
 
 
-def write_csv(stats: Mapping[str, AccuracyStats], path: Union[str, Path]) -> Path:
+def write_csv(stats: Mapping[str, AccuracyStats], path: str | Path) -> Path:
     """One row per classifier with the fields of :meth:`AccuracyStats.row`.
 
     Args:
@@ -69,7 +69,7 @@ def write_csv(stats: Mapping[str, AccuracyStats], path: Union[str, Path]) -> Pat
     return path
 
 
-def plot_accuracies(stats: Mapping[str, AccuracyStats], path: Union[str, Path]) -> Path:
+def plot_accuracies(stats: Mapping[str, AccuracyStats], path: str | Path) -> Path:
     """Bar chart (PNG) of overall / seen / unseen accuracy per classifier.
 
     Args:

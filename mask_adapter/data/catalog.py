@@ -15,7 +15,7 @@ Metadata of every split: ``dataname`` (its own name), ``vocabulary_key``, ``eval
 import functools
 import logging
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
@@ -26,8 +26,8 @@ from .metadata import (
     instance_metadata,
     openvocab_demo_metadata,
     panoptic_metadata,
+    semantic_metadata,
 )
-from .metadata import semantic_metadata
 from .splits import (
     CITYSCAPES,
     COCO_PANOPTIC,
@@ -62,12 +62,12 @@ def _abs(root: str, rel: str) -> str:
     return os.path.join(root, rel) if rel else ""
 
 
-def split_metadata(split: Split, root: str) -> Dict[str, Any]:
+def split_metadata(split: Split, root: str) -> dict[str, Any]:
     """All metadata fields of a split (reads its vocabulary)."""
     classes = class_table(split.vocab)
     if split.drop_first_class:
         classes = classes[1:]
-    meta: Dict[str, Any] = {"image_root": _abs(root, split.image_dir)}
+    meta: dict[str, Any] = {"image_root": _abs(root, split.image_dir)}
     if split.kind == SEM_SEG:
         meta.update(semantic_metadata(classes), sem_seg_root=_abs(root, split.gt_dir))
     elif split.kind == INSTANCE:
@@ -83,15 +83,13 @@ def split_metadata(split: Split, root: str) -> Dict[str, Any]:
         if split.instances_json:
             meta["json_file"] = _abs(root, split.instances_json)
         if split.kind == CITYSCAPES:  # gtFine/<split>, read by detectron2's Cityscapes evaluators
-            meta["gt_dir"] = os.path.join(
-                os.path.dirname(_abs(root, split.gt_dir)), os.path.basename(split.image_dir)
-            )
+            meta["gt_dir"] = os.path.join(os.path.dirname(_abs(root, split.gt_dir)), os.path.basename(split.image_dir))
     if split.label_divisor:
         meta["label_divisor"] = split.label_divisor
     return meta
 
 
-def load_split(split: Split, root: str) -> List[Dict[str, Any]]:
+def load_split(split: Split, root: str) -> list[dict[str, Any]]:
     """Dataset dicts of a split (the function registered with ``DatasetCatalog``)."""
     p = functools.partial(_abs, root)
     if split.kind == SEM_SEG:
@@ -105,9 +103,7 @@ def load_split(split: Split, root: str) -> List[Dict[str, Any]]:
         )
     meta = split_metadata(split, root)
     if split.kind == INSTANCE:
-        return loaders.load_instance_split(
-            split.name, p(split.json_file), p(split.image_dir), meta, split.prepare
-        )
+        return loaders.load_instance_split(split.name, p(split.json_file), p(split.image_dir), meta, split.prepare)
     if split.kind == CITYSCAPES:
         return loaders.load_cityscapes_split(
             split.name, p(split.image_dir), p(split.gt_dir), p(split.json_file), meta, split.prepare
@@ -142,7 +138,7 @@ def _is_registered(name: str) -> bool:
     return name in DatasetCatalog.list()
 
 
-def register_all(root: Optional[str] = None, *, overwrite: bool = False) -> List[str]:
+def register_all(root: str | None = None, *, overwrite: bool = False) -> list[str]:
     """Register every split of the catalog and the demo vocabulary ``openvocab_dataset``.
 
     Args:
@@ -153,9 +149,7 @@ def register_all(root: Optional[str] = None, *, overwrite: bool = False) -> List
     Returns:
         The names registered by this call.
     """
-    root = os.path.expanduser(
-        root if root is not None else os.getenv("DETECTRON2_DATASETS", "datasets")
-    )
+    root = os.path.expanduser(root if root is not None else os.getenv("DETECTRON2_DATASETS", "datasets"))
     done, skipped = [], []
     for split in SPLITS:
         if _is_registered(split.name):
@@ -208,9 +202,7 @@ def register_custom_semseg(
         The registered record (evaluator_type "sem_seg").
     """
     if _is_registered(name):
-        raise ValueError(
-            f"Dataset '{name}' is already registered; choose another name or DatasetCatalog.remove it"
-        )
+        raise ValueError(f"Dataset '{name}' is already registered; choose another name or DatasetCatalog.remove it")
     load_vocabulary(vocabulary_file)  # fail now, with a clear message, on a bad vocabulary file
     split = semseg_split(
         name,

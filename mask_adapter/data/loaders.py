@@ -8,7 +8,8 @@ mappers and evaluators read them.
 import json
 import logging
 import os
-from typing import Any, Dict, List, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from detectron2.data.datasets import load_coco_json, load_sem_seg
 from detectron2.data.datasets.coco_panoptic import load_coco_panoptic_json
@@ -44,7 +45,7 @@ def require_paths(dataset: str, prepare: str, *paths: str) -> None:
 
 def load_sem_seg_split(
     dataset: str, image_root: str, gt_root: str, *, gt_ext: str, image_ext: str, prepare: str
-) -> List[Dict[str, Any]]:
+) -> list[dict[str, Any]]:
     """Records {file_name, sem_seg_file_name} of a semantic split, via detectron2's ``load_sem_seg``.
 
     Args:
@@ -104,7 +105,7 @@ def load_panoptic_split(
     *,
     string_ids: bool = False,
     image_ext: str = "jpg",
-) -> List[Dict[str, Any]]:
+) -> list[dict[str, Any]]:
     """Records of a COCO-format panoptic split, plus ``sem_seg_file_name`` when a semantic folder is given.
 
     Integer image ids (COCO) go through detectron2's ``load_coco_panoptic_json``, which casts ``image_id`` to int
@@ -129,9 +130,7 @@ def load_panoptic_split(
         records = load_coco_panoptic_json(json_file, image_root, panoptic_root, dict(meta))
         if sem_seg_root:
             for r in records:
-                r["sem_seg_file_name"] = os.path.join(
-                    sem_seg_root, os.path.basename(r["pan_seg_file_name"])
-                )
+                r["sem_seg_file_name"] = os.path.join(sem_seg_root, os.path.basename(r["pan_seg_file_name"]))
         return records
     with open(json_file, encoding="utf-8") as f:
         info = json.load(f)
@@ -143,9 +142,7 @@ def load_panoptic_split(
         segments = []
         for seg in ann["segments_info"]:
             cat = seg["category_id"]
-            seg = dict(
-                seg, isthing=cat in things, category_id=things[cat] if cat in things else stuff[cat]
-            )
+            seg = dict(seg, isthing=cat in things, category_id=things[cat] if cat in things else stuff[cat])
             segments.append(seg)
         record = {
             "file_name": os.path.join(image_root, f"{stem}.{image_ext}"),
@@ -165,7 +162,7 @@ def load_panoptic_split(
 
 def load_instance_split(
     dataset: str, json_file: str, image_root: str, meta: Mapping, prepare: str
-) -> List[Dict[str, Any]]:
+) -> list[dict[str, Any]]:
     """COCO-format instance records with contiguous category ids, via detectron2's ``load_coco_json``.
 
     ``load_coco_json`` is called without a dataset name because, given one, it would overwrite
@@ -193,7 +190,7 @@ def load_instance_split(
 
 def load_cityscapes_split(
     dataset: str, image_root: str, panoptic_root: str, json_file: str, meta: Mapping, prepare: str
-) -> List[Dict[str, Any]]:
+) -> list[dict[str, Any]]:
     """Cityscapes panoptic records in the form of detectron2's ``load_cityscapes_panoptic``, plus ``isthing``.
 
     Built here rather than by that function, which derives the label path with ``str.split(".")`` (wrong under a
@@ -228,9 +225,7 @@ def load_cityscapes_split(
     records = []
     for ann in info["annotations"]:
         if ann["image_id"] not in images:
-            raise missing_path_error(
-                dataset, os.path.join(image_root, "<city>", ann["image_id"] + suffix), prepare
-            )
+            raise missing_path_error(dataset, os.path.join(image_root, "<city>", ann["image_id"] + suffix), prepare)
         image = images[ann["image_id"]]
         city = os.path.basename(os.path.dirname(image))
         stem = os.path.basename(image)[: -len(suffix)]
@@ -249,9 +244,7 @@ def load_cityscapes_split(
                     f"category id {cat}, which is not one of the split's classes; re-run the preparation script "
                     f"({prepare})"
                 )
-            record["segments_info"].append(
-                dict(seg, isthing=cat in things, category_id=things.get(cat, stuff[cat]))
-            )
+            record["segments_info"].append(dict(seg, isthing=cat in things, category_id=things.get(cat, stuff[cat])))
         require_paths(dataset, prepare, record["sem_seg_file_name"], record["pan_seg_file_name"])
         records.append(record)
     if not records:

@@ -14,8 +14,9 @@ Class order follows the vocabulary file. Conventions (as in Mask2Former/FC-CLIP)
 import functools
 import logging
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 from detectron2.data import Metadata
@@ -41,16 +42,16 @@ class ClassInfo:
     dataset_id: int
     names: str
     isthing: bool
-    color: Tuple[int, int, int]
+    color: tuple[int, int, int]
 
 
-def default_colors(n: int, key: str) -> List[Tuple[int, int, int]]:
+def default_colors(n: int, key: str) -> list[tuple[int, int, int]]:
     """Deterministic pseudo-random RGB colours for vocabularies that ship none."""
     rng = np.random.RandomState(zlib.crc32(key.encode("utf-8")) & 0x7FFFFFFF)
     return [tuple(int(c) for c in rgb) for rgb in rng.randint(32, 256, size=(n, 3))]
 
 
-def _coco_table() -> List[ClassInfo]:
+def _coco_table() -> list[ClassInfo]:
     # COCO panoptic: vocabulary ids are the COCO category ids; thing flags and colours are detectron2's.
     from detectron2.data.datasets.builtin_meta import COCO_CATEGORIES
 
@@ -61,7 +62,7 @@ def _coco_table() -> List[ClassInfo]:
     ]
 
 
-def _cityscapes_table() -> List[ClassInfo]:
+def _cityscapes_table() -> list[ClassInfo]:
     # Cityscapes: vocabulary ids are train ids; the panoptic JSON uses the label ids of detectron2's table.
     from detectron2.data.datasets.builtin_meta import CITYSCAPES_CATEGORIES
 
@@ -77,30 +78,24 @@ def _cityscapes_table() -> List[ClassInfo]:
     ]
 
 
-def _ade150_table() -> List[ClassInfo]:
+def _ade150_table() -> list[ClassInfo]:
     # ADE20K-150: the prepared panoptic/instance JSONs use the 0-based class index as category id
     # (vocabulary id - 1), as Mask2Former's prepare_ade20k_{pan,ins}_seg.py do.
     meta = load_vocabulary_meta("ade20k_150")
     things = set(meta["thing_indices"])
     entries = load_vocabulary_entries("ade20k_150")
-    return [
-        ClassInfo(i, names, i in things, tuple(meta["colors"][i]))
-        for i, (_, names) in enumerate(entries)
-    ]
+    return [ClassInfo(i, names, i in things, tuple(meta["colors"][i])) for i, (_, names) in enumerate(entries)]
 
 
-def _table_from_meta(key: str) -> List[ClassInfo]:
+def _table_from_meta(key: str) -> list[ClassInfo]:
     # Vocabulary ids are the dataset ids; thing ids and colours come from <key>_meta.json.
     meta = load_vocabulary_meta(key)
     things = set(meta["thing_ids"])
     entries = load_vocabulary_entries(key)
-    return [
-        ClassInfo(i, names, i in things, tuple(meta["colors"][k]))
-        for k, (i, names) in enumerate(entries)
-    ]
+    return [ClassInfo(i, names, i in things, tuple(meta["colors"][k])) for k, (i, names) in enumerate(entries)]
 
 
-_TABLES: Dict[str, Callable[[], List[ClassInfo]]] = {
+_TABLES: dict[str, Callable[[], list[ClassInfo]]] = {
     "coco_panoptic": _coco_table,
     "cityscapes": _cityscapes_table,
     "ade20k_150": _ade150_table,
@@ -109,7 +104,7 @@ _TABLES: Dict[str, Callable[[], List[ClassInfo]]] = {
 }
 
 
-def class_table(key_or_path: str) -> List[ClassInfo]:
+def class_table(key_or_path: str) -> list[ClassInfo]:
     """Classes of a vocabulary with dataset ids, thing flags and colours.
 
     Args:
@@ -126,7 +121,7 @@ def class_table(key_or_path: str) -> List[ClassInfo]:
     return [ClassInfo(i, n, False, colors[i]) for i, n in enumerate(names)]
 
 
-def semantic_metadata(classes: Sequence[ClassInfo]) -> Dict[str, Any]:
+def semantic_metadata(classes: Sequence[ClassInfo]) -> dict[str, Any]:
     """Metadata fields of a semantic split: all classes as ``stuff_classes``."""
     return {
         "stuff_classes": [c.names for c in classes],
@@ -134,7 +129,7 @@ def semantic_metadata(classes: Sequence[ClassInfo]) -> Dict[str, Any]:
     }
 
 
-def panoptic_metadata(classes: Sequence[ClassInfo]) -> Dict[str, Any]:
+def panoptic_metadata(classes: Sequence[ClassInfo]) -> dict[str, Any]:
     """Metadata fields of a panoptic split (thing ids map into the all-class contiguous space)."""
     things = [(k, c) for k, c in enumerate(classes) if c.isthing]
     return {
@@ -146,7 +141,7 @@ def panoptic_metadata(classes: Sequence[ClassInfo]) -> Dict[str, Any]:
     }
 
 
-def instance_metadata(classes: Sequence[ClassInfo]) -> Dict[str, Any]:
+def instance_metadata(classes: Sequence[ClassInfo]) -> dict[str, Any]:
     """Metadata fields of an instance split: the thing classes only, contiguous among themselves."""
     things = [c for c in classes if c.isthing]
     return {
@@ -163,12 +158,7 @@ class LazyMetadata(Metadata):
     called); its dict is then set as ordinary metadata, so later reads are plain attribute reads.
     """
 
-    def __init__(
-        self,
-        name: str = "N/A",
-        builder: Optional[Callable[[], Dict[str, Any]]] = None,
-        **eager: Any
-    ):
+    def __init__(self, name: str = "N/A", builder: Callable[[], dict[str, Any]] | None = None, **eager: Any):
         super().__init__(name=name, **eager)
         if builder is not None:
             self.__dict__["_lazy_builder"] = builder
@@ -185,7 +175,7 @@ class LazyMetadata(Metadata):
             return getattr(self, key)
         return super().__getattr__(key)
 
-    def as_dict(self) -> Dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         self._materialize()
         return super().as_dict()
 
@@ -195,7 +185,7 @@ class LazyMetadata(Metadata):
         return "_lazy_builder" not in self.__dict__
 
 
-def openvocab_demo_metadata() -> Dict[str, Any]:
+def openvocab_demo_metadata() -> dict[str, Any]:
     """Metadata of the demo's default vocabulary ``openvocab_dataset`` (SPEC §12).
 
     Things first (COCO things, ADE-150 things, LVIS-1203), then stuff (COCO stuff, ADE-150 stuff), duplicates
@@ -208,13 +198,9 @@ def openvocab_demo_metadata() -> Dict[str, Any]:
     coco, ade = class_table("coco_panoptic"), class_table("ade20k_150")
     lvis = load_vocabulary("lvis_1203")
     lvis_colors = default_colors(len(lvis), "lvis_1203")
-    things = [(c.names, c.color) for c in coco if c.isthing] + [
-        (c.names, c.color) for c in ade if c.isthing
-    ]
+    things = [(c.names, c.color) for c in coco if c.isthing] + [(c.names, c.color) for c in ade if c.isthing]
     things += list(zip(lvis, lvis_colors))
-    stuff = [(c.names, c.color) for c in coco if not c.isthing] + [
-        (c.names, c.color) for c in ade if not c.isthing
-    ]
+    stuff = [(c.names, c.color) for c in coco if not c.isthing] + [(c.names, c.color) for c in ade if not c.isthing]
     seen, thing_rows, stuff_rows = set(), [], []
     for rows, out in ((things, thing_rows), (stuff, stuff_rows)):
         for names, color in rows:

@@ -17,7 +17,7 @@ annotation per visible thing segment of the panoptic JSON (same image ids, categ
 """
 
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import cv2
 import numpy as np
@@ -28,7 +28,7 @@ from .prepare import ids_to_rgb, mask_bbox, write_coco_json
 __all__ = ["SYNTHETIC_CATEGORIES", "make_synthetic_dataset"]
 
 # (dataset id, name, isthing, base RGB colour of the drawn pixels)
-SYNTHETIC_CATEGORIES: Tuple[Tuple[int, str, int, Tuple[int, int, int]], ...] = (
+SYNTHETIC_CATEGORIES: tuple[tuple[int, str, int, tuple[int, int, int]], ...] = (
     (1, "square", 1, (220, 40, 40)),
     (2, "circle", 1, (240, 200, 30)),
     (3, "triangle", 1, (160, 40, 220)),
@@ -43,9 +43,7 @@ def _draw_shape(rng: np.random.RandomState, kind: int, mask: np.ndarray) -> None
     size = int(rng.randint(max(8, min(h, w) // 6), max(9, min(h, w) // 3)))
     cx, cy = int(rng.randint(size, w - size)), int(rng.randint(size, h - size))
     if kind == 1:
-        cv2.rectangle(
-            mask, (cx - size // 2, cy - size // 2), (cx + size // 2, cy + size // 2), 1, -1
-        )
+        cv2.rectangle(mask, (cx - size // 2, cy - size // 2), (cx + size // 2, cy + size // 2), 1, -1)
     elif kind == 2:
         cv2.circle(mask, (cx, cy), size // 2, 1, -1)
     else:
@@ -104,8 +102,8 @@ def _make_image(rng: np.random.RandomState, h: int, w: int):
 
 
 def _instance_annotations(
-    segment: np.ndarray, segments: List[Dict[str, Any]], image_id: int, first_id: int
-) -> List[Dict[str, Any]]:
+    segment: np.ndarray, segments: list[dict[str, Any]], image_id: int, first_id: int
+) -> list[dict[str, Any]]:
     """COCO instance annotations (RLE segmentation) of the thing segments of one panoptic id map."""
     things = {c[0] for c in SYNTHETIC_CATEGORIES if c[2]}
     out = []
@@ -129,9 +127,7 @@ def _instance_annotations(
     return out
 
 
-def _write_split(
-    root: str, split: str, n: int, size: Tuple[int, int], rng: np.random.RandomState
-) -> None:
+def _write_split(root: str, split: str, n: int, size: tuple[int, int], rng: np.random.RandomState) -> None:
     dirs = {k: os.path.join(root, k, split) for k in ("images", "panoptic", "semantic")}
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
@@ -148,22 +144,17 @@ def _write_split(
         cv2.imwrite(os.path.join(dirs["panoptic"], stem + ".png"), ids_to_rgb(segment)[:, :, ::-1])
         cv2.imwrite(os.path.join(dirs["semantic"], stem + ".png"), semantic)
         images.append({"id": i + 1, "file_name": stem + ".jpg", "height": h, "width": w})
-        annotations.append(
-            {"image_id": i + 1, "file_name": stem + ".png", "segments_info": segments}
-        )
+        annotations.append({"image_id": i + 1, "file_name": stem + ".png", "segments_info": segments})
         instances.extend(_instance_annotations(segment, segments, i + 1, len(instances) + 1))
-    categories = [
-        {"id": c[0], "name": c[1], "isthing": c[2], "color": list(c[3])}
-        for c in SYNTHETIC_CATEGORIES
-    ]
+    categories = [{"id": c[0], "name": c[1], "isthing": c[2], "color": list(c[3])} for c in SYNTHETIC_CATEGORIES]
     write_coco_json(os.path.join(root, f"panoptic_{split}.json"), images, annotations, categories)
     things = [{"id": c["id"], "name": c["name"]} for c in categories if c["isthing"]]
     write_coco_json(os.path.join(root, f"instances_{split}.json"), images, instances, things)
 
 
 def make_synthetic_dataset(
-    root: str, n_train: int = 16, n_val: int = 4, size: Tuple[int, int] = (96, 160), seed: int = 0
-) -> Dict[str, str]:
+    root: str, n_train: int = 16, n_val: int = 4, size: tuple[int, int] = (96, 160), seed: int = 0
+) -> dict[str, str]:
     """Write the synthetic shapes dataset under ``<root>/synthetic_shapes`` (overwriting it).
 
     Args:

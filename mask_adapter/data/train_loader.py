@@ -21,7 +21,8 @@ Stream keys: ``(position in this rank's sampler stream, dataset index)`` pairs o
 
 import logging
 import random
-from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ResumableSampler", "PositionSeededMapDataset", "build_resumable_train_loader"]
 
-SampleKey = Tuple[int, int]  # (position in this rank's sampler stream, dataset index)
+SampleKey = tuple[int, int]  # (position in this rank's sampler stream, dataset index)
 
 
 class ResumableSampler(Sampler):
@@ -75,9 +76,7 @@ class PositionSeededMapDataset(Dataset):
         rank: process rank, mixed into the seed so processes augment differently.
     """
 
-    def __init__(
-        self, dataset: Sequence[Dict[str, Any]], mapper: Any, seed: int, rank: int
-    ) -> None:
+    def __init__(self, dataset: Sequence[dict[str, Any]], mapper: Any, seed: int, rank: int) -> None:
         self.dataset = dataset
         self.mapper = mapper
         self.seed = seed
@@ -86,7 +85,7 @@ class PositionSeededMapDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: SampleKey) -> Dict[str, Any]:
+    def __getitem__(self, key: SampleKey) -> dict[str, Any]:
         position, index = key if isinstance(key, tuple) else (-1, int(key))
         for attempt in range(100):
             out = self._map(position, index, attempt)
@@ -99,23 +98,19 @@ class PositionSeededMapDataset(Dataset):
                     attempt,
                 )
             index = self._fallback_rng(position, attempt).randrange(len(self.dataset))
-        raise RuntimeError(
-            "the dataset mapper rejected 100 samples in a row; check the data and the mapper"
-        )
+        raise RuntimeError("the dataset mapper rejected 100 samples in a row; check the data and the mapper")
 
     def _fallback_rng(self, position: int, attempt: int) -> random.Random:
         if self.seed < 0:
             return random.Random()
         return random.Random(_sample_seed(self.seed, self.rank, position, attempt + 1))
 
-    def _map(self, position: int, index: int, attempt: int) -> Optional[Dict[str, Any]]:
+    def _map(self, position: int, index: int, attempt: int) -> dict[str, Any] | None:
         if self.seed < 0 or position < 0:
             return self.mapper(self.dataset[index])
         states = random.getstate(), np.random.get_state()
         s = _sample_seed(self.seed, self.rank, position, attempt)
-        with torch.random.fork_rng(
-            devices=[]
-        ):  # CPU generator only; CUDA generators are left alone
+        with torch.random.fork_rng(devices=[]):  # CPU generator only; CUDA generators are left alone
             random.seed(s)
             np.random.seed(s)
             torch.default_generator.manual_seed(s)

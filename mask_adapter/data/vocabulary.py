@@ -11,8 +11,8 @@ and read through ``importlib.resources``, never through working-directory paths.
 import functools
 import json
 import os
+from collections.abc import Sequence
 from importlib import resources
-from typing import Dict, List, Sequence, Tuple
 
 # One implementation of the official synonym rule (SPEC §2), re-exported here for data-side users.
 from mask_adapter.modeling.text.classifier import split_synonyms
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 # Keys of the vocabularies shipped in mask_adapter/data/vocabularies/<key>_with_prompt_eng.txt.
-VOCABULARY_KEYS: Tuple[str, ...] = (
+VOCABULARY_KEYS: tuple[str, ...] = (
     "ade20k_150",
     "ade20k_847",
     "coco_panoptic",
@@ -53,7 +53,7 @@ INVALID_CLASS = "invalid_class_id"
 
 # Synonym totals at which the official stage-1 classifier skipped the per-class synonym max (an LVIS /
 # Objects365 leftover, SPEC §2). No shipped vocabulary may have exactly this many synonyms.
-LVIS_LEFTOVER_WIDTHS: Tuple[int, ...] = (1203, 365)
+LVIS_LEFTOVER_WIDTHS: tuple[int, ...] = (1203, 365)
 
 _VOCAB_SUFFIX = "_with_prompt_eng.txt"
 
@@ -62,7 +62,7 @@ def _resource(name: str):
     return resources.files("mask_adapter.data").joinpath("vocabularies", name)
 
 
-def parse_vocabulary_entries(text: str, source: str = "<text>") -> List[Tuple[int, str]]:
+def parse_vocabulary_entries(text: str, source: str = "<text>") -> list[tuple[int, str]]:
     """Parse `id:class string` lines into (id, class string) pairs, in file order, invalid ids skipped.
 
     Args:
@@ -72,7 +72,7 @@ def parse_vocabulary_entries(text: str, source: str = "<text>") -> List[Tuple[in
     Returns:
         [(dataset id, class string)], the class string kept verbatim (synonyms not split).
     """
-    entries: List[Tuple[int, str]] = []
+    entries: list[tuple[int, str]] = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
@@ -84,20 +84,16 @@ def parse_vocabulary_entries(text: str, source: str = "<text>") -> List[Tuple[in
                 "every line starts with an integer id and a colon"
             )
         if not names.strip():
-            raise ValueError(
-                f"{source}:{lineno}: class id {idx} has no name; write 'id:name[,synonym...]'"
-            )
+            raise ValueError(f"{source}:{lineno}: class id {idx} has no name; write 'id:name[,synonym...]'")
         if names.strip() == INVALID_CLASS:
             continue
         entries.append((int(idx), names))
     if not entries:
-        raise ValueError(
-            f"{source}: the vocabulary has no classes; write one 'id:name,synonym,...' line per class"
-        )
+        raise ValueError(f"{source}: the vocabulary has no classes; write one 'id:name,synonym,...' line per class")
     return entries
 
 
-def parse_vocabulary_text(text: str, source: str = "<text>") -> List[str]:
+def parse_vocabulary_text(text: str, source: str = "<text>") -> list[str]:
     """Parse vocabulary file content into class strings ("name,syn,...") in file order, invalid ids skipped.
 
     Args:
@@ -110,7 +106,7 @@ def parse_vocabulary_text(text: str, source: str = "<text>") -> List[str]:
     return [names for _, names in parse_vocabulary_entries(text, source)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _read_vocabulary(key_or_path: str) -> str:
     if key_or_path in VOCABULARY_KEYS:
         return _resource(key_or_path + _VOCAB_SUFFIX).read_text(encoding="utf-8")
@@ -123,7 +119,7 @@ def _read_vocabulary(key_or_path: str) -> str:
     )
 
 
-def load_vocabulary_entries(key_or_path: str) -> List[Tuple[int, str]]:
+def load_vocabulary_entries(key_or_path: str) -> list[tuple[int, str]]:
     """(dataset id, class string) pairs of a shipped vocabulary key or a user file; invalid ids skipped.
 
     Args:
@@ -135,7 +131,7 @@ def load_vocabulary_entries(key_or_path: str) -> List[Tuple[int, str]]:
     return parse_vocabulary_entries(_read_vocabulary(str(key_or_path)), str(key_or_path))
 
 
-def load_vocabulary(key_or_path: str) -> List[str]:
+def load_vocabulary(key_or_path: str) -> list[str]:
     """Class strings ("name,syn,...") of a shipped vocabulary key or a user file, in file order.
 
     Args:
@@ -147,12 +143,12 @@ def load_vocabulary(key_or_path: str) -> List[str]:
     return [names for _, names in load_vocabulary_entries(key_or_path)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _read_meta(key: str) -> str:
     return _resource(f"{key}_meta.json").read_text(encoding="utf-8")
 
 
-def load_vocabulary_meta(key: str) -> Dict:
+def load_vocabulary_meta(key: str) -> dict:
     """Per-vocabulary side data shipped as ``vocabularies/<key>_meta.json`` (thing flags, colours, id maps).
 
     Args:
@@ -175,7 +171,7 @@ def count_synonyms(class_strings: Sequence[str]) -> int:
     return sum(len(split_synonyms(c)) for c in class_strings)
 
 
-def parse_inline_vocabulary(spec: str) -> List[str]:
+def parse_inline_vocabulary(spec: str) -> list[str]:
     """Parse an inline vocabulary such as ``"cat,kitten;dog;traffic light"`` into class strings.
 
     Classes are separated by ";" (the demo's "|" is accepted as well), synonyms by ","; spaces around names are
@@ -192,26 +188,20 @@ def parse_inline_vocabulary(spec: str) -> List[str]:
             given twice.
     """
     if not spec or not spec.strip():
-        raise ValueError(
-            "The inline vocabulary is empty; give classes like 'cat,kitten;dog;traffic light'"
-        )
+        raise ValueError("The inline vocabulary is empty; give classes like 'cat,kitten;dog;traffic light'")
     if not spec.replace("|", ";").replace(";", "").replace(",", "").strip():
         raise ValueError(
             f"The inline vocabulary {spec.strip()!r} has only separators and no class names; give classes like "
             "'cat,kitten;dog;traffic light'"
         )
-    classes: List[str] = []
-    seen: Dict[str, int] = {}
+    classes: list[str] = []
+    seen: dict[str, int] = {}
     for position, chunk in enumerate(spec.replace("|", ";").split(";"), start=1):
         names = [n.strip() for n in chunk.split(",")]
         if not any(names):
-            raise ValueError(
-                f"Class {position} of the inline vocabulary {spec!r} is empty; remove the extra ';'"
-            )
+            raise ValueError(f"Class {position} of the inline vocabulary {spec!r} is empty; remove the extra ';'")
         if not all(names):
-            raise ValueError(
-                f"Class {position} ({chunk.strip()!r}) has an empty synonym; remove the extra ','"
-            )
+            raise ValueError(f"Class {position} ({chunk.strip()!r}) has an empty synonym; remove the extra ','")
         if names[0] in seen:
             raise ValueError(
                 f"Duplicate class name {names[0]!r} in the inline vocabulary (classes {seen[names[0]]} and "
@@ -222,7 +212,7 @@ def parse_inline_vocabulary(spec: str) -> List[str]:
     return classes
 
 
-def shipped_synonym_totals() -> Dict[str, int]:
+def shipped_synonym_totals() -> dict[str, int]:
     """Total synonym count of every shipped vocabulary (for the LVIS-width check of SPEC §2).
 
     Returns:
@@ -231,7 +221,7 @@ def shipped_synonym_totals() -> Dict[str, int]:
     return {key: count_synonyms(load_vocabulary(key)) for key in VOCABULARY_KEYS}
 
 
-def check_no_lvis_widths() -> Dict[str, int]:
+def check_no_lvis_widths() -> dict[str, int]:
     """Check that no shipped vocabulary has exactly 1203 or 365 synonyms (SPEC §2).
 
     The official stage-1 classifier skipped the per-class synonym max at those raw widths (an LVIS / Objects365

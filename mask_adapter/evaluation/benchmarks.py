@@ -11,7 +11,8 @@ import json
 import logging
 import os
 from collections import OrderedDict
-from typing import Any, Dict, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader
 from detectron2.evaluation import inference_on_dataset
@@ -42,7 +43,7 @@ BENCHMARKS: "OrderedDict[str, str]" = OrderedDict(
 _COLUMNS = ("benchmark", "dataset", "status", "images", "mIoU", "PQ", "mask AP", "error")
 
 
-def _resolve(benchmarks: Optional[Sequence[str]]) -> "OrderedDict[str, str]":
+def _resolve(benchmarks: Sequence[str] | None) -> "OrderedDict[str, str]":
     if not benchmarks:
         return OrderedDict(BENCHMARKS)
     out = OrderedDict()
@@ -52,13 +53,11 @@ def _resolve(benchmarks: Optional[Sequence[str]]) -> "OrderedDict[str, str]":
         elif b in BENCHMARKS.values() or b in DatasetCatalog.list():
             out[b] = b
         else:
-            raise KeyError(
-                f"Unknown benchmark {b!r}; use one of {', '.join(BENCHMARKS)} or a registered dataset name"
-            )
+            raise KeyError(f"Unknown benchmark {b!r}; use one of {', '.join(BENCHMARKS)} or a registered dataset name")
     return out
 
 
-def _summary(results: Mapping[str, Any]) -> Dict[str, Any]:
+def _summary(results: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "mIoU": results.get("sem_seg", {}).get("mIoU"),
         "PQ": results.get("panoptic_seg", {}).get("PQ"),
@@ -67,8 +66,8 @@ def _summary(results: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def evaluate_benchmarks(
-    cfg, model, benchmarks: Optional[Sequence[str]] = None, output_dir: Optional[str] = None
-) -> Dict[str, Dict[str, Any]]:
+    cfg, model, benchmarks: Sequence[str] | None = None, output_dir: str | None = None
+) -> dict[str, dict[str, Any]]:
     """Run inference and evaluation of ``model`` on each benchmark.
 
     Args:
@@ -86,9 +85,9 @@ def evaluate_benchmarks(
     A benchmark on which an image's prediction or evaluation raises stops there ("failed", the error names the
     file) unless TEST.SKIP_FAILED_IMAGES is set; the other benchmarks still run.
     """
-    report: Dict[str, Dict[str, Any]] = OrderedDict()
+    report: dict[str, dict[str, Any]] = OrderedDict()
     for short, name in _resolve(benchmarks).items():
-        row: Dict[str, Any] = {
+        row: dict[str, Any] = {
             "dataset": name,
             "status": "ok",
             "images": 0,
@@ -110,9 +109,7 @@ def evaluate_benchmarks(
             if hasattr(model, "set_metadata"):
                 model.set_metadata(MetadataCatalog.get(name))
             loader = build_detection_test_loader(cfg, name)
-            evaluator = build_evaluator(
-                cfg, name, os.path.join(output_dir, short) if output_dir else None
-            )
+            evaluator = build_evaluator(cfg, name, os.path.join(output_dir, short) if output_dir else None)
             guarded_model, guarded = guard_evaluation(model, evaluator, cfg.TEST.SKIP_FAILED_IMAGES)
             results = inference_on_dataset(guarded_model, eval_progress(loader, short), guarded) or {}
             row["failed_images"] = [f"{file} ({why})" for file, why in guarded.failures]
@@ -147,14 +144,10 @@ def _fmt(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def write_benchmark_files(
-    report: Mapping[str, Mapping[str, Any]], output_dir: str
-) -> Dict[str, str]:
+def write_benchmark_files(report: Mapping[str, Mapping[str, Any]], output_dir: str) -> dict[str, str]:
     """Write ``benchmarks.json`` (full results + library versions) and ``benchmarks.csv`` (the table)."""
     ensure_output_dir(output_dir)
-    json_path, csv_path = os.path.join(output_dir, "benchmarks.json"), os.path.join(
-        output_dir, "benchmarks.csv"
-    )
+    json_path, csv_path = os.path.join(output_dir, "benchmarks.json"), os.path.join(output_dir, "benchmarks.csv")
     with atomic_write(json_path, "w") as f:
         json.dump({"versions": environment_versions(), "benchmarks": report}, f, indent=2)
     with atomic_write(csv_path, "w") as f:

@@ -16,7 +16,7 @@ post-processing order) comes from its own config keys, never from which evaluato
 
 import logging
 import os
-from typing import Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
 
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import (
@@ -34,14 +34,14 @@ __all__ = ["EVALUATOR_TABLE", "build_evaluator"]
 
 logger = logging.getLogger(__name__)
 
-Builder = Callable[[str, Optional[str]], DatasetEvaluator]
+Builder = Callable[[str, str | None], DatasetEvaluator]
 
 
-def _semseg(name: str, out: Optional[str]) -> DatasetEvaluator:
+def _semseg(name: str, out: str | None) -> DatasetEvaluator:
     return OpenVocabSemSegEvaluator(name, distributed=True, output_dir=out)
 
 
-def _panoptic(name: str, out: Optional[str]) -> DatasetEvaluator:
+def _panoptic(name: str, out: str | None) -> DatasetEvaluator:
     return COCOPanopticEvaluator(name, out)
 
 
@@ -54,30 +54,30 @@ def _require_instance_json(name: str) -> None:
         )
 
 
-def _coco(name: str, out: Optional[str]) -> DatasetEvaluator:
+def _coco(name: str, out: str | None) -> DatasetEvaluator:
     _require_instance_json(name)
     return COCOEvaluator(name, output_dir=out, use_fast_impl=False)
 
 
-def _instance(name: str, out: Optional[str]) -> DatasetEvaluator:
+def _instance(name: str, out: str | None) -> DatasetEvaluator:
     _require_instance_json(name)
     return InstanceSegEvaluator(name, output_dir=out)
 
 
-def _cityscapes_instance(name: str, out: Optional[str]) -> DatasetEvaluator:
+def _cityscapes_instance(name: str, out: str | None) -> DatasetEvaluator:
     from detectron2.evaluation import CityscapesInstanceEvaluator
 
     return CityscapesInstanceEvaluator(name)
 
 
-def _lvis(name: str, out: Optional[str]) -> DatasetEvaluator:
+def _lvis(name: str, out: str | None) -> DatasetEvaluator:
     from detectron2.evaluation import LVISEvaluator
 
     return LVISEvaluator(name, output_dir=out)
 
 
 # flag: "always" or the TEST key that enables the evaluator.
-EVALUATOR_TABLE: Dict[str, List[Tuple[str, Builder]]] = {
+EVALUATOR_TABLE: dict[str, list[tuple[str, Builder]]] = {
     "sem_seg": [("always", _semseg)],
     "coco_panoptic_seg": [
         ("SEMANTIC_ON", _semseg),
@@ -104,9 +104,7 @@ EVALUATOR_TABLE: Dict[str, List[Tuple[str, Builder]]] = {
 }
 
 
-def build_evaluator(
-    cfg, dataset_name: str, output_folder: Optional[str] = None
-) -> DatasetEvaluator:
+def build_evaluator(cfg, dataset_name: str, output_folder: str | None = None) -> DatasetEvaluator:
     """Evaluator(s) of one test split.
 
     Args:

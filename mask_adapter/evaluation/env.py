@@ -3,7 +3,6 @@
 import functools
 import platform
 from importlib import metadata
-from typing import Dict
 
 __all__ = ["environment_versions"]
 
@@ -15,8 +14,8 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-@functools.lru_cache(maxsize=None)
-def environment_versions() -> Dict[str, str]:
+@functools.cache
+def environment_versions() -> dict[str, str]:
     """Versions of Pillow, detectron2, torch, numpy, opencv and python.
 
     The maintainers report that Pillow versions change the results (official issue #20), so every evaluation
@@ -25,9 +24,9 @@ def environment_versions() -> Dict[str, str]:
     Returns:
         {"Pillow": ..., "detectron2": ..., "torch": ..., "numpy": ..., "opencv": ..., "python": ...}.
     """
-    import PIL
     import detectron2
     import numpy
+    import PIL
     import torch
 
     return {

@@ -11,7 +11,7 @@ model's prediction or the evaluator's processing raises for an image:
 """
 
 import logging
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from detectron2.evaluation import DatasetEvaluator
 from torch import nn
@@ -21,14 +21,14 @@ __all__ = ["GuardedEvaluator", "GuardedModel", "ImageEvaluationError", "guard_ev
 logger = logging.getLogger(__name__)
 
 _FAILED_KEY = "__prediction_failed__"
-Failure = Tuple[str, str]  # (file name, "ErrorType: message")
+Failure = tuple[str, str]  # (file name, "ErrorType: message")
 
 
 class ImageEvaluationError(ValueError):
     """An image's prediction or evaluation raised; the message names the file and how to continue past it."""
 
 
-def _names(inputs: List[Dict[str, Any]]) -> str:
+def _names(inputs: list[dict[str, Any]]) -> str:
     return ", ".join(str(x.get("file_name", f"<image {x.get('image_id', '?')}>")) for x in inputs)
 
 
@@ -37,7 +37,7 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _stop(stage: str, inputs: List[Dict[str, Any]], error: BaseException) -> ImageEvaluationError:
+def _stop(stage: str, inputs: list[dict[str, Any]], error: BaseException) -> ImageEvaluationError:
     return ImageEvaluationError(
         f"{stage} failed on image {_names(inputs)} ({_describe(error)}); fix or remove the file, or pass "
         "--skip-failed-images (TEST.SKIP_FAILED_IMAGES True) to evaluate without it"
@@ -47,13 +47,13 @@ def _stop(stage: str, inputs: List[Dict[str, Any]], error: BaseException) -> Ima
 class GuardedModel(nn.Module):
     """The model, with a prediction error reported with the image's file name (see the module docstring)."""
 
-    def __init__(self, model: nn.Module, failures: List[Failure], skip_failed: bool) -> None:
+    def __init__(self, model: nn.Module, failures: list[Failure], skip_failed: bool) -> None:
         super().__init__()
         self.model = model
         self.failures = failures
         self.skip_failed = skip_failed
 
-    def forward(self, inputs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    def forward(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         try:
             return self.model(inputs)
         except Exception as e:  # any error of one image's prediction: report it with the file name
@@ -68,7 +68,7 @@ class GuardedModel(nn.Module):
 class GuardedEvaluator(DatasetEvaluator):
     """The evaluator, skipping images whose prediction failed and reporting its own per-image errors."""
 
-    def __init__(self, evaluator: DatasetEvaluator, failures: List[Failure], skip_failed: bool) -> None:
+    def __init__(self, evaluator: DatasetEvaluator, failures: list[Failure], skip_failed: bool) -> None:
         self.evaluator = evaluator
         self.failures = failures
         self.skip_failed = skip_failed
@@ -77,7 +77,7 @@ class GuardedEvaluator(DatasetEvaluator):
         self.failures.clear()
         self.evaluator.reset()
 
-    def process(self, inputs: List[Dict[str, Any]], outputs: List[Dict[str, Any]]) -> None:
+    def process(self, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> None:
         for x, out in zip(inputs, outputs):
             if out.get(_FAILED_KEY):
                 continue
@@ -89,7 +89,7 @@ class GuardedEvaluator(DatasetEvaluator):
                 self.failures.append((_names([x]), _describe(e)))
                 logger.warning("evaluation failed on image %s (%s); skipped", _names([x]), _describe(e))
 
-    def evaluate(self) -> Optional[Dict[str, Any]]:
+    def evaluate(self) -> dict[str, Any] | None:
         results = self.evaluator.evaluate()
         if self.failures:
             logger.warning(
@@ -102,11 +102,11 @@ class GuardedEvaluator(DatasetEvaluator):
 
 def guard_evaluation(
     model: nn.Module, evaluator: DatasetEvaluator, skip_failed: bool
-) -> Tuple[GuardedModel, GuardedEvaluator]:
+) -> tuple[GuardedModel, GuardedEvaluator]:
     """Wrap a model and its evaluator for ``inference_on_dataset`` (see the module docstring).
 
     Returns:
         (model, evaluator); both share the list of failures (``evaluator.failures``: (file name, error) pairs).
     """
-    failures: List[Failure] = []
+    failures: list[Failure] = []
     return GuardedModel(model, failures, skip_failed), GuardedEvaluator(evaluator, failures, skip_failed)

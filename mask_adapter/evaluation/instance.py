@@ -6,7 +6,7 @@ subclass translates predicted classes back to dataset ids itself and then runs t
 The official COCO API (pycocotools) is used: detectron2's fast evaluator needs the compiled ``detectron2._C``.
 """
 
-from typing import Any, Dict, List
+from typing import Any
 
 from detectron2.evaluation import COCOEvaluator
 
@@ -25,9 +25,7 @@ class _HideThingMap:
         return getattr(self._meta, key)
 
     def get(self, key: str, default: Any = None) -> Any:
-        return (
-            default if key == "thing_dataset_id_to_contiguous_id" else self._meta.get(key, default)
-        )
+        return default if key == "thing_dataset_id_to_contiguous_id" else self._meta.get(key, default)
 
 
 class InstanceSegEvaluator(COCOEvaluator):
@@ -36,13 +34,11 @@ class InstanceSegEvaluator(COCOEvaluator):
     Args: as ``COCOEvaluator``; ``use_fast_impl`` is always False (no ``detectron2._C`` needed).
     """
 
-    def __init__(
-        self, dataset_name: str, tasks=None, distributed: bool = True, output_dir=None, **kwargs
-    ) -> None:
+    def __init__(self, dataset_name: str, tasks=None, distributed: bool = True, output_dir=None, **kwargs) -> None:
         kwargs["use_fast_impl"] = False
         super().__init__(dataset_name, tasks, distributed, output_dir, **kwargs)
 
-    def _eval_predictions(self, predictions: List[Dict[str, Any]], img_ids=None) -> None:
+    def _eval_predictions(self, predictions: list[dict[str, Any]], img_ids=None) -> None:
         reverse = {v: k for k, v in self._metadata.thing_dataset_id_to_contiguous_id.items()}
         kept = []
         for p in predictions:

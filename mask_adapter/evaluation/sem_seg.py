@@ -12,7 +12,7 @@ Shapes: predictions ``sem_seg`` (K, H, W) scores at the original image size; lab
 """
 
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 from detectron2.evaluation.sem_seg_evaluation import SemSegEvaluator
@@ -38,7 +38,7 @@ class OpenVocabSemSegEvaluator(SemSegEvaluator):
         self,
         dataset_name: str,
         distributed: bool = True,
-        output_dir: Optional[str] = None,
+        output_dir: str | None = None,
         *,
         compute_boundary_iou: bool = False,
     ) -> None:
@@ -74,7 +74,7 @@ class OpenVocabSemSegEvaluator(SemSegEvaluator):
             gt[bad] = self._ignore_label
         return gt
 
-    def process(self, inputs: List[Dict[str, Any]], outputs: List[Dict[str, Any]]) -> None:
+    def process(self, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> None:
         """Accumulate the confusion matrix.
 
         Args:
@@ -102,8 +102,9 @@ class OpenVocabSemSegEvaluator(SemSegEvaluator):
                 minlength=self._conf_matrix.size,
             ).reshape(self._conf_matrix.shape)
             if self._compute_boundary_iou:
-                b_gt, b_pred = self._mask_to_boundary(gt.astype(np.uint8)), self._mask_to_boundary(
-                    pred.astype(np.uint8)
+                b_gt, b_pred = (
+                    self._mask_to_boundary(gt.astype(np.uint8)),
+                    self._mask_to_boundary(pred.astype(np.uint8)),
                 )
                 self._b_conf_matrix += np.bincount(
                     (self._num_classes + 1) * b_pred.reshape(-1) + b_gt.reshape(-1),

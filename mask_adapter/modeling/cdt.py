@@ -3,6 +3,7 @@
 Shapes: B images; T+1 text rows (void last); D CLIP embedding width; h×w dense-feature grid.
 Keys (``cdt.cross_atten.{multihead_attn,norm,MLP}.*``) follow the released MAFT+ checkpoints.
 """
+
 from torch import Tensor, nn
 
 from .transformer_decoder.position_encoding import PositionEmbeddingSine

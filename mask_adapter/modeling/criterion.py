@@ -12,7 +12,6 @@ There is no Hungarian matching, no class weighting, no mask loss and no generato
 """
 
 import math
-from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +48,7 @@ def mask_consistency_loss(
     pred_slice: slice,
     gt_slice: slice,
     stop_grad: bool,
-    valid: Optional[Tensor] = None,
+    valid: Tensor | None = None,
     skip_padding: bool = False,
 ) -> Tensor:
     """1 - mean cosine similarity between prediction-slot and matched-GT-slot embeddings.
@@ -83,13 +82,9 @@ def mask_consistency_loss(
             return embeddings.sum() * 0.0
         return 1.0 - cos.mean()
     if valid is None:
-        raise ValueError(
-            "mask_consistency_loss(skip_padding=True) needs valid: (B, P) bool of real pairs"
-        )
+        raise ValueError("mask_consistency_loss(skip_padding=True) needs valid: (B, P) bool of real pairs")
     if valid.shape != cos.shape:
-        raise ValueError(
-            f"valid {tuple(valid.shape)} must match the selected pairs {tuple(cos.shape)}"
-        )
+        raise ValueError(f"valid {tuple(valid.shape)} must match the selected pairs {tuple(cos.shape)}")
     if not bool(valid.any()):
         return embeddings.sum() * 0.0
     return 1.0 - cos[valid].mean()
@@ -134,9 +129,7 @@ class AdapterLoss:
         """Matched-GT slots [S+P, S+2P)."""
         return slice(self.num_gt + self.num_pairs, self.num_gt + 2 * self.num_pairs)
 
-    def __call__(
-        self, logits: Tensor, labels: Tensor, embeddings: Optional[Tensor] = None
-    ) -> Dict[str, Tensor]:
+    def __call__(self, logits: Tensor, labels: Tensor, embeddings: Tensor | None = None) -> dict[str, Tensor]:
         """Compute the weighted losses.
 
         Args:
@@ -150,9 +143,7 @@ class AdapterLoss:
         losses = {"loss_ce": self.ce_weight * adapter_ce_loss(logits, labels)}
         if self.num_pairs > 0:
             if embeddings is None:
-                raise ValueError(
-                    "AdapterLoss with num_pairs > 0 needs the (B, N, D) mask embeddings"
-                )
+                raise ValueError("AdapterLoss with num_pairs > 0 needs the (B, N, D) mask embeddings")
             expected = self.num_gt + 2 * self.num_pairs
             if embeddings.shape[1] != expected:
                 raise ValueError(
@@ -176,7 +167,7 @@ class AdapterLoss:
         )
 
 
-def check_finite_losses(losses: Dict[str, Tensor], iteration: int) -> None:
+def check_finite_losses(losses: dict[str, Tensor], iteration: int) -> None:
     """Raise if any loss is NaN or infinite (as detectron2's trainer does, but naming the culprit).
 
     Args:
@@ -188,10 +179,7 @@ def check_finite_losses(losses: Dict[str, Tensor], iteration: int) -> None:
     """
     if not losses:
         return
-    values = [
-        v.detach().float().sum() if isinstance(v, Tensor) else torch.tensor(float(v))
-        for v in losses.values()
-    ]
+    values = [v.detach().float().sum() if isinstance(v, Tensor) else torch.tensor(float(v)) for v in losses.values()]
     device = values[0].device
     if bool(torch.isfinite(torch.stack([v.to(device) for v in values])).all()):  # one device sync
         return

@@ -14,9 +14,10 @@ import importlib
 import logging
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 class MaskGenerator(Protocol):
     """What the SAM path needs from a mask generator (SamAutomaticMaskGenerator's interface)."""
 
-    def generate(self, image: np.ndarray) -> List[Dict[str, Any]]:
+    def generate(self, image: np.ndarray) -> list[dict[str, Any]]:
         """(H, W, 3) uint8 RGB image -> list of {"segmentation": (H, W) bool, ...}."""
         ...
 
@@ -71,16 +72,16 @@ class MaskSource:
     checkpoint_key: str
     checkpoint_flag: str
     resolve_model: Callable[[str], str]
-    build: Callable[[str, Optional[str], str], nn.Module]
-    generator: Callable[[nn.Module, Dict[str, Any]], MaskGenerator]
+    build: Callable[[str, str | None, str], nn.Module]
+    generator: Callable[[nn.Module, dict[str, Any]], MaskGenerator]
     checkpoint_hint: Callable[[str], str]
-    cfg_settings: Callable[[CfgNode], Dict[str, Any]] = field(default=lambda cfg: {})
+    cfg_settings: Callable[[CfgNode], dict[str, Any]] = field(default=lambda cfg: {})
 
-    def read(self, cfg: CfgNode) -> Tuple[str, str]:
+    def read(self, cfg: CfgNode) -> tuple[str, str]:
         """(model name, checkpoint) of this source in ``cfg``."""
         return _cfg_node(cfg, self.model_key)[1], _cfg_node(cfg, self.checkpoint_key)[1]
 
-    def configure(self, cfg: CfgNode, *, model: Optional[str] = None, checkpoint: Optional[str] = None) -> None:
+    def configure(self, cfg: CfgNode, *, model: str | None = None, checkpoint: str | None = None) -> None:
         """Set this source's model and/or checkpoint keys in a (not frozen) ``cfg``; None leaves a key as it is."""
         for key, value in ((self.model_key, model), (self.checkpoint_key, checkpoint)):
             if value is not None:
@@ -88,7 +89,7 @@ class MaskSource:
                 node[key.rsplit(".", 1)[1]] = value
 
 
-def _cfg_node(cfg: CfgNode, key: str) -> Tuple[CfgNode, Any]:
+def _cfg_node(cfg: CfgNode, key: str) -> tuple[CfgNode, Any]:
     """(parent node, value) of a dotted config key."""
     *parents, leaf = key.split(".")
     node = cfg
@@ -114,13 +115,13 @@ def _resolve_sam_model(model_type: str) -> str:
     return model_type
 
 
-def _build_sam(model_type: str, checkpoint: Optional[str], device: str) -> nn.Module:
+def _build_sam(model_type: str, checkpoint: str | None, device: str) -> nn.Module:
     from segment_anything import sam_model_registry
 
     return sam_model_registry[model_type](checkpoint=checkpoint).to(device).eval()
 
 
-def _sam_generator(model: nn.Module, settings: Dict[str, Any]) -> MaskGenerator:
+def _sam_generator(model: nn.Module, settings: dict[str, Any]) -> MaskGenerator:
     from segment_anything import SamAutomaticMaskGenerator
 
     return SamAutomaticMaskGenerator(model, **settings)
@@ -138,7 +139,7 @@ def _sam_checkpoint_hint(model_type: str) -> str:
 _SAM2_CONFIG_FOLDERS = ("sam2", "sam2.1")
 
 
-def _sam2_configs() -> List[str]:
+def _sam2_configs() -> list[str]:
     """Hydra names of the model configs shipped with the sam2 package ("configs/sam2.1/sam2.1_hiera_t.yaml", ...)."""
     import sam2
 
@@ -171,7 +172,7 @@ def _resolve_sam2_model(config: str) -> str:
     return name
 
 
-def _sam2_release(config_name: str) -> Optional[Tuple[str, str]]:
+def _sam2_release(config_name: str) -> tuple[str, str] | None:
     """(model-hub repository, checkpoint file) of the official release of a SAM2 config, from the sam2 package."""
     from sam2.build_sam import HF_MODEL_ID_TO_FILENAMES
 
@@ -223,7 +224,7 @@ def _load_sam2_weights(model: nn.Module, checkpoint: str, config_name: str) -> N
         )
 
 
-def _build_sam2(config_name: str, checkpoint: Optional[str], device: str) -> nn.Module:
+def _build_sam2(config_name: str, checkpoint: str | None, device: str) -> nn.Module:
     from sam2.build_sam import build_sam2
 
     model = build_sam2(config_name, None, device="cpu", mode="eval")  # the package's own config, random weights
@@ -232,14 +233,14 @@ def _build_sam2(config_name: str, checkpoint: Optional[str], device: str) -> nn.
     return model.to(device).eval()
 
 
-def _sam2_generator(model: nn.Module, settings: Dict[str, Any]) -> MaskGenerator:
+def _sam2_generator(model: nn.Module, settings: dict[str, Any]) -> MaskGenerator:
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
     return SAM2AutomaticMaskGenerator(model, **settings)
 
 
 # ---------------------------------------------------------------------------------------------------- table
-MASK_SOURCES: Dict[str, MaskSource] = {
+MASK_SOURCES: dict[str, MaskSource] = {
     "sam": MaskSource(
         name="sam",
         label="SAM",
@@ -280,7 +281,7 @@ def mask_source(name: str) -> MaskSource:
 def build_mask_generator(
     source: str,
     model: str,
-    checkpoint: Optional[str],
+    checkpoint: str | None,
     *,
     points_per_side: int = 32,
     pred_iou_thresh: float = 0.88,
@@ -336,7 +337,7 @@ def build_mask_generator(
     return src.generator(src.build(name, checkpoint, device), settings)
 
 
-def build_sam_mask_generator(model_type: str, checkpoint: Optional[str], **kwargs: Any) -> MaskGenerator:
+def build_sam_mask_generator(model_type: str, checkpoint: str | None, **kwargs: Any) -> MaskGenerator:
     """``build_mask_generator("sam", model_type, checkpoint, **kwargs)``."""
     return build_mask_generator("sam", model_type, checkpoint, **kwargs)
 

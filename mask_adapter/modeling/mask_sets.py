@@ -12,8 +12,6 @@ Padding slots carry label -1: cross-entropy ignores them (``ignore_index`` -1). 
 the slots when there are too many) draw only from the ``generator`` argument (official quirk Q6).
 """
 
-from typing import Optional, Tuple
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -23,7 +21,7 @@ from .matcher import match_via_iou, random_draw_device
 __all__ = ["build_mixed_mask_set", "pad_gt_masks", "sample_gt_slots", "valid_gt"]
 
 
-def valid_gt(gt_masks: Tensor, gt_labels: Tensor) -> Tuple[Tensor, Tensor]:
+def valid_gt(gt_masks: Tensor, gt_labels: Tensor) -> tuple[Tensor, Tensor]:
     """Keep the GT masks with area > 0 (official ``prepare_targets``: ``mask.sum() > 0``).
 
     Args:
@@ -34,9 +32,7 @@ def valid_gt(gt_masks: Tensor, gt_labels: Tensor) -> Tuple[Tensor, Tensor]:
         (masks (G', H, W), labels (G',)) in the original order, G' <= G.
     """
     if gt_labels.shape != gt_masks.shape[:1]:
-        raise ValueError(
-            f"gt_labels {tuple(gt_labels.shape)} must have one entry per GT mask ({gt_masks.shape[0]})"
-        )
+        raise ValueError(f"gt_labels {tuple(gt_labels.shape)} must have one entry per GT mask ({gt_masks.shape[0]})")
     keep = gt_masks.flatten(1).sum(1) > 0
     return gt_masks[keep], gt_labels[keep]
 
@@ -46,8 +42,8 @@ def sample_gt_slots(
     gt_labels: Tensor,
     *,
     num_slots: int,
-    generator: Optional[torch.Generator] = None,
-) -> Tuple[Tensor, Tensor]:
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
     """Fill ``num_slots`` slots with the non-empty GT masks of one image.
 
     Empty masks are dropped first. With more masks than slots, a random subset in random order (randperm);
@@ -66,21 +62,17 @@ def sample_gt_slots(
         raise ValueError(f"num_slots must be >= 0, got {num_slots}")
     masks, labels = valid_gt(gt_masks, gt_labels)
     if masks.shape[0] > num_slots:
-        order = torch.randperm(
-            masks.shape[0], generator=generator, device=random_draw_device(generator, masks.device)
-        )[:num_slots].to(masks.device)
+        order = torch.randperm(masks.shape[0], generator=generator, device=random_draw_device(generator, masks.device))[
+            :num_slots
+        ].to(masks.device)
         masks, labels = masks[order], labels[order]
     num_pad = num_slots - masks.shape[0]
-    out_masks = torch.cat(
-        [masks.float(), masks.new_zeros((num_pad, *masks.shape[1:]), dtype=torch.float32)]
-    )
-    out_labels = torch.cat(
-        [labels.long(), torch.full((num_pad,), -1, dtype=torch.long, device=labels.device)]
-    )
+    out_masks = torch.cat([masks.float(), masks.new_zeros((num_pad, *masks.shape[1:]), dtype=torch.float32)])
+    out_labels = torch.cat([labels.long(), torch.full((num_pad,), -1, dtype=torch.long, device=labels.device)])
     return out_masks, out_labels
 
 
-def pad_gt_masks(gt_masks: Tensor, pad_hw: Tuple[int, int]) -> Tensor:
+def pad_gt_masks(gt_masks: Tensor, pad_hw: tuple[int, int]) -> Tensor:
     """Zero-pad GT masks at the bottom/right to the padded batch size, as ``ImageList`` pads the image.
 
     Args:
@@ -99,7 +91,7 @@ def pad_gt_masks(gt_masks: Tensor, pad_hw: Tuple[int, int]) -> Tensor:
     return out
 
 
-def _resize(masks: Tensor, size: Tuple[int, int]) -> Tensor:
+def _resize(masks: Tensor, size: tuple[int, int]) -> Tensor:
     """(M, h, w) float -> (M, H, W) bilinear, align_corners False."""
     if masks.shape[0] == 0:
         return masks.new_zeros((0, *size))
@@ -116,8 +108,8 @@ def build_mixed_mask_set(
     mask_threshold: float,
     match_pred_threshold: float,
     iou_threshold: float,
-    generator: Optional[torch.Generator] = None,
-) -> Tuple[Tensor, Tensor]:
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
     """Stage-2 mask set of one image: [S GT | P binarized predictions | P matched GT] (SPEC §5.3).
 
     1. GT masks with area > 0 fill S = ``num_gt`` slots (:func:`sample_gt_slots`).
@@ -149,9 +141,7 @@ def build_mixed_mask_set(
     """
     pad_hw = (int(gt_masks.shape[-2]), int(gt_masks.shape[-1]))
     valid_masks, valid_labels = valid_gt(gt_masks, gt_labels)
-    slot_masks, slot_labels = sample_gt_slots(
-        valid_masks, valid_labels, num_slots=num_gt, generator=generator
-    )
+    slot_masks, slot_labels = sample_gt_slots(valid_masks, valid_labels, num_slots=num_gt, generator=generator)
     match = match_via_iou(
         pred_mask_logits,
         valid_masks,

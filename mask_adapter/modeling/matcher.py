@@ -47,9 +47,7 @@ class IouMatch(NamedTuple):
     num_valid: int
 
 
-def random_draw_device(
-    generator: torch.Generator | None, fallback: torch.device
-) -> torch.device:
+def random_draw_device(generator: torch.Generator | None, fallback: torch.device) -> torch.device:
     """Device on which random numbers must be drawn: the generator's own device, or ``fallback`` without one."""
     return generator.device if generator is not None else fallback
 
@@ -79,15 +77,11 @@ def _pick_random_candidate(candidates: Tensor, generator: torch.Generator | None
     """
     num_q, num_g = candidates.shape
     counts = candidates.sum(0)  # (G,)
-    u = torch.rand(
-        num_g, generator=generator, device=random_draw_device(generator, candidates.device)
-    )
+    u = torch.rand(num_g, generator=generator, device=random_draw_device(generator, candidates.device))
     u = u.to(candidates.device)
     # k-th candidate (0-based) of each column, k uniform in [0, count).
     k = torch.minimum((u * counts).floor().long(), (counts - 1).clamp(min=0))
-    rank = (
-        candidates.long().cumsum(0) - 1
-    )  # (Q, G) 0-based rank of each True entry within its column
+    rank = candidates.long().cumsum(0) - 1  # (Q, G) 0-based rank of each True entry within its column
     hit = candidates & (rank == k[None, :])
     picked = hit.long().argmax(0)
     return torch.where(counts > 0, picked, torch.full_like(picked, -1))
@@ -149,9 +143,7 @@ def _check_match_inputs(pred_mask_logits: Tensor, gt_masks: Tensor, gt_labels: T
             f"{tuple(pred_mask_logits.shape)} and {tuple(gt_masks.shape)}"
         )
     if gt_labels.shape != gt_masks.shape[:1]:
-        raise ValueError(
-            f"gt_labels {tuple(gt_labels.shape)} must have one entry per GT mask ({gt_masks.shape[0]})"
-        )
+        raise ValueError(f"gt_labels {tuple(gt_labels.shape)} must have one entry per GT mask ({gt_masks.shape[0]})")
     if num_pairs < 0:
         raise ValueError(f"num_pairs must be >= 0, got {num_pairs}")
 

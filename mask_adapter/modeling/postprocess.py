@@ -4,7 +4,7 @@ Shapes: Q queries; C classes, the class logits carry C + 1 columns (last = void 
 H×W the resolution of the mask logits (already upsampled by the caller).
 """
 
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +58,7 @@ def semantic_inference(mask_cls: Tensor, mask_pred: Tensor, class_chunk: int = 0
 
 
 def semantic_inference_resized(
-    mask_cls: Tensor, mask_pred: Tensor, img_size: Tuple[int, int], output_height: int, output_width: int
+    mask_cls: Tensor, mask_pred: Tensor, img_size: tuple[int, int], output_height: int, output_width: int
 ) -> Tensor:
     """``resize_to_original(semantic_inference(mask_cls, mask_pred), ...)`` with one (C, H_out, W_out) allocation.
 
@@ -89,8 +89,8 @@ def panoptic_inference(
     num_classes: int,
     object_mask_threshold: float,
     overlap_threshold: float,
-    thing_ids: Set[int],
-) -> Tuple[Tensor, List[Dict[str, Any]]]:
+    thing_ids: set[int],
+) -> tuple[Tensor, list[dict[str, Any]]]:
     """Mask2Former panoptic merging: non-overlapping segments, stuff of the same class merged.
 
     Queries predicting void or with score <= ``object_mask_threshold`` are dropped. Each pixel goes
@@ -111,10 +111,7 @@ def panoptic_inference(
     """
     _check_pair(mask_cls, mask_pred)
     if mask_cls.shape[1] != num_classes + 1:
-        raise ValueError(
-            f"mask_cls has {mask_cls.shape[1]} columns, expected num_classes + 1 = "
-            f"{num_classes + 1}"
-        )
+        raise ValueError(f"mask_cls has {mask_cls.shape[1]} columns, expected num_classes + 1 = {num_classes + 1}")
     scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
     masks = mask_pred.sigmoid()
     keep = labels.ne(num_classes) & (scores > object_mask_threshold)
@@ -138,8 +135,8 @@ def _paint_segments(
     masks: Tensor,
     *,
     overlap_threshold: float,
-    thing_ids: Set[int],
-) -> List[Dict[str, Any]]:
+    thing_ids: set[int],
+) -> list[dict[str, Any]]:
     """Paint the kept queries into ``panoptic_seg`` (in place) and return their segments (without areas).
 
     Args:
@@ -147,8 +144,8 @@ def _paint_segments(
         scores, classes: (K,) of the kept queries; masks: (K, H, W) their σ(mask logits).
     """
     mask_ids = (scores.view(-1, 1, 1) * masks).argmax(0)
-    stuff_segment: Dict[int, int] = {}
-    segments_info: List[Dict[str, Any]] = []
+    stuff_segment: dict[int, int] = {}
+    segments_info: list[dict[str, Any]] = []
     segment_id = 0
     for k in range(classes.shape[0]):
         pred_class = int(classes[k].item())
@@ -179,8 +176,8 @@ def instance_inference(
     *,
     num_classes: int,
     top_k: int,
-    thing_ids: Optional[Set[int]],
-    image_size: Optional[Tuple[int, int]] = None,
+    thing_ids: set[int] | None,
+    image_size: tuple[int, int] | None = None,
 ) -> Instances:
     """Top-k (query, class) pairs as instances; mask = logit > 0; boxes are zeros.
 
@@ -202,19 +199,14 @@ def instance_inference(
     """
     _check_pair(mask_cls, mask_pred)
     if mask_cls.shape[1] != num_classes + 1:
-        raise ValueError(
-            f"mask_cls has {mask_cls.shape[1]} columns, expected num_classes + 1 = "
-            f"{num_classes + 1}"
-        )
+        raise ValueError(f"mask_cls has {mask_cls.shape[1]} columns, expected num_classes + 1 = {num_classes + 1}")
     scores = F.softmax(mask_cls, dim=-1)[:, :-1]
     k = min(top_k, scores.numel())
     scores_per_image, topk_indices = scores.flatten().topk(k, sorted=False)
     labels_per_image = topk_indices % num_classes
     masks = mask_pred[torch.div(topk_indices, num_classes, rounding_mode="floor")]
     if thing_ids is not None:
-        things = torch.tensor(
-            sorted(thing_ids), dtype=labels_per_image.dtype, device=labels_per_image.device
-        )
+        things = torch.tensor(sorted(thing_ids), dtype=labels_per_image.dtype, device=labels_per_image.device)
         keep = torch.isin(labels_per_image, things)
         scores_per_image, labels_per_image, masks = (
             scores_per_image[keep],
@@ -233,9 +225,7 @@ def instance_inference(
     return result
 
 
-def resize_to_original(
-    result: Tensor, img_size: Tuple[int, int], output_height: int, output_width: int
-) -> Tensor:
+def resize_to_original(result: Tensor, img_size: tuple[int, int], output_height: int, output_width: int) -> Tensor:
     """detectron2 ``sem_seg_postprocess``: crop the padding to ``img_size``, then bilinear resize.
 
     Args:
@@ -249,7 +239,5 @@ def resize_to_original(
     squeeze = result.dim() == 2
     x = result[None] if squeeze else result
     x = x[:, : img_size[0], : img_size[1]].unsqueeze(0)
-    x = F.interpolate(x, size=(output_height, output_width), mode="bilinear", align_corners=False)[
-        0
-    ]
+    x = F.interpolate(x, size=(output_height, output_width), mode="bilinear", align_corners=False)[0]
     return x[0] if squeeze else x

@@ -13,7 +13,8 @@ import errno
 import json
 import os
 import tempfile
-from typing import IO, Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 __all__ = [
     "OutputWriteError",

@@ -18,14 +18,15 @@ import argparse
 import contextlib
 import logging
 import sys
-from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Type
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 __all__ = ["EXIT_BAD_INPUT", "USER_ERRORS", "add_debug_flag", "error_message", "run_cli"]
 
 # Exit code of a run stopped by bad input (argparse uses 2 for malformed command lines).
 EXIT_BAD_INPUT = 1
 # Exception types that signal bad input. The package raises them with one-line messages naming the fix.
-USER_ERRORS: Tuple[Type[BaseException], ...] = (
+USER_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     KeyError,
     OSError,
@@ -36,9 +37,7 @@ USER_ERRORS: Tuple[Type[BaseException], ...] = (
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``--debug`` (show the full traceback of an error instead of one line) to ``parser``."""
-    parser.add_argument(
-        "--debug", action="store_true", help="on an error, show the full traceback instead of one line"
-    )
+    parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback instead of one line")
     return parser
 
 
@@ -85,10 +84,10 @@ def _no_logged_tracebacks() -> Iterator[None]:
 
 
 def run_cli(
-    main: Callable[[Optional[Sequence[str]]], Any],
-    argv: Optional[Sequence[str]] = None,
+    main: Callable[[Sequence[str] | None], Any],
+    argv: Sequence[str] | None = None,
     *,
-    debug: Optional[bool] = None,
+    debug: bool | None = None,
 ) -> int:
     """Run ``main(argv)`` as a program: bad input -> one ``error:`` line on stderr and exit code 1.
 

@@ -9,7 +9,8 @@ import contextlib
 import logging
 import sys
 import time
-from typing import Generic, Iterable, Iterator, Optional, TextIO, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import Generic, TextIO, TypeVar
 
 from tqdm import tqdm
 
@@ -54,16 +55,16 @@ class Progress(Generic[T]):
         self,
         iterable: Iterable[T],
         desc: str = "",
-        total: Optional[int] = None,
+        total: int | None = None,
         *,
-        quiet: Optional[bool] = None,
+        quiet: bool | None = None,
         unit: str = "it",
         min_total: int = 0,
         log_lines: bool = True,
         log_fraction: float = 0.1,
         log_seconds: float = 30.0,
-        stream: Optional[TextIO] = None,
-        log: Optional[logging.Logger] = None,
+        stream: TextIO | None = None,
+        log: logging.Logger | None = None,
     ) -> None:
         if total is None:
             try:
@@ -120,7 +121,9 @@ class Progress(Generic[T]):
             if (step and done % step == 0 and done != self.total) or now - last >= self.log_seconds:
                 last = now
                 self.log.info("%s", self._line(done, now - start))
-        self.log.info("%s: %d %s done in %s", self.desc, done, self.unit, tqdm.format_interval(time.monotonic() - start))
+        self.log.info(
+            "%s: %d %s done in %s", self.desc, done, self.unit, tqdm.format_interval(time.monotonic() - start)
+        )
 
     def _line(self, done: int, elapsed: float) -> str:
         rate = done / elapsed if elapsed > 0 else 0.0
@@ -136,16 +139,16 @@ class Progress(Generic[T]):
 def progress(
     iterable: Iterable[T],
     desc: str = "",
-    total: Optional[int] = None,
+    total: int | None = None,
     *,
-    quiet: Optional[bool] = None,
+    quiet: bool | None = None,
     unit: str = "it",
     min_total: int = 0,
     log_lines: bool = True,
     log_fraction: float = 0.1,
     log_seconds: float = 30.0,
-    stream: Optional[TextIO] = None,
-    log: Optional[logging.Logger] = None,
+    stream: TextIO | None = None,
+    log: logging.Logger | None = None,
 ) -> Progress[T]:
     """Iterate over ``iterable`` while reporting progress.
 

@@ -4,8 +4,9 @@ The official FC-CLIP / MAFT+ / Mask-Adapter packages register the same names (``
 ``MultiScaleMaskedTransformerDecoder`` ...), so importing two of them crashed. Here an existing entry wins and a
 warning names the conflict.
 """
+
 import logging
-from typing import Optional, TypeVar
+from typing import TypeVar
 
 from detectron2.utils.registry import Registry
 
@@ -16,7 +17,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T", bound=type)
 
 
-def register_once(registry: Registry, obj: T, name: Optional[str] = None) -> T:
+def register_once(registry: Registry, obj: T, name: str | None = None) -> T:
     """Register ``obj`` under ``name`` (default ``obj.__name__``) unless the name is taken.
 
     Args:

@@ -6,7 +6,8 @@ detectron2 dataset dict to one model input dict. Test-time mapping is detectron2
 (ResizeShortestEdge to INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST), so no registry entry is needed for it.
 """
 
-from typing import Any, Callable, Dict
+from collections.abc import Callable
+from typing import Any
 
 from detectron2.data import DatasetMapper
 from fvcore.common.registry import Registry
@@ -44,7 +45,7 @@ def _unsupported(name: str, reason: str) -> Callable:
 
 
 # Official names that base YAMLs set but child configs override (SPEC §8): they resolve, building them fails.
-_UNSUPPORTED: Dict[str, str] = {
+_UNSUPPORTED: dict[str, str] = {
     "coco_combine_lsj": "the multi-dataset (combined) loader is not ported; use 'coco_panoptic_lsj' or "
     "'mask_former_semantic'",
 }
@@ -52,9 +53,7 @@ for _name, _reason in _UNSUPPORTED.items():
     DATASET_MAPPER_REGISTRY.register(_unsupported(_name, _reason))
 
 
-def build_dataset_mapper(
-    cfg, is_train: bool, *, ignore_color_aug: bool = False
-) -> Callable[[Dict], Dict[str, Any]]:
+def build_dataset_mapper(cfg, is_train: bool, *, ignore_color_aug: bool = False) -> Callable[[dict], dict[str, Any]]:
     """Mapper for a data loader.
 
     Args:

@@ -60,9 +60,7 @@ class ColorAugSSDTransform(Transform):
         out = np.clip(out, 0, 255).astype(np.uint8)
         hsv = cv2.cvtColor(out, cv2.COLOR_BGR2HSV).astype(np.int32)
         if random.randrange(2):
-            hsv[:, :, 1] = np.clip(
-                hsv[:, :, 1] * random.uniform(self.saturation_low, self.saturation_high), 0, 255
-            )
+            hsv[:, :, 1] = np.clip(hsv[:, :, 1] * random.uniform(self.saturation_low, self.saturation_high), 0, 255)
         if random.randrange(2):
             hsv[:, :, 0] = (hsv[:, :, 0] + random.randint(-self.hue_delta, self.hue_delta)) % 180
         out = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)

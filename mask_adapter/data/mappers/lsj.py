@@ -17,7 +17,7 @@ package, not Mask2Former's crop-based semantic mapper.
 
 import copy
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,9 +39,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def build_lsj_augmentations(
-    cfg, *, ignore_color_aug: bool = False, seg_pad_value: int = 255
-) -> List[Any]:
+def build_lsj_augmentations(cfg, *, ignore_color_aug: bool = False, seg_pad_value: int = 255) -> list[Any]:
     """LSJ augmentations from ``cfg.INPUT``.
 
     Args:
@@ -53,7 +51,7 @@ def build_lsj_augmentations(
         A list of detectron2 augmentations/transforms.
     """
     size = cfg.INPUT.IMAGE_SIZE
-    augs: List[Any] = []
+    augs: list[Any] = []
     if cfg.INPUT.RANDOM_FLIP != "none":
         augs.append(
             T.RandomFlip(
@@ -80,14 +78,12 @@ def _with_seg_pad(transforms: T.TransformList, value: int) -> T.TransformList:
     out = []
     for t in transforms.transforms:
         if isinstance(t, T.PadTransform):
-            t = T.PadTransform(
-                t.x0, t.y0, t.x1, t.y1, t.orig_w, t.orig_h, t.pad_value, seg_pad_value=value
-            )
+            t = T.PadTransform(t.x0, t.y0, t.x1, t.y1, t.orig_w, t.orig_h, t.pad_value, seg_pad_value=value)
         out.append(t)
     return T.TransformList(out)
 
 
-def _instances(image_size, classes: List[int], masks: List[np.ndarray]) -> Instances:
+def _instances(image_size, classes: list[int], masks: list[np.ndarray]) -> Instances:
     inst = Instances(image_size)
     inst.gt_classes = torch.tensor(classes, dtype=torch.int64)
     if masks:
@@ -108,7 +104,7 @@ class LSJDatasetMapper:
         self,
         is_train: bool = True,
         *,
-        augmentations: List[Any],
+        augmentations: list[Any],
         image_format: str,
         ignore_label: int = 255,
     ) -> None:
@@ -126,9 +122,7 @@ class LSJDatasetMapper:
         logger.info("[%s] augmentations: %s", type(self).__name__, augmentations)
 
     @classmethod
-    def from_config(
-        cls, cfg, is_train: bool = True, *, ignore_color_aug: bool = False
-    ) -> Dict[str, Any]:
+    def from_config(cls, cfg, is_train: bool = True, *, ignore_color_aug: bool = False) -> dict[str, Any]:
         ignore_label = 255
         if cfg.DATASETS.TRAIN:
             ignore_label = MetadataCatalog.get(cfg.DATASETS.TRAIN[0]).get("ignore_label", 255)
@@ -143,15 +137,15 @@ class LSJDatasetMapper:
 
     def build_instances(
         self,
-        dataset_dict: Dict[str, Any],
+        dataset_dict: dict[str, Any],
         transforms: T.TransformList,
         image_size,
-        sem_seg: Optional[np.ndarray],
+        sem_seg: np.ndarray | None,
     ) -> Instances:
         """Ground-truth masks of one augmented image (overridden by subclasses)."""
         raise NotImplementedError
 
-    def __call__(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
+    def __call__(self, dataset_dict: dict[str, Any]) -> dict[str, Any]:
         """Map one dataset dict (detectron2 standard format) to the model input described in the module doc."""
         d = copy.deepcopy(dataset_dict)
         image = utils.read_image(d["file_name"], format=self.image_format)

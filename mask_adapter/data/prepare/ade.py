@@ -6,7 +6,8 @@ Shapes: instance PNGs (H, W, 3) uint8; masks (H, W) bool.
 
 import glob
 import os
-from typing import Any, Dict, Iterator, List, Mapping, Sequence, Tuple
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,12 +26,12 @@ __all__ = [
 ADE_HINT = "download ADEChallengeData2016.zip and annotations_instance.tar (datasets/README.md)"
 
 
-def ade_catid_options(default: str) -> Tuple[Option, ...]:
+def ade_catid_options(default: str) -> tuple[Option, ...]:
     """The ``--catid-mapping`` option of the ADE20K instance/panoptic scripts (``prepare(root, catid_mapping)``)."""
     return (("--catid-mapping", {"default": default, "help": "ade20k_instance_catid_mapping.txt"}),)
 
 
-def read_ade_catid_mapping(path: str) -> Dict[int, int]:
+def read_ade_catid_mapping(path: str) -> dict[int, int]:
     """ADE20K ``ade20k_instance_catid_mapping.txt``: {instance class (1..100): 0-based ADE-150 class}.
 
     The file has a header line, then "instance_id  sceneparse150_id  full_ade20k_id" rows (an instance id may
@@ -41,21 +42,19 @@ def read_ade_catid_mapping(path: str) -> Dict[int, int]:
         "ADE20K instance category mapping",
         "pass --catid-mapping (datasets/ade20k_instance_catid_mapping.txt)",
     )
-    mapping: Dict[int, int] = {}
+    mapping: dict[int, int] = {}
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f):
             parts = line.split()
             if lineno == 0 or not parts:
                 continue
             if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
-                raise ValueError(
-                    f"{path}:{lineno + 1}: expected 'instance_id sceneparse150_id ...', got {line!r}"
-                )
+                raise ValueError(f"{path}:{lineno + 1}: expected 'instance_id sceneparse150_id ...', got {line!r}")
             mapping[int(parts[0])] = int(parts[1]) - 1
     return mapping
 
 
-def ade_instances(ins_rgb: np.ndarray, mapping: Mapping[int, int], path: str) -> List[tuple]:
+def ade_instances(ins_rgb: np.ndarray, mapping: Mapping[int, int], path: str) -> list[tuple]:
     """Instances of an ADE ``annotations_instance`` PNG (R = instance class 1..100, G = instance id, 0 = none).
 
     Returns:
@@ -77,14 +76,14 @@ def ade_instances(ins_rgb: np.ndarray, mapping: Mapping[int, int], path: str) ->
     return out
 
 
-def ade_image_entry(stem: str, shape: Sequence[int]) -> Dict[str, Any]:
+def ade_image_entry(stem: str, shape: Sequence[int]) -> dict[str, Any]:
     """COCO "images" entry of the ADE20K image ``<stem>.jpg`` (string id ``stem``) of shape (H, W, ...)."""
     return {"id": stem, "file_name": stem + ".jpg", "height": int(shape[0]), "width": int(shape[1])}
 
 
 def ade_split_images(
-    ade: str, split: str, desc: str, annotations: Sequence[Tuple[str, str]]
-) -> Iterator[Tuple[str, List[str]]]:
+    ade: str, split: str, desc: str, annotations: Sequence[tuple[str, str]]
+) -> Iterator[tuple[str, list[str]]]:
     """ADE20K images of one split with their annotation PNGs, with progress.
 
     Args:
@@ -98,10 +97,7 @@ def ade_split_images(
         (stem, [annotation path per kind]) for each ``images/<split>/*.jpg``, in file-name order.
     """
     image_dir = require(os.path.join(ade, "images", split), "ADE20K images", ADE_HINT)
-    dirs = [
-        (require(os.path.join(ade, folder, split), what + "s", ADE_HINT), what)
-        for folder, what in annotations
-    ]
+    dirs = [(require(os.path.join(ade, folder, split), what + "s", ADE_HINT), what) for folder, what in annotations]
     for path in progress(sorted(glob.glob(os.path.join(image_dir, "*.jpg"))), desc):
         stem = os.path.splitext(os.path.basename(path))[0]
         yield stem, [require(os.path.join(d, stem + ".png"), what, ADE_HINT) for d, what in dirs]

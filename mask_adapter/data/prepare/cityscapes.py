@@ -14,7 +14,8 @@ Shapes: instance-id and label maps (H, W); panoptic PNGs (H, W, 3) uint8.
 
 import glob
 import os
-from typing import Any, Dict, Iterator, List, Mapping, Tuple
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -43,12 +44,12 @@ CITYSCAPES_NUM_LABEL_IDS = 34
 _INSTANCE_DIVISOR = 1000
 
 
-def cityscapes_classes() -> List[ClassInfo]:
+def cityscapes_classes() -> list[ClassInfo]:
     """The 19 evaluated classes in train-id order (``dataset_id`` = Cityscapes label id)."""
     return class_table("cityscapes")
 
 
-def cityscapes_categories() -> List[Dict[str, Any]]:
+def cityscapes_categories() -> list[dict[str, Any]]:
     """COCO "categories" of the panoptic JSON: label id, first class name, colour and isthing."""
     return [
         {
@@ -74,7 +75,7 @@ def label_ids_to_train_ids(label_ids: np.ndarray, path: str) -> np.ndarray:
 
 def cityscapes_panoptic(
     instance_ids: np.ndarray, classes: Mapping[int, bool], path: str
-) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Panoptic PNG and segments of one ``*_gtFine_instanceIds.png``.
 
     Args:
@@ -112,7 +113,7 @@ def cityscapes_panoptic(
     return ids_to_rgb(kept[inverse]), segments
 
 
-def cityscapes_split_files(cityscapes: str, split: str) -> Iterator[Tuple[str, str, str, str]]:
+def cityscapes_split_files(cityscapes: str, split: str) -> Iterator[tuple[str, str, str, str]]:
     """The annotated images of one split.
 
     Args:
@@ -124,12 +125,8 @@ def cityscapes_split_files(cityscapes: str, split: str) -> Iterator[Tuple[str, s
         every ``gtFine/<split>/<city>/*_gtFine_instanceIds.png``, in file-name order; a missing image or label-id
         file raises one ``FileNotFoundError`` line.
     """
-    image_dir = require(
-        os.path.join(cityscapes, "leftImg8bit", split), "Cityscapes images", CITYSCAPES_HINT
-    )
-    gt_dir = require(
-        os.path.join(cityscapes, "gtFine", split), "Cityscapes annotations", CITYSCAPES_HINT
-    )
+    image_dir = require(os.path.join(cityscapes, "leftImg8bit", split), "Cityscapes images", CITYSCAPES_HINT)
+    gt_dir = require(os.path.join(cityscapes, "gtFine", split), "Cityscapes annotations", CITYSCAPES_HINT)
     files = sorted(glob.glob(os.path.join(gt_dir, "*", "*_gtFine_instanceIds.png")))
     if not files:
         raise FileNotFoundError(

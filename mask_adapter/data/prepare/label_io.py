@@ -6,7 +6,7 @@ Shapes: label maps (H, W); RGB images (H, W, 3) uint8.
 
 import os
 import shutil
-from typing import Dict, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -27,6 +27,7 @@ __all__ = [
     "id_lut",
     "apply_lut",
 ]
+
 
 def require(path: str, what: str, hint: str) -> str:
     """Return ``path`` if it exists, else raise one ``FileNotFoundError`` line naming it and how to get it."""
@@ -76,7 +77,7 @@ def copy_file(src: str, dst: str) -> None:
         shutil.copystat(src, dst)
 
 
-def vocab_id_to_index(key: str, offset: int = 0) -> Dict[int, int]:
+def vocab_id_to_index(key: str, offset: int = 0) -> dict[int, int]:
     """{vocabulary line id + offset: class index} of a shipped vocabulary (invalid ids skipped)."""
     return {i + offset: k for k, (i, _) in enumerate(load_vocabulary_entries(key))}
 

@@ -12,7 +12,8 @@ Shapes: label maps (H, W) uint8; panoptic PNGs (H, W, 3) uint8, id = R + 256 G +
 
 import json
 import os
-from typing import Any, Dict, List, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def mapillary_v12_folder(split_dir: str) -> str:
     )
 
 
-def read_mapillary_panoptic_json(path: str) -> Dict[str, Any]:
+def read_mapillary_panoptic_json(path: str) -> dict[str, Any]:
     """Read a v1.2 ``panoptic_2018.json`` and check its classes against the ``mapillary_vistas`` class table.
 
     Every class of the table must be listed with its id and thing flag, and every segment must use one of them;
@@ -82,8 +83,7 @@ def read_mapillary_panoptic_json(path: str) -> Dict[str, Any]:
         annotations = info["annotations"]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
         raise ValueError(
-            f"Cannot read '{path}' as a COCO panoptic JSON ({type(e).__name__}: {e}); "
-            "re-extract it from the archive"
+            f"Cannot read '{path}' as a COCO panoptic JSON ({type(e).__name__}: {e}); re-extract it from the archive"
         ) from None
     for c in class_table("mapillary_vistas"):
         if listed.get(c.dataset_id) != c.isthing:
@@ -121,9 +121,7 @@ def place_folder(src: str, dst: str, copy: bool, desc: str) -> None:
         os.symlink(os.path.relpath(src, os.path.dirname(dst)), dst, target_is_directory=True)
 
 
-def mapillary_semantic(
-    pan_rgb: np.ndarray, segments: List[Mapping[str, Any]], path: str
-) -> np.ndarray:
+def mapillary_semantic(pan_rgb: np.ndarray, segments: list[Mapping[str, Any]], path: str) -> np.ndarray:
     """(H, W) uint8 semantic labels (class id - 1, 65 unlabeled) of one panoptic PNG and its segments_info.
 
     A segment id listed in ``segments`` but absent from the PNG is fine (it has no pixels); a non-zero PNG id
@@ -131,10 +129,8 @@ def mapillary_semantic(
     """
     ids = rgb_to_ids(pan_rgb)
     values, inverse = np.unique(ids, return_inverse=True)
-    by_id: Dict[int, int] = {int(s["id"]): int(s["category_id"]) - 1 for s in segments}
-    lut: List[Optional[int]] = [
-        by_id.get(v, MAPILLARY_UNLABELED if v == 0 else None) for v in values.tolist()
-    ]
+    by_id: dict[int, int] = {int(s["id"]): int(s["category_id"]) - 1 for s in segments}
+    lut: list[int | None] = [by_id.get(v, MAPILLARY_UNLABELED if v == 0 else None) for v in values.tolist()]
     missing = [int(v) for v, label in zip(values.tolist(), lut, strict=True) if label is None]
     if missing:
         raise ValueError(

@@ -4,7 +4,6 @@ Shapes: segment ids and masks (H, W); panoptic PNGs (H, W, 3) uint8, id = R + 25
 """
 
 import json
-from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -27,7 +26,7 @@ def rgb_to_ids(rgb: np.ndarray) -> np.ndarray:
     return rgb[:, :, 0] + 256 * rgb[:, :, 1] + 65536 * rgb[:, :, 2]
 
 
-def mask_bbox(mask: np.ndarray) -> List[int]:
+def mask_bbox(mask: np.ndarray) -> list[int]:
     """[x, y, w, h] box of a non-empty (H, W) bool mask."""
     ys, xs = np.nonzero(mask)
     return [
@@ -38,7 +37,7 @@ def mask_bbox(mask: np.ndarray) -> List[int]:
     ]
 
 
-def segment_table(ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def segment_table(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every id of an (H, W) integer id map with its area and box, in one pass (no mask per segment).
 
     Returns:
@@ -66,9 +65,7 @@ def segment_table(ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, 
     return values, inverse, areas, boxes
 
 
-def write_coco_json(
-    path: str, images: List[Dict], annotations: List[Dict], categories: List[Dict]
-) -> None:
+def write_coco_json(path: str, images: list[dict], annotations: list[dict], categories: list[dict]) -> None:
     """Write a COCO-format JSON {"images", "annotations", "categories"} (atomically)."""
     with atomic_write(path, "w") as f:
         json.dump({"images": images, "annotations": annotations, "categories": categories}, f)

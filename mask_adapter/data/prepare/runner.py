@@ -10,7 +10,8 @@ import argparse
 import glob
 import logging
 import os
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from ...utils.cli import add_debug_flag, run_cli
 from ...utils.progress import quiet_progress
@@ -27,13 +28,13 @@ __all__ = [
 ]
 
 # (flag, argparse.add_argument keyword arguments) of a script-specific command-line option.
-Option = Tuple[str, Dict[str, Any]]
+Option = tuple[str, dict[str, Any]]
 
 # (split list name, output folder) of the VOC-style and ADE20K train/val splits.
-TRAIN_VAL_FOLDERS: Tuple[Tuple[str, str], ...] = (("train", "training"), ("val", "validation"))
+TRAIN_VAL_FOLDERS: tuple[tuple[str, str], ...] = (("train", "training"), ("val", "validation"))
 
 S = TypeVar("S")
-Outputs = Union[str, Tuple[str, ...]]
+Outputs = str | tuple[str, ...]
 
 
 def default_root() -> str:
@@ -60,7 +61,7 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 def standard_main(
     doc: str,
     prepare: Callable[..., Any],
-    argv: Optional[Sequence[str]] = None,
+    argv: Sequence[str] | None = None,
     options: Sequence[Option] = (),
 ) -> int:
     """Command-line entry point of a preparation script: parse ``--root`` and ``options``, call ``prepare``.
@@ -95,10 +96,10 @@ def standard_main(
 
 
 def convert_label_maps(
-    pairs: Iterable[Tuple[S, Outputs]],
+    pairs: Iterable[tuple[S, Outputs]],
     convert: Callable[[S], Any],
     desc: str,
-    total: Optional[int] = None,
+    total: int | None = None,
 ) -> int:
     """The conversion loop of the preparation scripts: write ``convert(source)`` for every output not there yet.
 
@@ -133,9 +134,9 @@ def folder_pairs(
     out_dir: str,
     what: str,
     hint: str,
-    empty_hint: Optional[str] = None,
+    empty_hint: str | None = None,
     pattern: str = "*.png",
-) -> List[Tuple[str, str]]:
+) -> list[tuple[str, str]]:
     """(input, output) pairs that convert a folder file by file, keeping the file names.
 
     Args:

@@ -4,7 +4,7 @@ Shapes: label maps (H, W).
 """
 
 import os
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -27,7 +27,7 @@ PASCAL_CONTEXT_HINT = (
     "extract VOCdevkit/ under the root and trainval/ into VOCdevkit/VOC2010/"
 )
 # Command-line option of the Pascal-Context scripts (``prepare(root, labels_dir)``).
-PASCAL_CONTEXT_OPTIONS: Tuple[Option, ...] = (
+PASCAL_CONTEXT_OPTIONS: tuple[Option, ...] = (
     (
         "--labels",
         {
@@ -40,7 +40,7 @@ PASCAL_CONTEXT_OPTIONS: Tuple[Option, ...] = (
 )
 
 
-def read_split_list(path: str) -> List[str]:
+def read_split_list(path: str) -> list[str]:
     """Image ids of a VOC-style split file (one id per line)."""
     with open(path, encoding="utf-8") as f:
         return [line.split()[0] for line in f if line.strip()]
@@ -53,7 +53,7 @@ def check_ids(ids: Sequence[str], what: str, path: str) -> Sequence[str]:
     return ids
 
 
-def voc_split_ids(voc: str, list_dir: str, name: str, what: str, hint: str) -> List[str]:
+def voc_split_ids(voc: str, list_dir: str, name: str, what: str, hint: str) -> list[str]:
     """Image ids of the VOC-style split list ``<voc>/ImageSets/<list_dir>/<name>.txt``.
 
     Args:
@@ -65,15 +65,11 @@ def voc_split_ids(voc: str, list_dir: str, name: str, what: str, hint: str) -> L
     Returns:
         The ids; a missing list raises ``FileNotFoundError``, an empty one ``ValueError``.
     """
-    list_file = require(
-        os.path.join(voc, "ImageSets", list_dir, f"{name}.txt"), f"{what} split list", hint
-    )
+    list_file = require(os.path.join(voc, "ImageSets", list_dir, f"{name}.txt"), f"{what} split list", hint)
     return list(check_ids(read_split_list(list_file), f"{what} split list", list_file))
 
 
-def copy_voc_images(
-    voc: str, ids: Iterable[str], out_root: str, split: str, what: str, hint: str
-) -> Iterator[str]:
+def copy_voc_images(voc: str, ids: Iterable[str], out_root: str, split: str, what: str, hint: str) -> Iterator[str]:
     """Yield each image id after copying ``<voc>/JPEGImages/<id>.jpg`` to ``<out_root>/images/<split>/`` (if missing).
 
     Lazy: an image is copied when its id is consumed, so progress and errors follow the conversion loop.
@@ -92,9 +88,7 @@ def read_pascal_context_label(labels_dir: str, image_id: str) -> np.ndarray:
     Accepts the official ``trainval/<id>.mat`` files (key ``LabelMap``) or pre-extracted ``<id>.png`` label maps
     (16-bit or 8-bit) in the same label space.
     """
-    mat, png = os.path.join(labels_dir, f"{image_id}.mat"), os.path.join(
-        labels_dir, f"{image_id}.png"
-    )
+    mat, png = os.path.join(labels_dir, f"{image_id}.mat"), os.path.join(labels_dir, f"{image_id}.png")
     if os.path.exists(mat):
         from scipy.io import loadmat
 
@@ -102,8 +96,7 @@ def read_pascal_context_label(labels_dir: str, image_id: str) -> np.ndarray:
             return np.asarray(loadmat(mat)["LabelMap"], dtype=np.int64)
         except (ValueError, KeyError, OSError, TypeError) as e:
             raise ValueError(
-                f"Cannot read Pascal-Context label map '{mat}' ({type(e).__name__}: {e}); "
-                "re-extract trainval.tar.gz"
+                f"Cannot read Pascal-Context label map '{mat}' ({type(e).__name__}: {e}); re-extract trainval.tar.gz"
             ) from None
     if os.path.exists(png):
         return read_label(png).astype(np.int64)
@@ -114,7 +107,7 @@ def read_pascal_context_label(labels_dir: str, image_id: str) -> np.ndarray:
 
 
 def prepare_pascal_context(
-    root: str, labels_dir: Optional[str], lut: np.ndarray, annotations: str, ext: str, desc: str
+    root: str, labels_dir: str | None, lut: np.ndarray, annotations: str, ext: str, desc: str
 ) -> int:
     """Copy the VOC2010 train/val images and write the Pascal-Context label maps mapped through ``lut``.
 
@@ -146,9 +139,7 @@ def prepare_pascal_context(
         ids = voc_split_ids(voc, "Main", name, "VOC2010", PASCAL_CONTEXT_HINT)
         pairs = (
             (image_id, os.path.join(out_root, annotations, split, image_id + ext))
-            for image_id in copy_voc_images(
-                voc, ids, out_root, split, "VOC2010", PASCAL_CONTEXT_HINT
-            )
+            for image_id in copy_voc_images(voc, ids, out_root, split, "VOC2010", PASCAL_CONTEXT_HINT)
         )
         written += convert_label_maps(pairs, convert, f"{desc} {split}", total=len(ids))
     return written

@@ -5,6 +5,7 @@
 ``forward(clip_feature (B, D, h, w), masks (B, N, H, W)) -> (B, N·K, h, w)`` and which exposes
 ``num_output_maps`` (K).
 """
+
 from typing import Any
 
 from detectron2.config import CfgNode, configurable

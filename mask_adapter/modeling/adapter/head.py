@@ -11,7 +11,9 @@ Shapes used in this module:
 The module names and ``nn.Sequential`` indices below are part of the released checkpoints' key layout
 (``mask_adapter.fuse``, ``mask_adapter.cnext1.dwconv``, ``mask_adapter.mask_downscaling.6`` ...): do not rename.
 """
-from typing import Callable, NamedTuple, Optional, Tuple
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +76,7 @@ class _InferenceWeights(NamedTuple):
     fold_w: Tensor
     fold_b: Tensor
     fuse_w: Tensor
-    blocks: Tuple[Tuple[Tensor, ...], ...]
+    blocks: tuple[tuple[Tensor, ...], ...]
     norm_w: Tensor
     norm_b: Tensor
     final_w: Tensor
@@ -148,11 +150,11 @@ class MaskAdapterHead(nn.Module):
         self.dedupe_masks = dedupe_masks
         self.block_rows = block_rows
         self.compile_mode = compile_mode
-        self._compiled: Optional[Callable[[Tensor, Tensor], Tensor]] = None
+        self._compiled: Callable[[Tensor, Tensor], Tensor] | None = None
         # (masks, unique masks) of the last inference call, summed over the batch.
-        self.last_dedupe: Tuple[int, int] = (0, 0)
-        self._weights_key: Optional[tuple] = None
-        self._weights: Optional[_InferenceWeights] = None
+        self.last_dedupe: tuple[int, int] = (0, 0)
+        self._weights_key: tuple | None = None
+        self._weights: _InferenceWeights | None = None
         # Registration order matters only for readability; the names are the checkpoint keys.
         self.fuse = nn.Conv2d(clip_dim, num_channels, kernel_size=1)
         self.cnext1 = ConvNeXtBlock(num_channels)
@@ -176,9 +178,7 @@ class MaskAdapterHead(nn.Module):
     # ------------------------------------------------------------------ shared entry
     def _check_inputs(self, clip_feature: Tensor, masks: Tensor) -> None:
         if clip_feature.dim() != 4:
-            raise ValueError(
-                f"clip_feature must be (B, D, h, w), got shape {tuple(clip_feature.shape)}"
-            )
+            raise ValueError(f"clip_feature must be (B, D, h, w), got shape {tuple(clip_feature.shape)}")
         if masks.dim() != 4:
             raise ValueError(
                 f"masks must be (B, N, H, W), got shape {tuple(masks.shape)}; "
@@ -198,7 +198,7 @@ class MaskAdapterHead(nn.Module):
             return True
         return not clip_feature.requires_grad and not any(p.requires_grad for p in self.parameters())
 
-    def forward(self, clip_feature: Tensor, masks: Tensor, chunk_size: Optional[int] = None) -> Tensor:
+    def forward(self, clip_feature: Tensor, masks: Tensor, chunk_size: int | None = None) -> Tensor:
         """Run the head on every mask of every image.
 
         Args:
@@ -334,7 +334,7 @@ class MaskAdapterHead(nn.Module):
             out[i : i + step] = F.interpolate(m, size=(4 * h, 4 * w), mode="bilinear", align_corners=False)[:, 0]
         return out
 
-    def _forward_compiled(self, clip_feature: Tensor, masks: Tensor, chunk_size: Optional[int]) -> Tensor:
+    def _forward_compiled(self, clip_feature: Tensor, masks: Tensor, chunk_size: int | None) -> Tensor:
         """The reference computation under ``torch.compile(mode=compile_mode)``, in groups of the memory budget."""
         if self._compiled is None:
             self._compiled = torch.compile(self._forward_masks, mode=self.compile_mode)
@@ -345,7 +345,7 @@ class MaskAdapterHead(nn.Module):
         outs = [self._compiled(clip_feature, masks[:, i : i + step]) for i in range(0, n, step)]
         return torch.cat(outs, dim=1).reshape(b, n * self.num_output_maps, h, w)
 
-    def _forward_inference(self, clip_feature: Tensor, masks: Tensor, chunk_size: Optional[int]) -> Tensor:
+    def _forward_inference(self, clip_feature: Tensor, masks: Tensor, chunk_size: int | None) -> Tensor:
         """The inference path of ``forward`` (same arguments and result)."""
         b, _, h, w = clip_feature.shape
         n, k = masks.shape[1], self.num_output_maps

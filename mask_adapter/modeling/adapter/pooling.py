@@ -8,8 +8,9 @@ Pure functions shared by every meta-architecture. Shapes:
     C   classes; the logits carry C + 1 columns, the last one is void
     h×w the CLIP feature grid
 """
+
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Callable, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +29,7 @@ Projector = Callable[[Tensor], Tensor]
 
 
 @lru_cache(maxsize=32)
-def _synonym_gather_index(num_templates: Tuple[int, ...]) -> Tuple[Tensor, Tensor]:
+def _synonym_gather_index(num_templates: tuple[int, ...]) -> tuple[Tensor, Tensor]:
     """(C, S_max) column index of each class's synonyms, and the (C, S_max) padding mask."""
     counts = torch.tensor(num_templates, dtype=torch.long)
     if (counts <= 0).any():
@@ -56,9 +57,7 @@ def aggregate_synonym_logits(logits: Tensor, num_templates: Sequence[int]) -> Te
     if len(key) == 0:
         raise ValueError("empty vocabulary: num_templates has no class")
     if logits.shape[-1] != sum(key):
-        raise ValueError(
-            f"logits have {logits.shape[-1]} synonym columns but num_templates sums to {sum(key)}"
-        )
+        raise ValueError(f"logits have {logits.shape[-1]} synonym columns but num_templates sums to {sum(key)}")
     index, pad = _synonym_gather_index(key)
     index, pad = index.to(logits.device), pad.to(logits.device)
     gathered = logits[..., index.flatten()].reshape(*logits.shape[:-1], *index.shape)

@@ -9,10 +9,10 @@ Outputs of ``forward`` (all computed under no-grad, the model always in eval mod
     ``stem`` (B, C0, H/4, W/4); ``res2``..``res5`` trunk stages 0-3 (strides 4, 8, 16, 32);
     ``clip_vis_dense`` = ``trunk.norm_pre(res5)`` (B, C_raw, h, w), the unprojected dense feature.
 """
+
 import hashlib
 import logging
 import os
-from typing import Dict, Optional
 
 import open_clip
 import torch
@@ -21,8 +21,8 @@ from detectron2.modeling import BACKBONE_REGISTRY, Backbone, ShapeSpec
 from detectron2.utils import comm
 from torch import Tensor
 
-from .tiny_clip import ensure_model_config_registered
 from ...utils.registry import register_once
+from .tiny_clip import ensure_model_config_registered
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def build_clip_model(model_name: str, pretrained: str) -> torch.nn.Module:
             f"CLIP weights file not found: {pretrained} (MODEL.FC_CLIP.CLIP_PRETRAINED_WEIGHTS); "
             "download it or give an open_clip pretrained tag"
         )
-    tag: Optional[str] = pretrained or None
+    tag: str | None = pretrained or None
     if tag is not None and not looks_like_path and comm.get_world_size() > 1:
         # Local rank 0 downloads first so other ranks read the cache.
         if comm.get_local_rank() == 0:
@@ -143,7 +143,7 @@ class CLIPBackbone(Backbone):
         self._tokenizer = open_clip.get_tokenizer(model_name)
 
     @classmethod
-    def from_config(cls, cfg: CfgNode, input_shape: Optional[ShapeSpec] = None) -> dict:
+    def from_config(cls, cfg: CfgNode, input_shape: ShapeSpec | None = None) -> dict:
         return {
             "model_name": cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME,
             "pretrained": cfg.MODEL.FC_CLIP.CLIP_PRETRAINED_WEIGHTS,
@@ -159,18 +159,18 @@ class CLIPBackbone(Backbone):
     def size_divisibility(self) -> int:
         return -1
 
-    def output_shape(self) -> Dict[str, ShapeSpec]:
+    def output_shape(self) -> dict[str, ShapeSpec]:
         return {
             n: ShapeSpec(channels=self._out_feature_channels[n], stride=self._out_feature_strides[n])
             for n in self._out_features
         }
 
     @torch.no_grad()
-    def forward(self, x: Tensor) -> Dict[str, Tensor]:
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
         """x: (B, 3, H, W) normalised image -> feature dict (see module docstring)."""
         self.clip_model.eval()
         trunk = self.clip_model.visual.trunk
-        out: Dict[str, Tensor] = {}
+        out: dict[str, Tensor] = {}
         x = trunk.stem(x)
         out["stem"] = x
         for i, stage in enumerate(trunk.stages):

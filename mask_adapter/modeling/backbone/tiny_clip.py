@@ -3,6 +3,7 @@
 ``tiny_convnext_atto``: timm ``convnext_atto`` trunk (stage widths 40/80/160/320, so C_raw = 320), an MLP
 projection to D = 64 as in ConvNeXt-L CLIP, and a 1-layer, 64-wide text tower. Built with random weights.
 """
+
 from importlib import resources
 
 import open_clip

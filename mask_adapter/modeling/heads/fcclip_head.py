@@ -5,16 +5,17 @@ The generator of FC-CLIP and MAFT+ (state-dict prefix ``sem_seg_head.``, submodu
 (synonyms) + 1 void row; D CLIP width; h×w the stride-4 grid.
 """
 
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 from detectron2.config import CfgNode, configurable
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
 from torch import Tensor, nn
 
+from ...utils.registry import register_once, register_unsupported
+
 # imported for registration: MSDeformAttnPixelDecoder and MultiScaleMaskedTransformerDecoder
 from .. import pixel_decoder as _pixel_decoder  # noqa: F401
-from ...utils.registry import register_once, register_unsupported
 from ..transformer_decoder import build_transformer_decoder
 
 __all__ = ["FCCLIPHead", "build_pixel_decoder"]
@@ -28,7 +29,7 @@ _UNSUPPORTED_HEADS = {
 }
 
 
-def build_pixel_decoder(cfg: CfgNode, input_shape: Dict[str, ShapeSpec]) -> nn.Module:
+def build_pixel_decoder(cfg: CfgNode, input_shape: dict[str, ShapeSpec]) -> nn.Module:
     """Build ``MODEL.SEM_SEG_HEAD.PIXEL_DECODER_NAME`` from SEM_SEG_HEADS_REGISTRY.
 
     Args:
@@ -71,7 +72,7 @@ class FCCLIPHead(nn.Module):
     @configurable
     def __init__(
         self,
-        input_shape: Dict[str, ShapeSpec],
+        input_shape: dict[str, ShapeSpec],
         *,
         num_classes: int,
         pixel_decoder: nn.Module,
@@ -96,7 +97,7 @@ class FCCLIPHead(nn.Module):
         self.predictor = transformer_predictor
 
     @classmethod
-    def from_config(cls, cfg: CfgNode, input_shape: Dict[str, ShapeSpec]) -> dict:
+    def from_config(cls, cfg: CfgNode, input_shape: dict[str, ShapeSpec]) -> dict:
         head = cfg.MODEL.SEM_SEG_HEAD
         in_feature = cfg.MODEL.MASK_FORMER.TRANSFORMER_IN_FEATURE
         if in_feature != "multi_scale_pixel_decoder":
@@ -111,18 +112,16 @@ class FCCLIPHead(nn.Module):
             "loss_weight": head.LOSS_WEIGHT,
             "pixel_decoder": build_pixel_decoder(cfg, input_shape),
             "transformer_in_feature": in_feature,
-            "transformer_predictor": build_transformer_decoder(
-                cfg, head.CONVS_DIM, mask_classification=True
-            ),
+            "transformer_predictor": build_transformer_decoder(cfg, head.CONVS_DIM, mask_classification=True),
         }
 
     def forward(
         self,
-        features: Dict[str, Tensor],
-        text_classifier: Optional[Tensor] = None,
-        num_templates: Optional[Sequence[int]] = None,
-        mask: Optional[Tensor] = None,
-    ) -> Dict[str, object]:
+        features: dict[str, Tensor],
+        text_classifier: Tensor | None = None,
+        num_templates: Sequence[int] | None = None,
+        mask: Tensor | None = None,
+    ) -> dict[str, object]:
         """Propose masks and classify them against the text rows.
 
         Args:

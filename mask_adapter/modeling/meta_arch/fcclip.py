@@ -1,4 +1,5 @@
 """FC-CLIP and MAFT+ with the Mask-Adapter: generator masks, adapter logits, geometric ensemble (SPEC §5.2-5.6)."""
+
 import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar

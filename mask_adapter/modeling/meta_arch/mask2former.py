@@ -3,10 +3,11 @@
 ``MODEL.MASK_ADAPTER.OUT_VOCAB_CLASSIFIER``: "mask_pooling" (the classic CLIP mask-pooling classifier) or
 "adapter" (the same model with the adapter swapped in). Out-of-vocabulary logits only, no ensemble.
 """
+
 from detectron2.modeling import META_ARCH_REGISTRY
 
-from .base import OpenVocabMaskFormer
 from ...utils.registry import register_once
+from .base import OpenVocabMaskFormer
 
 __all__ = ["Mask2FormerCLIP"]
 

@@ -1,4 +1,5 @@
 """Plain option records shared by the meta-architectures (built from a cfg in one place)."""
+
 from dataclasses import dataclass
 
 from detectron2.config import CfgNode
@@ -39,9 +40,7 @@ class InferenceOptions:
             instance_on=t.INSTANCE_ON,
             object_mask_threshold=t.OBJECT_MASK_THRESHOLD,
             overlap_threshold=t.OVERLAP_THRESHOLD,
-            postprocess_before_inference=(
-                t.SEM_SEG_POSTPROCESSING_BEFORE_INFERENCE or t.PANOPTIC_ON or t.INSTANCE_ON
-            ),
+            postprocess_before_inference=(t.SEM_SEG_POSTPROCESSING_BEFORE_INFERENCE or t.PANOPTIC_ON or t.INSTANCE_ON),
             detections_per_image=cfg.TEST.DETECTIONS_PER_IMAGE,
             semantic_chunk=t.SEMANTIC_CHUNK,
             adapter_chunk=cfg.MODEL.MASK_ADAPTER.INFERENCE_CHUNK,

@@ -24,7 +24,8 @@ STABILITY_SCORE_THRESH / MIN_MASK_REGION_AREA apply to both. No weights are bund
 """
 
 import logging
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,11 +36,11 @@ from detectron2.structures import Boxes, Instances
 from torch import Tensor
 
 from ...config_resolve import resolve_cdt_variant, resolve_dense_projection
+from ...utils.registry import register_once
+from ..mask_generators import MaskGenerator, build_sam_mask_generator, mask_generator_from_cfg, mask_source
 from .base import ForwardState, OpenVocabMaskFormer
 from .inference import mask2former_postprocess
-from ..mask_generators import MaskGenerator, build_sam_mask_generator, mask_generator_from_cfg, mask_source
 from .state import Proposals
-from ...utils.registry import register_once
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ __all__ = [
 SAM_MASK_LOGIT = 20.0
 
 
-def masks_from_records(records: Sequence[Dict[str, Any]], height: int, width: int) -> Tensor:
+def masks_from_records(records: Sequence[dict[str, Any]], height: int, width: int) -> Tensor:
     """Stack a mask generator's output into binary masks, largest first, empty masks dropped.
 
     Args:
@@ -88,7 +89,7 @@ def masks_from_records(records: Sequence[Dict[str, Any]], height: int, width: in
 
 
 def to_sam_config(
-    cfg: CfgNode, checkpoint: Optional[str] = None, *, source: Optional[str] = None, model: Optional[str] = None
+    cfg: CfgNode, checkpoint: str | None = None, *, source: str | None = None, model: str | None = None
 ) -> CfgNode:
     """A copy of an FC-CLIP / MAFT+ / stage-1 config that runs the SAM path with the same CLIP and adapter.
 
@@ -160,7 +161,7 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
         return super().train(False)
 
     @classmethod
-    def from_config(cls, cfg: CfgNode, mask_generator: Optional[MaskGenerator] = None) -> Dict[str, Any]:
+    def from_config(cls, cfg: CfgNode, mask_generator: MaskGenerator | None = None) -> dict[str, Any]:
         args = super().from_config(cfg)
         if mask_generator is None:
             mask_generator = mask_generator_from_cfg(cfg)
@@ -172,7 +173,7 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
     def build_generator(cls, cfg: CfgNode, backbone) -> None:
         return None
 
-    def propose_masks(self, state: ForwardState, batched_inputs: List[Dict[str, Any]]) -> Proposals:
+    def propose_masks(self, state: ForwardState, batched_inputs: list[dict[str, Any]]) -> Proposals:
         """Run the mask generator on each (resized, unpadded) image.
 
         Returns:
@@ -208,8 +209,8 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
         return logits
 
     def postprocess(
-        self, state: ForwardState, outputs: Proposals, logits: Tensor, batched_inputs: List[Dict[str, Any]]
-    ) -> List[Dict[str, Any]]:
+        self, state: ForwardState, outputs: Proposals, logits: Tensor, batched_inputs: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """Mask2Former post-processing per image on its own full-resolution SAM masks (±SAM_MASK_LOGIT logits).
 
         Padding slots are left out. Pixels covered by no mask get zero semantic scores for every class and no
@@ -226,11 +227,11 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
             results.extend(mask2former_postprocess(sub, masks, logits[i : i + 1, :n], [x], self.inference_options))
         return results
 
-    def _empty_result(self, x: Dict[str, Any], image_size: Sequence[int], num_classes: int) -> Dict[str, Any]:
+    def _empty_result(self, x: dict[str, Any], image_size: Sequence[int], num_classes: int) -> dict[str, Any]:
         """Outputs of an image on which the mask generator found nothing (same keys as with masks)."""
         opts = self.inference_options
         height, width = x.get("height", image_size[0]), x.get("width", image_size[1])
-        r: Dict[str, Any] = {}
+        r: dict[str, Any] = {}
         if opts.semantic_on:
             r["sem_seg"] = torch.zeros(num_classes, height, width, device=self.device)
         if opts.panoptic_on:
@@ -245,8 +246,8 @@ class SAMMaskAdapter(OpenVocabMaskFormer):
         return r
 
     def losses(
-        self, state: ForwardState, outputs: Proposals, batched_inputs: List[Dict[str, Any]]
-    ) -> Dict[str, Tensor]:
+        self, state: ForwardState, outputs: Proposals, batched_inputs: list[dict[str, Any]]
+    ) -> dict[str, Tensor]:
         raise ValueError("SAMMaskAdapter is training-free (inference only)")
 
 

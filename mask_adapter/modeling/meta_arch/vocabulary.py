@@ -1,6 +1,7 @@
 """The vocabulary a model classifies against, resolved from dataset metadata in one place."""
+
 from dataclasses import dataclass, field
-from typing import Any, FrozenSet, List, Tuple
+from typing import Any
 
 __all__ = ["Vocabulary"]
 
@@ -9,8 +10,8 @@ __all__ = ["Vocabulary"]
 class Vocabulary:
     """Class strings ("name,synonym,...") in contiguous-id order, and which contiguous ids are things."""
 
-    class_names: Tuple[str, ...]
-    thing_ids: FrozenSet[int] = field(default_factory=frozenset)
+    class_names: tuple[str, ...]
+    thing_ids: frozenset[int] = field(default_factory=frozenset)
 
     @classmethod
     def from_metadata(cls, metadata: Any) -> "Vocabulary":
@@ -31,7 +32,7 @@ class Vocabulary:
         return cls(tuple(names), things)
 
     @classmethod
-    def from_names(cls, names: List[str], thing_ids: FrozenSet[int] = frozenset()) -> "Vocabulary":
+    def from_names(cls, names: list[str], thing_ids: frozenset[int] = frozenset()) -> "Vocabulary":
         if not names:
             raise ValueError("empty vocabulary: give at least one class name")
         return cls(tuple(names), frozenset(thing_ids))

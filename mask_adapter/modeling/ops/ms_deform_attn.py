@@ -18,7 +18,6 @@ import functools
 import logging
 import math
 from types import ModuleType
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=1)
-def _load_kernel() -> Optional[ModuleType]:
+def _load_kernel() -> ModuleType | None:
     """Import the compiled op once; None if it is not installed (the official wrapper raised)."""
     try:
         import MultiScaleDeformableAttention as kernel  # noqa: N813 (extension's name)
@@ -72,11 +71,7 @@ def ms_deform_attn_pytorch(
         value_l = values[lvl].flatten(2).transpose(1, 2).reshape(n * m, dh, h, w)
         # (N, Lq, M, P, 2) -> (N·M, Lq, P, 2)
         grid_l = grids[:, :, :, lvl].transpose(1, 2).flatten(0, 1)
-        sampled.append(
-            F.grid_sample(
-                value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False
-            )
-        )
+        sampled.append(F.grid_sample(value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False))
     # (N·M, Dh, Lq, L·P) weighted by (N·M, 1, Lq, L·P), summed over the L·P samples
     stacked = torch.stack(sampled, dim=-2).flatten(-2)
     weights = attention_weights.transpose(1, 2).reshape(n * m, 1, lq, num_levels * p)
@@ -99,9 +94,7 @@ class _KernelFunction(Function):
     ) -> Tensor:
         kernel = _load_kernel()
         ctx.im2col_step = im2col_step
-        ctx.save_for_backward(
-            value, spatial_shapes, level_start_index, sampling_locations, attention_weights
-        )
+        ctx.save_for_backward(value, spatial_shapes, level_start_index, sampling_locations, attention_weights)
         return kernel.ms_deform_attn_forward(
             value,
             spatial_shapes,
@@ -151,9 +144,7 @@ def ms_deform_attn_core(
                 im2col_step,
             )
         else:
-            out = ms_deform_attn_pytorch(
-                value, spatial_shapes, sampling_locations, attention_weights
-            )
+            out = ms_deform_attn_pytorch(value, spatial_shapes, sampling_locations, attention_weights)
     return out.to(in_dtype)
 
 
@@ -169,17 +160,13 @@ class MSDeformAttn(nn.Module):
 
     im2col_step: int = 128
 
-    def __init__(
-        self, d_model: int = 256, n_levels: int = 4, n_heads: int = 8, n_points: int = 4
-    ) -> None:
+    def __init__(self, d_model: int = 256, n_levels: int = 4, n_heads: int = 8, n_points: int = 4) -> None:
         super().__init__()
         if d_model % n_heads != 0:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
         head_dim = d_model // n_heads
         if head_dim & (head_dim - 1) != 0:
-            logger.warning(
-                "MSDeformAttn head width %d is not a power of 2 (slower CUDA kernel)", head_dim
-            )
+            logger.warning("MSDeformAttn head width %d is not a power of 2 (slower CUDA kernel)", head_dim)
         self.d_model = d_model
         self.n_levels = n_levels
         self.n_heads = n_heads
@@ -214,7 +201,7 @@ class MSDeformAttn(nn.Module):
         input_flatten: Tensor,
         input_spatial_shapes: Tensor,
         input_level_start_index: Tensor,
-        input_padding_mask: Optional[Tensor] = None,
+        input_padding_mask: Tensor | None = None,
     ) -> Tensor:
         """Attend from each query to P points per head and level around its reference point.
 
@@ -245,23 +232,15 @@ class MSDeformAttn(nn.Module):
         weights = F.softmax(weights, -1).view(n, lq, m, levels, points)
         if reference_points.shape[-1] == 2:
             # offsets are in pixels of each level: normalise by (W_l, H_l)
-            normalizer = torch.stack(
-                [input_spatial_shapes[..., 1], input_spatial_shapes[..., 0]], -1
-            )
-            locations = (
-                reference_points[:, :, None, :, None, :]
-                + offsets / normalizer[None, None, None, :, None, :]
-            )
+            normalizer = torch.stack([input_spatial_shapes[..., 1], input_spatial_shapes[..., 0]], -1)
+            locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
         elif reference_points.shape[-1] == 4:
             locations = (
                 reference_points[:, :, None, :, None, :2]
                 + offsets / points * reference_points[:, :, None, :, None, 2:] * 0.5
             )
         else:
-            raise ValueError(
-                "reference_points must end in 2 (points) or 4 (boxes), got "
-                f"{reference_points.shape[-1]}"
-            )
+            raise ValueError(f"reference_points must end in 2 (points) or 4 (boxes), got {reference_points.shape[-1]}")
         out = ms_deform_attn_core(
             value,
             input_spatial_shapes,

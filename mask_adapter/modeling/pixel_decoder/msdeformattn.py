@@ -77,9 +77,7 @@ class MSDeformAttnTransformerEncoderLayer(nn.Module):
         padding_mask: Tensor | None = None,
     ) -> Tensor:
         """src, pos: (B, S, E); reference_points (B, S, L, 2). Returns (B, S, E)."""
-        attn = self.self_attn(
-            src + pos, reference_points, src, spatial_shapes, level_start_index, padding_mask
-        )
+        attn = self.self_attn(src + pos, reference_points, src, spatial_shapes, level_start_index, padding_mask)
         src = self.norm1(src + self.dropout1(attn))
         ffn = self.linear2(self.dropout2(self.activation(self.linear1(src))))
         return self.norm2(src + self.dropout3(ffn))
@@ -94,9 +92,7 @@ class MSDeformAttnTransformerEncoder(nn.Module):
         self.num_layers = num_layers
 
     @staticmethod
-    def get_reference_points(
-        spatial_shapes: Tensor, valid_ratios: Tensor, device: torch.device
-    ) -> Tensor:
+    def get_reference_points(spatial_shapes: Tensor, valid_ratios: Tensor, device: torch.device) -> Tensor:
         """Normalised pixel centres of all levels, (B, S, L, 2) as (x, y), times valid ratios."""
         refs = []
         for lvl, (h, w) in enumerate(spatial_shapes.tolist()):
@@ -160,9 +156,7 @@ class MSDeformAttnTransformerEncoderOnly(nn.Module):
                 m._reset_parameters()
         nn.init.normal_(self.level_embed)
 
-    def forward(
-        self, srcs: list[Tensor], pos_embeds: list[Tensor]
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, srcs: list[Tensor], pos_embeds: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """Encode the levels jointly (no padding mask: all positions are valid, as in Mask2Former).
 
         Args:
@@ -180,13 +174,9 @@ class MSDeformAttnTransformerEncoderOnly(nn.Module):
         src_flatten = torch.cat(flat, 1)
         pos_flatten = torch.cat(flat_pos, 1)
         spatial_shapes = torch.as_tensor(shapes, dtype=torch.long, device=src_flatten.device)
-        level_start_index = torch.cat(
-            (spatial_shapes.new_zeros((1,)), spatial_shapes.prod(1).cumsum(0)[:-1])
-        )
+        level_start_index = torch.cat((spatial_shapes.new_zeros((1,)), spatial_shapes.prod(1).cumsum(0)[:-1]))
         valid_ratios = src_flatten.new_ones(src_flatten.shape[0], len(srcs), 2)
-        memory = self.encoder(
-            src_flatten, spatial_shapes, level_start_index, valid_ratios, pos_flatten
-        )
+        memory = self.encoder(src_flatten, spatial_shapes, level_start_index, valid_ratios, pos_flatten)
         return memory, spatial_shapes, level_start_index
 
 
@@ -228,9 +218,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
 
         # input_proj[i] projects the i-th coarsest encoder level (index 0 = res5)
         self.input_proj = nn.ModuleList(
-            nn.Sequential(
-                nn.Conv2d(v.channels, conv_dim, kernel_size=1), nn.GroupNorm(32, conv_dim)
-            )
+            nn.Sequential(nn.Conv2d(v.channels, conv_dim, kernel_size=1), nn.GroupNorm(32, conv_dim))
             for _, v in enc_shapes[::-1]
         )
         for proj in self.input_proj:
@@ -284,9 +272,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
         use_bias = norm == ""
         lateral_convs, output_convs = [], []
         for idx, in_channels in enumerate(self.feature_channels[: self.num_fpn_levels]):
-            lateral = Conv2d(
-                in_channels, conv_dim, kernel_size=1, bias=use_bias, norm=get_norm(norm, conv_dim)
-            )
+            lateral = Conv2d(in_channels, conv_dim, kernel_size=1, bias=use_bias, norm=get_norm(norm, conv_dim))
             output = Conv2d(
                 conv_dim,
                 conv_dim,
@@ -356,9 +342,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
             ]
             for idx, name in enumerate(self.in_features[: self.num_fpn_levels][::-1]):
                 cur = self.lateral_convs[idx](features[name].float())
-                up = F.interpolate(
-                    out[-1], size=cur.shape[-2:], mode="bilinear", align_corners=False
-                )
+                up = F.interpolate(out[-1], size=cur.shape[-2:], mode="bilinear", align_corners=False)
                 out.append(self.output_convs[idx](cur + up))
             multi_scale_features = out[: self.maskformer_num_feature_levels]
             return self.mask_features(out[-1]), out[0], multi_scale_features

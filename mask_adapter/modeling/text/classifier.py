@@ -3,13 +3,15 @@ vocabulary).
 
 Shapes: T synonyms in total (classes in order, synonyms consecutive), C classes, D CLIP embedding width.
 """
+
 import hashlib
 import json
 import logging
 import os
 import pickle
 from collections import OrderedDict
-from typing import Callable, List, NamedTuple, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -31,10 +33,10 @@ class TextEmbeddings(NamedTuple):
     """embeddings: (T, D) L2-normalised; num_templates: synonyms per class (sum == T)."""
 
     embeddings: Tensor
-    num_templates: List[int]
+    num_templates: list[int]
 
 
-def split_synonyms(class_string: str) -> List[str]:
+def split_synonyms(class_string: str) -> list[str]:
     """``"person, people,human"`` -> ``["person", "people", "human"]`` (", " becomes "," then split on ",")."""
     return class_string.replace(", ", ",").split(",")
 
@@ -66,9 +68,9 @@ class TextClassifier:
     def __init__(
         self,
         *,
-        tokenize: Callable[[List[str]], Tensor],
+        tokenize: Callable[[list[str]], Tensor],
         encode_text: Callable[[Tensor], Tensor],
-        model_id: Union[str, Callable[[], str]],
+        model_id: str | Callable[[], str],
         templates: Sequence[str] = VILD_TEMPLATES,
         cache_dir: str = "",
         chunk_size: int = 128,
@@ -79,11 +81,11 @@ class TextClassifier:
         self._tokenize = tokenize
         self._encode_text = encode_text
         self.model_id = model_id
-        self.templates: Tuple[str, ...] = tuple(templates)
+        self.templates: tuple[str, ...] = tuple(templates)
         self.cache_dir = cache_dir
         self.chunk_size = chunk_size
         self.memory_slots = memory_slots
-        self._memory: "OrderedDict[str, TextEmbeddings]" = OrderedDict()
+        self._memory: OrderedDict[str, TextEmbeddings] = OrderedDict()
 
     def cache_key(self, class_names: Sequence[str]) -> str:
         model_id = self.model_id() if callable(self.model_id) else self.model_id
@@ -108,8 +110,8 @@ class TextClassifier:
         return TextEmbeddings(hit.embeddings.to(device, copy=True), list(hit.num_templates))
 
     def _encode(self, class_names: Sequence[str]) -> TextEmbeddings:
-        synonyms: List[str] = []
-        num_templates: List[int] = []
+        synonyms: list[str] = []
+        num_templates: list[int] = []
         for i, name in enumerate(class_names):
             syns = split_synonyms(name)
             if any(not s.strip() for s in syns):

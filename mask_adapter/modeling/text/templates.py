@@ -3,9 +3,8 @@
 The 14 ViLD templates are data: verbatim and in this order, including the missing final period of templates
 2-5, because the released models were trained with exactly these prompts.
 """
-from typing import Tuple
 
-VILD_TEMPLATES: Tuple[str, ...] = (
+VILD_TEMPLATES: tuple[str, ...] = (
     "a photo of a {}.",
     "This is a photo of a {}",
     "There is a {} in the scene",

@@ -7,6 +7,7 @@ with ``pred_logits`` (B, Q, C+1), ``pred_masks`` (B, Q, h, w) and ``aux_outputs`
 """
 
 import logging
+
 from detectron2.config import CfgNode
 from detectron2.utils.registry import Registry
 from torch import nn
@@ -23,9 +24,8 @@ Transformer decoders of mask-classification models: called as ``cls(cfg, in_chan
 mask_classification)``; forward returns pred_logits / pred_masks / aux_outputs.
 """
 
-def build_transformer_decoder(
-    cfg: CfgNode, in_channels: int, mask_classification: bool = True
-) -> nn.Module:
+
+def build_transformer_decoder(cfg: CfgNode, in_channels: int, mask_classification: bool = True) -> nn.Module:
     """Build the decoder named by ``MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME``.
 
     Args:

@@ -39,9 +39,7 @@ def mask_pool(features: Tensor, mask_logits: Tensor) -> Tensor:
         (B, Q, E) pooled features (zero for empty masks).
     """
     if mask_logits.shape[-2:] != features.shape[-2:]:
-        mask_logits = F.interpolate(
-            mask_logits, size=features.shape[-2:], mode="bilinear", align_corners=False
-        )
+        mask_logits = F.interpolate(mask_logits, size=features.shape[-2:], mode="bilinear", align_corners=False)
     with torch.no_grad():
         mask = (mask_logits.detach() > 0).to(features.dtype)
         mask = mask / (mask.sum(dim=(-1, -2), keepdim=True) + 1e-8)
@@ -57,9 +55,7 @@ def _xavier_init(module: nn.Module) -> None:
 class SelfAttentionLayer(nn.Module):
     """Query self-attention with residual and LayerNorm (post-norm unless ``normalize_before``)."""
 
-    def __init__(
-        self, d_model: int, nhead: int, dropout: float = 0.0, normalize_before: bool = False
-    ) -> None:
+    def __init__(self, d_model: int, nhead: int, dropout: float = 0.0, normalize_before: bool = False) -> None:
         super().__init__()
         self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
         self.norm = nn.LayerNorm(d_model)
@@ -78,9 +74,7 @@ class SelfAttentionLayer(nn.Module):
 class CrossAttentionLayer(nn.Module):
     """Masked cross-attention from queries to one feature level, residual and LayerNorm."""
 
-    def __init__(
-        self, d_model: int, nhead: int, dropout: float = 0.0, normalize_before: bool = False
-    ) -> None:
+    def __init__(self, d_model: int, nhead: int, dropout: float = 0.0, normalize_before: bool = False) -> None:
         super().__init__()
         self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
         self.norm = nn.LayerNorm(d_model)
@@ -188,9 +182,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
     ) -> None:
         super().__init__()
         if not mask_classification:
-            raise ValueError(
-                "MultiScaleMaskedTransformerDecoder only supports mask_classification=True"
-            )
+            raise ValueError("MultiScaleMaskedTransformerDecoder only supports mask_classification=True")
         self.mask_classification = mask_classification
         self.num_classes = num_classes
         self.pe_layer = PositionEmbeddingSine(hidden_dim // 2, normalize=True)
@@ -222,9 +214,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             else:
                 self.input_proj.append(nn.Sequential())
         self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
-        self._mask_pooling_proj = nn.Sequential(
-            nn.LayerNorm(hidden_dim), nn.Linear(hidden_dim, hidden_dim)
-        )
+        self._mask_pooling_proj = nn.Sequential(nn.LayerNorm(hidden_dim), nn.Linear(hidden_dim, hidden_dim))
         self.class_embed = MLP(hidden_dim, hidden_dim, clip_embedding_dim, 3)
 
     @classmethod
@@ -355,9 +345,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             logits = classification_logits(class_embed, text[0], self.logit_scale, text[1])
         attn_mask = None
         if attn_mask_size is not None:
-            resized = F.interpolate(
-                masks, size=attn_mask_size, mode="bilinear", align_corners=False
-            )
+            resized = F.interpolate(masks, size=attn_mask_size, mode="bilinear", align_corners=False)
             blocked = resized.sigmoid().flatten(2) < 0.5  # (B, Q, H_l·W_l)
             attn_mask = blocked.unsqueeze(1).repeat(1, self.num_heads, 1, 1).flatten(0, 1).detach()
         return logits, masks, attn_mask

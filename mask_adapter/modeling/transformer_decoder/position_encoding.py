@@ -5,7 +5,6 @@ Shapes: B images, H×W feature grid, F = num_pos_feats; the embedding has 2F cha
 """
 
 import math
-from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -30,19 +29,17 @@ class PositionEmbeddingSine(nn.Module):
         num_pos_feats: int = 64,
         temperature: float = 10000,
         normalize: bool = False,
-        scale: Optional[float] = None,
+        scale: float | None = None,
     ) -> None:
         super().__init__()
         if scale is not None and not normalize:
-            raise ValueError(
-                "PositionEmbeddingSine: scale is only used with normalize=True; set both"
-            )
+            raise ValueError("PositionEmbeddingSine: scale is only used with normalize=True; set both")
         self.num_pos_feats = num_pos_feats
         self.temperature = temperature
         self.normalize = normalize
         self.scale = 2 * math.pi if scale is None else scale
 
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Embed the grid of ``x``.
 
         Args:
@@ -53,9 +50,7 @@ class PositionEmbeddingSine(nn.Module):
             (B, 2F, H, W) float32 embedding.
         """
         if mask is None:
-            mask = torch.zeros(
-                (x.size(0), x.size(-2), x.size(-1)), device=x.device, dtype=torch.bool
-            )
+            mask = torch.zeros((x.size(0), x.size(-2), x.size(-1)), device=x.device, dtype=torch.bool)
         not_mask = ~mask
         y_embed = not_mask.cumsum(1, dtype=torch.float32)
         x_embed = not_mask.cumsum(2, dtype=torch.float32)
@@ -64,9 +59,7 @@ class PositionEmbeddingSine(nn.Module):
             y_embed = y_embed / (y_embed[:, -1:, :] + eps) * self.scale
             x_embed = x_embed / (x_embed[:, :, -1:] + eps) * self.scale
         dim_t = torch.arange(self.num_pos_feats, dtype=torch.float32, device=x.device)
-        dim_t = self.temperature ** (
-            2 * torch.div(dim_t, 2, rounding_mode="floor") / self.num_pos_feats
-        )
+        dim_t = self.temperature ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / self.num_pos_feats)
         pos_x = x_embed[:, :, :, None] / dim_t
         pos_y = y_embed[:, :, :, None] / dim_t
         pos_x = torch.stack((pos_x[..., 0::2].sin(), pos_x[..., 1::2].cos()), dim=4).flatten(3)
