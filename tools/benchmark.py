@@ -380,12 +380,25 @@ def plot_adapter(rows: Sequence[dict[str, object]], path: str, title: str) -> No
     plt.close(fig)
 
 
+def cpu_isa() -> str:
+    """The vector ISA torch dispatches to on this CPU, and whether it has AMX / AVX-512 bf16 units (bf16 GEMMs)."""
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
+    except OSError:
+        pass
+    bf16 = [name for name in ("amx_bf16", "avx512_bf16") if name in flags]
+    return f"CPU ISA {torch.backends.cpu.get_cpu_capability()}" + (f" ({', '.join(bf16)})" if bf16 else "")
+
+
 def run_adapter(args: argparse.Namespace) -> int:
     if args.quick:
         args.masks, args.grid, args.repeats = [10, 30], [(21, 28)], 1
     rows = adapter_rows(args)
     header = (
         f"adapter head C={args.channels} D={args.clip_dim} K=16, {args.device}, {torch.get_num_threads()} threads, "
+        f"{cpu_isa()}, "
         f"torch {torch.__version__}; 4096² fp32 matmul {args.matmul_rate:.0f} GFLOP/s; median of {args.repeats}"
     )
     print(header)
