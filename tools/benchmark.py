@@ -47,6 +47,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from mask_adapter.modeling.adapter.head import MaskAdapterHead  # noqa: E402
+from mask_adapter.utils.progress import progress  # noqa: E402
 
 __all__ = [
     "ADAPTER_COLUMNS",
@@ -195,6 +196,33 @@ def _peak_in_subprocess(variant: str, n: int, grid: tuple[int, int], args: argpa
     return float(json.loads(proc.stdout.strip().splitlines()[-1])["peak_mb"])
 
 
+class StepProgress:
+    """A tqdm bar with ETA on a terminal; otherwise one line per step on stderr ("adapter 3/12: default N=250 ...")."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.total, self.desc, self.done = total, desc, 0
+        self.bar = (
+            tqdm(total=total, desc=desc, unit="run", file=sys.stderr, dynamic_ncols=True)
+            if sys.stderr.isatty()
+            else None
+        )
+
+    def set_postfix_str(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+        else:
+            print(f"{self.desc} {self.done + 1}/{self.total}: {text}", file=sys.stderr, flush=True)
+
+    def update(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def adapter_rows(args: argparse.Namespace) -> list[dict[str, object]]:
     """Interleaved timings of every variant for every (grid, N); see the module docstring for the columns."""
     head = build_head(args.channels, args.clip_dim, args.device)
@@ -204,7 +232,7 @@ def adapter_rows(args: argparse.Namespace) -> list[dict[str, object]]:
         * len(args.masks)
         * (args.repeats * len(args.variants) + (0 if args.no_peak else len(args.variants)))
     )
-    bar = tqdm(total=steps, desc="adapter", unit="run", file=sys.stderr, dynamic_ncols=True)
+    bar = StepProgress(steps, "adapter")
     rates: list[float] = []
     rows = []
     with torch.inference_mode():
@@ -479,7 +507,7 @@ def run_e2e(args: argparse.Namespace) -> int:
     ]
     per_image = []
     try:
-        for i in tqdm(range(images), desc="e2e", unit="image", file=sys.stderr):
+        for i in progress(range(images), "e2e", unit="image"):
             for b in buckets.values():
                 b.clear()
             start = time.perf_counter()
@@ -647,4 +675,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("mask_adapter.utils.progress").setLevel(logging.INFO)  # progress lines when not a terminal
     sys.exit(main())
