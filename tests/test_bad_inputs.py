@@ -143,9 +143,13 @@ def _run_subprocess(case: Case, ctx: Context) -> tuple[int, str, str]:
     return proc.returncode, proc.stderr, proc.stderr + proc.stdout
 
 
+# In-process rows that take seconds (a 5,000-class text encoding, an 8000×6000 decode): deselected by -m "not slow".
+_HEAVY_ROWS = frozenset({"5000-classes", "app-8000x6000"})
+
+
 def _params():
     for case in CASES:
-        marks = [pytest.mark.slow] if case.subprocess else []
+        marks = [pytest.mark.slow] if case.subprocess or case.id in _HEAVY_ROWS else []
         yield pytest.param(case, id=case.id, marks=marks)
 
 

@@ -83,6 +83,7 @@ def test_bundled_photo_all_tasks_generator_masks(tmp_path, demo_log):
     assert any("RANDOM model" in m for m in demo_log.messages)
 
 
+@pytest.mark.slow  # heavy end to end (a few seconds)
 def test_bundled_photo_all_tasks_sam_masks(tmp_path, monkeypatch):
     import segment_anything
 

@@ -119,6 +119,7 @@ def _run(*args):
     return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, cwd="/")
 
 
+@pytest.mark.slow  # heavy end to end (a few seconds)
 def test_benchmark_bad_input_is_one_line():
     proc = _run("adapter", "--grid", "21by28")
     assert proc.returncode == 2 and "grid must look like 21x28" in proc.stderr

@@ -113,6 +113,7 @@ def test_generator_is_the_packages_with_the_saved_weights(sam2_checkpoint):
     assert sum(v.numel() for v in state.values()) > 30_000_000  # the real Hiera-tiny SAM2 (~39 M parameters)
 
 
+@pytest.mark.slow  # heavy end to end (a few seconds)
 def test_python_api_on_the_bundled_photo(sam2_checkpoint):
     """build_model with MODEL.SAM.SOURCE sam2: the SAM2 masks are classified; semantic scores add up per mask."""
     path, state = sam2_checkpoint
@@ -146,6 +147,7 @@ def test_python_api_on_the_bundled_photo(sam2_checkpoint):
     assert pan.shape == (h, w) and all(0 <= s["category_id"] < len(CLASSES) for s in segments)
 
 
+@pytest.mark.slow  # heavy end to end (a few seconds)
 def test_demo_cli_on_the_bundled_photo(sam2_checkpoint, tmp_path, monkeypatch):
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 

@@ -130,6 +130,7 @@ def stage1_run(datasets_root, tmp_path_factory):
     return out, read_metrics(out), trainer._last_eval_results
 
 
+@pytest.mark.slow  # trains the tiny model for 60 iterations (stage1_run)
 def test_stage1_lowers_the_loss(stage1_run):
     out, metrics, results = stage1_run
     losses = [metrics[i]["total_loss"] for i in sorted(metrics)]
@@ -142,6 +143,7 @@ def test_stage1_lowers_the_loss(stage1_run):
     assert "mIoU" in results["sem_seg"]  # the oracle evaluation at the end of training
 
 
+@pytest.mark.slow  # trains the tiny model for 60 iterations (stage1_run)
 def test_best_stage1_checkpoint_is_kept(stage1_run):
     """EVAL_PERIOD 30 of 60: model_best.pth holds the better of the two evaluations; --resume still uses the last."""
     out = stage1_run[0]
@@ -172,6 +174,7 @@ def save_generator_checkpoint(path: Path, datasets_root: Path) -> dict[str, torc
     return state
 
 
+@pytest.mark.slow  # trains the tiny model for 60 iterations (stage1_run)
 def test_stage2_starts_from_stage1_and_generator_weights(stage1_run, datasets_root, tmp_path, capsys):
     stage1_dir = stage1_run[0]
     stage1 = torch.load(stage1_dir / "model_final.pth", map_location="cpu", weights_only=True)["model"]
@@ -232,6 +235,7 @@ def test_stage2_starts_from_stage1_and_generator_weights(stage1_run, datasets_ro
     assert results["sem_seg"]["mIoU"] == pytest.approx(trainer._last_eval_results["sem_seg"]["mIoU"])
 
 
+@pytest.mark.slow  # heavy end to end (a few seconds)
 def test_resume_continues_like_an_uninterrupted_run(datasets_root, tmp_path, per_iteration_metrics, monkeypatch):
     """6 iterations with CHECKPOINT_PERIOD 3, versus resuming a fresh Trainer from the iteration-3 checkpoint.
 

@@ -224,6 +224,7 @@ def test_sam_checkpoint_option(tmp_path, photo, monkeypatch):
         demo_app.close()
 
 
+@pytest.mark.slow  # heavy end to end (a few seconds)
 def test_sam2_mask_source(tmp_path, photo):
     from sam2.build_sam import build_sam2
 
