@@ -6,16 +6,17 @@ from detectron2.config import CfgNode
 
 from demo.model_zoo import MODEL_ZOO, REPO_ROOT
 from demo.predictor import TASK_FLAGS
+from mask_adapter.modeling.mask_generators import MASK_SOURCES as TRAINING_FREE_SOURCES
 
 __all__ = ["DEFAULT_CONFIG", "MASK_SOURCES", "is_random_tiny_model", "setup_cfg"]
 
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "tiny" / "fcclip_tiny.yaml"
 
 # The demos' mask sources (`--masks` of demo.py, the "Masks" choice of app.py): name -> what proposes the masks.
+# Beside the model's own generator, every training-free source of the package's table.
 MASK_SOURCES: dict[str, str] = {
     "generator": "the model's own mask generator",
-    "sam": "SAM's automatic mask generator (training-free)",
-    "sam2": "SAM2's automatic mask generator (training-free)",
+    **{name: f"{src.label}'s automatic mask generator (training-free)" for name, src in TRAINING_FREE_SOURCES.items()},
 }
 
 
