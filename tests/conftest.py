@@ -71,3 +71,12 @@ def _drop_new_log_handlers():
         for handler in list(log.handlers):
             if handler not in before.get(name, ()):
                 log.removeHandler(handler)
+
+
+@pytest.fixture()
+def one_thread():
+    """One intra-op thread for the test (tiny tensors run faster without thread hand-offs on 2 cores)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -17,6 +17,8 @@ from torch import nn
 from mask_adapter.modeling.adapter.build import MASK_ADAPTER_REGISTRY, ConfigurableMaskAdapterHead
 from mask_adapter.modeling.adapter.head import ConvNeXtBlock, LayerNorm2d, MaskAdapterHead
 
+from _builders import varied_head
+
 K = 16
 
 
@@ -85,16 +87,9 @@ def head_base() -> MaskAdapterHead:
 
 def small_head(clip_dim: int = 12, num_channels: int = 16, k: int = 3, use_checkpoint: bool = False) -> MaskAdapterHead:
     """A narrow float64 head with non-trivial layer scale so every block matters numerically."""
-    head = MaskAdapterHead(
-        clip_dim=clip_dim, num_channels=num_channels, num_output_maps=k, use_checkpoint=use_checkpoint
-    ).double()
-    with torch.no_grad():
-        for block in (head.cnext1, head.cnext2, head.cnext3):
-            block.gamma.uniform_(0.5, 1.5)
-        for i in (1, 4):
-            head.mask_downscaling[i].weight.uniform_(0.5, 1.5)
-            head.mask_downscaling[i].bias.normal_()
-    return head.eval()
+    return varied_head(
+        torch.float64, clip_dim=clip_dim, num_channels=num_channels, num_output_maps=k, use_checkpoint=use_checkpoint
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------

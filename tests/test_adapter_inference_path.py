@@ -12,20 +12,15 @@ import torch
 
 from mask_adapter.modeling.adapter.head import MaskAdapterHead
 
+from _builders import varied_head
+
 TOL32 = 1e-5
 
 
 def make_head(dtype: torch.dtype = torch.float32, **kwargs) -> MaskAdapterHead:
     """Narrow head (D 24, C 32, K 4) with layer scale ~1 so every ConvNeXt block changes the output."""
     torch.manual_seed(0)
-    head = MaskAdapterHead(clip_dim=24, num_channels=32, num_output_maps=4, **kwargs).to(dtype)
-    with torch.no_grad():
-        for block in (head.cnext1, head.cnext2, head.cnext3):
-            block.gamma.uniform_(0.5, 1.5)
-        for i in (1, 4):
-            head.mask_downscaling[i].weight.uniform_(0.5, 1.5)
-            head.mask_downscaling[i].bias.normal_()
-    return head.eval()
+    return varied_head(dtype, clip_dim=24, num_channels=32, num_output_maps=4, **kwargs)
 
 
 def inputs(b=1, n=6, h=3, w=4, size=(24, 30), dtype=torch.float32):

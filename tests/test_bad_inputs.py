@@ -69,15 +69,7 @@ def programs():
         built.close()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: faster for the tiny model's small tensors on a shared machine."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread
 
 
 @pytest.fixture(autouse=True)

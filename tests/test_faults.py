@@ -56,14 +56,6 @@ sys.exit(train_net.command_line(sys.argv[1:]))
 """
 
 
-@pytest.fixture()
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _train_process(out: Path, root: Path, *extra: str, kill_at: int = -1) -> subprocess.CompletedProcess:
     env = dict(os.environ, REPO=str(REPO), DETECTRON2_DATASETS=str(root), OMP_NUM_THREADS="1",
                PYTHONWARNINGS="ignore", KILL_AT_ITERATION=str(kill_at))  # fmt: skip

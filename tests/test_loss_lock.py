@@ -17,9 +17,10 @@ import pytest
 import torch
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
-from detectron2.structures import BitMasks, Instances
 
 from mask_adapter.config import add_mask_adapter_config
+
+from _builders import box_instances
 
 REPO = Path(__file__).resolve().parents[1]
 LOCK_FILE = Path(__file__).resolve().parent / "data" / "loss_lock.json"
@@ -40,16 +41,6 @@ def _image(h: int, w: int, seed: int) -> torch.Tensor:
     return (img * 255).round().to(torch.uint8)
 
 
-def _instances(h: int, w: int, boxes: list[tuple]) -> Instances:
-    masks = torch.zeros(len(boxes), h, w, dtype=torch.bool)
-    for i, (y0, x0, y1, x1, _) in enumerate(boxes):
-        masks[i, y0:y1, x0:x1] = True
-    inst = Instances((h, w))
-    inst.gt_masks = BitMasks(masks)
-    inst.gt_classes = torch.tensor([b[-1] for b in boxes], dtype=torch.long)
-    return inst
-
-
 def _sem_seg(h: int, w: int) -> torch.Tensor:
     sem = torch.full((h, w), 3, dtype=torch.long)
     sem[h // 2 :] = 4
@@ -61,11 +52,11 @@ def _sem_seg(h: int, w: int) -> torch.Tensor:
 def _train_batch() -> list[dict[str, Any]]:
     grid = [(r * 16, c * 16, r * 16 + 14, c * 16 + 14, (r * 4 + c) % len(CLASSES)) for r in range(3) for c in range(4)]
     return [
-        {"image": _image(64, 64, 3), "image_id": 3, "instances": _instances(64, 64, grid[:10])},
+        {"image": _image(64, 64, 3), "image_id": 3, "instances": box_instances(64, 64, grid[:10])},
         {
             "image": _image(48, 64, 4),
             "image_id": 4,
-            "instances": _instances(48, 64, [(0, 0, 24, 64, 3), (24, 0, 48, 64, 4), (10, 10, 30, 30, 2)]),
+            "instances": box_instances(48, 64, [(0, 0, 24, 64, 3), (24, 0, 48, 64, 4), (10, 10, 30, 30, 2)]),
         },
     ]
 

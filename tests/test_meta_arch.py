@@ -12,11 +12,12 @@ import pytest
 import torch
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
-from detectron2.structures import BitMasks, Instances
 
 from mask_adapter.config import add_mask_adapter_config
 from mask_adapter.modeling.meta_arch import Vocabulary, geometric_ensemble
 from mask_adapter.modeling.meta_arch.base import vocabulary_of
+
+from _builders import box_instances
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_DIR = REPO / "configs" / "tiny"
@@ -113,16 +114,6 @@ def infer_batch() -> list[dict[str, Any]]:
 EXPECTED_SIZES = [(64, 64), (60, 50)]
 
 
-def _gt_instances(h: int, w: int, boxes: list[tuple[int, int, int, int, int]]) -> Instances:
-    masks = torch.zeros(len(boxes), h, w, dtype=torch.bool)
-    for i, (y0, x0, y1, x1, _) in enumerate(boxes):
-        masks[i, y0:y1, x0:x1] = True
-    inst = Instances((h, w))
-    inst.gt_masks = BitMasks(masks)
-    inst.gt_classes = torch.tensor([b[-1] for b in boxes], dtype=torch.long)
-    return inst
-
-
 @pytest.fixture(scope="module")
 def train_batch() -> list[dict[str, Any]]:
     """Image 0: 10 GT masks (more than NUM_GT_MASKS 4 and WARMUP_NUM_MASKS 8, so slots are subsampled);
@@ -133,12 +124,12 @@ def train_batch() -> list[dict[str, Any]]:
     first = {
         "image": _image(64, 64, seed=3),
         "image_id": 3,
-        "instances": _gt_instances(64, 64, grid),
+        "instances": box_instances(64, 64, grid),
     }
     second = {
         "image": _image(48, 64, seed=4),
         "image_id": 4,
-        "instances": _gt_instances(48, 64, [(0, 0, 24, 64, 3), (24, 0, 48, 64, 4), (10, 10, 30, 30, 2)]),
+        "instances": box_instances(48, 64, [(0, 0, 24, 64, 3), (24, 0, 48, 64, 4), (10, 10, 30, 30, 2)]),
     }
     return [first, second]
 
@@ -318,7 +309,7 @@ def test_model_without_vocabulary_raises_clear_error(models):
     model = models("warmup")
     saved = model.train_vocabulary, model.test_vocabulary
     model.train_vocabulary = model.test_vocabulary = None
-    x = _input(64, 64, seed=0, instances=_gt_instances(64, 64, [(0, 0, 16, 16, 0)]))
+    x = _input(64, 64, seed=0, instances=box_instances(64, 64, [(0, 0, 16, 16, 0)]))
     try:
         with pytest.raises(ValueError, match="no vocabulary") as info:
             with torch.no_grad():

@@ -49,13 +49,7 @@ COMMON_OPTS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: faster for these tiny tensors, and not oversubscribed when tests run in parallel."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one intra-op thread
 
 
 @pytest.fixture(scope="module")
