@@ -56,6 +56,7 @@ from demo.images import DEFAULT_MAX_SIDE, ImageReadError, original_size  # noqa:
 from demo.model_zoo import MODEL_ZOO, resolve_weights  # noqa: E402
 from demo.predictor import TASKS, VocabularyPredictor, void_label  # noqa: E402
 from demo.vocabulary import default_vocabulary  # noqa: E402
+from mask_adapter.utils.cli import error_message, run_cli  # noqa: E402
 
 __all__ = ["AppInputError", "DemoApp", "SegmentResult", "build_ui", "cli", "get_parser", "main"]
 
@@ -80,7 +81,8 @@ class SegmentResult:
 
 
 def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split())
+    """The CLI's ``error_message`` of ``e`` (KeyError quotes dropped, type name if empty) on one line for the page."""
+    return " ".join(error_message(e).split())
 
 
 def _image_format(path: str) -> str | None:
@@ -479,8 +481,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 def cli(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: console logging, and one "error: ..." line (exit code 1) on bad options unless --debug."""
     from detectron2.utils.logger import setup_logger
-
-    from mask_adapter.utils.cli import run_cli
 
     setup_logger(name="mask_adapter")
     return run_cli(main, argv)
