@@ -47,6 +47,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from mask_adapter.modeling.adapter.head import MaskAdapterHead  # noqa: E402
+from mask_adapter.utils.atomic import atomic_save, atomic_write  # noqa: E402
 from mask_adapter.utils.progress import progress  # noqa: E402
 
 __all__ = [
@@ -404,7 +405,7 @@ def plot_adapter(rows: Sequence[dict[str, object]], path: str, title: str) -> No
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_save(path, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)
 
 
@@ -432,7 +433,7 @@ def run_adapter(args: argparse.Namespace) -> int:
     print(header)
     print(format_table(rows, ADAPTER_COLUMNS))
     if args.csv:
-        with open(args.csv, "w", newline="") as f:
+        with atomic_write(args.csv, "w") as f:
             writer = csv.DictWriter(f, fieldnames=ADAPTER_COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
