@@ -41,6 +41,9 @@ class ArchDefaults:
     color_aug_ssd: bool = True  # the training mapper honours INPUT.COLOR_AUG_SSD (official stage 1 did not, Q9)
 
 
+# ``torch.compile`` modes of MODEL.MASK_ADAPTER.COMPILE / ``MaskAdapterHead(compile_mode=...)`` ("none" = eager).
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+
 # Allowed values of the enum-like string keys, checked by `check_config`.
 _ENUM_KEYS: dict[str, tuple[str, ...]] = {
     "MODEL.MASK_ADAPTER.DENSE_PROJECTION": ("auto", "pixelwise", "maftp_scrambled"),
@@ -48,7 +51,7 @@ _ENUM_KEYS: dict[str, tuple[str, ...]] = {
     "MODEL.MASK_ADAPTER.COS_STOP_GRAD": ("auto", "true", "false"),
     "MODEL.MASK_ADAPTER.OUT_VOCAB_CLASSIFIER": ("adapter", "mask_pooling"),
     "MODEL.MASK_ADAPTER.AMP_DTYPE": ("none", "bf16", "fp16"),
-    "MODEL.MASK_ADAPTER.COMPILE": ("none", "default", "reduce-overhead", "max-autotune"),
+    "MODEL.MASK_ADAPTER.COMPILE": COMPILE_MODES,
 }
 
 # Integer keys that must be >= 0 (0 means "all" / "infer").

@@ -20,10 +20,9 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
-__all__ = ["MaskAdapterHead", "ConvNeXtBlock", "LayerNorm2d", "COMPILE_MODES"]
+from ...config_resolve import COMPILE_MODES
 
-# ``torch.compile`` modes accepted by ``MaskAdapterHead(compile_mode=...)`` ("none" = eager).
-COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+__all__ = ["MaskAdapterHead", "ConvNeXtBlock", "LayerNorm2d", "COMPILE_MODES"]
 
 
 class LayerNorm2d(nn.Module):
