@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from tests import REPO as REPO_PATH
+from tests._builders import tiny_model as build_tiny_model
 
 REPO = str(REPO_PATH)
 _spec = importlib.util.spec_from_file_location("analyze_gt_masks", os.path.join(REPO, "tools", "analyze_gt_masks.py"))
@@ -146,18 +147,7 @@ def test_in_memory_dicts_and_transform():
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    from detectron2.config import get_cfg
-    from detectron2.modeling import build_model
-
-    from mask_adapter import add_mask_adapter_config
-
-    cfg = get_cfg()
-    add_mask_adapter_config(cfg)
-    cfg.merge_from_file(TINY_CONFIG)
-    torch.manual_seed(0)
-    model = build_model(cfg).eval()
-    model.set_vocabulary(CLASSES)
-    return model
+    return build_tiny_model("fcclip_tiny", seed=0, classes=CLASSES, thing_ids=())
 
 
 def test_tiny_model_builtin_classifiers(tiny_model, tiny_dataset):

@@ -26,8 +26,8 @@ from detectron2.modeling import BACKBONE_REGISTRY, META_ARCH_REGISTRY, build_mod
 from mask_adapter.checkpoint import MaskAdapterCheckpointer, diff_state_dict_against_reference
 from mask_adapter.config import add_mask_adapter_config
 from mask_adapter.modeling.adapter.build import MASK_ADAPTER_REGISTRY, build_mask_adapter
-from mask_adapter.modeling.meta_arch import Vocabulary
 from tests import REPO
+from tests._builders import tiny_model
 
 CONFIGS = REPO / "configs"
 
@@ -243,15 +243,8 @@ def test_official_names_resolve():
 
 
 # ---------------------------------------------------------------------------------------------------- round trips
-CLASSES = ["square,box", "circle", "triangle", "sky", "grass"]
-
-
 def _tiny(stem: str, *opts, seed: int):
-    torch.manual_seed(seed)
-    model = build_model(_cfg(CONFIGS / "tiny" / f"{stem}.yaml", *opts))
-    model.set_vocabulary(CLASSES, thing_ids=[0, 1, 2])
-    model.train_vocabulary = Vocabulary.from_names(CLASSES)
-    return model.eval()
+    return tiny_model(stem, *opts, seed=seed)
 
 
 @pytest.fixture(scope="module")

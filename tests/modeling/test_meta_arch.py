@@ -9,19 +9,11 @@ from typing import Any
 
 import pytest
 import torch
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
 
-from mask_adapter.config import add_mask_adapter_config
 from mask_adapter.modeling.meta_arch import Vocabulary, geometric_ensemble
 from mask_adapter.modeling.meta_arch.base import vocabulary_of
-from tests import REPO
-from tests._builders import box_instances
+from tests._builders import CLASSES, THING_IDS, box_instances, tiny_config, tiny_model
 
-TINY_DIR = REPO / "configs" / "tiny"
-
-CLASSES = ["square,box", "circle", "triangle", "sky", "grass"]
-THING_IDS = (0, 1, 2)
 NUM_CLASSES = len(CLASSES)
 NUM_QUERIES = 10  # MODEL.MASK_FORMER.NUM_OBJECT_QUERIES of Base-tiny.yaml
 DETECTIONS = 10  # TEST.DETECTIONS_PER_IMAGE of Base-tiny.yaml
@@ -41,20 +33,12 @@ SPECS: dict[str, tuple[str, tuple[Any, ...]]] = {
 
 
 def tiny_cfg(stem: str, *opts: Any):
-    cfg = get_cfg()
-    add_mask_adapter_config(cfg)
-    cfg.merge_from_file(str(TINY_DIR / f"{stem}.yaml"))
-    cfg.merge_from_list(["SEED", SEED, *opts])
-    return cfg
+    return tiny_config(stem, "SEED", SEED, *opts)
 
 
 def build_tiny(stem: str, *opts: Any, seed: int = 0):
     """A tiny model in eval mode with the test vocabulary (inference) and training vocabulary set."""
-    torch.manual_seed(seed)
-    model = build_model(tiny_cfg(stem, *opts))
-    model.set_vocabulary(CLASSES, thing_ids=THING_IDS)
-    model.train_vocabulary = Vocabulary.from_names(CLASSES, frozenset(THING_IDS))
-    return model.eval()
+    return tiny_model(stem, "SEED", SEED, *opts, seed=seed)
 
 
 class _Models:
