@@ -1,4 +1,4 @@
-"""Where the official reference tables are: ``<repository>/../shared/reference``, or $MASK_ADAPTER_REFERENCE_DIR.
+"""Where the official reference tables are: tests/data/reference/, or $MASK_ADAPTER_REFERENCE_DIR.
 
 The conformance tests need them; a missing folder fails those tests with ``MISSING_MESSAGE`` (it is not a skip).
 """

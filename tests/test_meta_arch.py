@@ -1,4 +1,4 @@
-"""Meta-architectures on tiny CPU models (SPEC §5): inference outputs, bad inputs, training losses and gradients.
+"""Meta-architectures on tiny CPU models: inference outputs, bad inputs, training losses and gradients.
 
 Models come from configs/tiny/*.yaml (random tiny CLIP "tiny_convnext_atto", D 64, 10 queries, semantic + panoptic +
 instance outputs on) and are built once per module. Vocabulary: 5 classes, the first 3 are things.
@@ -399,7 +399,7 @@ def test_cosine_loss_over_padding_pairs(models, train_batch, name, positive):
 
     FC-CLIP (MASK_THRESHOLD 0.5): σ(0) = 0.5 is not > 0.5, both sides are zero masks, identical embeddings, loss 0.
     MAFT+ (MASK_THRESHOLD 0.45): σ(0) > 0.45, the padding predictions binarise to all-ones masks against zero GT
-    masks and enter the cosine loss (official quirk, SPEC §5.4), so the loss is positive.
+    masks and enter the cosine loss (an official quirk, kept), so the loss is positive.
     """
     model = models(name)
     options = model.training_options

@@ -1,4 +1,4 @@
-"""Text classifier (SPEC §2, §11 item 5): templates, synonyms, encoding, caching, category overlap.
+"""Text classifier: templates, synonyms, encoding, caching, category overlap.
 
 A fake text tower maps each prompt string to a fixed pseudo-random vector, so expected embeddings can be
 computed by hand; one test uses the real tiny CLIP text tower.

@@ -1,4 +1,4 @@
-"""Shipped vocabularies (SPEC §9 counts), their side data, and the vocabulary parsers."""
+"""Shipped vocabularies (line, class and synonym counts), their side data, and the vocabulary parsers."""
 
 import json
 import os
@@ -27,7 +27,7 @@ from mask_adapter.data.vocabulary import (
 REPO = Path(__file__).resolve().parents[1]
 VOCAB_DIR = REPO / "mask_adapter" / "data" / "vocabularies"
 
-# key: (lines, invalid lines, classes) from SPEC §9 (+ the synthetic test vocabulary)
+# key: (lines, invalid lines, classes) of the official files (+ the synthetic test vocabulary)
 COUNTS = {
     "ade20k_150": (151, 1, 150),
     "ade20k_847": (848, 1, 847),
@@ -50,7 +50,7 @@ SYNONYMS = {
     "pascal_ctx_59": 160,
     "pascal_voc_21": 153,
 }
-# ... and over every line including "0:invalid_class_id", which is how SPEC §9 counts them (404, 1,343, 560, 161).
+# ... and over every line including "0:invalid_class_id", the other common reading (404, 1,343, 560, 161).
 SPEC_SYNONYMS = {
     "ade20k_150": 404,
     "ade20k_847": 1343,

@@ -1,4 +1,5 @@
-"""Library versions that can change evaluation numbers, for evaluation logs and result files (SPEC §12)."""
+"""Library versions that can change evaluation numbers, for evaluation logs and result files (the
+official maintainers report that e.g. the Pillow version changes the numbers, so every evaluation records them)."""
 
 import functools
 import platform
