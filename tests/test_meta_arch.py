@@ -30,7 +30,7 @@ DETECTIONS = 10  # TEST.DETECTIONS_PER_IMAGE of Base-tiny.yaml
 SEED = 5
 
 # name -> (config file stem, extra cfg options)
-SPECS: dict[str, tuple[str, tuple[Any, ...]]] = {
+MODEL_SETUPS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "fcclip": ("fcclip_tiny", ()),
     "maftp": ("maftp_tiny", ()),
     "m2f_adapter": ("mask2former_clip_tiny", ()),
@@ -67,7 +67,7 @@ class _Models:
 
     def __call__(self, name: str) -> torch.nn.Module:
         if name not in self._cache:
-            stem, opts = SPECS[name]
+            stem, opts = MODEL_SETUPS[name]
             self._cache[name] = build_tiny(stem, *opts)
         model = self._cache[name]
         model.eval()
@@ -177,7 +177,7 @@ def _max_sem_sum(name: str) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------- inference
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("name", list(MODEL_SETUPS))
 def test_inference_outputs(models, infer_batch, name):
     model = models(name)
     with torch.no_grad():
@@ -189,7 +189,7 @@ def test_inference_outputs(models, infer_batch, name):
     assert results[0]["sem_seg"].sum().item() > 0
 
 
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("name", list(MODEL_SETUPS))
 def test_batch_of_one_equals_batch_of_two(models, name):
     """Same-size images (no extra padding): per-image results do not depend on the rest of the batch.
 

@@ -51,7 +51,7 @@ SYNONYMS = {
     "pascal_voc_21": 153,
 }
 # ... and over every line including "0:invalid_class_id", the other common reading (404, 1,343, 560, 161).
-SPEC_SYNONYMS = {
+SYNONYMS_ALL_LINES = {
     "ade20k_150": 404,
     "ade20k_847": 1343,
     "pascal_ctx_459": 560,
@@ -89,7 +89,7 @@ def test_line_invalid_and_class_counts(key):
 def test_synonym_totals(key):
     assert count_synonyms(load_vocabulary(key)) == SYNONYMS[key]
     all_lines = [line.split(":", 1)[1] for line in _raw_lines(key)]
-    assert count_synonyms(all_lines) == SPEC_SYNONYMS[key]
+    assert count_synonyms(all_lines) == SYNONYMS_ALL_LINES[key]
 
 
 def test_pas20_drops_background_line():
