@@ -5,8 +5,9 @@ output) and flat state dicts (MAFT+ ``maftp_b.pth`` / ``maftp_l.pth``), as torch
 (``mask_adapter/safetensors_io.py``). The checkpointer also takes the short names of released models (``fcclip-l-ma``,
 ``mask_adapter/hub.py``).
 
-Fusion marker (it lets the fusion tools refuse to fuse a checkpoint twice, which silently replaces the trained
-void embedding and cost users mIoU in the official tool; hustvl/MaskAdapter issue #17): a fused file carries the top-level entry
+Fusion marker (it lets the fusion tools refuse to fuse a checkpoint twice; the official tool does not check, and
+a second fusion overwrites the trained void embedding, see hustvl/MaskAdapter issue #17): a fused file carries the
+top-level entry
 ``"__mask_adapter_fused__": {"format": 1, "generator": ..., "first_phase": ..., "base": ..., ...}`` *beside*
 ``"model"``, so the model state dict stays clean. detectron2/fvcore only read ``"model"`` and the registered
 checkpointables, so plain ``DetectionCheckpointer`` loading ignores the entry; :class:`MaskAdapterCheckpointer`

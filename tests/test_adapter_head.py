@@ -23,7 +23,8 @@ K = 16
 
 
 def expected_layout(clip_dim: int) -> list[tuple[str, tuple[int, ...]]]:
-    """Official key/shape table of the adapter, in state-dict order (a module's own parameters precede its children, so ``gamma`` comes
+    """Official key/shape table of the adapter, in state-dict order (a module's own parameters precede its
+    children, so ``gamma`` comes
     first in each ConvNeXt block, as in the official tables)."""
     rows: list[tuple[str, tuple[int, ...]]] = [("fuse.weight", (768, clip_dim, 1, 1)), ("fuse.bias", (768,))]
     for i in (1, 2, 3):

@@ -116,7 +116,8 @@ _FAITHFUL_CASES = [
     (FCCLIP_L, "fcclip_convnext_large_ade20k_config.yaml", set(), {}),
     (MAFTP_B, "maftp_base_a150_config.yaml", set(), {"SEED": 123}),
     (MAFTP_L, "maftp_large_a150_config.yaml", set(), {"SEED": 123}),
-    # Official stage-1 MASK_THRESHOLD default is 0.45; ours is 0.50 (it only moves border pixels of the oracle instance eval).
+    # Official stage-1 MASK_THRESHOLD default is 0.45; ours is 0.50 (it only moves border pixels of the oracle
+    # instance eval).
     (
         WARMUP_L,
         "gtwarmup_mask_adapter_convnext_large_cocopan_config.yaml",

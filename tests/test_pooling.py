@@ -27,7 +27,7 @@ def frozen_projector(c_raw: int, d: int, dtype=torch.float64) -> nn.Module:
 
 
 def loop_embeddings(maps, clip_dense, project, k):
-    """Adapter pooling by explicit loops: for each b, n, k: σ-map / Σσ, weighted sum of features, project; mean over k."""
+    """Adapter pooling by explicit loops: for each b, n, k: σ-map / Σσ, weighted sum, project; mean over k."""
     b, c_raw, h, w = clip_dense.shape
     n = maps.shape[1] // k
     out = torch.zeros(b, n, project(torch.zeros(1, c_raw, dtype=clip_dense.dtype)).shape[-1], dtype=clip_dense.dtype)

@@ -10,7 +10,8 @@ Both share :class:`LSJDatasetMapper`: read the image (and the semantic map when 
   ``gt_boxes``; subclasses differ only in :meth:`build_instances`.
 
 Deliberate difference: resize and crop always run; the official stage-2 copy skipped them when
-``INPUT.RANDOM_FLIP`` was "none" (no effect on the official configs). Kept from the official code: callers pass ``ignore_color_aug=True`` under the stage-1 ``MASK_Adapter`` model, whose official
+``INPUT.RANDOM_FLIP`` was "none" (no effect on the official configs). Kept from the official code: callers pass
+``ignore_color_aug=True`` under the stage-1 ``MASK_Adapter`` model, whose official
 mapper ignored ``INPUT.COLOR_AUG_SSD``, and ``mask_former_semantic`` is this LSJ version in every official
 package, not Mask2Former's crop-based semantic mapper.
 """
