@@ -1,5 +1,4 @@
-"""Library versions that can change evaluation numbers, for evaluation logs and result files (the
-official maintainers report that e.g. the Pillow version changes the numbers, so every evaluation records them)."""
+"""Library versions that can change evaluation numbers, for evaluation logs and result files."""
 
 import functools
 import platform
