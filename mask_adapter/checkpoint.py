@@ -434,7 +434,7 @@ def read_reference_state_dict(tsv_path: str) -> ReferenceStateDict:
 
     Args:
         tsv_path: e.g. ``fcclip_convnext_large_ade20k_state_dict.tsv`` of the official reference tables
-            (tests/data/reference/).
+            (tests/assets/reference/).
 
     Returns:
         :class:`ReferenceStateDict`.
