@@ -1,4 +1,5 @@
-"""Conformance with the official implementation (SPEC §10, R15; <repository>/../shared/reference/) and checkpoint round trips.
+"""Conformance with the official implementation (the official reference tables,
+tests/assets/reference/) and checkpoint round trips.
 
 Full-size part: each of the four released setups is built from our copy of its official YAML (random CLIP, no
 download) and its state dict is compared with ``reference/<name>_state_dict.tsv``: keys, order, shapes, dtypes,

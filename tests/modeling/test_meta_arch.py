@@ -1,4 +1,4 @@
-"""Meta-architectures on tiny CPU models (SPEC §5): inference outputs, bad inputs, training losses and gradients.
+"""Meta-architectures on tiny CPU models: inference outputs, bad inputs, training losses and gradients.
 
 Models come from configs/tiny/*.yaml (random tiny CLIP "tiny_convnext_atto", D 64, 10 queries, semantic + panoptic +
 instance outputs on) and are built once per module. Vocabulary: 5 classes, the first 3 are things.
@@ -20,7 +20,7 @@ DETECTIONS = 10  # TEST.DETECTIONS_PER_IMAGE of Base-tiny.yaml
 SEED = 5
 
 # name -> (config file stem, extra cfg options)
-SPECS: dict[str, tuple[str, tuple[Any, ...]]] = {
+MODEL_SETUPS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "fcclip": ("fcclip_tiny", ()),
     "maftp": ("maftp_tiny", ()),
     "m2f_adapter": ("mask2former_clip_tiny", ()),
@@ -49,7 +49,7 @@ class _Models:
 
     def __call__(self, name: str) -> torch.nn.Module:
         if name not in self._cache:
-            stem, opts = SPECS[name]
+            stem, opts = MODEL_SETUPS[name]
             self._cache[name] = build_tiny(stem, *opts)
         model = self._cache[name]
         model.eval()
@@ -159,7 +159,7 @@ def _max_sem_sum(name: str) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------- inference
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("name", list(MODEL_SETUPS))
 def test_inference_outputs(models, infer_batch, name):
     model = models(name)
     with torch.no_grad():
@@ -171,7 +171,7 @@ def test_inference_outputs(models, infer_batch, name):
     assert results[0]["sem_seg"].sum().item() > 0
 
 
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("name", list(MODEL_SETUPS))
 def test_batch_of_one_equals_batch_of_two(models, name):
     """Same-size images (no extra padding): per-image results do not depend on the rest of the batch.
 
@@ -381,7 +381,7 @@ def test_cosine_loss_over_padding_pairs(models, train_batch, name, positive):
 
     FC-CLIP (MASK_THRESHOLD 0.5): σ(0) = 0.5 is not > 0.5, both sides are zero masks, identical embeddings, loss 0.
     MAFT+ (MASK_THRESHOLD 0.45): σ(0) > 0.45, the padding predictions binarise to all-ones masks against zero GT
-    masks and enter the cosine loss (official quirk, SPEC §5.4), so the loss is positive.
+    masks and enter the cosine loss (an official quirk, kept), so the loss is positive.
     """
     model = models(name)
     options = model.training_options
