@@ -3,8 +3,6 @@
 Shapes: Q queries, C classes (+1 void column), H×W mask resolution.
 """
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -15,8 +13,8 @@ from mask_adapter.modeling.meta_arch.void_skip import (
     void_probability,
 )
 from mask_adapter.modeling.postprocess import panoptic_inference, semantic_inference
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 ALPHA, BETA = 0.7, 0.9
 
 
