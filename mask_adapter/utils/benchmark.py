@@ -485,7 +485,7 @@ def run_released(args: argparse.Namespace) -> int:
         raise UsageError(f"--void-share must be in [0, 1], got {args.void_share}")
     header = (
         f"released-size e2e, {args.device}, {torch.get_num_threads()} threads, {cpu_isa()}, torch "
-        f"{torch.__version__}; void share {args.void_share:.2f}; median of {args.repeats} after one warm-up"
+        f"{torch.__version__}; void share {args.void_share:.2f} ({args.void_masks} masks); median of {args.repeats} after one warm-up"
     )
     print(header)
     rows = released_rows(
@@ -493,6 +493,7 @@ def run_released(args: argparse.Namespace) -> int:
         sizes=args.sizes,
         void_share=args.void_share,
         repeats=args.repeats,
+        empty_void_masks=args.void_masks == "empty",
         device=args.device,
         extra_opts=args.opts,
         report=lambda line: logger.info("%s", line),
@@ -697,6 +698,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     e.add_argument("--models", nargs="+", default=[RELEASED_CONFIGS[0][0]], choices=[m for m, _ in RELEASED_CONFIGS])
     e.add_argument("--sizes", type=_positive, nargs="+", default=[320, 672], help="image heights (width 4/3)")
     e.add_argument("--void-share", type=float, default=0.8, help="share of queries made void (p_void > 0.9)")
+    e.add_argument(
+        "--void-masks",
+        default="generated",
+        choices=("generated", "empty"),
+        help="masks of the voided queries: as generated, or mostly empty (logits - 8, as a trained generator's)",
+    )
     e.add_argument("--repeats", type=_positive, default=1, help="timed forwards per variant after a warm-up")
     e.add_argument("--device", default="cpu")
     e.add_argument("--csv", default="", help="write the rows to this CSV file (--released)")

@@ -198,8 +198,12 @@ def _instrument(model: torch.nn.Module, meter: StageMeter, state: dict[str, bool
     return undo
 
 
-def _void_share_hook(model: torch.nn.Module, share: float, seed: int = 0) -> Callable[[], None]:
-    """Make ``share`` of the queries void (p_void in (0.9, 0.999)) in the generator's logits; returns the undo."""
+def _void_share_hook(
+    model: torch.nn.Module, share: float, empty_masks: bool = False, seed: int = 0
+) -> Callable[[], None]:
+    """Make ``share`` of the queries void (p_void in (0.9, 0.999)) in the generator's logits, and with
+    ``empty_masks`` their mask logits 8 lower (mostly empty masks, as a trained generator's void queries); returns
+    the undo."""
     propose = model.propose_masks
 
     def voided(state: Any, inputs: Any) -> Any:
@@ -211,7 +215,11 @@ def _void_share_hook(model: torch.nn.Module, share: float, seed: int = 0) -> Cal
         target = 0.9 + 0.099 * torch.rand(len(chosen), generator=g)  # wanted p_void
         rest = logits[:, chosen, :-1].logsumexp(-1)
         logits[:, chosen, -1] = rest + (target / (1 - target)).log().to(logits)
-        return {**out, "pred_logits": logits}
+        masks = out["pred_masks"]
+        if empty_masks:
+            masks = masks.clone()
+            masks[:, chosen] -= 8.0
+        return {**out, "pred_logits": logits, "pred_masks": masks}
 
     model.propose_masks = voided
     return lambda: delattr(model, "propose_masks")
@@ -267,32 +275,39 @@ def released_rows(
     sizes: Sequence[int],
     void_share: float,
     repeats: int,
+    empty_void_masks: bool = False,
     device: str = "cpu",
     extra_opts: Sequence[str] = (),
     report: Callable[[str], None] = print,
+    configs: dict[str, Path] | None = None,
 ) -> list[dict[str, Any]]:
     """Per model, size and variant: one row per stage and a ``total`` row (columns ``E2E_COLUMNS``).
 
     Every variant runs one untimed warm-up forward (its text-classifier time is the cold one), then ``repeats``
     timed forwards (medians). ``identical`` on ``total`` rows compares the variant's outputs with the reference's.
+    The text classifier is shared between the variants of a model (same weights): its cold time is measured once.
+    ``configs`` maps model names to config files (default: ``RELEASED_CONFIGS`` in the checkout).
     """
     rows: list[dict[str, Any]] = []
-    known = dict(RELEASED_CONFIGS)
+    known = configs if configs is not None else {k: REPO / v for k, v in RELEASED_CONFIGS}
     for name in models:
-        config = REPO / known[name]
+        config = known[name]
+        text_classifier = None
+        cold = (float("nan"), float("nan"))
         for size in sizes:
             image = _image(size, device)
             outputs: dict[str, dict[str, Any]] = {}
             for variant in ("reference", "default"):
                 report(f"{name} {size}px {variant}: building")
                 model = _build(config, variant, extra_opts, device)
+                if text_classifier is not None:
+                    model.text_classifier = text_classifier
                 meter = StageMeter(torch.device(device))
-                state = {"in_postprocess": False, "text_cached": False}
+                state = {"in_postprocess": False, "text_cached": text_classifier is not None}
                 undo = _instrument(model, meter, state)
-                undo.append(_void_share_hook(model, void_share))
+                undo.append(_void_share_hook(model, void_share, empty_void_masks))
                 per_run: list[dict[str, float]] = []
                 peaks: dict[str, float] = {}
-                cold = (float("nan"), float("nan"))
                 try:
                     for run in range(repeats + 1):
                         meter.reset()
@@ -301,10 +316,12 @@ def released_rows(
                             out = model([{"image": image}])[0]
                             total = time.perf_counter() - start
                         if run == 0:
-                            cold = (
-                                meter.seconds.get("text classifier cold", 0.0),
-                                meter.peak_mb.get("text classifier cold", 0.0),
-                            )
+                            if text_classifier is None:
+                                text_classifier = model.text_classifier
+                                cold = (
+                                    meter.seconds.get("text classifier cold", 0.0),
+                                    meter.peak_mb.get("text classifier cold", 0.0),
+                                )
                             state["text_cached"] = True
                             outputs[variant] = out
                             report(f"{name} {size}px {variant}: warm-up {total:.1f} s")

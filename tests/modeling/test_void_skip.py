@@ -19,8 +19,8 @@ ALPHA, BETA = 0.7, 0.9
 
 
 def _case(q: int, c: int, void_share: float, seed: int):
-    """Generator logits with ``void_share`` of the queries at p_void > 0.99 (the others not void), adapter logits,
-    mask logits."""
+    """Generator logits with ``void_share`` of the queries at p_void > 0.99 (the others not void) and masks
+    mostly empty, adapter logits, mask logits."""
     g = torch.Generator().manual_seed(seed)
     in_logits = torch.randn(q, c + 1, generator=g)
     n_void = int(void_share * q)
@@ -28,6 +28,7 @@ def _case(q: int, c: int, void_share: float, seed: int):
     in_logits[:n_void, -1] = 9.0 + 2 * torch.rand(n_void, generator=g)
     out_logits = 4 * torch.randn(q, c + 1, generator=g)
     masks = 4 * torch.randn(q, 24, 32, generator=g)
+    masks[:n_void] -= 8.0  # void queries mostly cover nothing, as with a trained generator
     seen = torch.rand(c, generator=g) > 0.5
     return in_logits, out_logits, masks, seen
 

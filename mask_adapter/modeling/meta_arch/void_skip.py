@@ -31,6 +31,7 @@ from torch import Tensor
 
 __all__ = ["VOID_SKIP_MODES", "void_probability", "skippable_queries", "semantic_bound", "certified_semantic"]
 
+
 # MODEL.MASK_ADAPTER.VOID_SKIP: "exact" skips where the outputs stay identical; "none" runs every query (as before).
 VOID_SKIP_MODES = ("exact", "none")
 
@@ -74,6 +75,18 @@ def _uncertified(known: Tensor, bound: Tensor) -> tuple[Tensor, Tensor]:
     return margin <= bound, margin
 
 
+def _needed_queries(weights: Tensor, sig: Tensor, margin: Tensor, columns: int = 1 << 15) -> Tensor:
+    """(S,) bool: per pixel, the skipped queries with the largest shares w_q·σ_q(x) until the shares left sum to at
+    most the pixel's margin; the union over the pixels (``sig`` (S, U) of the uncertified pixels, ``margin`` (U,))."""
+    need = torch.zeros(sig.shape[0], dtype=torch.bool, device=sig.device)
+    for start in range(0, sig.shape[1], columns):
+        share = weights[:, None] * sig[:, start : start + columns]
+        ordered, order = share.sort(0, descending=True)
+        remaining = ordered.flip(0).cumsum(0).flip(0)  # remaining[k]: bound left if the k largest shares run
+        need[order[remaining > margin[None, start : start + columns]]] = True
+    return need
+
+
 def certified_semantic(
     mask_cls: Tensor,
     semantic: Callable[[Tensor], Tensor],
@@ -101,29 +114,22 @@ def certified_semantic(
     nothing[-1] = torch.tensor(1.0 + 1e-8, dtype=mask_cls.dtype).log()
     second_pass = 0
     while True:
-        scores = semantic(mask_cls)
         idx = skipped.nonzero().flatten()
         if idx.numel() == 0:
-            return scores, mask_cls, second_pass
+            return semantic(mask_cls), mask_cls, second_pass
         known = mask_cls.clone()
         known[idx] = nothing
         known_scores = semantic(known)  # K_c(x): the run queries' part; the true score lies in [K_c, K_c + B]
-        sig = sigmoid_maps(idx)
-        bound = semantic_bound(p_void[idx], sig)
+        sig = sigmoid_maps(idx).flatten(1)
+        weights = (1.0 - p_void[idx]).to(sig.dtype)
+        bound = (weights @ sig).view(known_scores.shape[1:])
         uncertified, margin = _uncertified(known_scores, bound)
         del known_scores
         if not bool(uncertified.any()):
-            return scores, mask_cls, second_pass
-        # Per uncertified pixel, the skipped queries with the largest shares must run until the remaining bound is
-        # within half the margin; the union over the pixels runs, then the scores are re-checked.
-        share = (1.0 - p_void[idx]).to(sig.dtype)[:, None] * sig[:, uncertified]
-        ordered, order = share.sort(0, descending=True)
-        remaining = ordered.flip(0).cumsum(0).flip(0)  # remaining[k]: bound left if the k largest shares run
-        must = remaining > margin[uncertified].clamp(min=0.0)[None]
-        need = torch.zeros(idx.numel(), dtype=torch.bool, device=idx.device)
-        need[order[must]] = True
-        if not bool(need.any()):
-            need = torch.ones_like(need)
+            return semantic(mask_cls), mask_cls, second_pass
+        need = _needed_queries(weights, sig[:, uncertified.flatten()], margin[uncertified].clamp(min=0.0))
+        if 10 * int(need.sum()) > 9 * idx.numel() or not bool(need.any()):
+            need = torch.ones_like(need)  # most are needed anyway: run them all, no further check
         run = idx[need]
         mask_cls[run] = complete(run).to(mask_cls.dtype)
         skipped[run] = False
