@@ -496,7 +496,7 @@ def run_released(args: argparse.Namespace) -> int:
         empty_void_masks=args.void_masks == "empty",
         device=args.device,
         extra_opts=args.opts,
-        report=lambda line: logger.info("%s", line),
+        report=lambda line: print(line, file=sys.stderr, flush=True),
     )
     print(format_table(rows, E2E_COLUMNS))
     for model, size in dict.fromkeys((r["model"], r["size"]) for r in rows):

@@ -67,7 +67,12 @@ VOCABULARY = (
 
 
 def bf16_kernel_family() -> str:
-    """Which bf16 GEMM family a CPU autocast uses here: "AMX", "AVX512-BF16" or "none" (from /proc/cpuinfo)."""
+    """Which bf16 GEMM family a CPU bf16 autocast runs on here: "AMX", "AVX512-BF16" or "none" (bf16 converted to
+    fp32 inside the kernels). Asks torch's CPU feature checks when it has them, else reads /proc/cpuinfo."""
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    avx = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    if amx is not None and avx is not None:
+        return "AMX" if amx() else "AVX512-BF16" if avx() else "none"
     flags: set[str] = set()
     try:
         with open("/proc/cpuinfo") as f:

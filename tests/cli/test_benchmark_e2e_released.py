@@ -51,6 +51,7 @@ def test_outputs_identical_compares_argmax_and_panoptic():
     assert not outputs_identical(a, {"sem_seg": sem, "panoptic_seg": other})
 
 
+@pytest.mark.slow  # four tiny-model forwards and a cold text encoding (tens of seconds on a loaded 2-core machine)
 def test_released_rows_on_the_tiny_model_have_every_stage_and_identical_totals():
     rows = released_rows(
         models=["tiny"],
