@@ -5,6 +5,9 @@ Usage:
         [--repeats 3] [--csv FILE] [--plot FILE.png] [--no-dedupe-report] [--quick]
     python tools/benchmark.py e2e [--config-file configs/tiny/fcclip_tiny.yaml] [--images 5] [--opts KEY VALUE ...]
     python tools/benchmark.py text [--vocabulary ade20k_847] [--config-file ...]
+    python tools/benchmark.py e2e --released [--sizes 320 672] [--void-share 0.8] [--void-masks generated|empty]
+        [--models fcclip-L+adapter maftp-B+adapter] [--repeats 1] [--csv FILE] [--plot FILE.png]
+    python tools/benchmark.py gpu-check [--csv gpu_check.csv]
 
 ``adapter`` runs the released-size head (C = D = 768, K = 16, random weights; layer scale set to 1 so every block
 matters) on N random binary masks at 1/4 of the padded image (8h × 8w, the generator's mask resolution), in one
@@ -20,7 +23,10 @@ peak RSS growth of one call in a fresh subprocess (VmHWM after resetting it, min
 mask-deduplication report: hit rate, speed-up and difference on the proposals of a demo run (tiny model, bundled
 photo) and on a synthetic set with 30 % empty and 20 % duplicated masks.
 
-``e2e`` times the whole model per image with a breakdown by stage (first image and steady state); ``text`` times a
+``e2e`` times the whole model per image with a breakdown by stage (first image and steady state); ``e2e --released``
+times every stage of the released-size models, default path against reference computation, in one run
+(``benchmark_e2e.py``); ``gpu-check`` runs the exactness tests on CUDA (fp32 and AMP) and the released e2e benchmark
+at 640 and 896 with and without ``COMPILE`` into one CSV (one ``error:`` line without a CUDA device); ``text`` times a
 cold text-classifier build against in-memory and on-disk cache hits. ``--quick`` finishes in under 2 minutes on
 2 CPU cores.
 """
@@ -525,17 +531,19 @@ def run_gpu_check(args: argparse.Namespace) -> int:
     code = pytest.main(["-q", "-x", *tests])
     rows: list[dict[str, object]] = [{"model": "exactness tests (CUDA fp32 + AMP)", "stage": "pytest",
                                       "identical": code == 0}]  # fmt: skip
-    for compile_mode in ("none", "default"):
-        for row in released_rows(
-            models=[RELEASED_CONFIGS[0][0]],
-            sizes=[640, 896],
-            void_share=args.void_share,
-            repeats=args.repeats,
-            device="cuda",
-            extra_opts=["MODEL.MASK_ADAPTER.COMPILE", compile_mode],
-        ):
-            rows.append({**row, "compile": compile_mode})
-    _write_csv(args.csv, rows, ("compile", *E2E_COLUMNS))
+    for amp in ("none", "fp16"):
+        for compile_mode in ("none", "default"):
+            for row in released_rows(
+                models=[RELEASED_CONFIGS[0][0]],
+                sizes=[640, 896],
+                void_share=args.void_share,
+                repeats=args.repeats,
+                device="cuda",
+                extra_opts=["MODEL.MASK_ADAPTER.COMPILE", compile_mode, "MODEL.MASK_ADAPTER.AMP_DTYPE", amp],
+                report=lambda line: print(line, file=sys.stderr, flush=True),
+            ):
+                rows.append({**row, "compile": compile_mode, "amp": amp})
+    _write_csv(args.csv, rows, ("compile", "amp", *E2E_COLUMNS))
     return 0 if code == 0 else 1
 
 
