@@ -75,15 +75,20 @@ def _uncertified(known: Tensor, bound: Tensor) -> tuple[Tensor, Tensor]:
     return margin <= bound, margin
 
 
-def _needed_queries(weights: Tensor, sig: Tensor, margin: Tensor, columns: int = 1 << 15) -> Tensor:
-    """(S,) bool: per pixel, the skipped queries with the largest shares w_q·σ_q(x) until the shares left sum to at
-    most the pixel's margin; the union over the pixels (``sig`` (S, U) of the uncertified pixels, ``margin`` (U,))."""
+def _needed_queries(weights: Tensor, sig: Tensor, margin: Tensor, sort_limit: int = 1 << 22) -> Tensor:
+    """(S,) bool: skipped queries to run so that at each uncertified pixel the shares w_q·σ_q(x) of the queries left
+    sum to at most its margin (``sig`` (S, U) of the U uncertified pixels, ``margin`` (U,)).
+
+    Up to ``sort_limit`` shares (S·U), the smallest such set per pixel (the largest shares first), united over the
+    pixels; above it, the cheaper sufficient rule "every share above margin / S" (no sort).
+    """
+    share = weights[:, None] * sig
+    if share.numel() > sort_limit:
+        return (share > margin[None] / share.shape[0]).any(1)
+    ordered, order = share.sort(0, descending=True)
+    remaining = ordered.flip(0).cumsum(0).flip(0)  # remaining[k]: bound left if the k largest shares run
     need = torch.zeros(sig.shape[0], dtype=torch.bool, device=sig.device)
-    for start in range(0, sig.shape[1], columns):
-        share = weights[:, None] * sig[:, start : start + columns]
-        ordered, order = share.sort(0, descending=True)
-        remaining = ordered.flip(0).cumsum(0).flip(0)  # remaining[k]: bound left if the k largest shares run
-        need[order[remaining > margin[None, start : start + columns]]] = True
+    need[order[remaining > margin[None]]] = True
     return need
 
 
