@@ -7,7 +7,7 @@ fallback. See ``mask_adapter/hub.py``.
 
 from pathlib import Path
 
-from mask_adapter.hub import (
+from mask_adapter.checkpoint.hub import (
     HUB_URL,
     RELEASED_MODELS,
     ReleasedModel,

@@ -1,8 +1,9 @@
 """safetensors checkpoints: tools/convert_checkpoint.py round trips and loading wherever .pth files load."""
 
-import importlib.util
 import json
+import runpy
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -22,9 +23,7 @@ from mask_adapter.checkpoint import (
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny" / "fcclip_tiny.yaml"
-_spec = importlib.util.spec_from_file_location("convert_checkpoint", REPO / "tools" / "convert_checkpoint.py")
-convert = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(convert)
+convert = SimpleNamespace(**runpy.run_path(str(REPO / "tools" / "convert_checkpoint.py")))  # the CLI file's names
 
 
 def _cfg():

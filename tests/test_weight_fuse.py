@@ -1,6 +1,5 @@
 """Weight fusion tools (SPEC §7 "Weight fusion", R9) on small synthetic checkpoints."""
 
-import importlib.util
 import logging
 import os
 import runpy
@@ -11,12 +10,9 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from torch import nn
 
-from mask_adapter.checkpoint import FUSION_MARKER_KEY
+from mask_adapter.checkpoint import FUSION_MARKER_KEY, fusion
 
 TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
-_spec = importlib.util.spec_from_file_location("_fusion", os.path.join(TOOLS, "_fusion.py"))
-fusion = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fusion)
 
 D = 8  # CLIP embedding width of the synthetic checkpoints
 
