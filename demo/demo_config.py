@@ -34,8 +34,7 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
     from detectron2.config import get_cfg
 
     from mask_adapter import add_mask_adapter_config
-    from mask_adapter.config import resolve_cdt_variant
-    from mask_adapter.engine import merge_config
+    from mask_adapter.config import merge_config, resolve_cdt_variant
     from mask_adapter.modeling.meta_arch.sam import to_sam_config
 
     config_file = args.config_file
