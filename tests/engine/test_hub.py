@@ -1,4 +1,4 @@
-"""Released weights by short name (mask_adapter/hub.py): hub cache, HF_HUB_OFFLINE, direct-URL fallback, messages.
+"""Released weights by short name (mask_adapter/checkpoint/hub.py): hub cache, HF_HUB_OFFLINE, direct-URL fallback, messages.
 
 No network: each test fills a model-hub cache itself (the layout huggingface_hub writes: ``models--owl10--Mask-Adapter/
 {blobs,refs,snapshots}``) with a tiny model's checkpoint saved under the release file name, or replaces the hub call.
@@ -16,8 +16,8 @@ import torch
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
-from mask_adapter import add_mask_adapter_config, hub
-from mask_adapter.checkpoint import MaskAdapterCheckpointer
+from mask_adapter import add_mask_adapter_config
+from mask_adapter.checkpoint import MaskAdapterCheckpointer, hub
 from tests import REPO
 
 TINY = REPO / "configs" / "tiny" / "fcclip_tiny.yaml"
