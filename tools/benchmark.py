@@ -298,7 +298,7 @@ def _demo_proposals() -> torch.Tensor:
     import imgviz
     from detectron2.modeling import build_model
 
-    from demo.demo_config import DEFAULT_CONFIG
+    from mask_adapter.api.config import DEFAULT_CONFIG
     from mask_adapter.config import build_config
 
     cfg = build_config(str(DEFAULT_CONFIG), [])

@@ -138,14 +138,22 @@ def draw_overlay(
         (H, W, 3) uint8 RGB overlay.
     """
     vis = Visualizer(image, metadata, instance_mode=ColorMode.IMAGE)
-    if task == "semantic":
-        labels = label_map(outputs, "semantic", len(metadata.stuff_classes))
-        drawn = vis.draw_sem_seg(labels, alpha=0.5)
-    elif task == "panoptic":
-        pan, segments = outputs["panoptic_seg"]
-        drawn = vis.draw_panoptic_seg(pan.to("cpu"), segments, alpha=0.5)
-    else:
-        drawn = vis.draw_instance_predictions(_instances_above(outputs["instances"].to("cpu"), confidence_threshold))
+    # The Visualizer jitters the colours of things with numpy's global generator: seed it for the drawing, so the
+    # same output is drawn the same way every time, and give the caller's generator state back afterwards.
+    rng_state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        if task == "semantic":
+            labels = label_map(outputs, "semantic", len(metadata.stuff_classes))
+            drawn = vis.draw_sem_seg(labels, alpha=0.5)
+        elif task == "panoptic":
+            pan, segments = outputs["panoptic_seg"]
+            drawn = vis.draw_panoptic_seg(pan.to("cpu"), segments, alpha=0.5)
+        else:
+            instances = _instances_above(outputs["instances"].to("cpu"), confidence_threshold)
+            drawn = vis.draw_instance_predictions(instances)
+    finally:
+        np.random.set_state(rng_state)
     out = drawn.get_image()
     if out.shape[:2] != image.shape[:2]:  # the Visualizer keeps the size at scale 1; guard against rounding
         out = np.asarray(Image.fromarray(out).resize((image.shape[1], image.shape[0]), Image.BILINEAR))
