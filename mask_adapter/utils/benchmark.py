@@ -275,8 +275,8 @@ def _demo_proposals() -> torch.Tensor:
     import imgviz
     from detectron2.modeling import build_model
 
-    from demo.demo_config import DEFAULT_CONFIG
-    from mask_adapter.engine import build_config
+    from ..api.config import DEFAULT_CONFIG
+    from ..config import build_config
 
     cfg = build_config(str(DEFAULT_CONFIG), [])
     torch.manual_seed(0)
@@ -553,7 +553,7 @@ def run_e2e(args: argparse.Namespace) -> int:
     import imgviz
     from detectron2.modeling import build_model
 
-    from mask_adapter.engine import build_config
+    from ..config import build_config
 
     cfg = build_config(args.config_file, list(args.opts))
     torch.manual_seed(0)
@@ -609,10 +609,10 @@ def run_e2e(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------------- text
 def run_text(args: argparse.Namespace) -> int:
-    from mask_adapter.data.vocabulary import load_vocabulary
-    from mask_adapter.engine import build_config
-    from mask_adapter.modeling.backbone.clip import CLIPBackbone
-    from mask_adapter.modeling.text import TextClassifier
+    from ..config import build_config
+    from ..data.vocabulary import load_vocabulary
+    from ..modeling.backbone.clip import CLIPBackbone
+    from ..modeling.text import TextClassifier
 
     try:
         names = load_vocabulary(args.vocabulary)

@@ -245,7 +245,7 @@ def outputs_identical(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def _build(config: Path, variant: str, extra_opts: Sequence[str], device: str) -> torch.nn.Module:
     from detectron2.modeling import build_model
 
-    from ..engine import build_config
+    from ..config import build_config
 
     opts = [
         "MODEL.FC_CLIP.CLIP_PRETRAINED_WEIGHTS", "", "MODEL.WEIGHTS", "", "MODEL.DEVICE", device,

@@ -103,7 +103,7 @@ def test_no_skipped_query_returns_the_plain_scores():
 def _tiny_model(opts):
     from detectron2.modeling import build_model
 
-    from mask_adapter.engine import build_config
+    from mask_adapter.config import build_config
 
     cfg = build_config(str(REPO / "configs" / "tiny" / "fcclip_tiny.yaml"), list(opts))
     torch.manual_seed(0)

@@ -10,7 +10,7 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.utils.logger import log_every_n_seconds
 from torch import Tensor
 
-from ...config_resolve import ArchDefaults
+from ...config.resolve import ArchDefaults
 from ...utils.registry import register_once
 from .base import ForwardState, OpenVocabMaskFormer
 from .inference import SkippedQueries, geometric_ensemble, mask2former_postprocess
