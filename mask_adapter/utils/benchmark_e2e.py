@@ -274,6 +274,37 @@ def _image(size: int, device: str) -> torch.Tensor:
     return out[0].clamp(0, 255).to(torch.uint8).to(device)
 
 
+def _summary_rows(
+    base: dict[str, Any],
+    per_run: list[dict[str, float]],
+    peaks: dict[str, float],
+    cold: tuple[float, float],
+    identical: bool,
+    adapter_queries: str,
+) -> list[dict[str, Any]]:
+    """One variant's stage rows (medians over the timed runs) and its ``total`` row."""
+    median = {k: statistics.median(r.get(k, 0.0) for r in per_run) for k in per_run[0]}
+    # The second adapter pass runs inside the semantic post-processing: reported as its own stage.
+    semantic = median.get("post-processing semantic", 0.0)
+    median["post-processing semantic"] = max(0.0, semantic - median.get("adapter second pass", 0.0))
+    median["post-processing upsampling+other"] = max(
+        0.0, median.get("post-processing", 0.0) - semantic - median.get("post-processing panoptic", 0.0)
+    )
+    median["text classifier cold"] = cold[0]
+    peaks = dict(peaks, **{"text classifier cold": cold[1]})
+    peaks["post-processing upsampling+other"] = peaks.get("post-processing", 0.0)
+    rows = [
+        {**base, "stage": stage, "seconds_median": median.get(stage, 0.0), "peak_mb": peaks.get(stage, 0.0),
+         "identical": "", "adapter_queries": ""}
+        for stage in STAGES
+    ]  # fmt: skip
+    rows.append(
+        {**base, "stage": "total", "seconds_median": median["total"], "peak_mb": max(peaks.values(), default=0.0),
+         "identical": identical, "adapter_queries": adapter_queries}
+    )  # fmt: skip
+    return rows
+
+
 def released_rows(
     *,
     models: Sequence[str],
@@ -288,8 +319,9 @@ def released_rows(
 ) -> list[dict[str, Any]]:
     """Per model, size and variant: one row per stage and a ``total`` row (columns ``E2E_COLUMNS``).
 
-    Every variant runs one untimed warm-up forward (its text-classifier time is the cold one), then ``repeats``
-    timed forwards (medians). ``identical`` on ``total`` rows compares the variant's outputs with the reference's.
+    Both variants are built once per model; per size each runs one untimed warm-up forward (the very first one
+    encodes the vocabulary: the cold text-classifier time), then ``repeats`` timed forwards interleaved with the
+    other variant's in alternating order (medians). ``identical`` on ``total`` rows compares the variant's outputs with the reference's.
     The text classifier is shared between the variants of a model (same weights): its cold time is measured once.
     ``configs`` maps model names to config files (default: ``RELEASED_CONFIGS`` in the checkout).
     """
@@ -297,83 +329,62 @@ def released_rows(
     known = configs if configs is not None else {k: REPO / v for k, v in RELEASED_CONFIGS}
     for name in models:
         config = known[name]
-        text_classifier = None
+        variants = ("reference", "default")
+        built: dict[str, tuple[torch.nn.Module, StageMeter, dict[str, bool]]] = {}
+        undo: list[Callable[[], None]] = []
         cold = (float("nan"), float("nan"))
-        for size in sizes:
-            image = _image(size, device)
-            outputs: dict[str, dict[str, Any]] = {}
-            for variant in ("reference", "default"):
-                report(f"{name} {size}px {variant}: building")
+        try:
+            for variant in variants:
+                report(f"{name} {variant}: building")
                 model = _build(config, variant, extra_opts, device)
-                if text_classifier is not None:
-                    model.text_classifier = text_classifier
+                if built:  # same weights: one text classifier, its cold time measured once
+                    model.text_classifier = built[variants[0]][0].text_classifier
                 meter = StageMeter(torch.device(device))
-                state = {"in_postprocess": False, "text_cached": text_classifier is not None}
-                undo = _instrument(model, meter, state)
+                state = {"in_postprocess": False, "text_cached": False}
+                undo += _instrument(model, meter, state)
                 undo.append(_void_share_hook(model, void_share, empty_void_masks))
-                per_run: list[dict[str, float]] = []
-                peaks: dict[str, float] = {}
-                try:
-                    for run in range(repeats + 1):
+                built[variant] = (model, meter, state)
+            for size in sizes:
+                image = _image(size, device)
+                outputs: dict[str, dict[str, Any]] = {}
+                per_run: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+                peaks: dict[str, dict[str, float]] = {v: {} for v in variants}
+                for run in range(repeats + 1):
+                    # Interleaved, alternating order: both variants see the same machine load.
+                    for variant in variants if run % 2 == 0 else variants[::-1]:
+                        model, meter, state = built[variant]
                         meter.reset()
                         with torch.no_grad():
                             start = time.perf_counter()
                             out = model([{"image": image}])[0]
                             total = time.perf_counter() - start
                         if run == 0:
-                            if text_classifier is None:
-                                text_classifier = model.text_classifier
+                            if cold[0] != cold[0]:
                                 cold = (
                                     meter.seconds.get("text classifier cold", 0.0),
                                     meter.peak_mb.get("text classifier cold", 0.0),
                                 )
-                            state["text_cached"] = True
+                                for _, _, other in built.values():
+                                    other["text_cached"] = True
                             outputs[variant] = out
                             report(f"{name} {size}px {variant}: warm-up {total:.1f} s")
                             continue
-                        times = dict(meter.seconds, total=total)
-                        per_run.append(times)
+                        per_run[variant].append(dict(meter.seconds, total=total))
                         for k, v in meter.peak_mb.items():
-                            peaks[k] = max(peaks.get(k, 0.0), v)
+                            peaks[variant][k] = max(peaks[variant].get(k, 0.0), v)
                         report(f"{name} {size}px {variant}: run {run}/{repeats} {total:.1f} s")
-                finally:
-                    for u in reversed(undo):
-                        u()
-                counts = getattr(model, "last_void_skip", {})
-                queries = counts.get("run", 0) + counts.get("second_pass", 0)
-                median = {k: statistics.median(r.get(k, 0.0) for r in per_run) for k in per_run[0]}
-                # The second adapter pass runs inside the semantic post-processing: reported as its own stage.
-                second = median.get("adapter second pass", 0.0)
-                semantic = median.get("post-processing semantic", 0.0)
-                median["post-processing semantic"] = max(0.0, semantic - second)
-                median["post-processing upsampling+other"] = max(
-                    0.0,
-                    median.get("post-processing", 0.0) - semantic - median.get("post-processing panoptic", 0.0),
-                )
-                median["text classifier cold"] = cold[0]
-                peaks["text classifier cold"] = cold[1]
-                peaks["post-processing upsampling+other"] = peaks.get("post-processing", 0.0)
-                base = {"model": name, "size": f"{size}x{round(size * 4 / 3)}", "variant": variant}
-                for stage in STAGES:
-                    rows.append(
-                        {
-                            **base,
-                            "stage": stage,
-                            "seconds_median": median.get(stage, 0.0),
-                            "peak_mb": peaks.get(stage, 0.0),
-                            "identical": "",
-                            "adapter_queries": "",
-                        }
+                for variant in variants:
+                    counts = getattr(built[variant][0], "last_void_skip", {})
+                    rows += _summary_rows(
+                        {"model": name, "size": f"{size}x{round(size * 4 / 3)}", "variant": variant},
+                        per_run[variant],
+                        peaks[variant],
+                        cold,
+                        outputs_identical(outputs[variant], outputs["reference"]),
+                        f"{counts.get('run', 0) + counts.get('second_pass', 0)}/{counts.get('queries', 0)}",
                     )
-                rows.append(
-                    {
-                        **base,
-                        "stage": "total",
-                        "seconds_median": median["total"],
-                        "peak_mb": max(peaks.values(), default=0.0),
-                        "identical": outputs_identical(outputs[variant], outputs["reference"]),
-                        "adapter_queries": f"{queries}/{counts.get('queries', 0)}",
-                    }
-                )
-                del model
+        finally:
+            for u in reversed(undo):
+                u()
+            built.clear()
     return rows
