@@ -85,7 +85,7 @@ class FCCLIP(OpenVocabMaskFormer):
 
     def classify_masks(self, state: ForwardState, outputs: Proposals) -> Tensor:
         skipped = self.void_skip_plan(outputs)
-        if skipped is None:
+        if skipped is None or not bool(skipped.any()):  # nothing to skip: the plain computation, no gather
             return self._ensemble(state, outputs["pred_logits"], self.out_vocab_logits(state, outputs["pred_masks"]))
         in_logits, masks = outputs["pred_logits"], outputs["pred_masks"]
         runs = [(~row).nonzero().flatten() for row in skipped]
@@ -113,28 +113,30 @@ class FCCLIP(OpenVocabMaskFormer):
         self, state: ForwardState, outputs: Proposals, logits: Tensor, batched_inputs: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         skipped = self.void_skip_plan(outputs)
-        if skipped is None:
+        if skipped is None or not bool(skipped.any()):
             total = logits.shape[0] * logits.shape[1]
             self.last_void_skip = {"queries": total, "run": total, "skipped": 0, "second_pass": 0}
-            return super().postprocess(state, outputs, logits, batched_inputs)
-        in_logits, masks = outputs["pred_logits"], outputs["pred_masks"]
+            results = super().postprocess(state, outputs, logits, batched_inputs)
+        else:
+            in_logits, masks = outputs["pred_logits"], outputs["pred_masks"]
 
-        def complete(b: int, idx: Tensor) -> Tensor:
-            self.last_void_skip["second_pass"] += int(idx.numel())
-            out = self.out_vocab_logits(state.image(b), masks[b : b + 1, idx])
-            return self._ensemble(state, in_logits[b : b + 1, idx], out)[0]
+            def complete(b: int, idx: Tensor) -> Tensor:
+                self.last_void_skip["second_pass"] += int(idx.numel())
+                out = self.out_vocab_logits(state.image(b), masks[b : b + 1, idx])
+                return self._ensemble(state, in_logits[b : b + 1, idx], out)[0]
 
-        plan = SkippedQueries(void_probability(in_logits), skipped, complete)
-        results = mask2former_postprocess(state, masks, logits, batched_inputs, self.inference_options, None, plan)
-        for key, value in self.last_void_skip.items():
-            self._void_skip_totals[key] += value
-        t = self._void_skip_totals
-        log_every_n_seconds(
-            logging.INFO,
-            f"adapter on void queries (VOID_SKIP exact), totals: {t['queries']} queries, {t['run']} run, "
-            f"{t['skipped']} skipped, {t['second_pass']} of them run for the semantic argmax",
-            n=60,
-        )
+            plan = SkippedQueries(void_probability(in_logits), skipped, complete)
+            results = mask2former_postprocess(state, masks, logits, batched_inputs, self.inference_options, None, plan)
+        if skipped is not None:
+            for key, value in self.last_void_skip.items():
+                self._void_skip_totals[key] += value
+            t = self._void_skip_totals
+            log_every_n_seconds(
+                logging.INFO,
+                f"adapter on void queries (VOID_SKIP exact), totals: {t['queries']} queries, {t['run']} run, "
+                f"{t['skipped']} skipped, {t['second_pass']} of them run for the semantic argmax",
+                n=60,
+            )
         return results
 
 
