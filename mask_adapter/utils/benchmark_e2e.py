@@ -8,6 +8,8 @@ the whole model; hooks time each stage and its peak memory:
 ``reference`` the straightforward computation kept for exactness tests: the adapter's official computation
               (``forward_reference``, every mask with its own copy of the CLIP feature) on every query
               (VOID_SKIP none).
+``no-skip``   the default path with VOID_SKIP none (every query through the adapter's inference path): against
+              ``default`` it isolates what skipping void queries saves.
 
 ``--void-share F`` raises the generator's void logit of a fraction F of the queries so that their void probability
 lies in (0.9, 0.999), the situation of a trained generator where most of the 250 queries find nothing.
@@ -45,6 +47,7 @@ RELEASED_CONFIGS = (
     ("fcclip-L+adapter", "configs/mixed-mask-training/fc-clip/fcclip/fcclip_convnext_large_eval_ade20k.yaml"),
     ("maftp-B+adapter", "configs/mixed-mask-training/maftp/semantic/train_semantic_base_eval_a150.yaml"),
 )
+E2E_VARIANTS = ("reference", "default", "no-skip")
 E2E_COLUMNS = ("model", "size", "variant", "stage", "seconds_median", "peak_mb", "identical", "adapter_queries")
 STAGES = (
     "clip trunk",
@@ -251,7 +254,7 @@ def _build(config: Path, variant: str, extra_opts: Sequence[str], device: str) -
         "MODEL.FC_CLIP.CLIP_PRETRAINED_WEIGHTS", "", "MODEL.WEIGHTS", "", "MODEL.DEVICE", device,
         "MODEL.MASK_FORMER.TEST.INSTANCE_ON", "False", "MODEL.MASK_FORMER.TEST.PANOPTIC_ON", "True",
         "MODEL.MASK_FORMER.TEST.SEMANTIC_ON", "True",
-        "MODEL.MASK_ADAPTER.VOID_SKIP", "none" if variant == "reference" else "exact", *extra_opts,
+        "MODEL.MASK_ADAPTER.VOID_SKIP", "exact" if variant == "default" else "none", *extra_opts,
     ]  # fmt: skip
     cfg = build_config(str(config), opts)
     torch.manual_seed(0)  # same random weights for every variant
@@ -316,12 +319,13 @@ def released_rows(
     extra_opts: Sequence[str] = (),
     report: Callable[[str], None] = print,
     configs: dict[str, Path] | None = None,
+    variants: Sequence[str] = ("reference", "default"),
 ) -> list[dict[str, Any]]:
     """Per model, size and variant: one row per stage and a ``total`` row (columns ``E2E_COLUMNS``).
 
-    Both variants are built once per model; per size each runs one untimed warm-up forward (the very first one
-    encodes the vocabulary: the cold text-classifier time), then ``repeats`` timed forwards interleaved with the
-    other variant's in alternating order (medians). ``identical`` on ``total`` rows compares the variant's outputs with the reference's.
+    ``variants`` (``reference`` is always included) are built once per model; per size each runs one untimed
+    warm-up forward (the very first one encodes the vocabulary: the cold text-classifier time), then ``repeats``
+    timed forwards interleaved with the other variants' in rotating order (medians). ``identical`` on ``total`` rows compares the variant's outputs with the reference's.
     The text classifier is shared between the variants of a model (same weights): its cold time is measured once.
     ``configs`` maps model names to config files (default: ``RELEASED_CONFIGS`` in the checkout).
     """
@@ -329,7 +333,7 @@ def released_rows(
     known = configs if configs is not None else {k: REPO / v for k, v in RELEASED_CONFIGS}
     for name in models:
         config = known[name]
-        variants = ("reference", "default")
+        variants = tuple(dict.fromkeys(("reference", *variants)))
         built: dict[str, tuple[torch.nn.Module, StageMeter, dict[str, bool]]] = {}
         undo: list[Callable[[], None]] = []
         cold = (float("nan"), float("nan"))
@@ -351,7 +355,7 @@ def released_rows(
                 peaks: dict[str, dict[str, float]] = {v: {} for v in variants}
                 for run in range(repeats + 1):
                     # Interleaved, alternating order: both variants see the same machine load.
-                    for variant in variants if run % 2 == 0 else variants[::-1]:
+                    for variant in variants[run % len(variants) :] + variants[: run % len(variants)]:
                         model, meter, state = built[variant]
                         meter.reset()
                         with torch.no_grad():

@@ -61,14 +61,16 @@ def test_released_rows_on_the_tiny_model_have_every_stage_and_identical_totals()
         empty_void_masks=True,
         report=lambda _line: None,
         configs={"tiny": REPO / "configs" / "tiny" / "fcclip_tiny.yaml"},
+        variants=("default", "no-skip"),
     )
     assert all(set(r) == set(E2E_COLUMNS) for r in rows)
-    for variant in ("reference", "default"):
+    for variant in ("reference", "default", "no-skip"):
         stages = [r["stage"] for r in rows if r["variant"] == variant]
         assert stages == [*STAGES, "total"]
     totals = {r["variant"]: r for r in rows if r["stage"] == "total"}
     assert totals["reference"]["identical"] is True and totals["default"]["identical"] is True
-    assert totals["reference"]["adapter_queries"] == "10/10"
+    assert totals["reference"]["adapter_queries"] == totals["no-skip"]["adapter_queries"] == "10/10"
+    assert totals["no-skip"]["identical"] is True
     run, queries = map(int, totals["default"]["adapter_queries"].split("/"))
     assert queries == 10 and run < 10  # void queries skipped (8 voided, masks mostly empty)
     timed = {r["stage"]: r["seconds_median"] for r in rows if r["variant"] == "default"}

@@ -75,20 +75,27 @@ def _uncertified(known: Tensor, bound: Tensor) -> tuple[Tensor, Tensor]:
     return margin <= bound, margin
 
 
-def _needed_queries(weights: Tensor, sig: Tensor, margin: Tensor, sort_limit: int = 1 << 22) -> Tensor:
+def _needed_queries(weights: Tensor, sig: Tensor, margin: Tensor, top: int = 16, columns: int = 1 << 15) -> Tensor:
     """(S,) bool: skipped queries to run so that at each uncertified pixel the shares w_q·σ_q(x) of the queries left
     sum to at most its margin (``sig`` (S, U) of the U uncertified pixels, ``margin`` (U,)).
 
-    Up to ``sort_limit`` shares (S·U), the smallest such set per pixel (the largest shares first), united over the
-    pixels; above it, the cheaper sufficient rule "every share above margin / S" (no sort).
+    Per pixel the largest shares run first: the smallest such set when it has at most ``top`` queries; at pixels
+    that need more, every query whose share exceeds margin / S (sufficient: the S - k left then sum to at most the
+    margin). United over the pixels, computed ``columns`` pixels at a time.
     """
-    share = weights[:, None] * sig
-    if share.numel() > sort_limit:
-        return (share > margin[None] / share.shape[0]).any(1)
-    ordered, order = share.sort(0, descending=True)
-    remaining = ordered.flip(0).cumsum(0).flip(0)  # remaining[k]: bound left if the k largest shares run
-    need = torch.zeros(sig.shape[0], dtype=torch.bool, device=sig.device)
-    need[order[remaining > margin[None]]] = True
+    num = sig.shape[0]
+    k = min(top, num)
+    need = torch.zeros(num, dtype=torch.bool, device=sig.device)
+    for start in range(0, sig.shape[1], columns):
+        share = weights[:, None] * sig[:, start : start + columns]
+        m = margin[start : start + columns]
+        largest, order = share.topk(k, dim=0)
+        # remaining[j]: the bound left at the pixel once its j largest shares ran (j = 0 .. k)
+        remaining = share.sum(0, keepdim=True) - torch.cat([torch.zeros_like(largest[:1]), largest.cumsum(0)])
+        need[order[remaining[:k] > m[None]]] = True
+        short = remaining[k] > m  # pixels the k largest do not settle
+        if bool(short.any()):
+            need |= (share[:, short] > m[short][None] / num).any(1)
     return need
 
 
