@@ -13,7 +13,7 @@ process and interleaved: (a) ``reference``, the official computation (every mask
 feature); (b) ``default``, what ``forward`` runs at inference; (c) opt-in settings: ``bf16`` (autocast, as
 MODEL.MASK_ADAPTER.AMP_DTYPE bf16) and ``compile`` (``torch.compile`` of the head, MODEL.MASK_ADAPTER.COMPILE).
 Per row: ``variant,masks,grid,seconds_median,seconds_min,peak_mb,gflops,pct_of_matmul,max_abs_diff``. ``gflops``
-counts the reference path's FLOPs (2 × the conv/linear MACs, SPEC §11) over ``seconds_median``; ``pct_of_matmul``
+counts the reference path's FLOPs (2 × the conv/linear MACs) over ``seconds_median``; ``pct_of_matmul``
 divides it by the median rate of a 4096² fp32 matmul measured in the same run with the same threads, once per
 repeat, interleaved with the variants; ``peak_mb`` is the
 peak RSS growth of one call in a fresh subprocess (VmHWM after resetting it, minus VmRSS before; on CUDA
@@ -299,7 +299,7 @@ def _demo_proposals() -> torch.Tensor:
     from detectron2.modeling import build_model
 
     from mask_adapter.api.config import DEFAULT_CONFIG
-    from mask_adapter.engine import build_config
+    from mask_adapter.config import build_config
 
     cfg = build_config(str(DEFAULT_CONFIG), [])
     torch.manual_seed(0)
@@ -481,7 +481,7 @@ def run_e2e(args: argparse.Namespace) -> int:
     import imgviz
     from detectron2.modeling import build_model
 
-    from mask_adapter.engine import build_config
+    from mask_adapter.config import build_config
 
     cfg = build_config(args.config_file, list(args.opts))
     torch.manual_seed(0)
@@ -537,8 +537,8 @@ def run_e2e(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------------- text
 def run_text(args: argparse.Namespace) -> int:
+    from mask_adapter.config import build_config
     from mask_adapter.data.vocabulary import load_vocabulary
-    from mask_adapter.engine import build_config
     from mask_adapter.modeling.backbone.clip import CLIPBackbone
     from mask_adapter.modeling.text import TextClassifier
 

@@ -39,8 +39,8 @@ from mask_adapter.api.predictor import (
     label_map,
     void_label,
 )
+from mask_adapter.checkpoint.hub import RELEASED_MODELS, resolve_weights
 from mask_adapter.data.vocabulary import parse_inline_vocabulary, split_synonyms
-from mask_adapter.hub import RELEASED_MODELS, resolve_weights
 
 __all__ = ["TINY_MODEL", "SegmentationResult", "Segmenter", "encode_rle"]
 

@@ -1,5 +1,7 @@
-"""The command-line programs of the package; ``demo/demo.py`` and ``demo/app.py`` are thin files over them.
+"""Command-line programs of the package, importable and testable; the files in ``tools/`` and ``demo/`` are thin
+launchers of these (``python tools/X.py`` is ``python -m mask_adapter.apps.X``).
 
-- ``mask_adapter.apps.demo``: segment images or a video with a vocabulary (``python -m mask_adapter.apps.demo``).
-- ``mask_adapter.apps.web``: the same in the browser, served by Gradio (``python -m mask_adapter.apps.web``).
+- ``demo``: segment images or a video with a vocabulary; ``web``: the same in the browser (Gradio).
+- ``analyze_gt_masks``: the ground-truth-mask upper-bound study; ``make_custom_example``,
+  ``prepare_synthetic_dataset``: small example datasets.
 """
