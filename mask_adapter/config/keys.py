@@ -206,8 +206,6 @@ def _add_adapter_keys(cfg: CN) -> None:
     cfg.MODEL.MASK_ADAPTER.TEXT_CACHE_DIR = ""
     # Ours. Masks per adapter call at inference (bounds memory); 0 = all Q at once.
     cfg.MODEL.MASK_ADAPTER.INFERENCE_CHUNK = 0
-    # Ours. Kept for older configs: its reassociation (fuse once, W_fuse folded) is part of the default inference path.
-    cfg.MODEL.MASK_ADAPTER.FAST_INFERENCE = False
     # Ours. Inference speed (GETTING_STARTED "Speed and memory"). Memory budget (MB) of the adapter's inference
     # activations: sets the masks per group (exact).
     cfg.MODEL.MASK_ADAPTER.INFERENCE_MEMORY_MB = 128

@@ -264,7 +264,8 @@ def test_new_key_defaults() -> None:
         32,
         "adapter",
     )
-    assert (ma.TEXT_CACHE_DIR, ma.INFERENCE_CHUNK, ma.FAST_INFERENCE) == ("", 0, False)
+    assert (ma.TEXT_CACHE_DIR, ma.INFERENCE_CHUNK) == ("", 0)
+    assert "FAST_INFERENCE" not in ma  # removed: it selected nothing
     assert (ma.GENERATOR_WEIGHTS, ma.CLIP_DIM) == ("", 0)
     sam = cfg.MODEL.SAM
     assert (sam.MODEL_TYPE, sam.CHECKPOINT, sam.POINTS_PER_SIDE) == ("vit_b", "", 32)
