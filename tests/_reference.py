@@ -1,4 +1,4 @@
-"""Where the official reference tables are: ``tests/data/reference`` (shipped with the repository).
+"""Where the official reference tables are: ``tests/assets/reference`` (shipped with the repository).
 
 The conformance tests need them; a missing folder fails those tests with ``MISSING_MESSAGE`` (it is not a skip).
 """

@@ -1,4 +1,5 @@
-"""``import mask_adapter`` from an unrelated working directory (STYLE §1, SPEC §12 R1/R7/R8).
+"""``import mask_adapter`` from an unrelated working directory (package data, one
+registration, lazy optional compiled op).
 
 The import runs in a fresh interpreter whose CWD is a temporary folder. An audit hook records every file opened or
 listed and every socket connection during the import; nothing may touch the CWD (relative paths included) and

@@ -53,7 +53,9 @@ def _tracked_text_files() -> list[Path]:
 def test_no_file_reads_or_cites_a_folder_beside_the_repository() -> None:
     """Every tracked text file: no path into a sibling folder of the checkout, no citation of unshipped documents."""
     this = Path(__file__).resolve()
-    needles = ("../shared", '"shared" / "reference"', "REPO.parent", "SPEC §", "STYLE §", "quirk Q", "FIX R")
+    # Written split so that a grep of the repository for these words does not find this test itself.
+    needles = ("../" + "shared", '"shared" / "reference"', "REPO.parent")
+    needles += ("SP" + "EC §", "ST" + "YLE §", "quirk" + " Q", "FI" + "X R")
     offenders = []
     for path in _tracked_text_files():
         if path.resolve() == this or path.name == "official_differences.md":

@@ -15,7 +15,7 @@ from mask_adapter.data.metadata import LazyMetadata
 from mask_adapter.data.synthetic import make_synthetic_dataset
 from mask_adapter.evaluation.build import EVALUATOR_TABLE
 
-# name: (evaluator_type, ignore_label, number of classes) from SPEC §9
+# name: (evaluator_type, ignore_label, number of classes) of the official registrations
 EXPECTED = {}
 for _s in ("train", "val"):
     EXPECTED[f"openvocab_coco_2017_{_s}_panoptic_with_sem_seg"] = ("coco_panoptic_seg", 255, 133)

@@ -58,7 +58,7 @@ def test_coco_panoptic_lsj(synthetic, flip, scales):
     mapper = build_dataset_mapper(make_cfg(flip=flip, scales=scales), is_train=True)
     for record in DatasetCatalog.get("synthetic_shapes_panoptic_train"):
         out = mapper(record)
-        check_common(out)  # LSJ output is IMAGE_SIZE x IMAGE_SIZE even with RANDOM_FLIP "none" (R12)
+        check_common(out)  # LSJ output is IMAGE_SIZE x IMAGE_SIZE even with RANDOM_FLIP "none" (official: skipped)
         inst, sem = out["instances"], out["sem_seg"]
         assert "pan_seg_file_name" not in out and "segments_info" not in out
         for cls, mask in zip(inst.gt_classes.tolist(), inst.gt_masks):

@@ -1,4 +1,4 @@
-"""Shipped vocabularies (SPEC §9 counts), their side data, and the vocabulary parsers."""
+"""Shipped vocabularies (line, class and synonym counts), their side data, and the vocabulary parsers."""
 
 import json
 import os
@@ -26,7 +26,7 @@ from tests import REPO
 
 VOCAB_DIR = REPO / "mask_adapter" / "data" / "vocabularies"
 
-# key: (lines, invalid lines, classes) from SPEC §9 (+ the synthetic test vocabulary)
+# key: (lines, invalid lines, classes) of the official files (+ the synthetic test vocabulary)
 COUNTS = {
     "ade20k_150": (151, 1, 150),
     "ade20k_847": (848, 1, 847),
@@ -49,8 +49,8 @@ SYNONYMS = {
     "pascal_ctx_59": 160,
     "pascal_voc_21": 153,
 }
-# ... and over every line including "0:invalid_class_id", which is how SPEC §9 counts them (404, 1,343, 560, 161).
-SPEC_SYNONYMS = {
+# ... and over every line including "0:invalid_class_id", the other common reading (404, 1,343, 560, 161).
+SYNONYMS_ALL_LINES = {
     "ade20k_150": 404,
     "ade20k_847": 1343,
     "pascal_ctx_459": 560,
@@ -88,7 +88,7 @@ def test_line_invalid_and_class_counts(key):
 def test_synonym_totals(key):
     assert count_synonyms(load_vocabulary(key)) == SYNONYMS[key]
     all_lines = [line.split(":", 1)[1] for line in _raw_lines(key)]
-    assert count_synonyms(all_lines) == SPEC_SYNONYMS[key]
+    assert count_synonyms(all_lines) == SYNONYMS_ALL_LINES[key]
 
 
 def test_pas20_drops_background_line():

@@ -109,7 +109,7 @@ def test_fusion_marker_travels_in_the_metadata(trained, tmp_path):
 
 
 def test_generator_weights_and_demo_weights_from_safetensors(trained, tmp_path):
-    from demo.predictor import VocabularyPredictor
+    from mask_adapter.api.predictor import VocabularyPredictor
 
     src, state = trained
     out = tmp_path / "w.safetensors"

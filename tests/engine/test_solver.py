@@ -1,4 +1,4 @@
-"""Optimizer groups by parameter name (SPEC §7, Q7), full-model gradient clipping, LR schedulers."""
+"""Optimizer groups by parameter name (official adapter-norm decay), full-model gradient clipping, LR schedulers."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Weight fusion tools (SPEC §7 "Weight fusion", R9) on small synthetic checkpoints."""
+"""Weight fusion tools (marker, prefix and generator checks) on small synthetic checkpoints."""
 
 import logging
 import os

@@ -1,4 +1,4 @@
-"""MaskAdapterHead (SPEC §3): key layout, parameter counts, initialisation and the forward contract.
+"""MaskAdapterHead: key layout, parameter counts, initialisation and the forward contract.
 
 Shapes: B images, N masks per image, K maps per mask, D = clip_dim, h×w the stride-32 grid.
 Full-size heads (15 M parameters) are built for the layout checks and run once on a 2×3 grid; the forward-contract
@@ -22,7 +22,8 @@ K = 16
 
 
 def expected_layout(clip_dim: int) -> list[tuple[str, tuple[int, ...]]]:
-    """SPEC §3 table, in state-dict order (a module's own parameters precede its children, so ``gamma`` comes
+    """Official key/shape table of the adapter, in state-dict order (a module's own parameters precede its
+    children, so ``gamma`` comes
     first in each ConvNeXt block, as in the official tables)."""
     rows: list[tuple[str, tuple[int, ...]]] = [("fuse.weight", (768, clip_dim, 1, 1)), ("fuse.bias", (768,))]
     for i in (1, 2, 3):
@@ -207,7 +208,7 @@ def test_full_size_forward_shape(head_large):
 
 
 def reference_forward(head: MaskAdapterHead, clip: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """SPEC §3 steps for one image and one mask: (D, h, w), (Hm, Wm) -> (K, h, w)."""
+    """The adapter forward steps for one image and one mask: (D, h, w), (Hm, Wm) -> (K, h, w)."""
     d, h, w = clip.shape
     m = F.interpolate(mask.to(clip.dtype)[None, None], size=(4 * h, 4 * w), mode="bilinear", align_corners=False)
     x = clip[None] + head.mask_downscaling(m)

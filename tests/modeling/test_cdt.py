@@ -1,4 +1,4 @@
-"""MAFT+ Content-Dependent Transfer (SPEC §5.4): key names, both residual variants against a manual computation.
+"""MAFT+ Content-Dependent Transfer: key names, both residual variants against a manual computation.
 
 Manual reference (all in float64):
     t    = text rows expanded per image                          (T+1, B, D)

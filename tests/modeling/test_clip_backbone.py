@@ -1,4 +1,4 @@
-"""CLIPBackbone (SPEC §2) on the tiny random ConvNeXt CLIP ``tiny_convnext_atto``.
+"""CLIPBackbone on the tiny random ConvNeXt CLIP ``tiny_convnext_atto``.
 
 Tiny model: trunk stage widths 40/80/160/320 (C_raw = 320), embedding width D = 64.
 """
@@ -251,7 +251,7 @@ def test_build_from_cfg_with_official_backbone_name():
 
 
 def test_encode_text_is_eot_token_through_text_projection(tiny_clip):
-    """SPEC §2: token embedding → transformer → ln_final → EOT token @ text_projection, unnormalised."""
+    """As open_clip does: token embedding → transformer → ln_final → EOT token @ text_projection, unnormalised."""
     model = tiny_clip.clip_model
     tokens = tiny_clip.tokenize(["a photo of a cat.", "There is a large traffic light in the scene."])
     with torch.no_grad():

@@ -1,4 +1,5 @@
-"""Conformance with the official implementation (SPEC §10, R15; <repository>/../shared/reference/) and checkpoint round trips.
+"""Conformance with the official implementation (the official reference tables,
+tests/assets/reference/) and checkpoint round trips.
 
 Full-size part: each of the four released setups is built from our copy of its official YAML (random CLIP, no
 download) and its state dict is compared with ``reference/<name>_state_dict.tsv``: keys, order, shapes, dtypes,
@@ -26,8 +27,8 @@ from detectron2.modeling import BACKBONE_REGISTRY, META_ARCH_REGISTRY, build_mod
 from mask_adapter.checkpoint import MaskAdapterCheckpointer, diff_state_dict_against_reference
 from mask_adapter.config import add_mask_adapter_config
 from mask_adapter.modeling.adapter.build import MASK_ADAPTER_REGISTRY, build_mask_adapter
-from mask_adapter.modeling.meta_arch import Vocabulary
 from tests import REPO
+from tests._builders import tiny_model
 
 CONFIGS = REPO / "configs"
 
@@ -243,15 +244,8 @@ def test_official_names_resolve():
 
 
 # ---------------------------------------------------------------------------------------------------- round trips
-CLASSES = ["square,box", "circle", "triangle", "sky", "grass"]
-
-
 def _tiny(stem: str, *opts, seed: int):
-    torch.manual_seed(seed)
-    model = build_model(_cfg(CONFIGS / "tiny" / f"{stem}.yaml", *opts))
-    model.set_vocabulary(CLASSES, thing_ids=[0, 1, 2])
-    model.train_vocabulary = Vocabulary.from_names(CLASSES)
-    return model.eval()
+    return tiny_model(stem, *opts, seed=seed)
 
 
 @pytest.fixture(scope="module")

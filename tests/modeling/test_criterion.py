@@ -1,4 +1,4 @@
-"""Adapter losses (SPEC §6): hand-computed CE and cosine values, padding, stop-gradient, weights, NaN check."""
+"""Adapter losses: hand-computed CE and cosine values, padding, stop-gradient, weights, NaN check."""
 
 import math
 

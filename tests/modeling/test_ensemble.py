@@ -1,4 +1,4 @@
-"""Geometric ensemble of in-vocabulary and out-of-vocabulary class scores (SPEC §5.6).
+"""Geometric ensemble of in-vocabulary and out-of-vocabulary class scores.
 
 Hand computation on 1 image × 1 query × (C = 3 classes + void):
     p_in  = softmax(in-vocab logits without void)      p_out = softmax(adapter logits without void)

@@ -8,20 +8,15 @@ everything explicitly: they run on a ``ForwardState`` with a plain embedding fun
 import numpy as np
 import pytest
 import torch
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
 from detectron2.structures import BitMasks, Instances
 
-from mask_adapter.config import add_mask_adapter_config
 from mask_adapter.modeling.meta_arch.inference import mask2former_postprocess
 from mask_adapter.modeling.meta_arch.options import InferenceOptions, MaskTrainingOptions
 from mask_adapter.modeling.meta_arch.sam import SAMMaskAdapter, to_sam_config
 from mask_adapter.modeling.meta_arch.state import ForwardState
 from mask_adapter.modeling.meta_arch.training import gt_mask_losses, padded_gt
-from tests import REPO
+from tests._builders import CLASSES, THING_IDS, tiny_config, tiny_model
 
-TINY = REPO / "configs" / "tiny"
-CLASSES = ["square,box", "circle", "triangle", "sky", "grass"]
 STEMS = ["fcclip_tiny", "maftp_tiny", "mask2former_clip_tiny", "warmup_tiny", "sam"]
 
 
@@ -34,20 +29,12 @@ class _HalfMask:
         return [{"segmentation": m}]
 
 
-def _cfg(stem: str):
-    cfg = get_cfg()
-    add_mask_adapter_config(cfg)
-    cfg.merge_from_file(str(TINY / f"{stem}.yaml"))
-    return cfg
-
-
 def _build(stem: str):
+    if stem != "sam":
+        return tiny_model(stem, seed=0)
     torch.manual_seed(0)
-    if stem == "sam":
-        model = SAMMaskAdapter(to_sam_config(_cfg("fcclip_tiny")), mask_generator=_HalfMask())
-    else:
-        model = build_model(_cfg(stem))
-    model.set_vocabulary(CLASSES, thing_ids=(0, 1, 2))
+    model = SAMMaskAdapter(to_sam_config(tiny_config("fcclip_tiny")), mask_generator=_HalfMask())
+    model.set_vocabulary(CLASSES, thing_ids=THING_IDS)
     return model.eval()
 
 

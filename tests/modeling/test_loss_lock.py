@@ -14,12 +14,9 @@ from typing import Any
 
 import pytest
 import torch
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
 
-from mask_adapter.config import add_mask_adapter_config
-from tests import ASSETS, REPO
-from tests._builders import box_instances
+from tests import ASSETS
+from tests._builders import box_instances, tiny_model
 
 LOCK_FILE = ASSETS / "loss_lock.json"
 RECORD = os.environ.get("MASK_ADAPTER_RECORD_LOSS_LOCK") == "1"
@@ -68,13 +65,7 @@ def _test_batch() -> list[dict[str, Any]]:
 
 def _run(stem: str) -> dict[str, list[float]]:
     """Losses of LOCK_STEPS seeded training steps, then the output sums of one inference pass."""
-    cfg = get_cfg()
-    add_mask_adapter_config(cfg)
-    cfg.merge_from_file(str(REPO / "configs" / "tiny" / f"{stem}.yaml"))
-    cfg.merge_from_list(["SEED", 5])
-    torch.manual_seed(0)
-    model = build_model(cfg)
-    model.set_vocabulary(CLASSES, thing_ids=THING_IDS)
+    model = tiny_model(stem, "SEED", 5, seed=0, classes=CLASSES, thing_ids=sorted(THING_IDS))
     model.train_vocabulary = model.test_vocabulary
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=LR, weight_decay=0.0)

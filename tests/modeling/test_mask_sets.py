@@ -1,4 +1,4 @@
-"""Training mask sets: stage-1/2 GT slots, padding to the batch size, the stage-2 mixed set (SPEC §5.1, §5.3)."""
+"""Training mask sets: stage-1/2 GT slots, padding to the batch size, the stage-2 mixed set."""
 
 import pytest
 import torch
@@ -99,7 +99,7 @@ def test_mixed_set_layout_and_values():
 
 
 def test_padding_predictions_become_all_ones_below_half():
-    """Quirk kept (SPEC §5.4): zero-logit padding binarizes to ones when MASK_THRESHOLD < 0.5, label -1."""
+    """Official quirk kept: zero-logit padding binarizes to ones when MASK_THRESHOLD < 0.5, label -1."""
     gt = _bands(1, 16, 16)
     pred = torch.full((3, 4, 4), -BIG)  # nothing matches
     masks, labels = _mixed(pred, gt, torch.tensor([2]), num_gt=2, num_pairs=2, mask_threshold=0.45)

@@ -1,4 +1,4 @@
-"""IoU matcher (SPEC §6): thresholds, random pick, cap, padding, determinism."""
+"""IoU matcher: thresholds, random pick, cap, padding, determinism."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Meta-architectures on tiny CPU models (SPEC §5): inference outputs, bad inputs, training losses and gradients.
+"""Meta-architectures on tiny CPU models: inference outputs, bad inputs, training losses and gradients.
 
 Models come from configs/tiny/*.yaml (random tiny CLIP "tiny_convnext_atto", D 64, 10 queries, semantic + panoptic +
 instance outputs on) and are built once per module. Vocabulary: 5 classes, the first 3 are things.
@@ -9,26 +9,18 @@ from typing import Any
 
 import pytest
 import torch
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
 
-from mask_adapter.config import add_mask_adapter_config
 from mask_adapter.modeling.meta_arch import Vocabulary, geometric_ensemble
 from mask_adapter.modeling.meta_arch.base import vocabulary_of
-from tests import REPO
-from tests._builders import box_instances
+from tests._builders import CLASSES, THING_IDS, box_instances, tiny_config, tiny_model
 
-TINY_DIR = REPO / "configs" / "tiny"
-
-CLASSES = ["square,box", "circle", "triangle", "sky", "grass"]
-THING_IDS = (0, 1, 2)
 NUM_CLASSES = len(CLASSES)
 NUM_QUERIES = 10  # MODEL.MASK_FORMER.NUM_OBJECT_QUERIES of Base-tiny.yaml
 DETECTIONS = 10  # TEST.DETECTIONS_PER_IMAGE of Base-tiny.yaml
 SEED = 5
 
 # name -> (config file stem, extra cfg options)
-SPECS: dict[str, tuple[str, tuple[Any, ...]]] = {
+MODEL_SETUPS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "fcclip": ("fcclip_tiny", ()),
     "maftp": ("maftp_tiny", ()),
     "m2f_adapter": ("mask2former_clip_tiny", ()),
@@ -41,20 +33,12 @@ SPECS: dict[str, tuple[str, tuple[Any, ...]]] = {
 
 
 def tiny_cfg(stem: str, *opts: Any):
-    cfg = get_cfg()
-    add_mask_adapter_config(cfg)
-    cfg.merge_from_file(str(TINY_DIR / f"{stem}.yaml"))
-    cfg.merge_from_list(["SEED", SEED, *opts])
-    return cfg
+    return tiny_config(stem, "SEED", SEED, *opts)
 
 
 def build_tiny(stem: str, *opts: Any, seed: int = 0):
     """A tiny model in eval mode with the test vocabulary (inference) and training vocabulary set."""
-    torch.manual_seed(seed)
-    model = build_model(tiny_cfg(stem, *opts))
-    model.set_vocabulary(CLASSES, thing_ids=THING_IDS)
-    model.train_vocabulary = Vocabulary.from_names(CLASSES, frozenset(THING_IDS))
-    return model.eval()
+    return tiny_model(stem, "SEED", SEED, *opts, seed=seed)
 
 
 class _Models:
@@ -65,7 +49,7 @@ class _Models:
 
     def __call__(self, name: str) -> torch.nn.Module:
         if name not in self._cache:
-            stem, opts = SPECS[name]
+            stem, opts = MODEL_SETUPS[name]
             self._cache[name] = build_tiny(stem, *opts)
         model = self._cache[name]
         model.eval()
@@ -175,7 +159,7 @@ def _max_sem_sum(name: str) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------- inference
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("name", list(MODEL_SETUPS))
 def test_inference_outputs(models, infer_batch, name):
     model = models(name)
     with torch.no_grad():
@@ -187,7 +171,7 @@ def test_inference_outputs(models, infer_batch, name):
     assert results[0]["sem_seg"].sum().item() > 0
 
 
-@pytest.mark.parametrize("name", list(SPECS))
+@pytest.mark.parametrize("name", list(MODEL_SETUPS))
 def test_batch_of_one_equals_batch_of_two(models, name):
     """Same-size images (no extra padding): per-image results do not depend on the rest of the batch.
 
@@ -397,7 +381,7 @@ def test_cosine_loss_over_padding_pairs(models, train_batch, name, positive):
 
     FC-CLIP (MASK_THRESHOLD 0.5): σ(0) = 0.5 is not > 0.5, both sides are zero masks, identical embeddings, loss 0.
     MAFT+ (MASK_THRESHOLD 0.45): σ(0) > 0.45, the padding predictions binarise to all-ones masks against zero GT
-    masks and enter the cosine loss (official quirk, SPEC §5.4), so the loss is positive.
+    masks and enter the cosine loss (an official quirk, kept), so the loss is positive.
     """
     model = models(name)
     options = model.training_options

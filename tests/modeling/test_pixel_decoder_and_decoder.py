@@ -20,7 +20,7 @@ from mask_adapter.modeling.transformer_decoder import (
 )
 from tests._reference import MISSING_MESSAGE, REFERENCE_DIR
 
-REFERENCE = REFERENCE_DIR  # <repository>/../shared/reference (tests/_reference.py)
+REFERENCE = REFERENCE_DIR  # the official reference tables (tests/_reference.py)
 STRIDES = {"res2": 4, "res3": 8, "res4": 16, "res5": 32}
 WIDTHS_L = [192, 384, 768, 1536]
 WIDTHS_B = [128, 256, 512, 1024]

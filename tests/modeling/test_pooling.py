@@ -1,4 +1,4 @@
-"""Pooling and classification functions (SPEC §2 classification, §4, §5.5), checked against explicit loops.
+"""Pooling and classification functions (synonym max, adapter pooling, mask pooling), checked against explicit loops.
 
 Shapes: B images, N masks, K maps per mask, C_raw trunk width, D embedding width, T synonym rows, C classes.
 """
@@ -27,7 +27,7 @@ def frozen_projector(c_raw: int, d: int, dtype=torch.float64) -> nn.Module:
 
 
 def loop_embeddings(maps, clip_dense, project, k):
-    """SPEC §4 by explicit loops: for each b, n, k: σ-map / Σσ, weighted sum of features, project; mean over k."""
+    """Adapter pooling by explicit loops: for each b, n, k: σ-map / Σσ, weighted sum, project; mean over k."""
     b, c_raw, h, w = clip_dense.shape
     n = maps.shape[1] // k
     out = torch.zeros(b, n, project(torch.zeros(1, c_raw, dtype=clip_dense.dtype)).shape[-1], dtype=clip_dense.dtype)
@@ -328,7 +328,7 @@ def test_classification_gradient_reaches_embeddings():
 
 
 def test_classification_uses_text_rows_as_given():
-    """Text rows are not re-normalised (SPEC §2): scaling them scales the logits."""
+    """Text rows are not re-normalised (as officially): scaling them scales the logits."""
     text = make_text(4, 5)
     emb = torch.randn(2, 3, 5, dtype=torch.float64)
     scale = torch.tensor(math.log(10.0), dtype=torch.float64)

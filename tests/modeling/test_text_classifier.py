@@ -1,4 +1,4 @@
-"""Text classifier (SPEC §2, §11 item 5): templates, synonyms, encoding, caching, category overlap.
+"""Text classifier: templates, synonyms, encoding, caching, category overlap.
 
 A fake text tower maps each prompt string to a fixed pseudo-random vector, so expected embeddings can be
 computed by hand; one test uses the real tiny CLIP text tower.
@@ -20,7 +20,7 @@ from mask_adapter.modeling.text.templates import VILD_TEMPLATES
 
 D = 8
 
-SPEC_TEMPLATES = [
+OFFICIAL_TEMPLATES = [
     "a photo of a {}.",
     "This is a photo of a {}",
     "There is a {} in the scene",
@@ -75,7 +75,7 @@ def make_classifier(tower: FakeTextTower, **kwargs) -> TextClassifier:
     return TextClassifier(tokenize=tower.tokenize, encode_text=tower.encode_text, **kwargs)
 
 
-def expected_embeddings(class_names: list[str], templates=SPEC_TEMPLATES, salt: str = "") -> torch.Tensor:
+def expected_embeddings(class_names: list[str], templates=OFFICIAL_TEMPLATES, salt: str = "") -> torch.Tensor:
     rows = []
     for name in class_names:
         for syn in split_synonyms(name):
@@ -88,14 +88,14 @@ def expected_embeddings(class_names: list[str], templates=SPEC_TEMPLATES, salt: 
 # Templates and synonyms
 # ----------------------------------------------------------------------------------------------------------------
 def test_vild_templates_verbatim_and_in_order():
-    assert list(VILD_TEMPLATES) == SPEC_TEMPLATES
+    assert list(VILD_TEMPLATES) == OFFICIAL_TEMPLATES
     assert len(VILD_TEMPLATES) == 14
     # templates 2-5 have no final period (data, not a typo to fix)
     assert [t.endswith(".") for t in VILD_TEMPLATES[1:5]] == [False] * 4
 
 
 def test_default_templates_are_vild():
-    assert make_classifier(FakeTextTower()).templates == tuple(SPEC_TEMPLATES)
+    assert make_classifier(FakeTextTower()).templates == tuple(OFFICIAL_TEMPLATES)
 
 
 @pytest.mark.parametrize(
@@ -134,7 +134,7 @@ def test_per_synonym_template_averaging():
     assert tower.prompts_encoded == 5 * 14
     # every filled template was encoded, each exactly once
     assert sorted(tower.table) == sorted(
-        t.format(s) for s in ["cat", "dog", "puppy", "hound", "traffic light"] for t in SPEC_TEMPLATES
+        t.format(s) for s in ["cat", "dog", "puppy", "hound", "traffic light"] for t in OFFICIAL_TEMPLATES
     )
 
 
@@ -210,10 +210,10 @@ def test_memory_cache_misses_on_any_key_change():
     assert tower.prompts_encoded > n
     n = tower.prompts_encoded
     # templates
-    clf.templates = tuple(SPEC_TEMPLATES[:3])
+    clf.templates = tuple(OFFICIAL_TEMPLATES[:3])
     out = clf(vocab)
     assert tower.prompts_encoded == n + 3 * 3
-    torch.testing.assert_close(out.embeddings, expected_embeddings(vocab, SPEC_TEMPLATES[:3]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.embeddings, expected_embeddings(vocab, OFFICIAL_TEMPLATES[:3]), rtol=1e-5, atol=1e-6)
 
 
 def test_cache_key_components():
@@ -222,7 +222,7 @@ def test_cache_key_components():
     assert key == make_classifier(FakeTextTower()).cache_key(["cat", "dog"])
     assert key != clf.cache_key(["cat", "dog,puppy"])
     assert key != make_classifier(FakeTextTower(), model_id="x|y").cache_key(["cat", "dog"])
-    assert key != make_classifier(FakeTextTower(), templates=SPEC_TEMPLATES[::-1]).cache_key(["cat", "dog"])
+    assert key != make_classifier(FakeTextTower(), templates=OFFICIAL_TEMPLATES[::-1]).cache_key(["cat", "dog"])
 
 
 def test_memory_slots_evict_least_recent():
@@ -339,6 +339,6 @@ def test_with_tiny_clip(tiny_clip):
     assert result.embeddings.dtype == torch.float32
     torch.testing.assert_close(result.embeddings.norm(dim=-1), torch.ones(4), rtol=0, atol=1e-5)
     # row 0 is the normalised mean of the 14 normalised prompt embeddings of "cat"
-    prompts = [t.format("cat") for t in SPEC_TEMPLATES]
+    prompts = [t.format("cat") for t in OFFICIAL_TEMPLATES]
     manual = F.normalize(F.normalize(tiny_clip.encode_text(tiny_clip.tokenize(prompts)), dim=-1).mean(0), dim=-1)
     torch.testing.assert_close(result.embeddings[0], manual, rtol=0, atol=1e-5)
