@@ -5,8 +5,9 @@ spelling so that unmodified official YAML files merge. Keys the official files s
 are accepted in `_add_compat_keys`. Validation and the resolution of "auto" values live in
 `mask_adapter.config.resolve`.
 
-Notation used in comments: K adapter maps per mask, N masks per image, Q generator queries, D CLIP embedding
-width, α/β geometric-ensemble exponents.
+Letters in comments are the shape letters of docs/architecture.md: Q proposals (generator queries), N masks per
+image given to the adapter, K adapter maps per mask, D CLIP embedding width; α/β are the geometric-ensemble
+exponents.
 
 Typical use::
 

@@ -1,7 +1,7 @@
 """From activation maps / binary masks to mask embeddings, and from embeddings to class logits.
 
-Pure functions shared by every meta-architecture. Shapes:
-    B   images;  N masks per image;  K activation maps per mask
+Pure functions shared by every meta-architecture. Shapes (letters of docs/architecture.md):
+    B   images;  N masks per image given to the adapter (Q proposals at inference);  K activation maps per mask
     C_raw  channels of the unprojected CLIP trunk output ``clip_vis_dense`` (1536 ConvNeXt-L, 1024 ConvNeXt-B)
     D   CLIP embedding width (768 L, 640 B)
     T   text rows: one per synonym, classes in order with their synonyms consecutive

@@ -1,7 +1,7 @@
 """Text classifier: CLIP text embeddings of a vocabulary's synonyms, cached per (model, weights, templates,
 vocabulary).
 
-Shapes: T synonyms in total (classes in order, synonyms consecutive), C classes, D CLIP embedding width.
+Shapes: T text rows, one per synonym (classes in order, synonyms consecutive); C classes; D CLIP embedding width.
 """
 
 import hashlib
