@@ -258,3 +258,15 @@ def test_segmenter_from_a_released_name_reads_the_hub_cache(saved_state, tmp_pat
     _assert_same_weights(seg.predictor.model, state)
     with pytest.raises(FileNotFoundError, match=r"^fcclip-l-ma \(owl10/Mask-Adapter/.* is not in the hub cache"):
         Segmenter.from_pretrained("fcclip-l-ma", config_file=TINY, cache_dir=tmp_path / "empty")
+
+
+def test_resolve_released_is_the_one_short_name_resolver(tmp_path, monkeypatch, env):
+    """Short names go through download_released; anything else (files, URLs, "") comes back unchanged."""
+    calls = []
+    monkeypatch.setattr(hub, "download_released", lambda name, cache_dir=None: calls.append(name) or f"/c/{name}.pth")
+    assert hub.resolve_released("maftp-l-ma") == "/c/maftp-l-ma.pth" and calls == ["maftp-l-ma"]
+    for other in ("", "model.pth", "https://example.org/x.pth", "MAFTP-L-MA"):
+        assert hub.resolve_released(other) == other
+    assert calls == ["maftp-l-ma"]
+    monkeypatch.setattr(hub, "weights_cache_dir", lambda: tmp_path)
+    assert hub.resolve_weights("fcclip-l-ma") == "/c/fcclip-l-ma.pth"  # resolve_weights goes through it too
