@@ -270,6 +270,17 @@ def test_ade_full_accepts_both_layouts(root, parent):
     assert len(DatasetCatalog.get("openvocab_ade20k_full_sem_seg_val")) == 1
 
 
+def test_ade_full_keeps_grayscale_images_grayscale(root):
+    from PIL import Image
+
+    ade = ade_full_inputs(root)
+    image = ade / "images" / "ADE" / "validation" / "home" / "bedroom" / "ADE_val_00000001.jpg"
+    Image.fromarray(np.full((6, 7), 90, np.uint8)).save(image)
+    prepare_ade20k_full(str(root))
+    with Image.open(ade / "images_detectron2" / "validation" / "ADE_val_00000001.jpg") as out:
+        assert out.mode == "L" and out.size == (7, 6)
+
+
 def test_ade_full_reports_both_folders(root):
     with pytest.raises(FileNotFoundError) as e:
         prepare_ade20k_full(str(root))

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..vocabulary import load_vocabulary_meta
-from .label_io import apply_lut, id_lut, read_rgb, require
+from .label_io import apply_lut, id_lut, read_label, read_rgb, require
 from .runner import convert_label_maps
 
 __all__ = [
@@ -101,7 +101,8 @@ def prepare_ade20k_full(root: str) -> int:
     def convert(path: str) -> tuple[np.ndarray, np.ndarray]:
         seg_path = require(path[: -len(".jpg")] + "_seg.png", "ADE20K_2021 annotation", _HINT)
         label = apply_lut(decode_ade_full_seg(read_rgb(seg_path)), lut, seg_path)
-        img, label = resize_ade_full(read_rgb(require(path, "ADE20K_2021 image", _HINT)), label)
+        # the image array as decoded (a grayscale JPEG stays one channel), as the official script writes it
+        img, label = resize_ade_full(read_label(require(path, "ADE20K_2021 image", _HINT)), label)
         return np.ascontiguousarray(img), label.astype(np.uint16)
 
     def outputs(path: str) -> tuple[str, str]:
