@@ -21,8 +21,7 @@ from mask_adapter.data.prepare import (
     read_ade_catid_mapping,
 )
 from mask_adapter.data.vocabulary import load_vocabulary
-
-from _raw_datasets import REPO, ade_covered_stuff, ade_full_inputs, ade_inputs, read, save
+from tests._raw_datasets import REPO, ade_covered_stuff, ade_full_inputs, ade_inputs, read, save
 
 MAPPING_FILE = str(REPO / "datasets" / "ade20k_instance_catid_mapping.txt")
 PANOPTIC_JSON = "ADEChallengeData2016/ade20k_panoptic_val.json"
