@@ -21,7 +21,7 @@ from mask_adapter.data.prepare import (
     read_ade_catid_mapping,
 )
 from mask_adapter.data.vocabulary import load_vocabulary
-from tests._raw_datasets import REPO, ade_covered_stuff, ade_full_inputs, ade_inputs, read, save
+from tests._raw_datasets import REPO, ade_covered_stuff, ade_full_inputs, ade_inputs, read, save, script
 
 MAPPING_FILE = str(REPO / "datasets" / "ade20k_instance_catid_mapping.txt")
 PANOPTIC_JSON = "ADEChallengeData2016/ade20k_panoptic_val.json"
@@ -115,7 +115,7 @@ def test_ade_panoptic_equals_the_official_rule(root):
 
 def test_ade_panoptic_visible_areas_flag(root):
     covered_root(root)
-    prepare_ade20k_panoptic(str(root), MAPPING_FILE, visible_areas=True)
+    assert script("prepare_ade20k_pan_seg").main(["--root", str(root), "--visible-areas"]) == 0
     (ann,) = json.loads((root / PANOPTIC_JSON).read_text())["annotations"]
     got = [(s["category_id"], s["area"], s["bbox"]) for s in ann["segments_info"]]
     assert got == [(0, 40, [0, 1, 10, 7]), (7, 24, [0, 4, 6, 4]), (8, 6, [7, 1, 3, 2])]  # floor dropped
