@@ -2,6 +2,7 @@
 ``datasets/prepare_*.py``) write for the same raw input, and the official folder layouts are accepted."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,6 +224,17 @@ def test_ade_instance_json_is_the_official_one(root):
     assert info["images"] == [{"id": "ADE_val_00000001", "file_name": "ADE_val_00000001.jpg", "width": 10, "height": 8}]
     records = DatasetCatalog.get("openvocab_ade20k_instance_val")
     assert [a["category_id"] for a in records[0]["annotations"]] == [0, 1]  # bed, windowpane among the 100
+
+
+def test_ade_instance_mapping_without_the_100_classes_is_reported(root, tmp_path):
+    covered_root(root)
+    short = tmp_path / "mapping.txt"
+    short.write_text(
+        "".join(Path(MAPPING_FILE).read_text().splitlines(keepends=True)[:-1])
+    )  # instance class 100 missing
+    with pytest.raises(ValueError) as e:
+        prepare_ade20k_instances(str(root), str(short))
+    assert "\n" not in str(e.value) and str(short) in str(e.value) and "99 instance classes" in str(e.value)
 
 
 # ------------------------------------------------------------------ official folder layouts

@@ -63,14 +63,14 @@ def ade_panoptic_categories(mapping: Mapping[int, int]) -> list[dict[str, Any]]:
     return [{"name": name, "id": k, "isthing": int(k in things), "color": colors[k]} for k, name in enumerate(names)]
 
 
-def ade_instance_categories(mapping: Mapping[int, int]) -> list[dict[str, Any]]:
+def ade_instance_categories(mapping: Mapping[int, int], path: str = "") -> list[dict[str, Any]]:
     """The 100 "categories" of the instance JSON: id (0-based ADE-150 class of the instance class), name (official
-    string), in instance-class order (1..100)."""
+    string), in instance-class order (1..100). ``path`` (the mapping file) is named in errors."""
     names = load_vocabulary_meta("ade20k_150")["prepared_instance_names"]
     if sorted(mapping) != list(range(1, len(names) + 1)):
         raise ValueError(
-            f"the instance category mapping lists instance classes {sorted(mapping)[:3]}...; expected 1..{len(names)}"
-            " (use datasets/ade20k_instance_catid_mapping.txt)"
+            f"ADE20K instance category mapping '{path}' lists {len(mapping)} instance classes; expected the "
+            f"{len(names)} classes 1..{len(names)}: use datasets/ade20k_instance_catid_mapping.txt"
         )
     return [{"id": mapping[k], "name": names[k - 1]} for k in sorted(mapping)]
 
@@ -203,7 +203,7 @@ def prepare_ade20k_instances(root: str, catid_mapping: str) -> list[str]:
     """
     ade = os.path.join(root, "ADEChallengeData2016")
     mapping = read_ade_catid_mapping(catid_mapping)
-    categories = ade_instance_categories(mapping)
+    categories = ade_instance_categories(mapping, catid_mapping)
     written = []
     for name, split in TRAIN_VAL_FOLDERS:
         out = os.path.join(ade, f"ade20k_instance_{name}.json")
