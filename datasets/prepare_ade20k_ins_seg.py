@@ -2,7 +2,7 @@
 """ADE20K instance annotations (COCO instances JSON, 100 thing classes) for instance evaluation.
 
 Usage: python datasets/prepare_ade20k_ins_seg.py [--root ROOT] [--catid-mapping FILE] [--quiet] [--debug]
-Inputs, outputs and options: --help, or mask_adapter/data/prepare/commands/prepare_ade20k_ins_seg.py.
+Inputs and outputs: the docstring of mask_adapter/data/prepare/commands/prepare_ade20k_ins_seg.py; flags: --help.
 """
 
 import sys

@@ -2,7 +2,7 @@
 """Cityscapes panoptic annotations (cityscapesScripts format) and train-id label maps from the fine annotations.
 
 Usage: python datasets/prepare_cityscapes_panoptic.py [--root ROOT] [--quiet] [--debug]
-Inputs, outputs and options: --help, or mask_adapter/data/prepare/commands/prepare_cityscapes_panoptic.py.
+Inputs and outputs: the docstring of mask_adapter/data/prepare/commands/prepare_cityscapes_panoptic.py; flags: --help.
 """
 
 import sys

@@ -2,7 +2,7 @@
 """COCO panoptic -> semantic labels (133 classes) for the *_panoptic_with_sem_seg splits.
 
 Usage: python datasets/prepare_coco_semantic_annos_from_panoptic_annos.py [--root ROOT] [--quiet] [--debug]
-Inputs, outputs and options: --help, or mask_adapter/data/prepare/commands/prepare_coco_semantic_annos_from_panoptic_annos.py.
+Inputs and outputs: the docstring of mask_adapter/data/prepare/commands/prepare_coco_semantic_annos_from_panoptic_annos.py; flags: --help.
 """
 
 import sys

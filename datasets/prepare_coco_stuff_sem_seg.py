@@ -2,7 +2,7 @@
 """COCO-Stuff-171 semantic labels for detectron2 (mmcv-free).
 
 Usage: python datasets/prepare_coco_stuff_sem_seg.py [--root ROOT] [--quiet] [--debug]
-Inputs, outputs and options: --help, or mask_adapter/data/prepare/commands/prepare_coco_stuff_sem_seg.py.
+Inputs and outputs: the docstring of mask_adapter/data/prepare/commands/prepare_coco_stuff_sem_seg.py; flags: --help.
 """
 
 import sys

@@ -2,7 +2,7 @@
 """Mapillary Vistas v1.2 panoptic splits (65 classes) in the layout the registered splits read.
 
 Usage: python datasets/prepare_mapillary_vistas_panoptic.py [--root ROOT] [--copy] [--quiet] [--debug]
-Inputs, outputs and options: --help, or mask_adapter/data/prepare/commands/prepare_mapillary_vistas_panoptic.py.
+Inputs and outputs: the docstring of mask_adapter/data/prepare/commands/prepare_mapillary_vistas_panoptic.py; flags: --help.
 """
 
 import sys

@@ -2,7 +2,7 @@
 """Pascal Context 59-class semantic labels (PC-59).
 
 Usage: python datasets/prepare_pascal_ctx_sem_seg.py [--root ROOT] [--labels LABELS] [--quiet] [--debug]
-Inputs, outputs and options: --help, or mask_adapter/data/prepare/commands/prepare_pascal_ctx_sem_seg.py.
+Inputs and outputs: the docstring of mask_adapter/data/prepare/commands/prepare_pascal_ctx_sem_seg.py; flags: --help.
 """
 
 import sys

@@ -1,6 +1,7 @@
 """The datasets/prepare_*.py conversions on tiny inputs in each original format, then registration and loading via
 DatasetCatalog."""
 
+import ast
 import json
 import os
 import shutil
@@ -378,6 +379,23 @@ def test_prepared_ground_truth_scores_100_as_a_prediction(root, name):
         semantic.process([rec], [output])
     assert panoptic.evaluate()["panoptic_seg"]["PQ"] == pytest.approx(100.0)
     assert semantic.evaluate()["sem_seg"]["mIoU"] == pytest.approx(100.0)
+
+
+def test_scripts_are_launchers_of_the_package_commands():
+    """Each datasets/prepare_<name>.py only runs mask_adapter.data.prepare.commands.<name>.main."""
+    scripts = sorted((REPO / "datasets").glob("prepare_*.py"))
+    assert len(scripts) == 11
+    for path in scripts:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstring, *statements = tree.body
+        assert ast.get_docstring(tree).splitlines()[0] == script(path.stem).__doc__.splitlines()[0]
+        imports = [n for n in statements if isinstance(n, (ast.Import, ast.ImportFrom))]
+        assert [ast.unparse(n) for n in imports] == [
+            "import sys",
+            f"from mask_adapter.data.prepare.commands.{path.stem} import main",
+        ], path.name
+        (guard,) = [n for n in statements if n not in imports]
+        assert ast.unparse(guard) == "if __name__ == '__main__':\n    sys.exit(main())", path.name
 
 
 @pytest.mark.slow
