@@ -6,7 +6,12 @@ Extends detectron2's ``SemSegEvaluator`` (confusion matrix over K classes + 1 ig
   silently corrupting the confusion matrix;
 - a clear error when a prediction's class count K' differs from the dataset's K (wrong vocabulary bound);
 - the Pillow / detectron2 / torch / numpy versions in the evaluation log (official issue #20: results depend on
-  the Pillow version).
+  the Pillow version);
+- mIoU under both averaging conventions detectron2 has used, each named in the log (:func:`miou_conventions`):
+  ``mIoU`` averages the classes present in the ground truth (detectron2 after 0.6; the published numbers use it),
+  ``mIoU_d2v06`` averages the classes present in the ground truth *or* the prediction (detectron2 0.6, where a
+  class that is only predicted counts with IoU 0). On vocabularies much larger than the classes of an image set
+  (PC-459, A-847) the two differ by several points.
 
 Shapes: predictions ``sem_seg`` (K, H, W) scores at the original image size; labels (H, W) integers.
 """
@@ -19,9 +24,45 @@ from detectron2.evaluation.sem_seg_evaluation import SemSegEvaluator
 
 from .env import environment_versions
 
-__all__ = ["OpenVocabSemSegEvaluator"]
+__all__ = ["MIOU_CONVENTIONS", "OpenVocabSemSegEvaluator", "miou_conventions"]
 
 logger = logging.getLogger(__name__)
+
+
+# Result key -> what it averages; printed in the evaluation log and under the benchmark table.
+MIOU_CONVENTIONS: dict[str, str] = {
+    "mIoU": "mean IoU over the classes present in the ground truth (detectron2 > 0.6; the published numbers)",
+    "mIoU_d2v06": "mean IoU over the classes present in the ground truth or the prediction (detectron2 0.6)",
+}
+
+
+def miou_conventions(conf_matrix: np.ndarray) -> dict[str, float]:
+    """mIoU (%) of a confusion matrix under both conventions, with the class counts they average.
+
+    Args:
+        conf_matrix: (K + 1, K + 1) counts as detectron2's ``SemSegEvaluator`` accumulates them: row = predicted
+            class, column = ground-truth class, the last row/column = ignored pixels (left out here).
+
+    Returns:
+        {"mIoU": mean over classes with ground-truth pixels, "mIoU_d2v06": sum of those IoUs divided by the number
+        of classes with ground-truth or predicted pixels, "classes_gt": that first count, "classes_gt_or_pred":
+        the second}. NaN when no class has ground-truth pixels.
+    """
+    m = np.asarray(conf_matrix, dtype=np.float64)[:-1, :-1]
+    tp = np.diagonal(m)
+    pos_gt, pos_pred = m.sum(axis=0), m.sum(axis=1)
+    in_gt = pos_gt > 0
+    in_any = (pos_gt + pos_pred) > 0
+    iou = np.zeros_like(tp)
+    iou[in_gt] = tp[in_gt] / (pos_gt + pos_pred - tp)[in_gt]
+    n_gt, n_any = int(in_gt.sum()), int(in_any.sum())
+    total = float(iou[in_gt].sum())
+    return {
+        "mIoU": 100.0 * total / n_gt if n_gt else float("nan"),
+        "mIoU_d2v06": 100.0 * total / n_any if n_gt else float("nan"),
+        "classes_gt": n_gt,
+        "classes_gt_or_pred": n_any,
+    }
 
 
 class OpenVocabSemSegEvaluator(SemSegEvaluator):
@@ -56,6 +97,31 @@ class OpenVocabSemSegEvaluator(SemSegEvaluator):
             self._ignore_label,
             versions,
         )
+
+    def evaluate(self) -> "dict[str, Any] | None":
+        """detectron2's metrics plus ``mIoU_d2v06`` (the detectron2 0.6 convention); both conventions are logged.
+
+        ``mIoU`` is recomputed here under the ground-truth-classes convention whatever detectron2 version is
+        installed, so the number does not change with the installed release.
+        """
+        results = super().evaluate()
+        if results is None:  # not the main process
+            return None
+        conv = miou_conventions(self._conf_matrix)
+        res = results["sem_seg"]
+        res["mIoU"] = conv["mIoU"]
+        res["mIoU_d2v06"] = conv["mIoU_d2v06"]
+        logger.info(
+            "%s: mIoU %.2f = %s, %d classes; mIoU_d2v06 %.2f = %s, %d classes",
+            self._dataset_name,
+            conv["mIoU"],
+            MIOU_CONVENTIONS["mIoU"],
+            conv["classes_gt"],
+            conv["mIoU_d2v06"],
+            MIOU_CONVENTIONS["mIoU_d2v06"],
+            conv["classes_gt_or_pred"],
+        )
+        return results
 
     def _load_gt(self, file_name: str) -> np.ndarray:
         gt = self.sem_seg_loading_fn(self.input_file_to_gt_file[file_name], dtype=int)
