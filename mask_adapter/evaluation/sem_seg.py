@@ -4,6 +4,8 @@ Extends detectron2's ``SemSegEvaluator`` (confusion matrix over K classes + 1 ig
 - the ignore value taken from the split metadata, so 16-bit ``.tif`` benchmarks (A-847, PC-459) ignore 65535;
 - ground-truth values outside [0, K) that are not the ignore value counted as ignored (warned once), instead of
   silently corrupting the confusion matrix;
+- ground truth read from the panoptic PNG (segment -> its category, unlabelled -> ignore) for panoptic splits
+  without a semantic label folder (a user's COCO panoptic JSON);
 - a clear error when a prediction's class count K' differs from the dataset's K (wrong vocabulary bound);
 - the Pillow / detectron2 / torch / numpy versions in the evaluation log (official issue #20: results depend on
   the Pillow version);
@@ -20,7 +22,10 @@ import logging
 from typing import Any
 
 import numpy as np
-from detectron2.evaluation.sem_seg_evaluation import SemSegEvaluator
+import torch
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.evaluation.sem_seg_evaluation import SemSegEvaluator, load_image_into_numpy_array
+from PIL import Image
 
 from .env import environment_versions
 
@@ -83,9 +88,37 @@ class OpenVocabSemSegEvaluator(SemSegEvaluator):
         *,
         compute_boundary_iou: bool = False,
     ) -> None:
-        super().__init__(dataset_name, distributed=distributed, output_dir=output_dir)
-        self._compute_boundary_iou = self._compute_boundary_iou and compute_boundary_iou
+        records = DatasetCatalog.get(dataset_name)
+        if all("sem_seg_file_name" in r for r in records):
+            super().__init__(dataset_name, distributed=distributed, output_dir=output_dir)
+            self._compute_boundary_iou = self._compute_boundary_iou and compute_boundary_iou
+        else:  # detectron2's __init__ needs sem_seg_file_name in every record; set the same fields here
+            self._init_from_panoptic(dataset_name, records, distributed, output_dir)
         self._warned_range = False
+
+    def _init_from_panoptic(
+        self, dataset_name: str, records: list[dict[str, Any]], distributed: bool, output_dir: str | None
+    ) -> None:
+        missing = [r["file_name"] for r in records if "sem_seg_file_name" not in r and "pan_seg_file_name" not in r]
+        if missing:
+            raise ValueError(
+                f"{dataset_name}: {missing[0]} has neither a semantic nor a panoptic label; the semantic evaluator "
+                "needs one of them"
+            )
+        self._logger = logging.getLogger("detectron2.evaluation.sem_seg_evaluation")
+        self._dataset_name, self._distributed, self._output_dir = dataset_name, distributed, output_dir
+        self._cpu_device = torch.device("cpu")
+        self.input_file_to_gt_file = {
+            r["file_name"]: r.get("sem_seg_file_name") or (r["pan_seg_file_name"], r["segments_info"]) for r in records
+        }
+        meta = MetadataCatalog.get(dataset_name)
+        c2d = meta.get("stuff_dataset_id_to_contiguous_id")
+        self._contiguous_id_to_dataset_id = {v: k for k, v in c2d.items()} if c2d else None
+        self._class_names = meta.stuff_classes
+        self.sem_seg_loading_fn = load_image_into_numpy_array
+        self._num_classes = len(meta.stuff_classes)
+        self._ignore_label = meta.ignore_label
+        self._compute_boundary_iou = False
 
     def reset(self) -> None:
         super().reset()
@@ -124,7 +157,11 @@ class OpenVocabSemSegEvaluator(SemSegEvaluator):
         return results
 
     def _load_gt(self, file_name: str) -> np.ndarray:
-        gt = self.sem_seg_loading_fn(self.input_file_to_gt_file[file_name], dtype=int)
+        source = self.input_file_to_gt_file[file_name]
+        if isinstance(source, tuple):
+            gt = self._semantic_from_panoptic(*source)
+        else:
+            gt = self.sem_seg_loading_fn(source, dtype=int)
         bad = (gt != self._ignore_label) & ((gt < 0) | (gt >= self._num_classes))
         if bad.any():
             if not self._warned_range:
@@ -138,6 +175,15 @@ class OpenVocabSemSegEvaluator(SemSegEvaluator):
                 )
                 self._warned_range = True
             gt[bad] = self._ignore_label
+        return gt
+
+    def _semantic_from_panoptic(self, png: str, segments: list[dict[str, Any]]) -> np.ndarray:
+        """(H, W) contiguous class ids of a panoptic PNG (id = R + 256 G + 256^2 B); unlabelled -> ignore."""
+        rgb = np.asarray(Image.open(png).convert("RGB"), dtype=np.int64)
+        ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+        gt = np.full(ids.shape, self._ignore_label, dtype=int)
+        for s in segments:
+            gt[ids == s["id"]] = s["category_id"]
         return gt
 
     def process(self, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> None:
