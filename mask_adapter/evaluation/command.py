@@ -27,10 +27,10 @@ file name, unless --skip-failed-images (TEST.SKIP_FAILED_IMAGES) skips it and li
 import argparse
 from collections.abc import Sequence
 
-from ..utils.cli import add_debug_flag
+from ..utils.cli import add_debug_flag, run_cli
 from .benchmarks import BENCHMARKS
 
-__all__ = ["main", "parse_args"]
+__all__ = ["command_line", "main", "parse_args"]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -122,3 +122,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             + "; ".join(f"{b} {r['status']}: {r['error']}" for b, r in not_run.items())
         )
     return 0
+
+
+def command_line(argv: Sequence[str] | None = None) -> int:
+    """The program: logging to the console, bad input ends with one ``error:`` line; returns the exit code."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO)
+    return run_cli(main, argv)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(command_line())

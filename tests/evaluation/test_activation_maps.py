@@ -5,14 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
 from PIL import Image
 
-from mask_adapter import add_mask_adapter_config
 from mask_adapter.analysis import compute_activation_maps, render_activation_figure, save_activation_figure
-from mask_adapter.engine import merge_config
 from mask_adapter.modeling.adapter.pooling import classification_logits
+from tests._builders import tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 VOCAB = ["cat", "dog,puppy", "sky", "grass"]
@@ -20,13 +17,7 @@ VOCAB = ["cat", "dog,puppy", "sky", "grass"]
 
 @pytest.fixture(scope="module")
 def model():
-    cfg = get_cfg()
-    add_mask_adapter_config(cfg)
-    merge_config(cfg, str(REPO / "configs/tiny/fcclip_tiny.yaml"), [])
-    torch.manual_seed(0)
-    m = build_model(cfg).eval()
-    m.set_vocabulary(VOCAB, [0, 1])
-    return m
+    return tiny_model(classes=VOCAB, thing_ids=[0, 1])
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from mask_adapter.data.catalog import register_user_datasets
 from mask_adapter.data.synthetic import make_synthetic_dataset
 from mask_adapter.evaluation import evaluate_benchmarks
 from mask_adapter.evaluation.command import main
+from tests import REPO
 
 CLASSES = "0:square\n1:circle\n2:triangle\n3:sky\n4:grass\n"
 
@@ -143,15 +144,12 @@ def test_bad_panoptic_json_is_named(data, tmp_path):
 
 @pytest.mark.slow  # builds the tiny model and runs it on 3 images per dataset
 def test_evaluate_command_on_own_data_with_the_tiny_model(data, tmp_path, capsys):
-    from pathlib import Path
-
     root, classes, names = data
-    repo = Path(__file__).resolve().parents[1]
     names += ["cmd_sem", "cmd_pan"]
     out = tmp_path / "cmd"
     code = main(
         [
-            "--config-file", str(repo / "configs/tiny/fcclip_tiny.yaml"), "--output", str(out), "--quiet",
+            "--config-file", str(REPO / "configs/tiny/fcclip_tiny.yaml"), "--output", str(out), "--quiet",
             "--semseg", "cmd_sem", f"{root}/images/val", f"{root}/semantic/val", str(classes),
             "--coco-panoptic", "cmd_pan", f"{root}/images/val", f"{root}/panoptic_val.json", f"{root}/panoptic/val",
             "MODEL.DEVICE", "cpu",
