@@ -174,7 +174,7 @@ def _other_architecture_checkpoint(ctx: Context) -> str:
     import torch
     from detectron2.modeling import build_model
 
-    from mask_adapter.engine import build_config
+    from mask_adapter.config import build_config
 
     cfg = build_config(TINY, ["MODEL.MASK_FORMER.NUM_OBJECT_QUERIES", "6"])
     path = ctx.tmp / "six_queries.pth"
@@ -274,8 +274,7 @@ def _voc_root(ctx: Context, unlabeled: bool = False) -> Path:
     import shutil
 
     from mask_adapter.data.catalog import register_all
-
-    from _raw_datasets import script, voc_inputs
+    from tests._raw_datasets import script, voc_inputs
 
     root = ctx.tmp / "d2"
     voc_inputs(root)
@@ -368,7 +367,7 @@ def _missing_train_root(ctx: Context) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------------- preparation
 def _ade_raw(ctx: Context, corrupt: bool = False, out_of_range: bool = False) -> list[str]:
-    from _raw_datasets import ade_inputs, save
+    from tests._raw_datasets import ade_inputs, save
 
     root = ctx.tmp / "d2"
     ade = ade_inputs(root)
@@ -413,7 +412,7 @@ def _tiny_checkpoint(ctx: Context) -> str:
     import torch
     from detectron2.modeling import build_model
 
-    from mask_adapter.engine import build_config
+    from mask_adapter.config import build_config
 
     path = ctx.tmp / "tiny_fcclip.pth"
     torch.manual_seed(0)

@@ -41,7 +41,7 @@ from mask_adapter.api.images import (
 )
 from mask_adapter.api.predictor import TASKS, VocabularyPredictor, void_label
 from mask_adapter.api.vocabulary import build_vocabulary, default_vocabulary
-from mask_adapter.hub import RELEASED_MODELS, resolve_weights
+from mask_adapter.checkpoint.hub import RELEASED_MODELS, resolve_weights
 from mask_adapter.utils.atomic import atomic_save_image, atomic_write_text, ensure_output_dir
 from mask_adapter.utils.cli import add_debug_flag, run_cli
 from mask_adapter.utils.progress import is_quiet, progress, quiet_progress

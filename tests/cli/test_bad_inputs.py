@@ -35,7 +35,8 @@ def _load(name: str, path: Path):
 @pytest.fixture(scope="module")
 def programs():
     """The entry points' ``main(argv)`` functions, by surface."""
-    demo = _load("demo_cli_battery", REPO / "demo" / "demo.py")
+    from mask_adapter.apps import demo
+
     sys.path.insert(0, str(REPO))
     import train_net
     from mask_adapter.evaluation.command import main as evaluate_main
@@ -52,7 +53,7 @@ def programs():
         """Rows of the web app's handler: ``make`` returns (image path, vocabulary, task, mask source) and puts the
         ``DemoApp`` arguments into ``ctx.shared["app_kwargs"]``; the result goes to ``ctx.shared["app_result"]``.
         The one-line ``AppInputError`` is what the page shows, so it counts as the error line (exit code 1)."""
-        from demo.app import AppInputError, DemoApp
+        from mask_adapter.apps.web import AppInputError, DemoApp
 
         kwargs = ctx.shared.get("app_kwargs", {})
         key = tuple(sorted(kwargs.items()))
