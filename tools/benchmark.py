@@ -46,6 +46,7 @@ if str(REPO) not in sys.path:
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from mask_adapter.apps.infer_benchmark import add_infer_parser, run_infer_benchmark  # noqa: E402
 from mask_adapter.modeling.adapter.head import MaskAdapterHead  # noqa: E402
 from mask_adapter.utils.atomic import atomic_save, atomic_write  # noqa: E402
 from mask_adapter.utils.progress import progress  # noqa: E402
@@ -634,6 +635,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     t.add_argument("--vocabulary", default="ade20k_847", help="shipped vocabulary key")
     t.add_argument("--config-file", default=str(REPO / "configs" / "tiny" / "fcclip_tiny.yaml"))
     t.add_argument("--quick", action="store_true", help="the first 100 classes")
+    add_infer_parser(sub)  # batch inference mode (mask_adapter.apps.infer_benchmark)
     k = sub.add_parser("peak", help=argparse.SUPPRESS)  # one peak-memory measurement (run by ``adapter``)
     k.add_argument("--variant", required=True, choices=VARIANTS)
     k.add_argument("--masks", type=_positive, required=True)
@@ -664,6 +666,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_e2e(args)
         if args.mode == "text":
             return run_text(args)
+        if args.mode == "infer":
+            run_infer_benchmark(args)
+            return 0
         peak = measure_peak(args.variant, args.masks, args.grid, args.channels, args.clip_dim, args.device)
         print(json.dumps({"peak_mb": peak}))
         return 0

@@ -402,9 +402,14 @@ def _loader(items: Sequence[InferItem], resize: Any, args: argparse.Namespace) -
     )
 
 
-def run_inference(args: argparse.Namespace) -> None:
+def run_inference(args: argparse.Namespace, segmenter: Any = None) -> None:
     """One process of a run: its share of the images (rank r of n takes items r, r + n, ...); then rank 0 writes
-    the run-level files."""
+    the run-level files.
+
+    Args:
+        args: the parsed command line.
+        segmenter: a ``Segmenter`` built with the same options (default: built here from ``args``).
+    """
     from detectron2.utils import comm
 
     from mask_adapter.utils.progress import progress, set_quiet
@@ -418,7 +423,7 @@ def run_inference(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     out = Path(args.output)
     items = collect_inputs(args.input, args.image_root)
-    segmenter = _build_segmenter(args)
+    segmenter = segmenter if segmenter is not None else _build_segmenter(args)
     names, things = _vocabulary(args, segmenter)
     segmenter.predictor.set_vocabulary(names, things)  # text embeddings: once for the run
     rank, world = comm.get_rank(), comm.get_world_size()

@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ..checkpoint import MaskAdapterCheckpointer
     from ..data.catalog import register_user_datasets
-    from ..engine import build_config
+    from ..config import build_config
     from ..utils.progress import is_quiet, quiet_progress
     from .benchmarks import evaluate_benchmarks
 

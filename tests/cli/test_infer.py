@@ -6,6 +6,7 @@ with the Python API (``Segmenter``), resume after a SIGKILL and a 2-process run,
 uninterrupted run.
 """
 
+import argparse
 import json
 import os
 import signal
@@ -226,3 +227,19 @@ def test_killed_run_resumed_and_two_processes_equal_one_uninterrupted_run(tmp_pa
     two = tmp_path / "two"
     assert main(run_args(inp, two, "--num-processes", "2")) == 0
     assert tree(two) == expected
+
+
+@pytest.mark.slow  # runs the model on 5 images twice
+def test_benchmark_infer_mode_reports_images_per_second(capsys):
+    from mask_adapter.apps.infer_benchmark import run_infer_benchmark
+
+    ns = argparse.Namespace(
+        weights="tiny", config_file=None, images=4, size=(48, 64), workers=[1], task="semantic", repeats=1, quick=True
+    )
+    rows = run_infer_benchmark(ns)
+    assert [(r["mode"], r["workers"], r["images"]) for r in rows] == [
+        ("plain loop (Segmenter)", 0, 5),
+        ("tools/infer.py", 1, 5),
+    ]
+    assert all(r["images/s"] == pytest.approx(5 / r["seconds"]) for r in rows)
+    assert "images/s" in capsys.readouterr().out
