@@ -181,6 +181,15 @@ def test_panoptic_files_evaluate_with_detectron2(small_run):
     assert results["panoptic_seg"]["PQ_th"] == pytest.approx(100.0) and results["panoptic_seg"]["PQ_st"] == 100.0
 
 
+def test_batch_activation_maps(tmp_path):
+    inp = make_inputs(tmp_path / "in", n=1, bad=False)
+    out = tmp_path / "out"
+    assert main(run_args(inp, out, "--save-activation-maps")) == 0
+    figures = sorted(p.name for p in (out / "activation_maps").iterdir())
+    assert figures == ["gen_00.png", "voc_example.png"]
+    assert Image.open(out / "activation_maps" / "voc_example.png").size[0] > 500
+
+
 def test_resume_refuses_other_settings_and_fresh_run_refuses_old_folder(small_run):
     inp, out, _ = small_run
     with pytest.raises(ValueError, match="pass --resume"):
