@@ -87,8 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from detectron2.utils.logger import setup_logger
 
     from ..checkpoint import MaskAdapterCheckpointer
-    from ..data.catalog import register_user_datasets
     from ..config import build_config
+    from ..data.catalog import register_user_datasets
     from ..utils.progress import is_quiet, quiet_progress
     from .benchmarks import evaluate_benchmarks
 
