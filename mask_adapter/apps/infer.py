@@ -293,13 +293,19 @@ def _write_failure(out: Path, item: InferItem, error: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- the run
-def _run_settings(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+def _run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What makes two runs the same: model, config, overrides, task, vocabulary (as given, and the file's content
+    when it names a file), stuff classes, size limit."""
+    vocabulary = args.vocabulary
+    if vocabulary and os.path.isfile(vocabulary):
+        with open(vocabulary, encoding="utf-8") as f:
+            vocabulary = f"{vocabulary}\n{f.read()}"
     return {
         "weights": args.weights,
         "config_file": args.config_file,
         "opts": list(args.opts),
         "task": args.task,
-        "classes": list(names),
+        "vocabulary": vocabulary,
         "stuff": sorted(_stuff_names(args)),
         "max_side": args.max_side,
     }
@@ -427,12 +433,10 @@ def run_inference(args: argparse.Namespace, segmenter: Any = None) -> None:
     names, things = _vocabulary(args, segmenter)
     segmenter.predictor.set_vocabulary(names, things)  # text embeddings: once for the run
     rank, world = comm.get_rank(), comm.get_world_size()
-    settings = _run_settings(args, names)
     if comm.is_main_process():
-        _check_output(out, settings, args.resume)
         for sub in _SUBDIRS + (("activation_maps",) if args.save_activation_maps else ()):
             ensure_output_dir(str(out / sub))
-        atomic_write_json(str(out / "run.json"), settings, indent=1)
+        atomic_write_json(str(out / "run.json"), _run_settings(args), indent=1)
     comm.synchronize()
     mine = items[rank::world]
     todo = [it for it in mine if not (out / "segments" / f"{it.key}.json").exists()]
@@ -600,11 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ValueError(f"--output {out} is an existing file; give a folder (created if missing)")
     items = collect_inputs(args.input, args.image_root)  # bad inputs fail here, before any model is built
     ensure_output_dir(str(out))
-    if (out / "run.json").exists() and not args.resume:
-        raise ValueError(
-            f"output folder {out} holds results of an earlier run; pass --resume to continue it or choose another "
-            "folder"
-        )
+    _check_output(out, _run_settings(args), args.resume)  # before any process starts
     with quiet_progress(args.quiet):
         if args.num_processes * args.num_machines > 1:
             launch(

@@ -196,7 +196,7 @@ def test_resume_refuses_other_settings_and_fresh_run_refuses_old_folder(small_ru
         main(run_args(inp, out))
     args = run_args(inp, out, "--resume")
     args[args.index("--vocabulary") + 1] = "cat;dog;sky;table"
-    with pytest.raises(ValueError, match="used other settings \\(classes\\)"):
+    with pytest.raises(ValueError, match="used other settings \\(vocabulary\\)"):
         main(args)
 
 
