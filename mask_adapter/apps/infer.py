@@ -15,8 +15,9 @@ keys get ``_2``, ``_3``...), each file written atomically:
 
     labels/<key>.png        class id per pixel (uint8; uint16 above 255 classes; void 255 / 65535)
     panoptic/<key>.png      COCO panoptic PNG (segment id = R + 256 G + 256^2 B, 0 = no segment)
-    segments/<key>.json     the image's segments: class name, synonyms, score, area, box, COCO RLE; written last,
-                            so its presence marks the image as done
+    segments/<key>.json     the image's segments: class name, synonyms, score, area, box, COCO RLE (with
+                            --match-synonyms also the synonym the segment matches best); written last, so its
+                            presence marks the image as done
     failed/<key>.json       the error of an image that could not be read or segmented (removed once it succeeds)
     activation_maps/<key>.png   with --save-activation-maps: the adapter's activation maps per segment
 
@@ -308,6 +309,7 @@ def _run_settings(args: argparse.Namespace) -> dict[str, Any]:
         "vocabulary": vocabulary,
         "stuff": sorted(_stuff_names(args)),
         "max_side": args.max_side,
+        "match_synonyms": bool(getattr(args, "match_synonyms", False)),
     }
 
 
@@ -459,6 +461,8 @@ def run_inference(args: argparse.Namespace, segmenter: Any = None) -> None:
             continue
         try:
             result = _segment(segmenter, rgb, tensor, names, args.task, item.key)
+            if args.match_synonyms:
+                _add_synonyms(segmenter, rgb, result.segments)
             figure = _activation_figure(segmenter, rgb) if args.save_activation_maps else None
         except (ValueError, RuntimeError) as e:
             _write_failure(out, item, f"{type(e).__name__}: {e}")
@@ -467,6 +471,27 @@ def run_inference(args: argparse.Namespace, segmenter: Any = None) -> None:
     comm.synchronize()
     if comm.is_main_process():
         finalize_run(out, items, names, args.task, things)
+
+
+def _add_synonyms(segmenter: Any, rgb: np.ndarray, segments: list[dict[str, Any]]) -> None:
+    """Set each segment's ``synonym``: the name of its class its mask matches best (see analysis.synonyms)."""
+    from pycocotools import mask as mask_util
+
+    from mask_adapter.analysis.synonyms import winning_synonyms
+
+    if not segments:
+        return
+    masks = np.stack(
+        [
+            mask_util.decode(dict(s["segmentation"], counts=s["segmentation"]["counts"].encode("ascii"))).astype(bool)
+            for s in segments
+        ]
+    )
+    predictor = segmenter.predictor
+    resize = _Resize(predictor.aug) if segmenter.cfg.INPUT.MIN_SIZE_TEST > 0 else None
+    won = winning_synonyms(predictor.model, rgb, masks, [s["category_id"] for s in segments], resize=resize)
+    for s, synonym in zip(segments, won):
+        s["synonym"] = synonym
 
 
 class _Resize:
@@ -582,6 +607,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (0: torch's default)")
     p.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE, help="scale down longer sides above this")
     p.add_argument("--save-activation-maps", action="store_true", help="also write activation_maps/<key>.png")
+    p.add_argument(
+        "--match-synonyms",
+        action="store_true",
+        help="add to each segment the synonym of its class its mask matches best (one more model pass per image)",
+    )
     p.add_argument("--trust-pickle", action="store_true", help="allow checkpoints with pickled objects (runs code)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--opts", nargs="*", default=[], help="config overrides KEY VALUE ...")

@@ -190,6 +190,41 @@ def test_batch_activation_maps(tmp_path):
     assert Image.open(out / "activation_maps" / "voc_example.png").size[0] > 500
 
 
+def test_match_synonyms(tmp_path):
+    inp = make_inputs(tmp_path / "in", n=2, bad=False)
+    out = tmp_path / "out"
+    args = run_args(inp, out, "--match-synonyms")
+    args[args.index("--vocabulary") + 1] = "cat,kitten,kitty;dog,puppy;sky;table;person"
+    assert main(args) == 0
+    seen = 0
+    for f in (out / "segments").glob("*.json"):
+        for s in json.loads(f.read_text())["segments"]:
+            assert s["synonym"] in s["synonyms"]
+            seen += 1
+    assert seen > 0
+
+
+def test_winning_synonym_does_not_depend_on_the_order_of_synonyms():
+    """The answer is a property of the mask and the names: listing a class's synonyms in another order (which moves
+    every text row's column) must give the same synonym for every segment."""
+    from mask_adapter.analysis.synonyms import winning_synonyms
+    from tests._builders import tiny_model
+
+    image = bundled_image()[::4, ::4].copy()
+    masks = np.zeros((3, *image.shape[:2]), bool)
+    masks[0, :40] = True
+    masks[1, 40:] = True
+    masks[2, :, :60] = True
+    answers = []
+    for vocab in (["cat,kitten,kitty", "sky,heaven,clouds"], ["kitty,cat,kitten", "clouds,sky,heaven"]):
+        model = tiny_model(classes=vocab, thing_ids=[0])
+        answers.append(winning_synonyms(model, image, masks, [0, 1, 1]))
+    assert answers[0] == answers[1]
+    assert answers[0][0] in ("cat", "kitten", "kitty") and {answers[0][1], answers[0][2]} <= {"sky", "heaven", "clouds"}
+    with pytest.raises(ValueError, match="3 masks but 1 class ids"):
+        winning_synonyms(model, image, masks, [0])
+
+
 def test_resume_refuses_other_settings_and_fresh_run_refuses_old_folder(small_run):
     inp, out, _ = small_run
     with pytest.raises(ValueError, match="pass --resume"):
