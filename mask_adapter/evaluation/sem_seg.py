@@ -27,7 +27,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation.sem_seg_evaluation import SemSegEvaluator, load_image_into_numpy_array
 from PIL import Image
 
-from .env import environment_versions
+from ..utils.env import environment_versions
 
 __all__ = ["MIOU_CONVENTIONS", "OpenVocabSemSegEvaluator", "miou_conventions"]
 
