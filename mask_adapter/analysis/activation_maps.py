@@ -168,9 +168,9 @@ def compute_activation_maps(
     # The head's normalisation (embeddings_from_activation_maps): softmax of log-sigmoid over the grid.
     maps = F.softmax(F.logsigmoid(raw.flatten(2)), dim=-1).reshape(len(order), k, h, w)
     adapter_emb = embeddings_from_activation_maps(raw, state.clip_dense, project, k)
-    adapter_p = classification_logits(adapter_emb, state.adapter_text, scale, state.num_templates)[0]
+    adapter_p = classification_logits(adapter_emb, state.adapter_text, scale, state.synonyms_per_class)[0]
     pooled_emb = mask_pooling_embeddings(mask_logits[:, idx], state.clip_dense, project)
-    pooled_p = classification_logits(pooled_emb, state.text, scale, state.num_templates)[0]
+    pooled_p = classification_logits(pooled_emb, state.text, scale, state.synonyms_per_class)[0]
     adapter_p, pooled_p = adapter_p.float().softmax(-1)[:, :-1], pooled_p.float().softmax(-1)[:, :-1]
     valid = tuple(state.images.image_sizes[0])
     padded = tuple(state.images.tensor.shape[-2:])

@@ -60,7 +60,7 @@ def winning_synonyms(
     text = state.adapter_text if state.adapter_text is not None else state.text
     text = text[0] if text.dim() == 3 else text  # (T + 1, D), void last
     sims = emb @ text[:-1].float().t()  # (N, T)
-    starts = np.concatenate([[0], np.cumsum(state.num_templates)])
+    starts = np.concatenate([[0], np.cumsum(state.synonyms_per_class)])
     names = state.vocabulary.class_names
     out = []
     for n, c in enumerate(class_ids):
