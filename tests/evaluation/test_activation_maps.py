@@ -62,7 +62,9 @@ def test_adapter_class_is_the_class_of_the_maps_pooled_feature(model, image):
     for s in result.segments:
         maps = torch.as_tensor(s.maps).flatten(1)  # (K, h*w)
         emb = model.backbone.project_pooled(maps @ dense.t()).mean(0)
-        logits = classification_logits(emb[None], state.adapter_text, model.backbone.logit_scale, state.synonyms_per_class)
+        logits = classification_logits(
+            emb[None], state.adapter_text, model.backbone.logit_scale, state.synonyms_per_class
+        )
         probs = logits[0].softmax(-1)[:-1]
         assert int(probs.argmax()) == s.adapter_class
         assert float(probs.max()) == pytest.approx(s.adapter_score, abs=1e-4)
