@@ -390,10 +390,14 @@ def _vocabulary(args: argparse.Namespace, segmenter: Any) -> tuple[list[str], li
         things = list(range(len(names)))
     stuff = _stuff_names(args)
     first = [split_synonyms(c)[0].strip() for c in names]
-    unknown = sorted(stuff - set(first))
+    _check_stuff(stuff, first)
+    return list(names), [k for k in things if first[k] not in stuff]
+
+
+def _check_stuff(stuff: set[str], first_names: Sequence[str]) -> None:
+    unknown = sorted(stuff - set(first_names))
     if unknown:
         raise ValueError(f"--stuff names {', '.join(unknown)}, not classes of the vocabulary; use their first names")
-    return list(names), [k for k in things if first[k] not in stuff]
 
 
 def _loader(items: Sequence[InferItem], resize: Any, args: argparse.Namespace) -> Iterator[Any]:
@@ -635,6 +639,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     items = collect_inputs(args.input, args.image_root)  # bad inputs fail here, before any model is built
     ensure_output_dir(str(out))
     _check_output(out, _run_settings(args), args.resume)  # before any process starts
+    if args.vocabulary and args.stuff:  # also before: a bad --stuff must not stop launched processes one by one
+        from mask_adapter.api.vocabulary import user_classes
+        from mask_adapter.data.vocabulary import split_synonyms
+
+        names = user_classes(argparse.Namespace(vocabulary=args.vocabulary, vocabulary_file=None))
+        _check_stuff(_stuff_names(args), [split_synonyms(c)[0].strip() for c in names])
     with quiet_progress(args.quiet):
         if args.num_processes * args.num_machines > 1:
             launch(

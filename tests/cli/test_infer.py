@@ -225,6 +225,25 @@ def test_winning_synonym_does_not_depend_on_the_order_of_synonyms():
         winning_synonyms(model, image, masks, [0])
 
 
+def test_bad_options_fail_before_any_model_is_built(tmp_path, monkeypatch):
+    import mask_adapter.apps.infer as infer
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was built")
+
+    monkeypatch.setattr(infer, "_build_segmenter", no_model)
+    inp = make_inputs(tmp_path / "in", n=1, bad=False)
+    args = run_args(inp, tmp_path / "out")
+    args[args.index("--stuff") + 1] = "sky;ocean"
+    with pytest.raises(ValueError, match="--stuff names ocean, not classes of the vocabulary"):
+        main(args)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is an existing file; give a folder"):
+        main(run_args(inp, tmp_path / "file"))
+    with pytest.raises(FileNotFoundError, match="no such file, folder or matching pattern"):
+        main(run_args(tmp_path / "missing", tmp_path / "out2"))
+
+
 def test_resume_refuses_other_settings_and_fresh_run_refuses_old_folder(small_run):
     inp, out, _ = small_run
     with pytest.raises(ValueError, match="pass --resume"):
