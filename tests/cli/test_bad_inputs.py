@@ -39,8 +39,8 @@ def programs():
 
     sys.path.insert(0, str(REPO))
     import train_net
+    from mask_adapter.evaluation.command import main as evaluate_main
 
-    tool = _load("evaluate_benchmarks_battery", REPO / "tools" / "evaluate_benchmarks.py")
     prepare = _load(PREPARE_SCRIPT, REPO / "datasets" / f"{PREPARE_SCRIPT}.py")
 
     def train(argv):
@@ -65,7 +65,7 @@ def programs():
             raise ValueError(str(e)) from None
         return 0
 
-    yield {"demo": demo.main, "train_net": train, "evaluate": tool.main, "prepare": prepare.main, "app": app}
+    yield {"demo": demo.main, "train_net": train, "evaluate": evaluate_main, "prepare": prepare.main, "app": app}
     for built in apps.values():
         built.close()
 

@@ -105,11 +105,8 @@ def test_tiny_model_fast_path_config_and_bf16_autocast():
 
 
 def test_adapter_flops_match_the_cost_model():
-    sys.path.insert(0, str(REPO / "tools"))
-    try:
-        from benchmark import adapter_macs_per_mask, build_head
-    finally:
-        sys.path.remove(str(REPO / "tools"))
+    from mask_adapter.utils.benchmark import adapter_macs_per_mask, build_head
+
     head = build_head(768, 768, "cpu")
     assert adapter_macs_per_mask(head, 21, 28) / 1e9 == pytest.approx(8.75, abs=0.01)
 
