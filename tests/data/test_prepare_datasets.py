@@ -387,15 +387,15 @@ def test_scripts_are_launchers_of_the_package_commands():
     assert len(scripts) == 11
     for path in scripts:
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        docstring, *statements = tree.body
+        _, *statements = tree.body  # the docstring, then the statements
         assert ast.get_docstring(tree).splitlines()[0] == script(path.stem).__doc__.splitlines()[0]
         imports = [n for n in statements if isinstance(n, (ast.Import, ast.ImportFrom))]
         assert [ast.unparse(n) for n in imports] == [
             "import sys",
             f"from mask_adapter.data.prepare.commands.{path.stem} import main",
         ], path.name
-        (guard,) = [n for n in statements if n not in imports]
-        assert ast.unparse(guard) == "if __name__ == '__main__':\n    sys.exit(main())", path.name
+        rest = [ast.unparse(n) for n in statements if n not in imports]
+        assert rest == ["if __name__ == '__main__':\n    sys.exit(main())"], path.name
 
 
 @pytest.mark.slow
