@@ -1,7 +1,6 @@
 """Evaluator table, semantic/panoptic/instance evaluators, and the five-benchmark runner."""
 
 import csv
-import importlib.util
 import json
 import logging
 import os
@@ -28,7 +27,6 @@ from mask_adapter.evaluation import (
     build_evaluator,
     evaluate_benchmarks,
 )
-from tests import REPO
 
 # 2x4 label map with a 65535 pixel; prediction below; IoU 1/4, 3/5, 0 -> mIoU 85/3 % (hand computation)
 GT_TIF = np.array([[0, 0, 1, 1], [2, 65535, 1, 1]], np.uint16)
