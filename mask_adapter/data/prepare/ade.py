@@ -1,5 +1,5 @@
-"""ADE20K pieces shared by the instance and panoptic preparation scripts: the instance-class mapping, instance
-masks of the ``annotations_instance`` PNGs, COCO image entries and the per-split image walk.
+"""ADE20K-150 semantic labels, and the pieces shared by the instance and panoptic preparation: the instance-class
+mapping, instance masks of the ``annotations_instance`` PNGs, COCO image entries and the per-split image walk.
 
 Shapes: instance PNGs (H, W, 3) uint8; masks (H, W) bool.
 """

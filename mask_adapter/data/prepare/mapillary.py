@@ -44,6 +44,18 @@ MAPILLARY_HINT = (
 # Semantic label value of "unlabeled" (the splits' ignore label); class id c has label value c - 1.
 MAPILLARY_UNLABELED = 65
 MAPILLARY_PANOPTIC_JSON = "panoptic_2018.json"
+MAPILLARY_SPLITS = tuple(folder for _, folder in TRAIN_VAL_FOLDERS)
+# Command-line option of the Mapillary Vistas script (``prepare_mapillary(root, copy)``).
+MAPILLARY_OPTIONS: tuple[Option, ...] = (
+    (
+        "--copy",
+        {
+            "action": "store_true",
+            "help": "copy the v1.2/ files of a v2.0 archive instead of linking them",
+        },
+    ),
+)
+_REEXTRACT = "re-extract the Mapillary Vistas archive (datasets/README.md)"
 
 
 def mapillary_v12_folder(split_dir: str) -> str:
@@ -144,20 +156,6 @@ def mapillary_semantic(pan_rgb: np.ndarray, segments: list[Mapping[str, Any]], p
             "re-extract the panoptic PNGs and JSON from the same archive"
         )
     return np.asarray(lut, dtype=np.uint8)[inverse.reshape(ids.shape)]
-
-
-MAPILLARY_SPLITS = tuple(folder for _, folder in TRAIN_VAL_FOLDERS)
-# Command-line option of the Mapillary Vistas script (``prepare_mapillary(root, copy)``).
-MAPILLARY_OPTIONS: tuple[Option, ...] = (
-    (
-        "--copy",
-        {
-            "action": "store_true",
-            "help": "copy the v1.2/ files of a v2.0 archive instead of linking them",
-        },
-    ),
-)
-_REEXTRACT = "re-extract the Mapillary Vistas archive (datasets/README.md)"
 
 
 def mapillary_render_label(panoptic: str, ann: Mapping[str, Any]) -> np.ndarray:

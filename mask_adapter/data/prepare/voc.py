@@ -1,4 +1,5 @@
-"""VOC-style splits (Pascal VOC 2012, VOC 2010) and the Pascal-Context label maps built on them.
+"""VOC-style splits (Pascal VOC 2012, VOC 2010), the Pascal VOC 2012 labels (PAS-21 / PAS-20) and the
+Pascal-Context label maps (PC-59 / PC-459) built on them.
 
 Shapes: label maps (H, W).
 """
