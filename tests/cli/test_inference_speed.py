@@ -198,4 +198,4 @@ def test_benchmark_help_lists_every_mode(capsys):
     out = capsys.readouterr().out
     for mode in ("adapter", "e2e", "gpu-check", "text", "infer", "peak"):
         assert mode in out
-    assert "% of the matmul rate" in out and "SUPPRESS" not in out
+    assert "peak memory, % of" in out and "SUPPRESS" not in out
