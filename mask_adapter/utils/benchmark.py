@@ -688,7 +688,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     sub = p.add_subparsers(dest="mode", required=True)
-    a = sub.add_parser("adapter", help="the adapter head: variants, seconds, peak memory, % of the matmul rate")
+    a = sub.add_parser("adapter", help="the adapter head: variants, seconds, peak memory, %% of the matmul rate")
     a.add_argument("--masks", type=_positive, nargs="+", default=[10, 50, 100, 250], help="masks per image N")
     a.add_argument(
         "--grid", type=_grid, nargs="+", default=[(21, 28)], help="stride-32 grids h x w (21x28 = ADE at 896)"
@@ -738,7 +738,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     t.add_argument("--config-file", default=str(REPO / "configs" / "tiny" / "fcclip_tiny.yaml"))
     t.add_argument("--quick", action="store_true", help="the first 100 classes")
     add_infer_parser(sub)  # batch inference: images/s of tools/infer.py (mask_adapter.apps.infer_benchmark)
-    k = sub.add_parser("peak", help=argparse.SUPPRESS)  # one peak-memory measurement (run by ``adapter``)
+    k = sub.add_parser(
+        "peak", help="one peak-memory measurement (internal: run by adapter)"
+    )  # one peak-memory measurement (run by ``adapter``)
     k.add_argument("--variant", required=True, choices=VARIANTS)
     k.add_argument("--masks", type=_positive, required=True)
     k.add_argument("--grid", type=_grid, required=True)
