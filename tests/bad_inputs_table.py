@@ -16,7 +16,11 @@ A row (:class:`Case`):
 - ``result``: for an accepted input, what is checked, and ``check(ctx, stderr)`` which asserts it;
 - ``patch(ctx, monkeypatch)``: optional fault injection (a full disk, a model that raises on one image ...);
 - ``subprocess``: run the real program in a fresh process (the traceback check of a real command line, peak RSS);
-- ``traceback``: the row passes ``--debug``: the run must show the full traceback instead of the one line.
+- ``traceback``: the row passes ``--debug``: the run must show the full traceback instead of the one line;
+- ``umask``: the process umask during the run (permission rows; restored afterwards);
+- ``disk``: tmpfs mount options (e.g. ``size=16k`` for a full disk, ``size=64k,ro`` for a read-only one): the
+  runner mounts a small tmpfs at ``ctx.disk`` for the row and unmounts it afterwards; such rows need root (CI runs
+  as root) and are skipped with the reason otherwise.
 
 Files are small: images of a few dozen pixels (the 8000x6000 one is a flat-colour JPEG of ~100 kB).
 """
@@ -59,6 +63,11 @@ class Context:
     def out(self) -> Path:
         return self.tmp / "out"
 
+    @property
+    def disk(self) -> Path:
+        """Where the rows with ``disk`` get their small tmpfs (mounted by the runner)."""
+        return self.tmp / "disk"
+
 
 @dataclass(frozen=True)
 class Case:
@@ -73,6 +82,8 @@ class Case:
     patch: Callable[[Context, Any], None] | None = None
     subprocess: bool = False
     traceback: bool = False
+    umask: int | None = None
+    disk: str = ""
 
     def __post_init__(self) -> None:
         if self.surface not in SURFACES:
@@ -341,10 +352,11 @@ def _synthetic(ctx: Context) -> None:
     register_all(str(ctx.tmp / "d2"), overwrite=True)
 
 
-def _train(ctx: Context, *opts: str, config: str = WARMUP, eval_only: bool = False) -> list[str]:
+def _train(ctx: Context, *opts: str, config: str = WARMUP, eval_only: bool = False, resume: bool = False,
+           out: Path | None = None) -> list[str]:  # fmt: skip
     _synthetic(ctx)
-    return ["--config-file", config, *(["--eval-only"] if eval_only else []), "OUTPUT_DIR", str(ctx.out),
-            "SOLVER.MAX_ITER", "1", *opts]  # fmt: skip
+    return ["--config-file", config, *(["--eval-only"] if eval_only else []), *(["--resume"] if resume else []),
+            "OUTPUT_DIR", str(out or ctx.out), "SOLVER.MAX_ITER", "1", *opts]  # fmt: skip
 
 
 def _nan_loss(ctx: Context, monkeypatch: Any) -> None:
@@ -356,6 +368,41 @@ def _nan_loss(ctx: Context, monkeypatch: Any) -> None:
         return {k: v * float("nan") for k, v in original(self, *args, **kwargs).items()}
 
     monkeypatch.setattr(MaskAdapterWarmup, "losses", nan)
+
+
+def _truncated_last_checkpoint(ctx: Context, earlier: bool) -> list[str]:
+    """OUTPUT_DIR as a run killed while writing model_final.pth would leave it without atomic writes: the tagged
+    checkpoint cut in half, and (``earlier``) a complete checkpoint of an earlier iteration."""
+    import torch
+
+    ctx.out.mkdir()
+    torch.save({"model": {"w": torch.zeros(256)}, "iteration": 0}, ctx.out / "model_0000000.pth")
+    full = (ctx.out / "model_0000000.pth").read_bytes()
+    (ctx.out / "model_final.pth").write_bytes(full[: len(full) // 2])
+    if not earlier:
+        (ctx.out / "model_0000000.pth").unlink()
+    (ctx.out / "last_checkpoint").write_text("model_final.pth")
+    return _train(ctx, "SOLVER.MAX_ITER", "3", resume=True)
+
+
+def _check_modes(mode: int, *names: str, folder: Callable[[Context], Path] = lambda c: c.out):
+    """Each output file ``names`` (glob patterns under ``folder``) exists with permission bits ``mode``."""
+
+    def check(ctx: Context, stderr: str) -> None:
+        for pattern in names:
+            found = sorted(folder(ctx).glob(pattern))
+            assert found, f"no output {pattern} in {folder(ctx)}"
+            for path in found:
+                assert path.stat().st_mode & 0o777 == mode, f"{path.name}: {oct(path.stat().st_mode & 0o777)}"
+
+    return check
+
+
+def _check_no_checkpoint_left(ctx: Context, stderr: str) -> None:
+    out = ctx.disk / "out"
+    left = sorted(p.name for p in out.iterdir() if p.suffix in (".pth", ".tmp") or p.name.startswith("."))
+    assert left == [], f"partial checkpoint files left behind: {left}"
+    assert not (out / "last_checkpoint").exists(), "last_checkpoint names a checkpoint that was not written"
 
 
 def _missing_train_root(ctx: Context) -> list[str]:
@@ -806,6 +853,87 @@ CASES: tuple[Case, ...] = (
         "--eval-only with MODEL.WEIGHTS of random bytes",
         lambda c: _train(c, "MODEL.WEIGHTS", _random_bytes(c), eval_only=True),
         error=r"is not a PyTorch/safetensors checkpoint",
+    ),
+    Case(
+        "train-ims-per-batch-0",
+        "train_net",
+        "SOLVER.IMS_PER_BATCH 0",
+        lambda c: _train(c, "SOLVER.IMS_PER_BATCH", "0"),
+        error=r"SOLVER\.IMS_PER_BATCH is 0: the total batch size must be a positive multiple of the 1 training "
+        r"process\(es\); set SOLVER\.IMS_PER_BATCH 2",
+        check=_check_nothing_written,
+    ),
+    Case(
+        "train-max-iter-0",
+        "train_net",
+        "SOLVER.MAX_ITER 0",
+        lambda c: _train(c, "SOLVER.MAX_ITER", "0"),
+        error=r"SOLVER\.MAX_ITER is 0: training needs at least 1 iteration; set SOLVER\.MAX_ITER to a positive number",
+        check=_check_nothing_written,
+    ),
+    Case(
+        "train-resume-truncated",
+        "train_net",
+        "--resume when the checkpoint last_checkpoint names is truncated (an earlier one is complete)",
+        lambda c: _truncated_last_checkpoint(c, earlier=True),
+        error=r"cannot resume: the last training checkpoint .*model_final\.pth \(named in .*last_checkpoint\) is "
+        r"unusable: it is truncated .*; delete it and resume from the previous complete checkpoint "
+        r"model_0000000\.pth: echo model_0000000\.pth > .*last_checkpoint, then run again with --resume$",
+    ),
+    Case(
+        "train-resume-truncated-only",
+        "train_net",
+        "--resume when the only checkpoint is truncated",
+        lambda c: _truncated_last_checkpoint(c, earlier=False),
+        error=r"cannot resume: .*model_final\.pth .* is unusable: it is truncated .*; there is no earlier complete "
+        r"checkpoint in .*: delete it and .*last_checkpoint to start training over$",
+    ),
+    Case(
+        "train-disk-full-log",
+        "train_net",
+        "OUTPUT_DIR on a full disk (a 16 kB tmpfs: the log fills it)",
+        lambda c: _train(c, "DATASETS.TEST", "()", out=c.disk / "out"),
+        disk="size=16k",
+        error=r"cannot write (the training log .*/disk/out/log\.txt|to the output folder .*/disk/out "
+        r"\(OUTPUT_DIR\)): No space left on device; free disk space",
+    ),
+    Case(
+        "train-disk-full-checkpoint",
+        "train_net",
+        "OUTPUT_DIR with room for the log but not the checkpoint (a 256 kB tmpfs)",
+        lambda c: _train(c, "DATASETS.TEST", "()", out=c.disk / "out"),
+        disk="size=256k",
+        error=r"cannot write .*/disk/out/model_final\.pth: No space left on device; free disk space",
+        check=_check_no_checkpoint_left,
+    ),
+    Case(
+        "train-read-only-output",
+        "train_net",
+        "OUTPUT_DIR on a read-only file system",
+        lambda c: _train(c, "DATASETS.TEST", "()", out=c.disk / "out"),
+        disk="size=64k,ro",
+        error=r"cannot write to the output folder .*/disk/out \(OUTPUT_DIR\): Read-only file system; choose a folder "
+        r"you can write to",
+    ),
+    Case(
+        "train-umask-022",
+        "train_net",
+        "a 1-iteration training under umask 022",
+        lambda c: _train(c, "DATASETS.TEST", "()"),
+        umask=0o022,
+        exit_code=0,
+        result="model_final.pth, last_checkpoint, metrics.json and config.yaml are mode 0644 (as open() makes them)",
+        check=_check_modes(0o644, "model_final.pth", "last_checkpoint", "metrics.json", "config.yaml"),
+    ),
+    Case(
+        "train-umask-027",
+        "train_net",
+        "the same under umask 027",
+        lambda c: _train(c, "DATASETS.TEST", "()"),
+        umask=0o027,
+        exit_code=0,
+        result="model_final.pth and last_checkpoint are mode 0640",
+        check=_check_modes(0o640, "model_final.pth", "last_checkpoint"),
     ),
     # --- tools/evaluate_benchmarks.py
     Case(

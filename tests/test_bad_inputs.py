@@ -145,13 +145,46 @@ def _params():
         yield pytest.param(case, id=case.id, marks=marks)
 
 
+@contextlib.contextmanager
+def _small_disk(ctx: Context, options: str):
+    """A tmpfs with ``options`` mounted at ``ctx.disk`` for one row (needs root; skipped with the reason)."""
+    if not options:
+        yield
+        return
+    if os.geteuid() != 0:
+        pytest.skip(f"mounting a tmpfs ({options}) for a full or read-only disk needs root (CI runs as root)")
+    ctx.disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(ctx.disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(ctx.disk)], check=True)
+
+
+@contextlib.contextmanager
+def _umask(mask: int | None):
+    previous = os.umask(mask) if mask is not None else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            os.umask(previous)
+
+
 @pytest.mark.parametrize("case", _params())
 def test_bad_input(case: Case, tmp_path, programs, monkeypatch):
     ctx = Context(tmp=tmp_path)
-    if case.subprocess:
-        code, stderr, text = _run_subprocess(case, ctx)
-    else:
-        code, stderr, text = _run_in_process(case, ctx, programs, monkeypatch)
+    with _small_disk(ctx, case.disk), _umask(case.umask):
+        if case.subprocess:
+            code, stderr, text = _run_subprocess(case, ctx)
+        else:
+            code, stderr, text = _run_in_process(case, ctx, programs, monkeypatch)
+        _check_row(case, ctx, code, stderr, text)
+
+
+def _check_row(case: Case, ctx: Context, code: int, stderr: str, text: str) -> None:
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert code == case.exit_code, (code, stderr[-3000:])
     if case.traceback:
