@@ -51,7 +51,7 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
     merge_config(cfg, config_file, args.opts)  # one-line errors: missing file, unknown key, wrong value type
     if args.weights is not None:
         cfg.MODEL.WEIGHTS = args.weights
-    # Pin the MAFT+ CDT variant before enabling task flags: the official code derives it from PANOPTIC_ON (Q2),
+    # Pin the MAFT+ CDT variant before enabling task flags: the official code derives it from PANOPTIC_ON,
     # and drawing a panoptic output must not change the model function.
     cfg.MODEL.MASK_ADAPTER.CDT_VARIANT = resolve_cdt_variant(cfg)
     if args.masks == "sam":

@@ -100,8 +100,8 @@ def dataset_vocabulary(name: str) -> Vocab:
 
 
 def default_vocabulary(cfg: CfgNode) -> Vocab:
-    """Pascal VOC's 20 classes for the tiny random model (the bundled photo is a VOC image), else SPEC §12's
-    COCO + ADE-150 + LVIS vocabulary ``openvocab_dataset``.
+    """Pascal VOC's 20 classes for the tiny random model (the bundled photo is a VOC image), else the official
+    demo's COCO + ADE-150 + LVIS vocabulary ``openvocab_dataset``.
 
     Args:
         cfg: the demo's merged config.

@@ -5,7 +5,9 @@ output) and flat state dicts (MAFT+ ``maftp_b.pth`` / ``maftp_l.pth``), as torch
 (``mask_adapter/safetensors_io.py``). The checkpointer also takes the short names of released models (``fcclip-l-ma``,
 ``mask_adapter/hub.py``).
 
-Fusion marker (SPEC §7 "Weight fusion", R9): a fused file carries the top-level entry
+Fusion marker (it lets the fusion tools refuse to fuse a checkpoint twice; the official tool does not check, and
+a second fusion overwrites the trained void embedding, see hustvl/MaskAdapter issue #17): a fused file carries the
+top-level entry
 ``"__mask_adapter_fused__": {"format": 1, "generator": ..., "first_phase": ..., "base": ..., ...}`` *beside*
 ``"model"``, so the model state dict stays clean. detectron2/fvcore only read ``"model"`` and the registered
 checkpointables, so plain ``DetectionCheckpointer`` loading ignores the entry; :class:`MaskAdapterCheckpointer`
@@ -431,7 +433,8 @@ def read_reference_state_dict(tsv_path: str) -> ReferenceStateDict:
     """Parse a reference state-dict table (header, ``key\\tshape\\tdtype\\trequires_grad`` lines, ``#`` lines).
 
     Args:
-        tsv_path: e.g. ``<repository>/../shared/reference/fcclip_convnext_large_ade20k_state_dict.tsv``.
+        tsv_path: e.g. ``fcclip_convnext_large_ade20k_state_dict.tsv`` of the official reference tables
+            (tests/assets/reference/).
 
     Returns:
         :class:`ReferenceStateDict`.

@@ -206,16 +206,20 @@ def _add_adapter_keys(cfg: CN) -> None:
     # Stage 2: matched predicted-mask slots per image (plus as many matched-GT slots).
     cfg.MODEL.MASK_ADAPTER.NUM_PRED_MASKS = 8
 
-    # Ours. Dense adapter input: "pixelwise" (FC-CLIP), "maftp_scrambled" (MAFT+ NCHW reshape, quirk Q1), "auto".
+    # Ours. Dense adapter input: "pixelwise" (FC-CLIP), "maftp_scrambled" (MAFT+'s NCHW reshape without
+    # permute, kept because the MAFT+ CDT and adapters were trained on it), "auto".
     cfg.MODEL.MASK_ADAPTER.DENSE_PROJECTION = "auto"
-    # Ours. MAFT+ CDT layout: "panoptic", "semantic", "auto" (= follow TEST.PANOPTIC_ON, quirk Q2).
+    # Ours. MAFT+ CDT layout: "panoptic", "semantic", "auto" (= follow TEST.PANOPTIC_ON,
+    # as the official code does, so that the released weights are evaluated as they were).
     cfg.MODEL.MASK_ADAPTER.CDT_VARIANT = "auto"
-    # Ours. Probability threshold binarizing IoU-matched predictions; -1 = auto (0.4 FCCLIP, 0.5 MAFT+; Q4).
+    # Ours. Probability threshold binarizing IoU-matched predictions; -1 = auto (0.4 FCCLIP, 0.5 MAFT+,
+    # the official per-architecture values).
     cfg.MODEL.MASK_ADAPTER.MATCH_PRED_THRESHOLD = -1.0
-    # Ours. Stop-gradient on the GT side of the cosine loss: "true", "false", "auto" (FCCLIP only; Q5).
+    # Ours. Stop-gradient on the GT side of the cosine loss: "true", "false", "auto" (official: FCCLIP
+    # detaches, MAFT+ does not).
     # Quote the value in YAML ("true"): an unquoted true is a bool and YACS rejects it for a string key.
     cfg.MODEL.MASK_ADAPTER.COS_STOP_GRAD = "auto"
-    # Ours. Exclude empty padding slots from the cosine loss (official: included, Q5).
+    # Ours. Exclude empty padding slots from the cosine loss (official: included).
     cfg.MODEL.MASK_ADAPTER.COS_LOSS_SKIP_PADDING = False
     # Ours. N in stage 1: GT-mask slots per image.
     cfg.MODEL.MASK_ADAPTER.WARMUP_NUM_MASKS = 32

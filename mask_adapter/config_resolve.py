@@ -31,14 +31,15 @@ __all__ = [
 class ArchDefaults:
     """What the "auto" values of MODEL.MASK_ADAPTER.* (and a negative SEED) mean for one meta-architecture.
 
-    The defaults are FC-CLIP's; MAFT+ overrides them (quirks Q1, Q4, Q5 and its always-seeded training script).
+    The defaults are FC-CLIP's; MAFT+ overrides them (the scrambled dense projection, the 0.5 matcher
+    threshold, no stop-gradient in the cosine loss, and its always-seeded training script).
     """
 
     dense_projection: str = "pixelwise"  # DENSE_PROJECTION "auto"
     match_pred_threshold: float = 0.4  # MATCH_PRED_THRESHOLD < 0
     cos_stop_grad: bool = True  # COS_STOP_GRAD "auto"
     seed: int = -1  # SEED used when the config's SEED is negative (-1 = unseeded)
-    color_aug_ssd: bool = True  # the training mapper honours INPUT.COLOR_AUG_SSD (official stage 1 did not, Q9)
+    color_aug_ssd: bool = True  # the training mapper honours INPUT.COLOR_AUG_SSD (official stage 1 did not)
 
 
 # ``torch.compile`` modes of MODEL.MASK_ADAPTER.COMPILE / ``MaskAdapterHead(compile_mode=...)`` ("none" = eager).
@@ -124,7 +125,7 @@ def resolve_dense_projection(cfg: CN, defaults: ArchDefaults) -> str:
     """Dense adapter-input projection.
 
     "auto" gives "maftp_scrambled" with MODEL.MASK_ADAPTER.TRAIN_MAFT (a stage-1 adapter for MAFT+: the frozen CDT
-    and the released MAFT+ adapters were trained on that layout; quirk Q1), else the meta-architecture's default.
+    and the released MAFT+ adapters were trained on that layout), else the meta-architecture's default.
 
     Args:
         cfg: merged config.
@@ -144,7 +145,8 @@ def resolve_dense_projection(cfg: CN, defaults: ArchDefaults) -> str:
 def resolve_cdt_variant(cfg: CN) -> str:
     """MAFT+ CDT layout.
 
-    "auto" follows MODEL.MASK_FORMER.TEST.PANOPTIC_ON as the official code does (quirk Q2): "panoptic" if it
+    "auto" follows MODEL.MASK_FORMER.TEST.PANOPTIC_ON as the official code does (an evaluation
+    flag thereby changes the model function; kept so released weights give their published numbers): "panoptic" if it
     is on, else "semantic". The released MAFTP-L weights were evaluated with "panoptic" (issue #20); the
     MAFT+ meta-architecture warns when a ConvNeXt-L model resolves to "semantic".
 
@@ -163,7 +165,7 @@ def resolve_cdt_variant(cfg: CN) -> str:
 def resolve_match_pred_threshold(cfg: CN, defaults: ArchDefaults) -> float:
     """Probability threshold that binarizes IoU-matched predicted masks in stage 2.
 
-    A negative value means the meta-architecture's default (0.4 FC-CLIP, 0.5 MAFT+; quirk Q4).
+    A negative value means the meta-architecture's default (0.4 FC-CLIP, 0.5 MAFT+, the official values).
 
     Args:
         cfg: merged config.
@@ -181,8 +183,8 @@ def resolve_match_pred_threshold(cfg: CN, defaults: ArchDefaults) -> float:
 def resolve_cos_stop_grad(cfg: CN, defaults: ArchDefaults) -> bool:
     """Whether the GT-side embedding of the cosine loss is detached.
 
-    "auto": the meta-architecture's default (True for FC-CLIP, whose official stage 2 detaches; False for MAFT+;
-    quirk Q5).
+    "auto": the meta-architecture's default (True for FC-CLIP, whose official stage 2 detaches; False for MAFT+,
+    whose official code does not).
 
     Args:
         cfg: merged config.

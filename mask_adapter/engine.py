@@ -382,7 +382,7 @@ class Trainer(DefaultTrainer):
     def build_train_loader(cls, cfg: CfgNode):
         from .data import build_dataset_mapper
 
-        # Quirk Q9 (MUST): the official stage-1 mapper ignored INPUT.COLOR_AUG_SSD.
+        # Kept from the official code: its stage-1 mapper ignored INPUT.COLOR_AUG_SSD (the warmup YAML sets it).
         ignore_color_aug = not arch_defaults(cfg.MODEL.META_ARCHITECTURE).color_aug_ssd
         mapper = build_dataset_mapper(cfg, is_train=True, ignore_color_aug=ignore_color_aug)
         return build_resumable_train_loader(cfg, mapper)

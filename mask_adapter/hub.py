@@ -1,6 +1,7 @@
 """Released Mask-Adapter checkpoints by short name (``fcclip-l-ma``, ...), fetched from the model hub.
 
-``RELEASED_MODELS`` is the one table of released models (SPEC §10): short name -> config to load it with (relative
+``RELEASED_MODELS`` is the one table of released models (those linked from the official README): short name ->
+config to load it with (relative
 to the repository), model-hub repository and file. ``download_released`` turns a short name into a local file:
 
 1. a file already downloaded by the direct-URL route (in ``weights_cache_dir()``) is used as it is;
@@ -37,7 +38,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Model-hub mirror of the released checkpoints (SPEC §10) and its direct-download URL.
+# Model-hub mirror of the released checkpoints (the official files are on Google Drive) and its direct-download URL.
 HUB_REPO_ID = "owl10/Mask-Adapter"
 HUB_REVISION = "main"
 HUB_URL = "https://huggingface.co/owl10/Mask-Adapter/resolve/main/{file}"

@@ -1,11 +1,11 @@
-"""Optimizer and learning-rate scheduler builders (Mask2Former style, SPEC §7 "Optimizer groups").
+"""Optimizer and learning-rate scheduler builders (Mask2Former style).
 
 Parameter groups follow Mask2Former's ``build_optimizer`` (``facebookresearch/Mask2Former:train_net.py``): only
 trainable parameters; ``torch.nn`` normalization layers get ``SOLVER.WEIGHT_DECAY_NORM``; ``nn.Embedding`` gets
 ``SOLVER.WEIGHT_DECAY_EMBED``; Swin's position tables get no decay; modules whose name contains "backbone" get
 ``lr * SOLVER.BACKBONE_MULTIPLIER``.
 
-One deliberate difference, decided by *parameter name* (official quirk Q7, MUST for faithful retraining): in the
+One deliberate difference, decided by *parameter name* (an official quirk kept for faithful retraining): in the
 official code the adapter's ConvNeXt-block norms (``mask_adapter.cnext{i}.norm``) and the mask downscaler's
 LayerNorm2d layers (``mask_adapter.mask_downscaling.{1,4}``) were custom classes that Mask2Former's
 ``isinstance`` test did not recognize, so they received the normal ``SOLVER.WEIGHT_DECAY``. Our adapter may build

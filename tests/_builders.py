@@ -1,9 +1,46 @@
-"""Small test inputs shared by several test files: a numerically varied adapter head, box-shaped GT instances."""
+"""Builders shared by the test files: the tiny models (one config path, ``engine.build_config``), a numerically
+varied adapter head, box-shaped GT instances."""
+
+from collections.abc import Sequence
+from typing import Any
 
 import torch
+from detectron2.config import CfgNode
+from detectron2.modeling import build_model
 from detectron2.structures import BitMasks, Instances
 
+from mask_adapter.engine import build_config
 from mask_adapter.modeling.adapter.head import MaskAdapterHead
+from mask_adapter.modeling.meta_arch.vocabulary import Vocabulary
+from tests import REPO
+
+TINY_CONFIGS = REPO / "configs" / "tiny"  # fcclip_tiny, maftp_tiny, mask2former_clip_tiny, warmup_tiny (+ Base-tiny)
+CLASSES = ["square,box", "circle", "triangle", "sky", "grass"]  # the tiny models' test vocabulary (synonyms: ",")
+THING_IDS = (0, 1, 2)
+
+
+def tiny_config(stem: str = "fcclip_tiny", *opts: Any) -> CfgNode:
+    """The validated config of ``configs/tiny/<stem>.yaml`` with ``opts`` ("KEY", value, ...) merged on top."""
+    return build_config(str(TINY_CONFIGS / f"{stem}.yaml"), [str(o) for o in opts])
+
+
+def tiny_model(
+    stem: str = "fcclip_tiny",
+    *opts: Any,
+    seed: int = 0,
+    classes: Sequence[str] | None = CLASSES,
+    thing_ids: Sequence[int] = THING_IDS,
+    cfg: CfgNode | None = None,
+) -> torch.nn.Module:
+    """A tiny random model (weights drawn after ``torch.manual_seed(seed)``) in eval mode; with ``classes`` it has
+    that test vocabulary and the same training vocabulary. ``cfg`` replaces ``tiny_config(stem, *opts)``."""
+    cfg = tiny_config(stem, *opts) if cfg is None else cfg
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    if classes is not None:
+        model.set_vocabulary(list(classes), thing_ids=list(thing_ids))
+        model.train_vocabulary = Vocabulary.from_names(list(classes), frozenset(thing_ids))
+    return model.eval()
 
 
 def varied_head(dtype: torch.dtype = torch.float32, **kwargs) -> MaskAdapterHead:

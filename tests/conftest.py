@@ -4,8 +4,8 @@
 - ``tiny_clip`` (session): a frozen ``CLIPBackbone`` around the tiny random open_clip model ``tiny_convnext_atto``
   (trunk widths 40/80/160/320, embedding width 64, 1-layer text tower). Tests must not modify it; build a fresh one
   when a test needs to change weights.
-- ``reference_dir``: the official state-dict tables (``tests/_reference.py``: ``<repository>/../shared/reference``
-  or $MASK_ADAPTER_REFERENCE_DIR); tests that need it FAIL when it is absent.
+- ``reference_dir``: the official state-dict tables shipped in ``tests/assets/reference`` (``tests/_reference.py``);
+  tests that need it FAIL when it is absent.
 
 Hugging Face Hub access is offline for the whole run (HF_HUB_OFFLINE=1, set before anything imports huggingface_hub).
 """
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from _reference import MISSING_MESSAGE, REFERENCE_DIR
+from tests._reference import MISSING_MESSAGE, REFERENCE_DIR
 
 TINY_CLIP_NAME = "tiny_convnext_atto"
 

@@ -1,4 +1,4 @@
-"""Shared logic of ``tools/weight_fuse.py``, ``weight_fuse_fcclip.py`` and ``weight_fuse_maftp.py`` (SPEC §7, R9).
+"""Shared logic of ``tools/weight_fuse.py``, ``weight_fuse_fcclip.py`` and ``weight_fuse_maftp.py``.
 
 Fusion builds the stage-2 initialization: the stage-1 (ground-truth warmup) checkpoint P1 holds the trained adapter
 (``mask_adapter.*``), CLIP (``backbone.*``), ``void_embedding`` and, for MAFT+, ``cdt.*``; the base generator

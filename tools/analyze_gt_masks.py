@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Upper-bound analysis: how well are *ground-truth* masks classified by mask cropping, mask pooling and the
-Mask-Adapter? (the paper's GT-mask study; SPEC §5.1 "oracle").
+Mask-Adapter? (the paper's GT-mask study, the "oracle" evaluation).
 
 Command line of :mod:`mask_adapter.analysis`: builds the model from a config, classifies every ground-truth mask of
 a registered semantic-segmentation dataset with the chosen classifiers (crop, pooling, adapter; see

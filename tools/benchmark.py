@@ -13,7 +13,7 @@ process and interleaved: (a) ``reference``, the official computation (every mask
 feature); (b) ``default``, what ``forward`` runs at inference; (c) opt-in settings: ``bf16`` (autocast, as
 MODEL.MASK_ADAPTER.AMP_DTYPE bf16) and ``compile`` (``torch.compile`` of the head, MODEL.MASK_ADAPTER.COMPILE).
 Per row: ``variant,masks,grid,seconds_median,seconds_min,peak_mb,gflops,pct_of_matmul,max_abs_diff``. ``gflops``
-counts the reference path's FLOPs (2 × the conv/linear MACs, SPEC §11) over ``seconds_median``; ``pct_of_matmul``
+counts the reference path's FLOPs (2 × the conv/linear MACs) over ``seconds_median``; ``pct_of_matmul``
 divides it by the median rate of a 4096² fp32 matmul measured in the same run with the same threads, once per
 repeat, interleaved with the variants; ``peak_mb`` is the
 peak RSS growth of one call in a fresh subprocess (VmHWM after resetting it, minus VmRSS before; on CUDA

@@ -1,5 +1,5 @@
-"""Upper-bound analysis: how well are *ground-truth* masks classified? (the paper's GT-mask study; SPEC §5.1
-"oracle").
+"""Upper-bound analysis: how well are *ground-truth* masks classified? (the paper's GT-mask study, the
+"oracle" evaluation of stage 1).
 
 Every class present in an image's semantic ground truth gives one binary mask; each classifier (see
 :mod:`mask_adapter.analysis.classifiers`) predicts one class per mask, and the mask-level accuracy is reported

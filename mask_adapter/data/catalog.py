@@ -54,7 +54,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Name of the demo's default vocabulary (COCO + ADE-150 + LVIS, SPEC §12), installed with model.set_metadata.
+# Name of the demo's default vocabulary (COCO + ADE-150 + LVIS, as in the official demo), installed with
+# model.set_metadata.
 OPENVOCAB_DEMO_DATASET = "openvocab_dataset"
 
 

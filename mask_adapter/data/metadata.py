@@ -186,7 +186,7 @@ class LazyMetadata(Metadata):
 
 
 def openvocab_demo_metadata() -> dict[str, Any]:
-    """Metadata of the demo's default vocabulary ``openvocab_dataset`` (SPEC §12).
+    """Metadata of the demo's default vocabulary ``openvocab_dataset`` (the official demo's default).
 
     Things first (COCO things, ADE-150 things, LVIS-1203), then stuff (COCO stuff, ADE-150 stuff), duplicates
     removed by exact class string (first occurrence kept); ``stuff_classes`` holds all classes.

@@ -1,4 +1,4 @@
-"""The split table: one frozen :class:`Split` record per registered dataset split (SPEC §9).
+"""The split table: one frozen :class:`Split` record per registered dataset split (the official registrations).
 
 Paths are relative to the dataset root (``$DETECTRON2_DATASETS``, default "datasets"); names, folders, evaluator
 types and ignore labels follow the official registrations. :mod:`mask_adapter.data.catalog` registers them.
@@ -260,7 +260,7 @@ _CITYSCAPES_SYNTHETIC = (
 )
 
 
-# Every split of SPEC §9 plus the synthetic test set, in registration order.
+# Every officially registered split plus the synthetic test set, in registration order.
 SPLITS: tuple[Split, ...] = tuple(
     _per_split(_COCO, (("train", "train"), ("val", "val")))
     + _per_split(_COCO_STUFF, (("train", "train"), ("test", "val")))

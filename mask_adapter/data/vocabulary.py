@@ -2,7 +2,7 @@
 
 A *class string* is one class with its synonyms, e.g. ``"couch,sofa,sofas"``. Vocabulary files hold one class
 per line as ``id:class string``; lines whose class string is ``invalid_class_id`` are placeholders for unused
-dataset ids and are skipped, so the class order is the file order after skipping (SPEC §9).
+dataset ids and are skipped, so the class order is the file order after skipping (as in the official loaders).
 
 Package vocabularies are addressed by key (``"ade20k_150"`` -> ``vocabularies/ade20k_150_with_prompt_eng.txt``)
 and read through ``importlib.resources``, never through working-directory paths. Nothing is read at import.
@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 from importlib import resources
 
-# One implementation of the official synonym rule (SPEC §2), re-exported here for data-side users.
+# One implementation of the official synonym rule (split on ","), re-exported here for data-side users.
 from mask_adapter.modeling.text.classifier import split_synonyms
 
 __all__ = [
@@ -54,7 +54,7 @@ VOCABULARY_KEYS: tuple[str, ...] = (
 INVALID_CLASS = "invalid_class_id"
 
 # Synonym totals at which the official stage-1 classifier skipped the per-class synonym max (an LVIS /
-# Objects365 leftover, SPEC §2). No shipped vocabulary may have exactly this many synonyms.
+# Objects365 leftover that we do not reproduce). No shipped vocabulary may have exactly this many synonyms.
 LVIS_LEFTOVER_WIDTHS: tuple[int, ...] = (1203, 365)
 
 _VOCAB_SUFFIX = "_with_prompt_eng.txt"
@@ -260,7 +260,7 @@ def parse_inline_vocabulary(spec: str) -> list[str]:
 
 
 def shipped_synonym_totals() -> dict[str, int]:
-    """Total synonym count of every shipped vocabulary (for the LVIS-width check of SPEC §2).
+    """Total synonym count of every shipped vocabulary (for :func:`check_no_lvis_widths`).
 
     Returns:
         {key: number of synonyms over its classes (invalid ids skipped)}.
@@ -269,7 +269,7 @@ def shipped_synonym_totals() -> dict[str, int]:
 
 
 def check_no_lvis_widths() -> dict[str, int]:
-    """Check that no shipped vocabulary has exactly 1203 or 365 synonyms (SPEC §2).
+    """Check that no shipped vocabulary has exactly 1203 or 365 synonyms.
 
     The official stage-1 classifier skipped the per-class synonym max at those raw widths (an LVIS / Objects365
     leftover); this package always takes the max, and this check guards against a vocabulary that would have

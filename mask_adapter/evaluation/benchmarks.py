@@ -1,6 +1,7 @@
 """Evaluate one model on the five open-vocabulary benchmarks and write one table (JSON + CSV).
 
-Benchmarks (SPEC §9): A-847 ``openvocab_ade20k_full_sem_seg_val``, A-150 ``openvocab_ade20k_panoptic_val``,
+Benchmarks (the five of the paper's tables): A-847 ``openvocab_ade20k_full_sem_seg_val``, A-150
+``openvocab_ade20k_panoptic_val``,
 PC-459 ``openvocab_pascal_ctx459_sem_seg_val``, PC-59 ``openvocab_pascal_ctx59_sem_seg_val``, PAS-20
 ``openvocab_pascal20_sem_seg_val``. A benchmark whose files are missing is reported with the expected path and
 the preparation script; the others still run.

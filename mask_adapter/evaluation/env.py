@@ -1,4 +1,4 @@
-"""Library versions that can change evaluation numbers, for evaluation logs and result files (SPEC §12)."""
+"""Library versions that can change evaluation numbers, for evaluation logs and result files."""
 
 import functools
 import platform

@@ -39,7 +39,7 @@ class _ShortcutCrossAttention(nn.Module):
 class ContentDependentTransfer(nn.Module):
     """MAFT+ CDT.
 
-    MUST (checkpoint compatibility): the residual arrangement is a build-time choice. The official code picks it from
+    Kept for checkpoint compatibility: the residual arrangement is a build-time choice. The official code picks it from
     ``MODEL.MASK_FORMER.TEST.PANOPTIC_ON`` ("panoptic": t + LN(MLP(a)); "semantic": LN(t + MLP(a))), see
     hustvl/MaskAdapter:maft/modeling/maft/content_dependent_transfer.py; ours reads
     ``MODEL.MASK_ADAPTER.CDT_VARIANT`` whose ``auto`` reproduces that rule.

@@ -1,4 +1,4 @@
-"""Adapter losses: cross-entropy over mask slots and the cosine mask-consistency loss (SPEC §6).
+"""Adapter losses: cross-entropy over mask slots and the cosine mask-consistency loss.
 
 Shapes used in this module:
     B     images in the batch
@@ -53,13 +53,14 @@ def mask_consistency_loss(
 ) -> Tensor:
     """1 - mean cosine similarity between prediction-slot and matched-GT-slot embeddings.
 
-    Official behaviour (quirk Q5): FC-CLIP detaches the GT side (``stop_grad`` True), MAFT+ does not; the mean runs
+    Official behaviour, kept: FC-CLIP detaches the GT side (``stop_grad`` True), MAFT+ does not; the mean runs
     over all (b, i) pairs *including padding pairs*. ``skip_padding`` (``COS_LOSS_SKIP_PADDING``, ours) averages
     over the valid pairs only.
 
     Args:
         embeddings: (B, N, D) mask embeddings.
-        pred_slice: slots of the prediction masks, [S, S+P) (FIX R3: from the config, not hard-coded 16:24).
+        pred_slice: slots of the prediction masks, [S, S+P) (from the config; the official code
+            hard-codes 16:24).
         gt_slice: slots of the matched GT masks, [S+P, S+2P).
         stop_grad: detach the GT-side embeddings.
         valid: (B, P) bool, True for real pairs; required when ``skip_padding``.

@@ -1,4 +1,4 @@
-"""Fixed-size mask sets fed to the adapter during training (SPEC §5.1 stage 1, §5.3 stage 2).
+"""Fixed-size mask sets fed to the adapter during training (stage-1 GT slots, stage-2 mixed set).
 
 Shapes used in this module (one image at a time):
     G           ground-truth masks of the image
@@ -9,7 +9,7 @@ Shapes used in this module (one image at a time):
     Hpad×Wpad   padded batch size of the images
 
 Padding slots carry label -1: cross-entropy ignores them (``ignore_index`` -1). Random choices (which GT masks fill
-the slots when there are too many) draw only from the ``generator`` argument (official quirk Q6).
+the slots when there are too many) draw only from the ``generator`` argument (the official random subsampling, kept).
 """
 
 import torch
@@ -110,14 +110,14 @@ def build_mixed_mask_set(
     iou_threshold: float,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Stage-2 mask set of one image: [S GT | P binarized predictions | P matched GT] (SPEC §5.3).
+    """Stage-2 mask set of one image: [S GT | P binarized predictions | P matched GT].
 
     1. GT masks with area > 0 fill S = ``num_gt`` slots (:func:`sample_gt_slots`).
     2. All valid GT masks (not only the S sampled) are matched to the predictions (:func:`match_via_iou`).
     3. Matched prediction logits are binarized at sigmoid > ``mask_threshold`` (strict) and, like the matched GT
        masks (at the prediction grid), bilinearly resized to Hpad×Wpad.
 
-    Quirk kept on purpose (SPEC §5.4, official ``hustvl/MaskAdapter:maft/maft_plus.py``): the matcher pads with zero
+    Quirk kept on purpose (official ``hustvl/MaskAdapter:maft/maft_plus.py``): the matcher pads with zero
     *logits*; sigmoid(0) = 0.5 > ``mask_threshold`` when it is below 0.5 (MAFTP 0.45 / 0.40), so those padding
     slots become all-ones masks. They carry label -1 (ignored by cross-entropy) but enter the cosine loss.
 

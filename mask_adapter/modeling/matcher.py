@@ -2,7 +2,7 @@
 
 The generator (FC-CLIP / MAFT+) is frozen, so matching is not Hungarian: every ground-truth mask picks, uniformly
 at random, one prediction whose IoU with it exceeds a threshold; the resulting pairs are capped and padded to a
-fixed count (SPEC §6; official ``match_via_iou`` in ``hustvl/MaskAdapter:fcclip/fcclip.py``).
+fixed count (official ``match_via_iou`` in ``hustvl/MaskAdapter:fcclip/fcclip.py``).
 
 Shapes used in this module (one image at a time):
     Q     generator queries (250 FC-CLIP, 100 MAFT+)
@@ -11,7 +11,7 @@ Shapes used in this module (one image at a time):
     h×w   prediction resolution (stride 4 of the padded image)
     H×W   ground-truth resolution (the padded image, Hpad × Wpad)
 
-Randomness (official quirk Q6, kept on purpose): the per-GT pick and the subset of pairs are random. Every draw
+Randomness (as in the official code, kept on purpose): the per-GT pick and the subset of pairs are random. Every draw
 comes from the ``generator`` argument, so seeding one ``torch.Generator`` per image makes matching reproducible.
 """
 
@@ -98,7 +98,7 @@ def match_via_iou(
     num_pairs: int,
     generator: torch.Generator | None = None,
 ) -> IouMatch:
-    """Match the valid ground-truth masks of one image to generator predictions by IoU (SPEC §6).
+    """Match the valid ground-truth masks of one image to generator predictions by IoU.
 
     1. All GT masks are bilinearly resized (align_corners False) to the prediction grid h×w.
     2. IoU of predictions binarized at sigmoid >= ``pred_threshold`` with GT binarized at > 0.5.
@@ -112,7 +112,7 @@ def match_via_iou(
         gt_masks: (G, H, W) float or bool ground-truth masks of the image (already filtered to area > 0 and padded
             to the batch size by the caller). G may be 0.
         gt_labels: (G,) class ids.
-        pred_threshold: ``MATCH_PRED_THRESHOLD`` (0.4 FC-CLIP, 0.5 MAFT+; official quirk Q4).
+        pred_threshold: ``MATCH_PRED_THRESHOLD`` (0.4 FC-CLIP, 0.5 MAFT+, the official values).
         iou_threshold: ``MODEL.MASK_ADAPTER.IOU_THRESHOLD`` (0.7).
         num_pairs: P, ``MODEL.MASK_ADAPTER.NUM_PRED_MASKS`` (8).
         generator: source of every random draw; None uses torch's global RNG.

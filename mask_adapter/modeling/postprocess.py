@@ -1,4 +1,4 @@
-"""Mask2Former post-processing as pure functions (SPEC §5.7), for one image at a time.
+"""Mask2Former post-processing as pure functions, for one image at a time.
 
 Shapes: Q queries; C classes, the class logits carry C + 1 columns (last = void / no-object);
 H×W the resolution of the mask logits (already upsampled by the caller).

@@ -44,7 +44,8 @@ def _unsupported(name: str, reason: str) -> Callable:
     return build
 
 
-# Official names that base YAMLs set but child configs override (SPEC §8): they resolve, building them fails.
+# Official names that base YAMLs set but child configs override: they resolve, building them fails
+# with a clear error (the official stage-1 script hit a NameError).
 _UNSUPPORTED: dict[str, str] = {
     "coco_combine_lsj": "the multi-dataset (combined) loader is not ported; use 'coco_panoptic_lsj' or "
     "'mask_former_semantic'",
@@ -59,7 +60,7 @@ def build_dataset_mapper(cfg, is_train: bool, *, ignore_color_aug: bool = False)
     Args:
         cfg: config (INPUT.DATASET_MAPPER_NAME selects the training mapper).
         is_train: True -> the registered LSJ mapper; False -> detectron2 ``DatasetMapper(cfg, False)``.
-        ignore_color_aug: ignore INPUT.COLOR_AUG_SSD (set it for the stage-1 MASK_Adapter model, quirk Q9).
+        ignore_color_aug: ignore INPUT.COLOR_AUG_SSD (set it for the stage-1 MASK_Adapter model, as officially).
 
     Returns:
         A callable mapping a dataset dict to a model input dict.

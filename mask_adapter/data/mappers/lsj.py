@@ -9,9 +9,10 @@ Both share :class:`LSJDatasetMapper`: read the image (and the semantic map when 
 - "instances": ``Instances`` of size (S, S) with ``gt_classes`` (N,) int64, ``gt_masks`` (N, S, S) bool and
   ``gt_boxes``; subclasses differ only in :meth:`build_instances`.
 
-FIX (R12): resize and crop always run; the official stage-2 copy skipped them when ``INPUT.RANDOM_FLIP`` was
-"none". MUST (Q9): callers pass ``ignore_color_aug=True`` under the stage-1 ``MASK_Adapter`` model, whose official
-mapper ignored ``INPUT.COLOR_AUG_SSD``. MUST (Q10): ``mask_former_semantic`` is this LSJ version in every official
+Deliberate difference: resize and crop always run; the official stage-2 copy skipped them when
+``INPUT.RANDOM_FLIP`` was "none" (no effect on the official configs). Kept from the official code: callers pass
+``ignore_color_aug=True`` under the stage-1 ``MASK_Adapter`` model, whose official
+mapper ignored ``INPUT.COLOR_AUG_SSD``, and ``mask_former_semantic`` is this LSJ version in every official
 package, not Mask2Former's crop-based semantic mapper.
 """
 
@@ -44,7 +45,7 @@ def build_lsj_augmentations(cfg, *, ignore_color_aug: bool = False, seg_pad_valu
 
     Args:
         cfg: config with INPUT.RANDOM_FLIP, IMAGE_SIZE, MIN_SCALE, MAX_SCALE, COLOR_AUG_SSD, FORMAT.
-        ignore_color_aug: drop the SSD colour jitter even when COLOR_AUG_SSD is set (stage 1, quirk Q9).
+        ignore_color_aug: drop the SSD colour jitter even when COLOR_AUG_SSD is set (stage 1, as officially).
         seg_pad_value: value padded into semantic maps (the dataset's ignore label).
 
     Returns:

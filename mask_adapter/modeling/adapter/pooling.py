@@ -98,7 +98,7 @@ def classification_logits(
 def embeddings_from_activation_maps(
     maps: Tensor, clip_dense: Tensor, project: Projector, num_output_maps: int
 ) -> Tensor:
-    """Weight-pool the raw CLIP feature with the adapter's activation maps (SPEC §4).
+    """Weight-pool the raw CLIP feature with the adapter's activation maps.
 
     Each map is normalised over space as sigmoid(a) / sum(sigmoid(a)) (a spatial softmax of log-sigmoid),
     pools the *unprojected* trunk feature, goes through the frozen CLIP heads, and the K embeddings of a
@@ -126,7 +126,7 @@ def embeddings_from_activation_maps(
 
 
 def mask_pooling_embeddings(mask_logits: Tensor, clip_dense: Tensor, project: Projector) -> Tensor:
-    """Plain mask pooling (FC-CLIP's out-of-vocabulary branch, SPEC §5.5).
+    """Plain mask pooling (FC-CLIP's out-of-vocabulary branch).
 
     Args:
         mask_logits: (B, Q, H', W') mask logits; resized bilinearly to (h, w) and binarised at logit > 0.

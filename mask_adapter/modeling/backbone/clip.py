@@ -96,7 +96,7 @@ def dense_projection(trunk_head: torch.nn.Module, head: torch.nn.Module, clip_de
         x = trunk_head.norm(clip_dense).permute(0, 2, 3, 1)
         return head(trunk_head.drop(x)).permute(0, 3, 1, 2)
     if variant == "maftp_scrambled":
-        # MUST (checkpoint compatibility): MAFT+ reshapes the contiguous NCHW map to (B·h·w, C_raw) WITHOUT
+        # Kept for checkpoint compatibility: MAFT+ reshapes the contiguous NCHW map to (B·h·w, C_raw) WITHOUT
         # permuting, so "pixel" rows mix channels and positions. Its frozen CDT and the MAFT+ adapters were
         # trained on exactly this; see hustvl/MaskAdapter:maft/maft_plus.py (visual_prediction_forward_convnext).
         rows = clip_dense.contiguous().reshape(b * h * w, c)

@@ -1,4 +1,4 @@
-"""FC-CLIP and MAFT+ with the Mask-Adapter: generator masks, adapter logits, geometric ensemble (SPEC §5.2-5.6)."""
+"""FC-CLIP and MAFT+ with the Mask-Adapter: generator masks, adapter logits, geometric ensemble."""
 
 import logging
 from collections.abc import Sequence

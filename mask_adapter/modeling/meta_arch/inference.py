@@ -1,4 +1,4 @@
-"""Inference helpers: the geometric ensemble (SPEC §5.6) and Mask2Former post-processing per image (§5.7).
+"""Inference helpers: the geometric ensemble and Mask2Former post-processing per image.
 
 Shapes as in ``base.py``. The functions receive everything they use (state, options); they do not call back into
 the model.

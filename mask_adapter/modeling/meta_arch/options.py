@@ -11,10 +11,10 @@ __all__ = ["InferenceOptions", "MaskTrainingOptions"]
 
 @dataclass(frozen=True)
 class InferenceOptions:
-    """Which outputs to produce and how (Mask2Former post-processing, SPEC §5.7).
+    """Which outputs to produce and how (Mask2Former post-processing).
 
     ``postprocess_before_inference`` crops/resizes the mask logits to the original size *before* semantic
-    inference. MUST: the official code turns it on whenever PANOPTIC_ON or INSTANCE_ON is set, which changes
+    inference. Kept from the official code, which turns it on whenever PANOPTIC_ON or INSTANCE_ON is set, which changes
     mIoU (see ``from_cfg``).
     """
 
@@ -51,7 +51,7 @@ class InferenceOptions:
 
 @dataclass(frozen=True)
 class MaskTrainingOptions:
-    """Mask sets, matcher and loss weights of the adapter's training (SPEC §5.1, §5.3, §6)."""
+    """Mask sets, matcher and loss weights of the adapter's training (stages 1 and 2)."""
 
     class_weight: float = 2.0
     cos_weight: float = 5.0

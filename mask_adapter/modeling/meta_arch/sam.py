@@ -1,6 +1,7 @@
 """Training-free path (experimental): masks of an automatic SAM / SAM2 mask generator are the proposals.
 
-SPEC §12 "SAM/SAM2 path". The generator masks of FC-CLIP / MAFT+ are replaced by the masks of an automatic mask
+This path exists only in the authors' online demo, not in the official implementation. The generator masks of
+FC-CLIP / MAFT+ are replaced by the masks of an automatic mask
 generator; the same frozen CLIP and trained Mask-Adapter classify them. Out-of-vocabulary logits only: no
 geometric ensemble and no void class (its column is set to -inf). Overlapping masks are resolved per pixel by
 the Mask2Former post-processing: semantic = per-pixel sum of class probabilities × mask; panoptic = each pixel

@@ -84,7 +84,7 @@ def mixed_mask_losses(
     options: MaskTrainingOptions,
     mask_threshold: float,
 ) -> dict[str, Tensor]:
-    """Stage 2: [S GT | P binarised matched predictions | P matched GT] per image -> CE + cosine (SPEC §5.3, §6).
+    """Stage 2: [S GT | P binarised matched predictions | P matched GT] per image -> CE + cosine.
 
     Args:
         state: the batch's forward state.

@@ -1,4 +1,4 @@
-"""Stage 1 (ground-truth warmup): the adapter classifies ground-truth masks (SPEC §5.1).
+"""Stage 1 (ground-truth warmup): the adapter classifies ground-truth masks.
 
 Training: WARMUP_NUM_MASKS GT slots per image -> cross-entropy. Inference is the paper's "oracle" study: one
 binary mask per label present in the test-time ``sem_seg`` ground truth is classified by the adapter.
@@ -30,7 +30,7 @@ ORACLE_LOGIT = 20.0
 
 
 def oracle_semantic_inference(probs: Tensor, masks: Tensor) -> Tensor:
-    """Official oracle semantic map (MUST, only to match the official oracle numbers; the argmax is unchanged).
+    """Official oracle semantic map (kept only to match the official oracle numbers; the argmax is unchanged).
 
     The class probabilities go through a *second* softmax, void is dropped, and the *binary* masks (not sigmoid
     probabilities) weight them: Σ_q softmax(probs_q)[:C] · mask_q.
@@ -48,7 +48,7 @@ def oracle_semantic_inference(probs: Tensor, masks: Tensor) -> Tensor:
 class MaskAdapterWarmup(OpenVocabMaskFormer):
     """GT masks are the proposals; trains the adapter and the void embedding. No generator is built."""
 
-    # The official stage-1 mapper ignored INPUT.COLOR_AUG_SSD (quirk Q9).
+    # The official stage-1 mapper ignored INPUT.COLOR_AUG_SSD (kept).
     auto_defaults: ClassVar[ArchDefaults] = ArchDefaults(color_aug_ssd=False)
 
     @classmethod

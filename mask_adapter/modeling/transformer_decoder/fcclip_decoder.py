@@ -268,7 +268,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         query_embed = self.query_embed.weight.unsqueeze(1).repeat(1, bs, 1)
         output = self.query_feat.weight.unsqueeze(1).repeat(1, bs, 1)
         text = (text_classifier, num_templates)
-        all_layers = self.training  # SPEC §11: classify every layer only when aux outputs are needed
+        all_layers = self.training  # classify every layer only when aux outputs are needed (inference uses the last)
 
         last = self.num_layers == 0
         logits, masks, attn_mask = self._prediction_heads(

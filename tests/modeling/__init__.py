@@ -1,0 +1,1 @@
+"""Tests of the modeling part of the package."""
