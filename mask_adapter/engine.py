@@ -201,7 +201,7 @@ def load_model_for_evaluation(cfg: CfgNode, model: nn.Module, resume: bool = Fal
 
 
 def _readable_checkpoint(path: str) -> str:
-    """"" if ``path`` looks complete from its structure (a cheap check, no tensor is read), else what is wrong."""
+    """ "" if ``path`` looks complete from its structure (a cheap check, no tensor is read), else what is wrong."""
     import zipfile
 
     from .checkpoint import checkpoint_format
@@ -248,7 +248,9 @@ def check_resumable(checkpointer: Any) -> None:
         )
     else:
         fix = f"there is no earlier complete checkpoint in {folder}: delete it and {tag} to start training over"
-    raise ValueError(f"cannot resume: the last training checkpoint {path} (named in {tag}) is unusable: {problem}; {fix}")
+    raise ValueError(
+        f"cannot resume: the last training checkpoint {path} (named in {tag}) is unusable: {problem}; {fix}"
+    )
 
 
 class KeepLastCheckpointTag(hooks.BestCheckpointer):

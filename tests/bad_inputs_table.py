@@ -1,7 +1,7 @@
 """The bad-input battery: one row per input a user may give, what they see, and the exit code.
 
 This table is the single source of ``tests/test_bad_inputs.py`` (one parametrised case per row) and of the table
-in ``docs/reliability.md`` (written by ``tools/make_reliability_doc.py``; a test checks the committed file).
+in ``docs/reliability.md`` (written by ``python -m tests.make_reliability_doc``; a test checks the committed file).
 
 A row (:class:`Case`):
 - ``surface``: the entry point, ``demo`` (``demo/demo.py``), ``train_net`` (``train_net.py``), ``evaluate``
@@ -492,6 +492,16 @@ _VOCAB_5000 = [f"class {i}" for i in range(5000)]
 _LONG_NAME = "a very long class name " * 40  # 920 characters: longer than CLIP's 77-token context
 _UNICODE = ["chat noir", "Hund 🐕", "草地", "ciénaga"]
 _CAT_DOG_GRASS = ["cat", "dog", "grass"]  # the app rows' default vocabulary
+_BOM_VOCAB = ("cat", "chien", "草地")
+
+
+def _vocabulary_file_run(ctx: Context, encoding: str, names: tuple[str, ...] = _BOM_VOCAB) -> list[str]:
+    """The demo on a 20x24 image with ``--vocabulary-file`` of ``names`` (ids 0, 1, ...) saved in ``encoding``."""
+    path = ctx.tmp / "vocab.txt"
+    path.write_bytes("".join(f"{i}:{n}\r\n" for i, n in enumerate(names)).encode(encoding))
+    image = _image(ctx, "in.png", lambda: Image.fromarray(_rgb(20, 24)))
+    return _demo(ctx, "--vocabulary-file", str(path), inputs=(image,), vocabulary="")
+
 
 CASES: tuple[Case, ...] = (
     # --- demo: image files
@@ -660,6 +670,31 @@ CASES: tuple[Case, ...] = (
         exit_code=0,
         result="uint16 label map with ids < 5000, all names in the JSON",
         check=_check_vocabulary(lambda: list(_VOCAB_5000), np.uint16),
+    ),
+    Case(
+        "vocabulary-utf8-bom",
+        "demo",
+        "a vocabulary file in UTF-8 with a byte-order mark (as Windows Notepad saves it)",
+        lambda c: _vocabulary_file_run(c, "utf-8-sig"),
+        exit_code=0,
+        result="read as UTF-8: label JSON lists cat, chien, 草地",
+        check=_check_vocabulary(lambda: list(_BOM_VOCAB), np.uint8),
+    ),
+    Case(
+        "vocabulary-utf16",
+        "demo",
+        "a vocabulary file in UTF-16 (with its byte-order mark)",
+        lambda c: _vocabulary_file_run(c, "utf-16"),
+        exit_code=0,
+        result="read as UTF-16: label JSON lists cat, chien, 草地",
+        check=_check_vocabulary(lambda: list(_BOM_VOCAB), np.uint8),
+    ),
+    Case(
+        "vocabulary-latin1",
+        "demo",
+        "a vocabulary file in Latin-1 (not UTF-8, no byte-order mark)",
+        lambda c: _vocabulary_file_run(c, "latin-1", names=("cat", "chien", "café")),
+        error=r"vocab\.txt is not UTF-8 text: byte 0xe9 at position \d+; save it as UTF-8",
     ),
     # --- demo: config
     Case(
