@@ -1,21 +1,15 @@
 """A user's own folder (images + PNG label maps + vocabulary file) trains and evaluates through train_net.py."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from mask_adapter.apps.make_custom_example import make_custom_example
 from tests import REPO
-
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tools"))
-
-from make_custom_example import make_custom_example  # noqa: E402
-
-from train_net import cli  # noqa: E402
+from train_net import cli  # the script at the repository root (the rootdir is on sys.path for the tests package)
 
 
 def test_example_folder_layout(tmp_path):

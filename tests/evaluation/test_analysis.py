@@ -1,7 +1,6 @@
-"""GT-mask upper-bound analysis (tools/analyze_gt_masks.py): accuracy bookkeeping, CSV/plot, tiny-model run."""
+"""GT-mask upper-bound analysis (mask_adapter.apps.analyze_gt_masks, launched by tools/analyze_gt_masks.py): accuracy bookkeeping, CSV/plot, tiny-model run."""
 
 import csv
-import importlib.util
 import logging
 import os
 import uuid
@@ -11,13 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
+from mask_adapter.apps import analyze_gt_masks as ana
 from tests import REPO as REPO_PATH
 from tests._builders import tiny_model as build_tiny_model
 
 REPO = str(REPO_PATH)
-_spec = importlib.util.spec_from_file_location("analyze_gt_masks", os.path.join(REPO, "tools", "analyze_gt_masks.py"))
-ana = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ana)
 
 TINY_CONFIG = os.path.join(REPO, "configs", "tiny", "fcclip_tiny.yaml")
 CLASSES = ["cat,kitten", "dog", "person,people", "car"]

@@ -1,4 +1,4 @@
-"""Input images of the demo: collecting paths (files, globs, folders, the bundled photo) and reading any common
+"""Input images of the demos and the Python API: collecting paths (files, globs, folders, the bundled photo) and reading any common
 image kind as 8-bit RGB.
 
 Shapes: H×W the image.
@@ -27,7 +27,7 @@ __all__ = [
     "write_bundled_image",
 ]
 
-# The demo's one logger: demo.py runs as __main__, so its modules share this name.
+# The demos' one logger (mask_adapter.apps.demo and the modules it uses share it).
 logger = logging.getLogger("mask_adapter.demo")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")

@@ -1,7 +1,8 @@
-"""Open-vocabulary predictor for the demo: build a model from a cfg, set a vocabulary, predict, draw.
+"""Open-vocabulary predictor: build a model from a cfg, set a vocabulary, predict, draw.
 
-Also the class-id label map written by ``demo.py --save-label-map``. Image reading (``demo.images``) and the
-released models (``demo.model_zoo``) live in their own modules; their public names are re-exported here.
+Also the class-id label map written by ``demo.py --save-label-map``. Image reading lives in
+``mask_adapter.api.images`` and the released models in ``mask_adapter.hub``; ``mask_adapter.Segmenter`` is the
+higher-level entry point built on this class.
 
 Shapes: H×W the input image; C classes of the vocabulary.
 """
@@ -21,24 +22,16 @@ from detectron2.utils.visualizer import ColorMode, Visualizer
 from PIL import Image
 
 import mask_adapter  # noqa: F401  (registers the package's components)
-from demo.images import ImageReadError, read_image_rgb, to_rgb_uint8
-from demo.model_zoo import MODEL_ZOO, REPO_ROOT, ModelSpec, download_weights, resolve_weights
 from mask_adapter.data.vocabulary import split_synonyms
+from mask_adapter.hub import resolve_weights
 
 __all__ = [
-    "MODEL_ZOO",
-    "ModelSpec",
-    "REPO_ROOT",
     "TASKS",
     "TASK_FLAGS",
-    "ImageReadError",
     "VocabularyPredictor",
     "build_metadata",
-    "download_weights",
+    "draw_overlay",
     "label_map",
-    "read_image_rgb",
-    "resolve_weights",
-    "to_rgb_uint8",
     "void_label",
 ]
 
@@ -129,13 +122,43 @@ def label_map(outputs: dict[str, Any], task: str, num_classes: int, confidence_t
     raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
 
 
+def draw_overlay(
+    image: np.ndarray, outputs: dict[str, Any], task: str, metadata: Metadata, confidence_threshold: float = 0.5
+) -> np.ndarray:
+    """Draw the ``task`` output of a model over its input image with detectron2's Visualizer.
+
+    Args:
+        image: (H, W, 3) uint8 RGB, the image the model saw (at its original size).
+        outputs: the model's output dict for it.
+        task: "semantic", "panoptic" or "instance".
+        metadata: the vocabulary's drawing metadata (:func:`build_metadata`).
+        confidence_threshold: instances with a lower score are not drawn.
+
+    Returns:
+        (H, W, 3) uint8 RGB overlay.
+    """
+    vis = Visualizer(image, metadata, instance_mode=ColorMode.IMAGE)
+    if task == "semantic":
+        labels = label_map(outputs, "semantic", len(metadata.stuff_classes))
+        drawn = vis.draw_sem_seg(labels, alpha=0.5)
+    elif task == "panoptic":
+        pan, segments = outputs["panoptic_seg"]
+        drawn = vis.draw_panoptic_seg(pan.to("cpu"), segments, alpha=0.5)
+    else:
+        drawn = vis.draw_instance_predictions(_instances_above(outputs["instances"].to("cpu"), confidence_threshold))
+    out = drawn.get_image()
+    if out.shape[:2] != image.shape[:2]:  # the Visualizer keeps the size at scale 1; guard against rounding
+        out = np.asarray(Image.fromarray(out).resize((image.shape[1], image.shape[0]), Image.BILINEAR))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------- predictor
 class VocabularyPredictor:
     """Run a Mask-Adapter model on single RGB images with a vocabulary chosen at run time.
 
     Args:
         cfg: merged config (cloned; not modified). MODEL.DEVICE falls back to "cpu" without a GPU. MODEL.WEIGHTS
-            may be a file, a short name of ``MODEL_ZOO`` or "" (random weights).
+            may be a file, a released short name (``mask_adapter.hub.RELEASED_MODELS``) or "" (random weights).
         class_names: class strings "name,synonym,..."; None keeps the vocabulary of DATASETS.TEST.
         thing_ids: contiguous ids of the countable classes (instances; panoptic thing segments).
         colors: one RGB colour per class for drawing (default: a fixed colour map).
@@ -213,7 +236,7 @@ class VocabularyPredictor:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(
                 f"expected an (H, W, 3) uint8 RGB image, got shape {image.shape} dtype {image.dtype}; "
-                "convert it with to_rgb_uint8 first"
+                "convert it with mask_adapter.api.images.to_rgb_uint8 first"
             )
         height, width = image.shape[:2]
         resized = self.aug.get_transform(image).apply_image(image) if self.cfg.INPUT.MIN_SIZE_TEST > 0 else image
@@ -241,21 +264,7 @@ class VocabularyPredictor:
             (H, W, 3) uint8 RGB overlay.
         """
         self._check_task(outputs, task)
-        vis = Visualizer(image, self.metadata, instance_mode=ColorMode.IMAGE)
-        if task == "semantic":
-            labels = label_map(outputs, "semantic", len(self.class_names))
-            drawn = vis.draw_sem_seg(labels, alpha=0.5)
-        elif task == "panoptic":
-            pan, segments = outputs["panoptic_seg"]
-            drawn = vis.draw_panoptic_seg(pan.to("cpu"), segments, alpha=0.5)
-        else:
-            drawn = vis.draw_instance_predictions(
-                _instances_above(outputs["instances"].to("cpu"), confidence_threshold)
-            )
-        out = drawn.get_image()
-        if out.shape[:2] != image.shape[:2]:  # the Visualizer keeps the size at scale 1; guard against rounding
-            out = np.asarray(Image.fromarray(out).resize((image.shape[1], image.shape[0]), Image.BILINEAR))
-        return out
+        return draw_overlay(image, outputs, task, self.metadata, confidence_threshold)
 
     def _check_task(self, outputs: dict[str, Any], task: str) -> None:
         if task not in TASKS:

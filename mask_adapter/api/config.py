@@ -1,16 +1,32 @@
-"""The demo's model config: which file to load, and how the command-line options change it."""
+"""The model config of the demos and the Python API: which file to load, and how the options change it.
+
+Config files come from ``mask_adapter.model_zoo`` (the packaged copy of the repository's ``configs/``), so this
+works from an installed package as well as from a checkout.
+"""
 
 import argparse
+from collections.abc import Sequence
 
 from detectron2.config import CfgNode
 
-from demo.model_zoo import MODEL_ZOO, REPO_ROOT
-from demo.predictor import TASK_FLAGS
+from mask_adapter.api.predictor import TASK_FLAGS
+from mask_adapter.hub import RELEASED_MODELS
+from mask_adapter.model_zoo import get_config_file
 from mask_adapter.modeling.mask_generators import MASK_SOURCES as TRAINING_FREE_SOURCES
 
-__all__ = ["DEFAULT_CONFIG", "MASK_SOURCES", "is_random_tiny_model", "setup_cfg"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "DEFAULT_CONFIG_NAME",
+    "MASK_SOURCES",
+    "build_cfg",
+    "is_random_tiny_model",
+    "released_config_file",
+    "setup_cfg",
+]
 
-DEFAULT_CONFIG = REPO_ROOT / "configs" / "tiny" / "fcclip_tiny.yaml"
+# The default model: the tiny random FC-CLIP + Mask-Adapter (no weights; its outputs only show the format).
+DEFAULT_CONFIG_NAME = "tiny/fcclip_tiny.yaml"
+DEFAULT_CONFIG = get_config_file(DEFAULT_CONFIG_NAME)
 
 # The demos' mask sources (`--masks` of demo.py, the "Masks" choice of app.py): name -> what proposes the masks.
 # Beside the model's own generator, every training-free source of the package's table.
@@ -18,6 +34,49 @@ MASK_SOURCES: dict[str, str] = {
     "generator": "the model's own mask generator",
     **{name: f"{src.label}'s automatic mask generator (training-free)" for name, src in TRAINING_FREE_SOURCES.items()},
 }
+
+
+def released_config_file(name: str) -> str:
+    """The packaged config of a released model's short name (a key of ``mask_adapter.hub.RELEASED_MODELS``)."""
+    return str(get_config_file(RELEASED_MODELS[name].config))
+
+
+def build_cfg(
+    config_file: str | None = None,
+    weights: str | None = None,
+    opts: Sequence[str] = (),
+    masks: str = "generator",
+    sam_checkpoint: str | None = None,
+    sam2_checkpoint: str | None = None,
+    sam2_config: str | None = None,
+    tasks: Sequence[str] = ("semantic",),
+) -> CfgNode:
+    """:func:`setup_cfg` with keyword arguments instead of a parsed command line.
+
+    Args:
+        config_file: a YAML file; None: the config of ``weights`` if it is a released short name, else
+            ``DEFAULT_CONFIG`` (the tiny random model).
+        weights: MODEL.WEIGHTS (file, URL or released short name); None keeps the config's value.
+        opts: config overrides KEY VALUE ...
+        masks: a key of ``MASK_SOURCES``.
+        sam_checkpoint, sam2_checkpoint, sam2_config: the SAM / SAM2 weights (and SAM2 model config) of the
+            "sam" / "sam2" mask sources.
+        tasks: the outputs to enable ("semantic", "panoptic", "instance").
+
+    Returns:
+        The frozen config.
+    """
+    args = argparse.Namespace(
+        config_file=None if config_file is None else str(config_file),
+        weights=weights,
+        opts=list(opts),
+        masks=masks,
+        sam_checkpoint=sam_checkpoint,
+        sam2_checkpoint=sam2_checkpoint,
+        sam2_config=sam2_config,
+        task=list(tasks),
+    )
+    return setup_cfg(args)
 
 
 def setup_cfg(args: argparse.Namespace) -> CfgNode:
@@ -40,8 +99,8 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
 
     config_file = args.config_file
     if config_file is None:
-        if args.weights in MODEL_ZOO:
-            config_file = str(REPO_ROOT / MODEL_ZOO[args.weights].config)
+        if args.weights in RELEASED_MODELS:
+            config_file = released_config_file(args.weights)
         else:
             config_file = str(DEFAULT_CONFIG)
     if len(args.opts) % 2:

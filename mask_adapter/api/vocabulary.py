@@ -10,11 +10,11 @@ from collections.abc import Sequence
 
 from detectron2.config import CfgNode
 
-from demo.demo_config import is_random_tiny_model
+from mask_adapter.api.config import is_random_tiny_model
 
 __all__ = ["Vocab", "build_vocabulary", "dataset_vocabulary", "default_vocabulary", "user_classes"]
 
-# The demo's one logger: demo.py runs as __main__, so its modules share this name.
+# The demos' one logger (mask_adapter.apps.demo and the modules it uses share it).
 logger = logging.getLogger("mask_adapter.demo")
 
 Vocab = tuple[list[str], list[int]]  # class strings, thing ids
@@ -100,8 +100,8 @@ def dataset_vocabulary(name: str) -> Vocab:
 
 
 def default_vocabulary(cfg: CfgNode) -> Vocab:
-    """Pascal VOC's 20 classes for the tiny random model (the bundled photo is a VOC image), else the official
-    demo's COCO + ADE-150 + LVIS vocabulary ``openvocab_dataset``.
+    """Pascal VOC's 20 classes for the tiny random model (the bundled photo is a VOC image), else the released
+    demo's combined COCO + ADE-150 + LVIS vocabulary (``mask_adapter.data.catalog.OPENVOCAB_DEMO_DATASET``).
 
     Args:
         cfg: the demo's merged config.

