@@ -286,7 +286,7 @@ def _voc_root(ctx: Context, unlabeled: bool = False) -> Path:
 
     from mask_adapter.data.catalog import register_all
 
-    from _raw_datasets import script, voc_inputs
+    from tests._raw_datasets import script, voc_inputs
 
     root = ctx.tmp / "d2"
     voc_inputs(root)
@@ -415,7 +415,7 @@ def _missing_train_root(ctx: Context) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------------- preparation
 def _ade_raw(ctx: Context, corrupt: bool = False, out_of_range: bool = False) -> list[str]:
-    from _raw_datasets import ade_inputs, save
+    from tests._raw_datasets import ade_inputs, save
 
     root = ctx.tmp / "d2"
     ade = ade_inputs(root)

@@ -35,9 +35,9 @@ def _load(name: str, path: Path):
 @pytest.fixture(scope="module")
 def programs():
     """The entry points' ``main(argv)`` functions, by surface."""
-    demo = _load("demo_cli_battery", REPO / "demo" / "demo.py")
-    sys.path.insert(0, str(REPO))
-    import train_net
+    import train_net  # the repository root is on the import path of the test session (tests is a package)
+
+    from mask_adapter.apps import demo
 
     tool = _load("evaluate_benchmarks_battery", REPO / "tools" / "evaluate_benchmarks.py")
     prepare = _load(PREPARE_SCRIPT, REPO / "datasets" / f"{PREPARE_SCRIPT}.py")
@@ -52,7 +52,7 @@ def programs():
         """Rows of the web app's handler: ``make`` returns (image path, vocabulary, task, mask source) and puts the
         ``DemoApp`` arguments into ``ctx.shared["app_kwargs"]``; the result goes to ``ctx.shared["app_result"]``.
         The one-line ``AppInputError`` is what the page shows, so it counts as the error line (exit code 1)."""
-        from demo.app import AppInputError, DemoApp
+        from mask_adapter.apps.web import AppInputError, DemoApp
 
         kwargs = ctx.shared.get("app_kwargs", {})
         key = tuple(sorted(kwargs.items()))
