@@ -285,7 +285,6 @@ def _voc_root(ctx: Context, unlabeled: bool = False) -> Path:
     import shutil
 
     from mask_adapter.data.catalog import register_all
-
     from tests._raw_datasets import script, voc_inputs
 
     root = ctx.tmp / "d2"
@@ -403,6 +402,87 @@ def _check_no_checkpoint_left(ctx: Context, stderr: str) -> None:
     left = sorted(p.name for p in out.iterdir() if p.suffix in (".pth", ".tmp") or p.name.startswith("."))
     assert left == [], f"partial checkpoint files left behind: {left}"
     assert not (out / "last_checkpoint").exists(), "last_checkpoint names a checkpoint that was not written"
+
+
+def _collide(ctx: Context) -> list[str]:
+    """a.jpg, a.png and a_1.jpg in one folder: their stems collide (a, a) or used to collide with a renamed one."""
+    folder = ctx.tmp / "photos"
+    folder.mkdir()
+    for i, name in enumerate(("a.jpg", "a.png", "a_1.jpg")):
+        Image.fromarray(_rgb(20, 24, seed=i)).save(folder / name)
+    return _demo(ctx, inputs=(str(folder),))
+
+
+def _check_collide(ctx: Context, stderr: str) -> None:
+    from mask_adapter.apps.demo import output_stems
+
+    names = sorted(p.name for p in ctx.out.iterdir())
+    stems = ["a_jpg", "a_png", "a_1"]
+    assert names == sorted(f"{s}{end}" for s in stems for end in ("_semantic.png", "_labels.png", "_labels.json"))
+    paths = [str(ctx.tmp / "photos" / n) for n in ("a.jpg", "a.png", "a_1.jpg")]
+    assert output_stems(paths) == stems and output_stems(paths[::-1]) == stems[::-1], "names depend on the order"
+
+
+def _fifo_and_image(ctx: Context, with_image: bool) -> list[str]:
+    fifo = ctx.tmp / "pipe.png"
+    os.mkfifo(fifo)
+    inputs = (str(fifo), _image(ctx, "in.png", lambda: Image.fromarray(_rgb(20, 24)))) if with_image else (str(fifo),)
+    return _demo(ctx, inputs=inputs)
+
+
+def _check_fifo_skipped(ctx: Context, stderr: str) -> None:
+    _check_image("in", (20, 24))(ctx, stderr)
+    assert re.search(r"input .*pipe\.png is not a regular file \(a FIFO, device or socket\); skipped", stderr)
+
+
+def _narrow(ctx: Context) -> list[str]:
+    thin = _image(ctx, "thin.png", lambda: Image.fromarray(_rgb(1, 50000)))
+    strip = _image(ctx, "strip.png", lambda: Image.fromarray(_rgb(3, 1000)))
+    good = _image(ctx, "good.png", lambda: Image.fromarray(_rgb(20, 24)))
+    return _demo(ctx, inputs=(thin, strip, good))
+
+
+def _check_narrow(ctx: Context, stderr: str) -> None:
+    for stem, size in (("thin", (1, 2048)), ("strip", (3, 1000)), ("good", (20, 24))):
+        labels = _labels(ctx, stem)
+        assert labels.shape == size and int(labels.max()) < 3, (stem, labels.shape)
+        assert Image.open(ctx.out / f"{stem}_semantic.png").size == size[::-1]
+
+
+def _vocabulary_lines(ctx: Context, lines: str) -> str:
+    path = ctx.tmp / "vocab.txt"
+    path.write_text(lines, encoding="utf-8")
+    return str(path)
+
+
+def _sparse_ids_run(ctx: Context) -> list[str]:
+    image = _image(ctx, "in.png", lambda: Image.fromarray(_rgb(20, 24)))
+    vocab = _vocabulary_lines(ctx, "5:cat\n9:dog\n")
+    return _demo(ctx, "--vocabulary-file", vocab, inputs=(image,), vocabulary="")
+
+
+def _check_sparse_ids(ctx: Context, stderr: str) -> None:
+    import json
+
+    meta = json.loads((ctx.out / "in_labels.json").read_text(encoding="utf-8"))
+    assert meta["classes"] == {"5": "cat", "9": "dog"} and meta["void"] == 255, meta
+    values = set(np.unique(_labels(ctx, "in")).tolist())
+    assert values and values <= {5, 9, 255}, values
+
+
+def _word_and_file(ctx: Context, monkeypatch: Any) -> None:
+    """The working folder holds a file named like the inline class (``cat``) and a classes.txt."""
+    (ctx.tmp / "cat").write_text("0:not a class of this run\n")
+    (ctx.tmp / "classes.txt").write_text("0:cat\n1:dog\n")
+    monkeypatch.chdir(ctx.tmp)
+
+
+def _demo_umask(ctx: Context) -> list[str]:
+    return _demo(ctx, inputs=(_image(ctx, "in.png", lambda: Image.fromarray(_rgb(20, 24))),))
+
+
+def _prepared_labels(ctx: Context) -> Path:
+    return ctx.tmp / "d2" / "ADEChallengeData2016" / "annotations_detectron2" / "validation"
 
 
 def _missing_train_root(ctx: Context) -> list[str]:
@@ -696,6 +776,49 @@ CASES: tuple[Case, ...] = (
         lambda c: _vocabulary_file_run(c, "latin-1", names=("cat", "chien", "café")),
         error=r"vocab\.txt is not UTF-8 text: byte 0xe9 at position \d+; save it as UTF-8",
     ),
+    Case(
+        "inline-word-and-file",
+        "demo",
+        "--vocabulary cat in a folder that holds a file named cat",
+        lambda c: _demo(c, inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),), vocabulary="cat"),
+        patch=_word_and_file,
+        exit_code=0,
+        result="inline: the one class cat (--vocabulary is never read as a file)",
+        check=_check_vocabulary(lambda: ["cat"], np.uint8),
+    ),
+    Case(
+        "inline-names-a-file",
+        "demo",
+        "--vocabulary classes.txt (an existing file given as inline classes)",
+        lambda c: _demo(c, vocabulary="classes.txt"),
+        patch=_word_and_file,
+        error=r"--vocabulary classes\.txt names a file, but --vocabulary takes inline classes .*; pass the file with "
+        r"--vocabulary-file$",
+    ),
+    Case(
+        "vocabulary-file-ids",
+        "demo",
+        "a vocabulary file with ids 5:cat and 9:dog",
+        _sparse_ids_run,
+        exit_code=0,
+        result="the label map holds the file's ids (5, 9; void 255) and the JSON maps 5 -> cat, 9 -> dog",
+        check=_check_sparse_ids,
+    ),
+    Case(
+        "label-map-66000-classes",
+        "demo",
+        "--save-label-map with a vocabulary file of 66,000 classes",
+        lambda c: _demo(
+            c,
+            "--vocabulary-file",
+            _vocabulary_lines(c, "".join(f"{i}:class {i}\n" for i in range(66000))),
+            inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),),
+            vocabulary="",
+        ),
+        error=r"the vocabulary has 66000 classes, but a label map \(16-bit PNG\) holds at most 65535 \(ids 0-65534, "
+        r"65535 = void\)",
+        check=_check_nothing_written,
+    ),
     # --- demo: config
     Case(
         "missing-config",
@@ -803,6 +926,61 @@ CASES: tuple[Case, ...] = (
         "--output naming an existing regular file",
         lambda c: (_write(c, "file", b"x"), _demo(c)[2:] + ["--output", str(c.tmp / "file")])[-1],
         error=r"--output .*file is an existing file; give a folder path",
+    ),
+    Case(
+        "names-collide",
+        "demo",
+        "a.jpg, a.png and a_1.jpg in one folder (two share the stem a)",
+        _collide,
+        exit_code=0,
+        result="3 result sets a_jpg, a_png, a_1 (names depend on the input set, not the order; a rerun writes the "
+        "same names)",
+        check=_check_collide,
+    ),
+    Case(
+        "fifo-input",
+        "demo",
+        "a FIFO (named pipe) among the --input files",
+        lambda c: _fifo_and_image(c, with_image=True),
+        exit_code=0,
+        result="one warning line naming the FIFO (skipped, never opened); the image after it is processed",
+        check=_check_fifo_skipped,
+    ),
+    Case(
+        "fifo-only",
+        "demo",
+        "a FIFO as the only --input",
+        lambda c: _fifo_and_image(c, with_image=False),
+        error=r"no input images found in .*pipe\.png",
+    ),
+    Case(
+        "narrow-images",
+        "demo",
+        "images of 1x50000 and 3x1000 pixels, then a normal one",
+        _narrow,
+        exit_code=0,
+        result="all 3 processed (no side resized below 1 pixel): label maps 1x2048 (--max-size), 3x1000, 20x24",
+        check=_check_narrow,
+    ),
+    Case(
+        "demo-umask-022",
+        "demo",
+        "outputs written under umask 022",
+        _demo_umask,
+        umask=0o022,
+        exit_code=0,
+        result="overlay, label map PNG and JSON are mode 0644 (as open() makes them)",
+        check=_check_modes(0o644, "in_semantic.png", "in_labels.png", "in_labels.json"),
+    ),
+    Case(
+        "demo-umask-027",
+        "demo",
+        "outputs written under umask 027",
+        _demo_umask,
+        umask=0o027,
+        exit_code=0,
+        result="overlay, label map PNG and JSON are mode 0640",
+        check=_check_modes(0o640, "in_semantic.png", "in_labels.png", "in_labels.json"),
     ),
     Case(
         "disk-full",
@@ -1058,6 +1236,16 @@ CASES: tuple[Case, ...] = (
         patch=_no_space,
         error=r"cannot write .*\.png: No space left on device",
         check=_check_no_prepared_files,
+    ),
+    Case(
+        "prepare-umask-022",
+        "prepare",
+        "prepared label PNGs written under umask 022",
+        lambda c: _ade_raw(c),
+        umask=0o022,
+        exit_code=0,
+        result="every prepared label is mode 0644",
+        check=_check_modes(0o644, "*.png", folder=_prepared_labels),
     ),
     # --- demo/app.py: what a browser user can send to DemoApp.segment(image, vocabulary, task, mask source)
     Case(

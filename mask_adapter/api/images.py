@@ -162,7 +162,12 @@ def list_inputs(patterns: Sequence[str]) -> list[str]:
             found = sorted(glob.glob(pattern))
             if not found:
                 logger.warning("input %s: no such file, folder or matching pattern; skipped", pattern)
-        paths.extend(found)
+        for path in found:
+            if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+                # a FIFO would block the reader forever; devices and sockets are no image files either
+                logger.warning("input %s is not a regular file (a FIFO, device or socket); skipped", path)
+            else:
+                paths.append(path)
     unique = list(dict.fromkeys(os.path.abspath(p) for p in paths))
     return unique
 

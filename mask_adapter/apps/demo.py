@@ -39,8 +39,8 @@ from mask_adapter.api.images import (
     original_size,
     read_image_rgb,
 )
-from mask_adapter.api.predictor import TASKS, VocabularyPredictor, void_label
-from mask_adapter.api.vocabulary import build_vocabulary, default_vocabulary
+from mask_adapter.api.predictor import TASKS, VocabularyPredictor, check_label_map_classes, void_label
+from mask_adapter.api.vocabulary import build_vocabulary, default_vocabulary, file_label_ids
 from mask_adapter.hub import RELEASED_MODELS, resolve_weights
 from mask_adapter.utils.atomic import atomic_save_image, atomic_write_text, ensure_output_dir
 from mask_adapter.utils.cli import add_debug_flag, run_cli
@@ -54,7 +54,9 @@ __all__ = [  # the command line, plus the helpers it is built from (re-exported 
     "get_parser",
     "list_inputs",
     "main",
+    "output_stems",
     "process_image",
+    "relabel",
     "run_video",
     "save_label_map",
     "setup_cfg",
@@ -102,9 +104,14 @@ def get_parser() -> argparse.ArgumentParser:
         "--vocabulary",
         default=None,
         help="inline classes 'cat,kitten;dog;traffic light' (';' or '|' between classes, ',' "
-        "between synonyms), or the path of an id:name,synonym file",
+        "between synonyms); always inline, also when a file of that name exists (files: --vocabulary-file)",
     )
-    vocab.add_argument("--vocabulary-file", default=None, help="file with one 'id:name,synonym,...' line per class")
+    vocab.add_argument(
+        "--vocabulary-file",
+        default=None,
+        help="file with one 'id:name,synonym,...' line per class (UTF-8, or UTF-16 with a byte-order mark); "
+        "label maps keep the file's ids (5:cat -> value 5)",
+    )
     p.add_argument(
         "--dataset-vocabulary",
         default=None,
@@ -170,18 +177,33 @@ def prepare_output(path: str) -> Path:
     return out
 
 
-def save_label_map(labels: np.ndarray, class_names: Sequence[str], task: str, png: Path) -> Path:
-    """Write the class-id PNG and its JSON (id -> name, synonyms, void value) next to it."""
+def relabel(labels: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+    """A label map of class indices 0..C-1 (void: ``void_label(C)``) with class i written as ``ids[i]`` (void:
+    ``void_label(max(ids) + 1)``), e.g. the ids of a vocabulary file."""
+    void_in, void_out = void_label(len(ids)), void_label(max(ids) + 1)
+    out = np.full(labels.shape, void_out, dtype=np.uint8 if void_out == 255 else np.uint16)
+    known = labels != void_in
+    out[known] = np.asarray(ids, dtype=np.int64)[labels[known]]
+    return out
+
+
+def save_label_map(
+    labels: np.ndarray, class_names: Sequence[str], task: str, png: Path, ids: Sequence[int] | None = None
+) -> Path:
+    """Write the class-id PNG and its JSON (id -> name, synonyms, void value) next to it.
+
+    ``ids``: the label value of each class (default 0, 1, ...); ``labels`` then already holds these values."""
     from PIL import Image
 
     from mask_adapter.data.vocabulary import split_synonyms
 
+    ids = list(range(len(class_names))) if ids is None else list(ids)
     atomic_save_image(str(png), Image.fromarray(labels))
     meta = {
         "task": task,
-        "void": void_label(len(class_names)),
-        "classes": {str(i): split_synonyms(c)[0].strip() for i, c in enumerate(class_names)},
-        "synonyms": {str(i): [s.strip() for s in split_synonyms(c)] for i, c in enumerate(class_names)},
+        "void": void_label(max(ids, default=-1) + 1),
+        "classes": {str(i): split_synonyms(c)[0].strip() for i, c in zip(ids, class_names, strict=True)},
+        "synonyms": {str(i): [s.strip() for s in split_synonyms(c)] for i, c in zip(ids, class_names, strict=True)},
     }
     json_path = png.with_suffix(".json")
     atomic_write_text(str(json_path), json.dumps(meta, indent=1, ensure_ascii=False))
@@ -226,16 +248,44 @@ def process_image(
         written.append(target)
         if args.save_label_map:
             labels = predictor.label_map(outputs, task, args.confidence_threshold)
+            ids = getattr(args, "label_ids", None)
+            if ids is not None:
+                labels = relabel(labels, ids)
             png = out_dir / (f"{stem}_labels.png" if len(args.task) == 1 else f"{stem}_{task}_labels.png")
-            written += [png, save_label_map(labels, predictor.class_names, task, png)]
+            written += [png, save_label_map(labels, predictor.class_names, task, png, ids)]
     return written
 
 
-def _unique_stem(path: str | None, used: dict[str, int]) -> str:
-    stem = Path(path).stem if path is not None else Path(BUNDLED_IMAGE_NAME).stem
-    n = used.get(stem, 0)
-    used[stem] = n + 1
-    return stem if n == 0 else f"{stem}_{n}"
+def output_stems(paths: Sequence[str | None]) -> list[str]:
+    """The output name (``<stem>`` of ``<stem>_<task>.png`` ...) of each input: unique within the run and the same
+    on every run with the same inputs.
+
+    An input's file stem (``photo`` for photo.jpg) when no other input has it; inputs that share a stem get their
+    extension appended (``a_jpg``, ``a_png``), then their folder's name in front (``day1_a_jpg``); names still
+    shared after that (e.g. the same file name under two folders of the same name) get ``_2``, ``_3`` ... in input
+    order.
+    """
+
+    def candidates(path: str | None) -> list[str]:
+        p = Path(path) if path is not None else Path(BUNDLED_IMAGE_NAME)
+        with_ext = f"{p.stem}_{p.suffix[1:]}" if p.suffix else p.stem
+        return [p.stem, with_ext, f"{p.parent.name}_{with_ext}" if p.parent.name else with_ext]
+
+    options = [candidates(p) for p in paths]
+    level = [0] * len(paths)
+    for _ in range(2):
+        names = [o[lv] for o, lv in zip(options, level, strict=True)]
+        counts: dict[str, int] = {}
+        for n in names:
+            counts[n] = counts.get(n, 0) + 1
+        level = [lv + 1 if counts[n] > 1 else lv for n, lv in zip(names, level, strict=True)]
+    names = [o[lv] for o, lv in zip(options, level, strict=True)]
+    seen: dict[str, int] = {}
+    unique = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        unique.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
+    return unique
 
 
 def _read_frames(capture: Any) -> Iterator[np.ndarray]:
@@ -299,6 +349,11 @@ def _run(args: argparse.Namespace, mask_generator: Any) -> list[Path]:
     out_dir = prepare_output(args.output)
     cfg = setup_cfg(args)
     names, things = build_vocabulary(args, cfg)
+    args.label_ids = file_label_ids(args)
+    if args.label_ids == list(range(len(names))):
+        args.label_ids = None  # ids 0, 1, 2, ... in order: the class indices themselves
+    if args.save_label_map:
+        check_label_map_classes(len(names) if args.label_ids is None else max(args.label_ids) + 1)
     if cfg.MODEL.WEIGHTS:
         cfg.defrost()
         cfg.MODEL.WEIGHTS = resolve_weights(cfg.MODEL.WEIGHTS, args.cache_dir)
@@ -343,11 +398,11 @@ def _run(args: argparse.Namespace, mask_generator: Any) -> list[Path]:
         logger.info("wrote %s (%d frames)", target, frames)
         return [target]
     written: list[Path] = []
-    used: dict[str, int] = {}
+    stems = dict(zip(paths, output_stems(paths), strict=True))
     skipped = 0
     for path in progress(paths, "demo", unit="image", min_total=2):
         try:
-            written += process_image(predictor, path, _unique_stem(path, used), out_dir, args)
+            written += process_image(predictor, path, stems[path], out_dir, args)
         except ImageReadError as e:
             skipped += 1
             logger.warning("%s; skipped", e)
