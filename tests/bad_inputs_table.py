@@ -485,6 +485,39 @@ def _prepared_labels(ctx: Context) -> Path:
     return ctx.tmp / "d2" / "ADEChallengeData2016" / "annotations_detectron2" / "validation"
 
 
+def _video(ctx: Context, damaged: bool = False, out: Path | None = None) -> list[str]:
+    """A 6-frame 64x48 mp4 of seeded noise (``damaged``: its frame data zeroed: it opens but no frame decodes)."""
+    import cv2
+
+    path = ctx.tmp / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 48))
+    for i in range(6):
+        writer.write(_rgb(48, 64, seed=i))
+    writer.release()
+    if damaged:
+        data = bytearray(path.read_bytes())
+        start = data.find(b"mdat") + 4
+        data[start : start + (len(data) - start) // 2] = bytes((len(data) - start) // 2)
+        path.write_bytes(bytes(data))
+    return ["--video-input", str(path), "--output", str(out or ctx.out), "--vocabulary", "cat;dog"]
+
+
+def _check_video(ctx: Context, stderr: str) -> None:
+    import cv2
+
+    assert sorted(p.name for p in ctx.out.iterdir()) == ["clip_semantic.mp4"]
+    capture = cv2.VideoCapture(str(ctx.out / "clip_semantic.mp4"))
+    assert capture.isOpened() and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    capture.release()
+    assert (ctx.out / "clip_semantic.mp4").stat().st_mode & 0o777 == 0o644
+
+
+def _check_no_video_left(ctx: Context, stderr: str) -> None:
+    for folder in (ctx.out, ctx.disk / "out"):
+        left = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+        assert left == [], f"files left behind: {left}"
+
+
 def _missing_train_root(ctx: Context) -> list[str]:
     from mask_adapter.data.catalog import register_all
 
@@ -981,6 +1014,41 @@ CASES: tuple[Case, ...] = (
         exit_code=0,
         result="overlay, label map PNG and JSON are mode 0640",
         check=_check_modes(0o640, "in_semantic.png", "in_labels.png", "in_labels.json"),
+    ),
+    Case(
+        "video",
+        "demo",
+        "--video-input of a 6-frame mp4 (umask 022)",
+        lambda c: _video(c),
+        umask=0o022,
+        exit_code=0,
+        result="clip_semantic.mp4 with 6 frames, mode 0644, nothing else in the folder",
+        check=_check_video,
+    ),
+    Case(
+        "video-damaged-frames",
+        "demo",
+        "--video-input of an mp4 that opens but whose frames cannot be decoded",
+        lambda c: _video(c, damaged=True),
+        error=r"no frame of video .*clip\.mp4.* could be decoded \(damaged or empty\); nothing written",
+        check=_check_no_video_left,
+    ),
+    Case(
+        "video-read-only-output",
+        "demo",
+        "--video-input with --output on a read-only file system",
+        lambda c: (c.disk.joinpath("out").exists(), _video(c, out=c.disk))[-1],
+        disk="size=64k,ro",
+        error=r"cannot write .*/disk/clip_semantic\.mp4: Read-only file system; choose a folder you can write to",
+    ),
+    Case(
+        "video-disk-full",
+        "demo",
+        "--video-input with --output on a full disk (an 8 kB tmpfs)",
+        lambda c: _video(c, out=c.disk / "out"),
+        disk="size=8k",
+        error=r"cannot write .*/disk/out/clip_semantic\.mp4: No space left on device; free disk space",
+        check=_check_no_video_left,
     ),
     Case(
         "disk-full",

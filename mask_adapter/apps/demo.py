@@ -18,10 +18,13 @@ can be read the run fails.
 """
 
 import argparse
+import contextlib
+import errno
 import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,7 +45,14 @@ from mask_adapter.api.images import (
 from mask_adapter.api.predictor import TASKS, VocabularyPredictor, check_label_map_classes, void_label
 from mask_adapter.api.vocabulary import build_vocabulary, default_vocabulary, file_label_ids
 from mask_adapter.hub import RELEASED_MODELS, resolve_weights
-from mask_adapter.utils.atomic import atomic_save_image, atomic_write_text, ensure_output_dir
+from mask_adapter.utils.atomic import (
+    OutputWriteError,
+    atomic_save_image,
+    atomic_write_text,
+    current_umask,
+    ensure_output_dir,
+    output_write_error,
+)
 from mask_adapter.utils.cli import add_debug_flag, run_cli
 from mask_adapter.utils.progress import is_quiet, progress, quiet_progress
 
@@ -300,30 +310,95 @@ def _read_frames(capture: Any) -> Iterator[np.ndarray]:
 
 
 def run_video(predictor: VocabularyPredictor, source: Any, target: Path, task: str, threshold: float) -> int:
-    """Segment every frame of a cv2 video source and write an mp4 overlay. Returns the number of frames."""
+    """Segment every frame of a cv2 video source and write an mp4 overlay. Returns the number of frames.
+
+    The video goes to a temporary ``.<name>.<random>.tmp.mp4`` in the target's folder and is renamed to ``target``
+    only once it is complete and can be read back with all its frames (a full disk leaves no unplayable file).
+    Ctrl-C ends a webcam or video early; the frames so far are kept.
+
+    Raises:
+        ValueError: the source cannot be opened, or none of its frames can be decoded.
+        OutputWriteError: the folder cannot take the video (read-only, full disk ...).
+    """
     import cv2
 
     cap = cv2.VideoCapture(source)
     if not cap.isOpened():
-        raise ValueError(f"cannot open video source {source!r}")
+        raise ValueError(f"cannot open video source {source!r}; give a readable video file (e.g. .mp4, .avi)")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None  # 0 for a webcam
+    try:
+        fd, tmp = tempfile.mkstemp(dir=str(target.parent), prefix=f".{target.name}.", suffix=".tmp.mp4")
+    except OSError as e:
+        cap.release()
+        raise output_write_error(e, str(target)) from None
+    os.close(fd)
     writer, frames = None, 0
     try:
-        for rgb in progress(_read_frames(cap), "video", total=total, unit="frame"):
-            overlay = predictor.visualize(rgb, predictor(rgb), task, threshold)
-            if writer is None:
-                h, w = overlay.shape[:2]
-                writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-            writer.write(cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
-            frames += 1
-    except KeyboardInterrupt:
-        logger.info("stopped after %d frames", frames)
-    finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
+        try:
+            for rgb in progress(_read_frames(cap), "video", total=total, unit="frame"):
+                overlay = predictor.visualize(rgb, predictor(rgb), task, threshold)
+                if writer is None:
+                    h, w = overlay.shape[:2]
+                    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                    if not writer.isOpened():
+                        raise _video_write_error(target, "the video encoder could not open the file")
+                writer.write(cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+                frames += 1
+        except KeyboardInterrupt:
+            logger.info("stopped after %d frames", frames)
+        finally:
+            cap.release()
+            if writer is not None:
+                writer.release()
+        if frames == 0:
+            raise ValueError(
+                f"no frame of video {source!r} could be decoded (damaged or empty); nothing written; give a "
+                "playable video"
+            )
+        _finish_video(tmp, target, frames)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
     return frames
+
+
+def _video_write_error(target: Path, what: str) -> OutputWriteError:
+    """Why the video could not be written: the folder's file system full or read-only, else ``what``."""
+    folder = str(target.parent)
+    try:
+        stats = os.statvfs(folder)
+        full = stats.f_bavail * stats.f_frsize < 1 << 20
+        read_only = bool(stats.f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        full = read_only = False
+    if full:
+        return output_write_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), str(target))
+    if read_only or not os.access(folder, os.W_OK):
+        return output_write_error(OSError(errno.EROFS if read_only else errno.EACCES, "not writable"), str(target))
+    return OutputWriteError(errno.EIO, f"cannot write {target}: {what}; check the folder or choose another output")
+
+
+def _finish_video(tmp: str, target: Path, frames: int) -> None:
+    """fsync the written video, read its frame count back, then rename it to ``target`` with the usual mode."""
+    import cv2
+
+    try:
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise output_write_error(e, str(target)) from None
+    check = cv2.VideoCapture(tmp)
+    readable = check.isOpened() and int(check.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+    check.release()
+    if not readable:
+        raise _video_write_error(target, f"the written video does not hold its {frames} frames")
+    try:
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, target)
+    except OSError as e:
+        raise output_write_error(e, str(target)) from None
 
 
 # ---------------------------------------------------------------------------------------------------- main
