@@ -19,9 +19,9 @@ from detectron2.engine import default_argument_parser, launch
 from detectron2.utils import comm
 
 import mask_adapter  # noqa: F401  (registers models, datasets, mappers)
+from mask_adapter.config import build_config
 from mask_adapter.engine import (
     Trainer,
-    build_config,
     check_datasets_registered,
     check_training_config,
     count_parameters,

@@ -10,11 +10,13 @@ calling it segments an image with any vocabulary (see ``mask_adapter.api.segment
 from typing import Any
 
 from . import (  # noqa: F401
-    compat,  # noqa: F401
     data,
     modeling,
 )
-from .config import add_mask_adapter_config  # noqa: F401
+from .config import (
+    add_mask_adapter_config,  # noqa: F401
+    official_names,  # noqa: F401  (registers the official registry names)
+)
 
 __version__ = "0.1.0"
 

@@ -10,14 +10,12 @@ import difflib
 import errno
 import logging
 import os
-import re
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
 from typing import Any
 
 import torch
-from detectron2.config import CfgNode, get_cfg
+from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog, build_detection_test_loader
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, default_setup, hooks
 from detectron2.engine.train_loop import TrainerBase
@@ -29,16 +27,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import MaskAdapterCheckpointer, load_generator_weights
-from .config import (
-    add_mask_adapter_config,
-    check_config,
-    resolve_cdt_variant,
-    resolve_dense_projection,
-    resolve_seed,
-)
+from .config import arch_defaults, build_config, resolve_cdt_variant, resolve_dense_projection
 from .data.train_loader import build_resumable_train_loader
 from .evaluation.guard import guard_evaluation
-from .modeling.meta_arch.base import arch_defaults
 from .solver import build_lr_scheduler, build_optimizer
 from .utils.atomic import OutputWriteError, os_error_cause, output_write_error
 from .utils.progress import eval_progress
@@ -48,11 +39,9 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "Trainer",
     "setup",
-    "build_config",
     "check_datasets_registered",
     "check_resumable",
     "check_training_config",
-    "merge_config",
     "count_parameters",
     "environment_versions",
     "create_ddp_model",
@@ -432,121 +421,6 @@ class Trainer(DefaultTrainer):
                 print_csv_format(results[name])
         net.test_vocabulary = previous
         return results[cfg.DATASETS.TEST[0]] if len(results) == 1 else results
-
-
-# ---------------------------------------------------------------------------------------------- config
-def _all_keys(node: CfgNode, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in node.items():
-        full = f"{prefix}{k}"
-        out.extend(_all_keys(v, full + ".") if isinstance(v, CfgNode) else [full])
-    return out
-
-
-def _unknown_key_error(cfg: CfgNode, message: str, source: str) -> KeyError:
-    """One-line KeyError naming the unknown key, where it came from, and the closest valid keys."""
-    key = message.split(":", 1)[-1].strip().strip("'\"")
-    close = difflib.get_close_matches(key, _all_keys(cfg), n=3, cutoff=0.8)
-    hint = f"; did you mean {' or '.join(close)}?" if close else "; check the spelling against mask_adapter/config.py"
-    return KeyError(f"unknown config key {key} (from {source}){hint}")
-
-
-_TYPE_MISMATCH = re.compile(
-    r"Type mismatch \((?P<want><class '(?P<wt>\w+)'>)? ?vs\. ?(<class '(?P<gt>\w+)'>)?\) with values "
-    r"\((?P<old>.*) vs\. (?P<new>.*)\) for config key: (?P<key>[\w.]+)"
-)
-
-
-def _type_mismatch_error(message: str, source: str) -> ValueError:
-    """One-line ValueError for yacs' "Type mismatch ... for config key: K"."""
-    m = _TYPE_MISMATCH.search(message)
-    if m is None:
-        return ValueError(f"invalid config value (from {source}): {message.splitlines()[0]}")
-    return ValueError(
-        f"config key {m['key']} (from {source}) needs a value of type {m['wt'] or 'of its default'} like its "
-        f"default {m['old']}, got {m['new']!r}; fix the value"
-    )
-
-
-def merge_config(cfg: CfgNode, config_file: str, opts: Sequence[str]) -> CfgNode:
-    """Merge a YAML file, then ``KEY VALUE`` pairs, into ``cfg``, with one-line errors for every bad input.
-
-    Args:
-        cfg: a config with the package's keys (``add_mask_adapter_config``).
-        config_file: YAML file (official or ours).
-        opts: "KEY VALUE" pairs from the command line.
-
-    Returns:
-        ``cfg``.
-
-    Raises:
-        FileNotFoundError: no such config file.
-        KeyError: an unknown key in the file or in ``opts``, with the closest valid names.
-        ValueError: unreadable YAML, a value of the wrong type, an odd number of ``opts``.
-    """
-    import yaml
-
-    if not os.path.isfile(config_file):
-        raise FileNotFoundError(
-            f"config file not found: {config_file}; give an existing YAML file (e.g. configs/tiny/fcclip_tiny.yaml)"
-        )
-    try:
-        cfg.merge_from_file(config_file)
-    except KeyError as e:
-        if "Non-existent config key" not in str(e):
-            raise
-        raise _unknown_key_error(cfg, str(e.args[0]), config_file) from None
-    except yaml.YAMLError as e:
-        first = str(e).strip().splitlines()[0]
-        raise ValueError(f"config file {config_file} is not valid YAML ({first}); fix the file") from None
-    except ValueError as e:
-        if "Type mismatch" not in str(e):
-            raise
-        raise _type_mismatch_error(str(e), config_file) from None
-    if len(opts) % 2:
-        raise ValueError(f"config overrides need KEY VALUE pairs, got an odd number of items: {list(opts)}")
-    try:
-        cfg.merge_from_list(list(opts))
-    except AssertionError as e:  # yacs reports unknown command-line keys with an assert
-        if "Non-existent key" not in str(e):
-            raise
-        raise _unknown_key_error(cfg, str(e), "the command line") from None
-    except ValueError as e:
-        if "Type mismatch" not in str(e):
-            raise
-        raise _type_mismatch_error(str(e), "the command line") from None
-    return cfg
-
-
-def build_config(config_file: str, opts: list[str]) -> CfgNode:
-    """Merged, validated config with CPU / seed fallbacks applied (not frozen).
-
-    Args:
-        config_file: YAML file (official or ours).
-        opts: "KEY VALUE" pairs from the command line.
-
-    Returns:
-        The config.
-
-    Raises:
-        FileNotFoundError, KeyError, ValueError: see :func:`merge_config`; ValueError also for invalid values
-            (``mask_adapter.config.check_config``).
-    """
-    # imported for their side effect: they register the dataset catalog, mappers and evaluators
-    from . import data, evaluation  # noqa: F401
-
-    cfg = get_cfg()
-    add_mask_adapter_config(cfg)
-    merge_config(cfg, config_file, opts)
-    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
-        logger.warning("CUDA is not available: running on CPU (MODEL.DEVICE cpu)")
-        cfg.MODEL.DEVICE = "cpu"
-    if cfg.SOLVER.AMP.ENABLED and cfg.MODEL.DEVICE == "cpu":
-        logger.warning("AMP needs CUDA: training in fp32 (SOLVER.AMP.ENABLED False)")
-        cfg.SOLVER.AMP.ENABLED = False
-    cfg.SEED = resolve_seed(cfg, arch_defaults(cfg.MODEL.META_ARCHITECTURE))  # MAFT+: 123, as its script
-    check_config(cfg)
-    return cfg
 
 
 def check_datasets_registered(cfg: CfgNode) -> None:

@@ -185,7 +185,7 @@ def _other_architecture_checkpoint(ctx: Context) -> str:
     import torch
     from detectron2.modeling import build_model
 
-    from mask_adapter.engine import build_config
+    from mask_adapter.config import build_config
 
     cfg = build_config(TINY, ["MODEL.MASK_FORMER.NUM_OBJECT_QUERIES", "6"])
     path = ctx.tmp / "six_queries.pth"
@@ -573,7 +573,7 @@ def _tiny_checkpoint(ctx: Context) -> str:
     import torch
     from detectron2.modeling import build_model
 
-    from mask_adapter.engine import build_config
+    from mask_adapter.config import build_config
 
     path = ctx.tmp / "tiny_fcclip.pth"
     torch.manual_seed(0)

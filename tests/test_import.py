@@ -109,11 +109,11 @@ def test_registers_foundation_names(import_report):
 
 # Names other engineers add later: each is checked once the module that should register it exists.
 OFFICIAL_NAMES = [
-    ("backbones", "CLIP", "mask_adapter.compat"),
-    ("adapters", "MASKAdapterHead", "mask_adapter.compat"),
-    ("meta_archs", "MASK_Adapter", "mask_adapter.compat"),
-    ("meta_archs", "FCCLIP", "mask_adapter.compat"),
-    ("meta_archs", "MAFT_Plus", "mask_adapter.compat"),
+    ("backbones", "CLIP", "mask_adapter.config.official_names"),
+    ("adapters", "MASKAdapterHead", "mask_adapter.config.official_names"),
+    ("meta_archs", "MASK_Adapter", "mask_adapter.config.official_names"),
+    ("meta_archs", "FCCLIP", "mask_adapter.config.official_names"),
+    ("meta_archs", "MAFT_Plus", "mask_adapter.config.official_names"),
     ("sem_seg_heads", "FCCLIPHead", "mask_adapter.modeling.heads.fcclip_head"),
     ("decoders", "MultiScaleMaskedTransformerDecoder", "mask_adapter.modeling.transformer_decoder.fcclip_decoder"),
 ]

@@ -298,8 +298,8 @@ def _demo_proposals() -> torch.Tensor:
     import imgviz
     from detectron2.modeling import build_model
 
-    from demo.demo_config import DEFAULT_CONFIG
-    from mask_adapter.engine import build_config
+    from mask_adapter.api.config import DEFAULT_CONFIG
+    from mask_adapter.config import build_config
 
     cfg = build_config(str(DEFAULT_CONFIG), [])
     torch.manual_seed(0)
@@ -481,7 +481,7 @@ def run_e2e(args: argparse.Namespace) -> int:
     import imgviz
     from detectron2.modeling import build_model
 
-    from mask_adapter.engine import build_config
+    from mask_adapter.config import build_config
 
     cfg = build_config(args.config_file, list(args.opts))
     torch.manual_seed(0)
@@ -537,8 +537,8 @@ def run_e2e(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------------- text
 def run_text(args: argparse.Namespace) -> int:
+    from mask_adapter.config import build_config
     from mask_adapter.data.vocabulary import load_vocabulary
-    from mask_adapter.engine import build_config
     from mask_adapter.modeling.backbone.clip import CLIPBackbone
     from mask_adapter.modeling.text import TextClassifier
 

@@ -12,13 +12,10 @@ train_net.py load .safetensors files like .pth ones (MODEL.WEIGHTS, --weights).
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository, for mask_adapter
-
-from mask_adapter.safetensors_io import convert_checkpoint  # noqa: E402
+from mask_adapter.checkpoint import convert_checkpoint
 
 logger = logging.getLogger("convert_checkpoint")
 

@@ -26,7 +26,7 @@ from detectron2.utils.logger import setup_logger
 
 import mask_adapter.data  # noqa: F401  (registers the dataset catalog)
 from mask_adapter.checkpoint import MaskAdapterCheckpointer
-from mask_adapter.engine import build_config
+from mask_adapter.config import build_config
 from mask_adapter.evaluation import BENCHMARKS, evaluate_benchmarks  # noqa: E402
 from mask_adapter.utils.cli import add_debug_flag, run_cli  # noqa: E402
 from mask_adapter.utils.progress import is_quiet, quiet_progress  # noqa: E402

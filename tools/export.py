@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> str:
     from detectron2.modeling import build_model
 
     from mask_adapter.checkpoint import MaskAdapterCheckpointer
-    from mask_adapter.engine import build_config
+    from mask_adapter.config import build_config
     from mask_adapter.export import check_export, export_adapter
 
     cfg = build_config(args.config_file, list(args.opts) + ["MODEL.DEVICE", "cpu"])

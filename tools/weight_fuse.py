@@ -3,15 +3,12 @@
 The official README documents this name, but the file is missing from the official tree. Usage:
     python tools/weight_fuse.py --generator fcclip \\
         --model_first_phase_path P1.pth --model_sem_seg_path BASE.pth --output_path OUT.pth
-See tools/_fusion.py for what is copied and what is refused.
+See mask_adapter/checkpoint/fusion.py for what is copied and what is refused.
 """
 
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tools/ is not a package
-
-from _fusion import main  # noqa: E402
+from mask_adapter.checkpoint.fusion import main
 
 if __name__ == "__main__":
     sys.exit(main(generator=None))

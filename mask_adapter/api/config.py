@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from detectron2.config import CfgNode
 
 from mask_adapter.api.predictor import TASK_FLAGS
-from mask_adapter.hub import RELEASED_MODELS
+from mask_adapter.checkpoint.hub import RELEASED_MODELS
 from mask_adapter.model_zoo import get_config_file
 from mask_adapter.modeling.mask_generators import MASK_SOURCES as TRAINING_FREE_SOURCES
 
@@ -37,7 +37,7 @@ MASK_SOURCES: dict[str, str] = {
 
 
 def released_config_file(name: str) -> str:
-    """The packaged config of a released model's short name (a key of ``mask_adapter.hub.RELEASED_MODELS``)."""
+    """The packaged config of a released model's short name (a key of ``mask_adapter.checkpoint.RELEASED_MODELS``)."""
     return str(get_config_file(RELEASED_MODELS[name].config))
 
 
@@ -93,8 +93,7 @@ def setup_cfg(args: argparse.Namespace) -> CfgNode:
     from detectron2.config import get_cfg
 
     from mask_adapter import add_mask_adapter_config
-    from mask_adapter.config import resolve_cdt_variant
-    from mask_adapter.engine import merge_config
+    from mask_adapter.config import merge_config, resolve_cdt_variant
     from mask_adapter.modeling.meta_arch.sam import to_sam_config
 
     config_file = args.config_file

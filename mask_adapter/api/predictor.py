@@ -1,7 +1,7 @@
 """Open-vocabulary predictor: build a model from a cfg, set a vocabulary, predict, draw.
 
 Also the class-id label map written by ``demo.py --save-label-map``. Image reading lives in
-``mask_adapter.api.images`` and the released models in ``mask_adapter.hub``; ``mask_adapter.Segmenter`` is the
+``mask_adapter.api.images`` and the released models in ``mask_adapter.checkpoint.hub``; ``mask_adapter.Segmenter`` is the
 higher-level entry point built on this class.
 
 Shapes: H×W the input image; C classes of the vocabulary.
@@ -22,8 +22,8 @@ from detectron2.utils.visualizer import ColorMode, Visualizer
 from PIL import Image
 
 import mask_adapter  # noqa: F401  (registers the package's components)
+from mask_adapter.checkpoint.hub import resolve_weights
 from mask_adapter.data.vocabulary import split_synonyms
-from mask_adapter.hub import resolve_weights
 
 __all__ = [
     "TASKS",
@@ -157,14 +157,22 @@ def draw_overlay(
         (H, W, 3) uint8 RGB overlay.
     """
     vis = Visualizer(image, metadata, instance_mode=ColorMode.IMAGE)
-    if task == "semantic":
-        labels = label_map(outputs, "semantic", len(metadata.stuff_classes))
-        drawn = vis.draw_sem_seg(labels, alpha=0.5)
-    elif task == "panoptic":
-        pan, segments = outputs["panoptic_seg"]
-        drawn = vis.draw_panoptic_seg(pan.to("cpu"), segments, alpha=0.5)
-    else:
-        drawn = vis.draw_instance_predictions(_instances_above(outputs["instances"].to("cpu"), confidence_threshold))
+    # The Visualizer jitters the colours of things with numpy's global generator: seed it for the drawing, so the
+    # same output is drawn the same way every time, and give the caller's generator state back afterwards.
+    rng_state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        if task == "semantic":
+            labels = label_map(outputs, "semantic", len(metadata.stuff_classes))
+            drawn = vis.draw_sem_seg(labels, alpha=0.5)
+        elif task == "panoptic":
+            pan, segments = outputs["panoptic_seg"]
+            drawn = vis.draw_panoptic_seg(pan.to("cpu"), segments, alpha=0.5)
+        else:
+            instances = _instances_above(outputs["instances"].to("cpu"), confidence_threshold)
+            drawn = vis.draw_instance_predictions(instances)
+    finally:
+        np.random.set_state(rng_state)
     out = drawn.get_image()
     if out.shape[:2] != image.shape[:2]:  # the Visualizer keeps the size at scale 1; guard against rounding
         out = np.asarray(Image.fromarray(out).resize((image.shape[1], image.shape[0]), Image.BILINEAR))
@@ -177,7 +185,7 @@ class VocabularyPredictor:
 
     Args:
         cfg: merged config (cloned; not modified). MODEL.DEVICE falls back to "cpu" without a GPU. MODEL.WEIGHTS
-            may be a file, a released short name (``mask_adapter.hub.RELEASED_MODELS``) or "" (random weights).
+            may be a file, a released short name (``mask_adapter.checkpoint.RELEASED_MODELS``) or "" (random weights).
         class_names: class strings "name,synonym,..."; None keeps the vocabulary of DATASETS.TEST.
         thing_ids: contiguous ids of the countable classes (instances; panoptic thing segments).
         colors: one RGB colour per class for drawing (default: a fixed colour map).

@@ -44,7 +44,7 @@ from mask_adapter.api.images import (
 )
 from mask_adapter.api.predictor import TASKS, VocabularyPredictor, check_label_map_classes, void_label
 from mask_adapter.api.vocabulary import build_vocabulary, default_vocabulary, file_label_ids
-from mask_adapter.hub import RELEASED_MODELS, resolve_weights
+from mask_adapter.checkpoint.hub import RELEASED_MODELS, resolve_weights
 from mask_adapter.utils.atomic import (
     OutputWriteError,
     atomic_save_image,

@@ -50,7 +50,7 @@ from mask_adapter.api.predictor import TASKS, VocabularyPredictor, void_label
 from mask_adapter.api.vocabulary import default_vocabulary
 from mask_adapter.apps.demo import get_parser as cli_parser
 from mask_adapter.apps.demo import load_input, save_label_map
-from mask_adapter.hub import RELEASED_MODELS, resolve_weights
+from mask_adapter.checkpoint.hub import RELEASED_MODELS, resolve_weights
 from mask_adapter.utils.cli import error_message, run_cli
 
 __all__ = ["AppInputError", "DemoApp", "SegmentResult", "build_ui", "cli", "get_parser", "main"]
@@ -96,7 +96,7 @@ class DemoApp:
 
     Args:
         config_file: model config (default as in demo.py: the config of a short --weights name, else the tiny one).
-        weights: checkpoint file, URL or released short name (``mask_adapter.hub.RELEASED_MODELS``; default: MODEL.WEIGHTS of the config).
+        weights: checkpoint file, URL or released short name (``mask_adapter.checkpoint.RELEASED_MODELS``; default: MODEL.WEIGHTS of the config).
         sam_checkpoint: SAM weights for the "sam" mask source (MODEL.SAM.CHECKPOINT).
         sam2_checkpoint, sam2_config: SAM2 weights and their sam2 package config for the "sam2" mask source
             (MODEL.SAM2.CHECKPOINT / MODEL.SAM2.CONFIG).

@@ -36,7 +36,7 @@ def get_config_file(rel_path: str) -> Path:
     Args:
         rel_path: the path inside the repository's ``configs/`` folder, e.g. ``"tiny/fcclip_tiny.yaml"`` or
             ``"mixed-mask-training/maftp/semantic/train_semantic_base_eval_a150.yaml"``; a leading ``"configs/"``
-            is accepted too (the form ``mask_adapter.hub.RELEASED_MODELS`` uses).
+            is accepted too (the form ``mask_adapter.checkpoint.RELEASED_MODELS`` uses).
 
     Returns:
         The existing file.

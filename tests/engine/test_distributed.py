@@ -30,7 +30,8 @@ SIZE = 64
 
 
 def build_model(name: str) -> torch.nn.Module:
-    from mask_adapter.engine import Trainer, build_config
+    from mask_adapter.config import build_config
+    from mask_adapter.engine import Trainer
 
     cfg = build_config(str(REPO / CONFIGS[name]), ["SEED", "0", "MODEL.MASK_ADAPTER.IOU_THRESHOLD", "1.01"])
     torch.manual_seed(0)
@@ -58,7 +59,7 @@ def make_batch(name: str) -> list[dict]:
 
 
 def trainable_gradients(model: torch.nn.Module, batch: list[dict]) -> dict[str, torch.Tensor]:
-    from mask_adapter.engine import unwrap
+    from mask_adapter.utils.ddp import unwrap
 
     with EventStorage(0):
         losses = model(batch)

@@ -1,11 +1,10 @@
-"""Released weights by short name (mask_adapter/hub.py): hub cache, HF_HUB_OFFLINE, direct-URL fallback, messages.
+"""Released weights by short name (mask_adapter/checkpoint/hub.py): hub cache, HF_HUB_OFFLINE, direct-URL fallback, messages.
 
 No network: each test fills a model-hub cache itself (the layout huggingface_hub writes: ``models--owl10--Mask-Adapter/
 {blobs,refs,snapshots}``) with a tiny model's checkpoint saved under the release file name, or replaces the hub call.
 """
 
 import hashlib
-import importlib.util
 import os
 import subprocess
 import sys
@@ -16,17 +15,14 @@ import torch
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
-from mask_adapter import add_mask_adapter_config, hub
-from mask_adapter.checkpoint import MaskAdapterCheckpointer
+from mask_adapter import add_mask_adapter_config
+from mask_adapter.apps import demo
+from mask_adapter.checkpoint import MaskAdapterCheckpointer, hub
 from tests import REPO
 
 TINY = REPO / "configs" / "tiny" / "fcclip_tiny.yaml"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 FILE = "fcclip_convnext_large_maskadapter.pth"
-
-_spec = importlib.util.spec_from_file_location("demo_cli_hub", REPO / "demo" / "demo.py")
-demo = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(demo)
 
 
 def _tiny_model(seed: int):
@@ -87,12 +83,13 @@ def _assert_same_weights(model, state):
 
 
 def test_one_table_for_the_package_and_the_demo():
-    from demo import model_zoo
+    from mask_adapter.api.config import released_config_file
 
-    assert model_zoo.MODEL_ZOO is hub.RELEASED_MODELS
+    assert demo.RELEASED_MODELS is hub.RELEASED_MODELS
     assert set(hub.RELEASED_MODELS) == {"fcclip-l-ma", "maftp-b-ma", "maftp-l-ma"}
-    for spec in hub.RELEASED_MODELS.values():
+    for name, spec in hub.RELEASED_MODELS.items():
         assert spec.repo_id == "owl10/Mask-Adapter" and (REPO / spec.config).is_file()
+        assert released_config_file(name) == str((REPO / spec.config).resolve())
         assert spec.url == f"https://huggingface.co/owl10/Mask-Adapter/resolve/main/{spec.file}"
     assert hub.RELEASED_MODELS["fcclip-l-ma"].file == FILE
 
@@ -119,7 +116,7 @@ def test_offline_short_name_resolves_from_a_filled_cache(how, saved_state, tmp_p
 
 def test_checkpointer_and_predictor_take_short_names(saved_state, tmp_path, monkeypatch, env):
     """MODEL.WEIGHTS fcclip-l-ma as train_net.py / the tools / the demo's predictor load it."""
-    from demo.predictor import VocabularyPredictor
+    from mask_adapter.api.predictor import VocabularyPredictor
 
     source, state = saved_state
     fill_hub_cache(tmp_path / "hf", source)

@@ -1,7 +1,8 @@
 """safetensors checkpoints: tools/convert_checkpoint.py round trips and loading wherever .pth files load."""
 
-import importlib.util
 import json
+import runpy
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -21,9 +22,7 @@ from mask_adapter.checkpoint import (
 from tests import REPO
 
 TINY = REPO / "configs" / "tiny" / "fcclip_tiny.yaml"
-_spec = importlib.util.spec_from_file_location("convert_checkpoint", REPO / "tools" / "convert_checkpoint.py")
-convert = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(convert)
+convert = SimpleNamespace(**runpy.run_path(str(REPO / "tools" / "convert_checkpoint.py")))  # the CLI file's names
 
 
 def _cfg():
@@ -110,7 +109,7 @@ def test_fusion_marker_travels_in_the_metadata(trained, tmp_path):
 
 
 def test_generator_weights_and_demo_weights_from_safetensors(trained, tmp_path):
-    from demo.predictor import VocabularyPredictor
+    from mask_adapter.api.predictor import VocabularyPredictor
 
     src, state = trained
     out = tmp_path / "w.safetensors"

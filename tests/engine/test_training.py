@@ -23,10 +23,11 @@ from detectron2.engine import default_argument_parser
 from detectron2.utils.env import seed_all_rng
 
 import train_net  # the command line script at the repository root (importable: the rootdir is on sys.path)
+from mask_adapter.config import build_config
 from mask_adapter.data.catalog import register_all
 from mask_adapter.data.synthetic import make_synthetic_dataset
 from mask_adapter.data.train_loader import ResumableSampler
-from mask_adapter.engine import Trainer, build_config, count_parameters
+from mask_adapter.engine import Trainer, count_parameters
 from tests import REPO
 
 WARMUP = str(REPO / "configs/tiny/warmup_tiny.yaml")

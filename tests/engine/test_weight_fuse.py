@@ -1,6 +1,5 @@
 """Weight fusion tools (marker, prefix and generator checks) on small synthetic checkpoints."""
 
-import importlib.util
 import logging
 import os
 import runpy
@@ -11,13 +10,10 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from torch import nn
 
-from mask_adapter.checkpoint import FUSION_MARKER_KEY
+from mask_adapter.checkpoint import FUSION_MARKER_KEY, fusion
 from tests import REPO as REPO_PATH
 
 TOOLS = str(REPO_PATH / "tools")
-_spec = importlib.util.spec_from_file_location("_fusion", os.path.join(TOOLS, "_fusion.py"))
-fusion = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fusion)
 
 D = 8  # CLIP embedding width of the synthetic checkpoints
 

@@ -31,8 +31,8 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BitMasks, Instances
 from torch import nn
 
+from mask_adapter.config import build_config
 from mask_adapter.data.catalog import register_all
-from mask_adapter.engine import build_config
 from mask_adapter.evaluation import BENCHMARKS, evaluate_benchmarks
 from tests._raw_datasets import REPO, prepare_benchmarks, read
 

@@ -391,7 +391,7 @@ def _cfg(clip_name: str):
 def test_build_from_cfg(clip_name, clip_dim, count, name):
     from mask_adapter.modeling.adapter.build import build_mask_adapter
 
-    assert name in MASK_ADAPTER_REGISTRY, f"{name} is not registered (mask_adapter.compat)"
+    assert name in MASK_ADAPTER_REGISTRY, f"{name} is not registered (mask_adapter.config.official_names)"
     cfg = _cfg(clip_name)
     cfg.MODEL.MASK_ADAPTER.NAME = name
     head = build_mask_adapter(cfg, clip_dim)  # D of the built backbone

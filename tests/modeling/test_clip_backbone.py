@@ -241,7 +241,7 @@ def test_build_from_cfg_with_official_backbone_name():
     config.add_mask_adapter_config(cfg)
     cfg.MODEL.FC_CLIP.CLIP_MODEL_NAME = "tiny_convnext_atto"
     cfg.MODEL.FC_CLIP.CLIP_PRETRAINED_WEIGHTS = ""
-    names = ["CLIPBackbone", "CLIP"]  # ours and the official registry name (mask_adapter.compat)
+    names = ["CLIPBackbone", "CLIP"]  # ours and the official registry name (mask_adapter.config.official_names)
     for name in names:
         cfg.MODEL.BACKBONE.NAME = name
         backbone = build_backbone(cfg)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
-from ...config_resolve import COMPILE_MODES
+from ...config.resolve import COMPILE_MODES
 
 __all__ = ["MaskAdapterHead", "ConvNeXtBlock", "LayerNorm2d", "COMPILE_MODES"]
 

@@ -1,6 +1,6 @@
 """Meta-architectures. ``OpenVocabMaskFormer`` is the shared template; the rest are registered."""
 
-from .base import ForwardState, OpenVocabMaskFormer, arch_defaults
+from .base import ForwardState, OpenVocabMaskFormer
 from .fcclip import FCCLIP, MAFTPlus
 from .inference import geometric_ensemble
 from .mask2former import Mask2FormerCLIP

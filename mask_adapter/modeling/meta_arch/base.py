@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 from detectron2.config import CfgNode, configurable
 from detectron2.data import MetadataCatalog
-from detectron2.modeling import META_ARCH_REGISTRY, build_backbone, build_sem_seg_head
+from detectron2.modeling import build_backbone, build_sem_seg_head
 from detectron2.structures import ImageList
 from torch import Tensor, nn
 
-from ...config_resolve import ArchDefaults, check_config, resolve_cdt_variant, resolve_dense_projection
+from ...config.resolve import ArchDefaults, check_config, resolve_cdt_variant, resolve_dense_projection
 from ..adapter.build import build_mask_adapter
 from ..adapter.pooling import (
     classification_logits,
@@ -52,7 +52,7 @@ from .vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OpenVocabMaskFormer", "ForwardState", "Proposals", "arch_defaults"]
+__all__ = ["OpenVocabMaskFormer", "ForwardState", "Proposals"]
 
 OUT_VOCAB_CLASSIFIERS = ("adapter", "mask_pooling")
 
@@ -66,13 +66,6 @@ def vocabulary_of(dataset_names: Sequence[str]) -> Vocabulary | None:
         logger.warning("dataset %r has no class names registered; set a vocabulary before use", dataset_names[0])
         return None
     return Vocabulary.from_metadata(metadata)
-
-
-def arch_defaults(meta_architecture: str) -> ArchDefaults:
-    """The ``auto_defaults`` of a registered meta-architecture (FC-CLIP's for names without them)."""
-    if meta_architecture not in META_ARCH_REGISTRY:
-        return ArchDefaults()
-    return getattr(META_ARCH_REGISTRY.get(meta_architecture), "auto_defaults", ArchDefaults())
 
 
 def _pad_to_min(images: ImageList, min_side: int) -> ImageList:

@@ -8,7 +8,7 @@ from detectron2.config import CfgNode, configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 from torch import Tensor
 
-from ...config_resolve import ArchDefaults
+from ...config.resolve import ArchDefaults
 from ...utils.registry import register_once
 from .base import ForwardState, OpenVocabMaskFormer
 from .inference import geometric_ensemble

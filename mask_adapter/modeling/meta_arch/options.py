@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from detectron2.config import CfgNode
 
-from ...config_resolve import ArchDefaults, resolve_cos_stop_grad, resolve_match_pred_threshold
+from ...config.resolve import ArchDefaults, resolve_cos_stop_grad, resolve_match_pred_threshold
 
 __all__ = ["InferenceOptions", "MaskTrainingOptions"]
 

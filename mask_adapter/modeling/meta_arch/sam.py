@@ -36,7 +36,7 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.structures import Boxes, Instances
 from torch import Tensor
 
-from ...config_resolve import resolve_cdt_variant, resolve_dense_projection
+from ...config.resolve import resolve_cdt_variant, resolve_dense_projection
 from ...utils.registry import register_once
 from ..mask_generators import MaskGenerator, build_sam_mask_generator, mask_generator_from_cfg, mask_source
 from .base import ForwardState, OpenVocabMaskFormer

@@ -14,7 +14,7 @@ from detectron2.config import CfgNode
 from detectron2.modeling import META_ARCH_REGISTRY
 from torch import Tensor
 
-from ...config_resolve import ArchDefaults
+from ...config.resolve import ArchDefaults
 from ...utils.registry import register_once
 from ..adapter.pooling import classification_logits
 from ..postprocess import resize_to_original

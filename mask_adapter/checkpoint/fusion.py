@@ -1,11 +1,11 @@
-"""Shared logic of ``tools/weight_fuse.py``, ``weight_fuse_fcclip.py`` and ``weight_fuse_maftp.py``.
+"""Fusion of a stage-1 checkpoint with a base generator checkpoint (``tools/weight_fuse*.py`` run :func:`main`).
 
 Fusion builds the stage-2 initialization: the stage-1 (ground-truth warmup) checkpoint P1 holds the trained adapter
 (``mask_adapter.*``), CLIP (``backbone.*``), ``void_embedding`` and, for MAFT+, ``cdt.*``; the base generator
 checkpoint BASE (FC-CLIP detectron2 dict, or MAFT+ flat state dict) holds the frozen Mask2Former head. Every BASE key
 starting with ``sem_seg_head`` or ``void`` is copied into P1's ``model`` (so the stage-1 void embedding is replaced
 by the base model's, as in the official tool). The output is ``{"model": ..., "__mask_adapter_fused__": {...}}``;
-see :mod:`mask_adapter.checkpoint` for why the marker sits beside ``model``. P1's optimizer/scheduler state is not
+see :mod:`mask_adapter.checkpoint.layout` for why the marker sits beside ``model``. P1's optimizer/scheduler state is not
 copied (stage 2 starts a new schedule; MODEL.WEIGHTS loading never reads it).
 
 Refused, each with one clear message: (a) an input already fused (marker) or a P1 that already holds generator
@@ -24,18 +24,14 @@ from typing import Any
 
 import torch
 
-from mask_adapter.checkpoint import (
-    FUSION_MARKER_KEY,
-    format_shape_mismatches,
-    generator_state,
-    load_checkpoint_file,
-    split_checkpoint,
-)
-from mask_adapter.utils.atomic import atomic_save
+from ..utils.atomic import atomic_save
+from .layout import FUSION_MARKER_KEY, format_shape_mismatches, generator_state, split_checkpoint
+from .loading import load_checkpoint_file
 
 __all__ = [
     "EXPECTED_QUERIES",
     "FusionError",
+    "build_parser",
     "fuse_checkpoints",
     "fuse_files",
     "main",

@@ -1,58 +1,43 @@
-"""Checkpoint loading: released/fused checkpoints, a second generator weight source, conformance diffs.
+"""Reading checkpoints: files of every supported format, the detectron2 checkpointer, the generator weight source.
 
-Formats accepted everywhere: detectron2 dicts (``{"model": state_dict, ...}``, FC-CLIP, our own training
-output) and flat state dicts (MAFT+ ``maftp_b.pth`` / ``maftp_l.pth``), as torch files or ``.safetensors``
-(``mask_adapter/safetensors_io.py``). The checkpointer also takes the short names of released models (``fcclip-l-ma``,
-``mask_adapter/hub.py``).
-
-Fusion marker (it lets the fusion tools refuse to fuse a checkpoint twice; the official tool does not check, and
-a second fusion overwrites the trained void embedding, see hustvl/MaskAdapter issue #17): a fused file carries the
-top-level entry
-``"__mask_adapter_fused__": {"format": 1, "generator": ..., "first_phase": ..., "base": ..., ...}`` *beside*
-``"model"``, so the model state dict stays clean. detectron2/fvcore only read ``"model"`` and the registered
-checkpointables, so plain ``DetectionCheckpointer`` loading ignores the entry; :class:`MaskAdapterCheckpointer`
-logs it. If the key is found inside ``"model"`` (e.g. written by another tool), it is dropped as a known leftover.
+Formats accepted everywhere: detectron2 dicts and flat state dicts (:mod:`mask_adapter.checkpoint.layout`), as torch
+files, detectron2 ``.pkl`` files or ``.safetensors`` (:mod:`mask_adapter.checkpoint.safetensors_io`). The
+checkpointer also takes the short names of released models (``fcclip-l-ma``, :mod:`mask_adapter.checkpoint.hub`).
+A fused file's marker (see :mod:`mask_adapter.checkpoint.layout`) is logged by :class:`MaskAdapterCheckpointer`.
 """
 
 import logging
 import os
 import pickle
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
-from .utils.atomic import atomic_save, atomic_write_text, ensure_output_dir
+from ..utils.atomic import atomic_save, atomic_write_text, ensure_output_dir
+from ..utils.ddp import unwrap
+from .hub import resolve_released
+from .layout import (
+    FUSION_MARKER_KEY,
+    KNOWN_LEFTOVER_KEYS,
+    format_shape_mismatches,
+    generator_state,
+    shape_mismatches,
+    split_checkpoint,
+)
+from .safetensors_io import load_safetensors_checkpoint
 
 __all__ = [
-    "FUSION_MARKER_KEY",
-    "GENERATOR_PREFIXES",
-    "KNOWN_LEFTOVER_KEYS",
     "MaskAdapterCheckpointer",
-    "ReferenceStateDict",
-    "diff_state_dict_against_reference",
-    "format_shape_mismatches",
-    "generator_state",
     "checkpoint_format",
     "load_checkpoint_file",
-    "load_pkl_without_code",
     "load_generator_weights",
-    "read_reference_state_dict",
-    "split_checkpoint",
+    "load_pkl_without_code",
 ]
 
 logger = logging.getLogger(__name__)
-
-FUSION_MARKER_KEY = "__mask_adapter_fused__"
-# Keys taken from the generator (base) checkpoint by fusion / GENERATOR_WEIGHTS (official weight_fuse_*.py).
-GENERATOR_PREFIXES: tuple[str, ...] = ("sem_seg_head", "void")
-# Keys of released checkpoints that no module of ours owns: FC-CLIP's SetCriterion class weights, the marker.
-KNOWN_LEFTOVER_KEYS: tuple[str, ...] = ("criterion.empty_weight", FUSION_MARKER_KEY)
-ShapeMismatch = tuple[str, tuple[int, ...], tuple[int, ...]]
 
 
 def load_checkpoint_file(path: str, *, allow_pickle: bool = False) -> dict[str, Any]:
@@ -72,8 +57,6 @@ def load_checkpoint_file(path: str, *, allow_pickle: bool = False) -> dict[str, 
     """
     kind = checkpoint_format(path)
     if kind == "safetensors":  # tensors only: never pickled, ``allow_pickle`` does not apply
-        from .safetensors_io import load_safetensors_checkpoint
-
         return load_safetensors_checkpoint(path)
     if kind in ("empty", "unknown"):
         raise _format_error(path, kind)
@@ -193,47 +176,6 @@ def load_pkl_without_code(path: str) -> Any:
         raise _corrupt_error(path, e) from None
 
 
-def split_checkpoint(data: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Separate the model state dict from the other entries of a checkpoint.
-
-    Args:
-        data: a detectron2 dict (has a ``"model"`` dict) or a flat state dict (MAFT+).
-
-    Returns:
-        (state_dict, extra): for a flat dict, ``extra`` holds its non-tensor entries (e.g. a marker); for a
-        detectron2 dict, every entry but ``"model"``.
-    """
-    if isinstance(data.get("model"), Mapping):
-        return dict(data["model"]), {k: v for k, v in data.items() if k != "model"}
-    state = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
-    extra = {k: v for k, v in data.items() if not isinstance(v, torch.Tensor)}
-    return state, extra
-
-
-def generator_state(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The entries whose key starts with ``sem_seg_head`` or ``void`` (what fusion copies)."""
-    return {k: v for k, v in state_dict.items() if k.startswith(GENERATOR_PREFIXES)}
-
-
-def _shape_mismatches(
-    source: Mapping[str, torch.Tensor], target_shapes: Mapping[str, Sequence[int]]
-) -> list[ShapeMismatch]:
-    """(key, source shape, target shape) for keys present in both with different shapes."""
-    out = []
-    for k, v in source.items():
-        if k in target_shapes and tuple(v.shape) != tuple(target_shapes[k]):
-            out.append((k, tuple(v.shape), tuple(target_shapes[k])))
-    return out
-
-
-def format_shape_mismatches(mismatches: Sequence[ShapeMismatch], source: str, target: str, limit: int = 10) -> str:
-    """Readable list ``key: <source> (250, 256) vs <target> (100, 256)``, at most ``limit`` entries."""
-    lines = [f"  {k}: {source} {tuple(a)} vs {target} {tuple(b)}" for k, a, b in mismatches[:limit]]
-    if len(mismatches) > limit:
-        lines.append(f"  ... and {len(mismatches) - limit} more")
-    return "\n".join(lines)
-
-
 _ARCH_HINT = (
     "the checkpoint comes from another architecture or configuration (e.g. FC-CLIP has 250 queries and MAFT+ 100; "
     "ConvNeXt-L CLIP is 768 wide and ConvNeXt-B 640): pass the config file that matches MODEL.WEIGHTS"
@@ -270,13 +212,9 @@ class MaskAdapterCheckpointer(DetectionCheckpointer):
     def load(self, path: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Load ``path`` (see ``fvcore.common.checkpoint.Checkpointer.load``); raises on shape mismatches.
 
-        ``path`` may also be a short name of a released model (``mask_adapter.hub.RELEASED_MODELS``), fetched
-        through the model hub.
+        ``path`` may also be a short name of a released model (``RELEASED_MODELS``), fetched through the model hub.
         """
-        from .hub import RELEASED_MODELS, download_released
-
-        if path in RELEASED_MODELS:
-            path = download_released(path)
+        path = resolve_released(path)
         if path and "://" not in path and not os.path.isfile(path):
             raise FileNotFoundError(f"checkpoint not found: {path}; give an existing file (MODEL.WEIGHTS / --weights)")
         self._loading_path = path
@@ -327,7 +265,7 @@ class MaskAdapterCheckpointer(DetectionCheckpointer):
     def _load_model(self, checkpoint: dict[str, Any]) -> Any:
         marker = checkpoint.pop(FUSION_MARKER_KEY, None)
         if marker is not None:
-            logger.info("fused checkpoint (tools/weight_fuse*.py): %s", marker)
+            logger.info("fused checkpoint: %s", marker)
         state = checkpoint["model"]
         model_state = self.model.state_dict()
         leftovers = [k for k in KNOWN_LEFTOVER_KEYS if k in state and k not in model_state]
@@ -335,7 +273,7 @@ class MaskAdapterCheckpointer(DetectionCheckpointer):
             state.pop(k)
         if leftovers:
             logger.info("ignoring known leftover checkpoint keys: %s", ", ".join(leftovers))
-        mismatches = _shape_mismatches(
+        mismatches = shape_mismatches(
             {k: v for k, v in state.items() if isinstance(v, torch.Tensor)},
             {k: v.shape for k, v in model_state.items()},
         )
@@ -351,10 +289,6 @@ class MaskAdapterCheckpointer(DetectionCheckpointer):
                 f"{_ARCH_HINT}:\n" + format_shape_mismatches(mismatches, "checkpoint", "model")
             )
         return super()._load_model(checkpoint)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def load_generator_weights(model: nn.Module, path: str, *, allow_pickle: bool = False) -> list[str]:
@@ -375,7 +309,7 @@ def load_generator_weights(model: nn.Module, path: str, *, allow_pickle: bool = 
         ValueError: the file has no ``sem_seg_head.*``, the model has none, shapes differ (e.g. 250 vs 100
             queries), or the file lacks generator keys that the model has.
     """
-    model = _unwrap(model)
+    model = unwrap(model)
     state, _ = split_checkpoint(load_checkpoint_file(path, allow_pickle=allow_pickle))
     source = generator_state(state)
     if not any(k.startswith("sem_seg_head") for k in source):
@@ -386,7 +320,7 @@ def load_generator_weights(model: nn.Module, path: str, *, allow_pickle: bool = 
         raise ValueError(
             "the model has no sem_seg_head; GENERATOR_WEIGHTS only applies to FCCLIP / MAFT_Plus, not MASK_Adapter"
         )
-    mismatches = _shape_mismatches(source, {k: v.shape for k, v in wanted.items()})
+    mismatches = shape_mismatches(source, {k: v.shape for k, v in wanted.items()})
     if mismatches:
         raise ValueError(
             f"{len(mismatches)} generator tensors of {path} do not fit the model; {_ARCH_HINT}:\n"
@@ -410,74 +344,3 @@ def load_generator_weights(model: nn.Module, path: str, *, allow_pickle: bool = 
     model.load_state_dict({k: source[k] for k in loaded}, strict=False)
     logger.info("loaded %d generator/void tensors from %s", len(loaded), path)
     return loaded
-
-
-class ReferenceStateDict(NamedTuple):
-    """Parsed ``reference/<name>_state_dict.tsv``.
-
-    Attributes:
-        entries: key -> (shape, dtype, requires_grad) with requires_grad "True", "False" or "buffer"; shape ()
-            for ``scalar``; in file order.
-        non_persistent: key -> shape of the non-persistent buffers listed in the trailing ``#`` lines.
-    """
-
-    entries: dict[str, tuple[tuple[int, ...], str, str]]
-    non_persistent: dict[str, tuple[int, ...]]
-
-
-def _parse_shape(text: str) -> tuple[int, ...]:
-    return () if text == "scalar" else tuple(int(x) for x in text.split("x"))
-
-
-def read_reference_state_dict(tsv_path: str) -> ReferenceStateDict:
-    """Parse a reference state-dict table (header, ``key\\tshape\\tdtype\\trequires_grad`` lines, ``#`` lines).
-
-    Args:
-        tsv_path: e.g. ``fcclip_convnext_large_ade20k_state_dict.tsv`` of the official reference tables
-            (tests/assets/reference/).
-
-    Returns:
-        :class:`ReferenceStateDict`.
-    """
-    entries: dict[str, tuple[tuple[int, ...], str, str]] = {}
-    non_persistent: dict[str, tuple[int, ...]] = {}
-    with open(tsv_path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    if not lines or lines[0].split("\t")[:2] != ["key", "shape"]:
-        raise ValueError(f"{tsv_path} is not a reference state-dict table (header 'key\\tshape\\t...' expected)")
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        if line.startswith("#"):
-            # "# non-persistent buffer (not in state_dict): <key>\t<shape>\t<dtype>"
-            fields = line.split(":", 1)[-1].strip().split("\t")
-            non_persistent[fields[0].strip()] = _parse_shape(fields[1].strip())
-            continue
-        fields = line.split("\t")
-        if len(fields) != 4:
-            raise ValueError(f"{tsv_path}:{lineno}: expected 4 tab-separated fields, got {len(fields)}")
-        entries[fields[0]] = (_parse_shape(fields[1]), fields[2], fields[3])
-    return ReferenceStateDict(entries=entries, non_persistent=non_persistent)
-
-
-def diff_state_dict_against_reference(
-    state_dict_shapes: Mapping[str, Any], tsv_path: str
-) -> tuple[list[str], list[str], list[ShapeMismatch]]:
-    """Strict comparison of a state dict's keys and shapes with an official reference table.
-
-    Args:
-        state_dict_shapes: key -> shape (tuple, ``torch.Size`` or a tensor, whose shape is used), e.g.
-            ``{k: v.shape for k, v in model.state_dict().items()}``.
-        tsv_path: reference table (see :func:`read_reference_state_dict`); its non-persistent buffers are not
-            expected in the state dict.
-
-    Returns:
-        (missing, unexpected, shape_mismatch): reference keys absent from ``state_dict_shapes`` (reference order);
-        keys absent from the reference (input order); (key, our shape, reference shape) triples.
-    """
-    reference = read_reference_state_dict(tsv_path).entries
-    ours = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else tuple(v) for k, v in state_dict_shapes.items()}
-    missing = [k for k in reference if k not in ours]
-    unexpected = [k for k in ours if k not in reference]
-    mismatches = [(k, ours[k], reference[k][0]) for k in ours if k in reference and ours[k] != reference[k][0]]
-    return missing, unexpected, mismatches

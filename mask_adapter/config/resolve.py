@@ -1,13 +1,13 @@
 """Validation of the `mask_adapter` config keys and the resolution of their "auto" values.
 
-The keys themselves are declared in `mask_adapter.config`. What "auto" means can depend on the meta-architecture
+The keys themselves are declared in `mask_adapter.config.keys`. What "auto" means can depend on the meta-architecture
 (MAFT+ follows other conventions than FC-CLIP): each meta-architecture class states it in its ``auto_defaults``
 class attribute, an `ArchDefaults`, which the resolvers take as an argument. This module imports no modeling code.
 
 Typical use::
 
     check_config(cfg)
-    defaults = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE).auto_defaults
+    defaults = arch_defaults(cfg.MODEL.META_ARCHITECTURE)
     projection = resolve_dense_projection(cfg, defaults)
 """
 
@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from detectron2.config import CfgNode as CN
+from detectron2.modeling import META_ARCH_REGISTRY
 
 __all__ = [
+    "COMPILE_MODES",
     "ArchDefaults",
+    "arch_defaults",
     "check_config",
     "resolve_dense_projection",
     "resolve_cdt_variant",
@@ -40,6 +43,16 @@ class ArchDefaults:
     cos_stop_grad: bool = True  # COS_STOP_GRAD "auto"
     seed: int = -1  # SEED used when the config's SEED is negative (-1 = unseeded)
     color_aug_ssd: bool = True  # the training mapper honours INPUT.COLOR_AUG_SSD (official stage 1 did not)
+
+
+def arch_defaults(meta_architecture: str) -> ArchDefaults:
+    """The ``auto_defaults`` of a registered meta-architecture (FC-CLIP's for names without them).
+
+    Read from detectron2's META_ARCH_REGISTRY, which ``import mask_adapter`` fills.
+    """
+    if meta_architecture not in META_ARCH_REGISTRY:
+        return ArchDefaults()
+    return getattr(META_ARCH_REGISTRY.get(meta_architecture), "auto_defaults", ArchDefaults())
 
 
 # ``torch.compile`` modes of MODEL.MASK_ADAPTER.COMPILE / ``MaskAdapterHead(compile_mode=...)`` ("none" = eager).

@@ -7,10 +7,10 @@ not crash).
 
 from detectron2.modeling import BACKBONE_REGISTRY, META_ARCH_REGISTRY
 
-from .modeling.adapter.build import MASK_ADAPTER_REGISTRY, ConfigurableMaskAdapterHead
-from .modeling.backbone.clip import CLIPBackbone
-from .modeling.meta_arch import MAFTPlus, MaskAdapterWarmup
-from .utils.registry import register_once, register_unsupported
+from ..modeling.adapter.build import MASK_ADAPTER_REGISTRY, ConfigurableMaskAdapterHead
+from ..modeling.backbone.clip import CLIPBackbone
+from ..modeling.meta_arch import MAFTPlus, MaskAdapterWarmup
+from ..utils.registry import register_once, register_unsupported
 
 register_once(META_ARCH_REGISTRY, MAFTPlus, "MAFT_Plus")
 register_once(META_ARCH_REGISTRY, MaskAdapterWarmup, "MASK_Adapter")

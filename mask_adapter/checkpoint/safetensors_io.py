@@ -1,4 +1,4 @@
-"""Checkpoints in the safetensors format: reading (wherever .pth files load) and writing (state dict only).
+"""Checkpoints in the safetensors format: reading (wherever .pth files load), writing (state dict only), conversion.
 
 A ``.safetensors`` file holds the model state dict (the entries of ``"model"`` for a detectron2 checkpoint, or a flat
 MAFT+-style dict) under the original keys, plus string metadata: ``"format"``, ``"source"`` (the file converted from)
@@ -16,9 +16,11 @@ from typing import Any
 
 import torch
 
+from ..utils import PathLike
+from .layout import FUSION_MARKER_KEY
+
 __all__ = [
     "SAFETENSORS_SUFFIX",
-    "convert_checkpoint",
     "load_safetensors_checkpoint",
     "read_safetensors_metadata",
     "save_safetensors_checkpoint",
@@ -28,8 +30,6 @@ logger = logging.getLogger(__name__)
 
 SAFETENSORS_SUFFIX = ".safetensors"
 _FORMAT = "mask_adapter state dict"
-
-PathLike = str | os.PathLike
 
 
 def read_safetensors_metadata(path: PathLike) -> dict[str, str]:
@@ -54,8 +54,6 @@ def load_safetensors_checkpoint(path: PathLike) -> dict[str, Any]:
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-
-    from .checkpoint import FUSION_MARKER_KEY
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -118,38 +116,3 @@ def save_safetensors_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
     return path
-
-
-def convert_checkpoint(src: PathLike, dst: PathLike, *, allow_pickle: bool = False) -> dict[str, Any]:
-    """Convert a checkpoint between ``.pth`` (torch) and ``.safetensors``, keeping the model state dict only.
-
-    Args:
-        src: a detectron2 checkpoint (``{"model": ...}``), a flat state dict (MAFT+), or a ``.safetensors`` file.
-        dst: ``*.safetensors`` (metadata: format, source file name, fusion marker) or ``*.pth``
-            (``{"model": state_dict}``, plus the fusion marker of a fused source).
-        allow_pickle: read source files holding arbitrary pickled objects (only files you trust).
-
-    Returns:
-        {"tensors": number written, "dropped": the source's other entries that were not written (sorted)}.
-
-    Raises:
-        FileNotFoundError, ValueError: unreadable source, unsupported destination suffix, no tensors.
-    """
-    from .checkpoint import FUSION_MARKER_KEY, load_checkpoint_file, split_checkpoint
-
-    dst = Path(dst)
-    if dst.suffix not in (SAFETENSORS_SUFFIX, ".pth"):
-        raise ValueError(f"output {dst} must end in {SAFETENSORS_SUFFIX} or .pth")
-    state, extra = split_checkpoint(load_checkpoint_file(str(src), allow_pickle=allow_pickle))
-    if not state:
-        raise ValueError(f"{src} holds no tensors to convert")
-    marker = extra.pop(FUSION_MARKER_KEY, None)
-    if dst.suffix == SAFETENSORS_SUFFIX:
-        meta = {"source": Path(src).name}
-        if marker is not None:
-            meta[FUSION_MARKER_KEY] = json.dumps(marker, sort_keys=True)
-        save_safetensors_checkpoint(state, dst, meta)
-    else:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": state, **({FUSION_MARKER_KEY: marker} if marker is not None else {})}, dst)
-    return {"tensors": len(state), "dropped": sorted(extra)}

@@ -11,9 +11,10 @@ to the repository), model-hub repository and file. ``download_released`` turns a
 3. when the hub call fails otherwise (no network, hub error, huggingface_hub not installed), the direct URL is
    downloaded with torch.hub into ``weights_cache_dir()``.
 
-``resolve_weights`` accepts every weights argument of the tools: "", a short name, a URL, or a local file. The
-checkpointer (``mask_adapter.checkpoint.MaskAdapterCheckpointer``) resolves short names in MODEL.WEIGHTS, so
-``train_net.py`` and the tools take them too. Nothing here runs at import.
+``resolve_released`` is the one place that turns a short name into a file. ``resolve_weights`` accepts every weights
+argument of the tools: "", a short name, a URL, or a local file. The checkpointer
+(``mask_adapter.checkpoint.MaskAdapterCheckpointer``) resolves short names in MODEL.WEIGHTS through
+``resolve_released``, so ``train_net.py`` and the tools take them too. Nothing here runs at import.
 """
 
 import logging
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from ..utils import PathLike
+
 __all__ = [
     "HUB_REPO_ID",
     "HUB_URL",
@@ -32,6 +35,7 @@ __all__ = [
     "download_released",
     "hub_cache_dir",
     "hub_offline",
+    "resolve_released",
     "resolve_weights",
     "weights_cache_dir",
 ]
@@ -42,8 +46,6 @@ logger = logging.getLogger(__name__)
 HUB_REPO_ID = "owl10/Mask-Adapter"
 HUB_REVISION = "main"
 HUB_URL = "https://huggingface.co/owl10/Mask-Adapter/resolve/main/{file}"
-
-PathLike = str | os.PathLike
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,18 @@ def download_released(name: str, cache_dir: PathLike | None = None) -> str:
     return str(dest)
 
 
+def resolve_released(name_or_path: str, cache_dir: PathLike | None = None) -> str:
+    """The one resolver of short names: a key of ``RELEASED_MODELS`` -> its local file (downloaded if needed,
+    :func:`download_released`); any other string is returned unchanged.
+
+    Raises:
+        FileNotFoundError: a short name whose file cannot be found or fetched (one-line message).
+    """
+    if name_or_path in RELEASED_MODELS:
+        return download_released(name_or_path, cache_dir)
+    return name_or_path
+
+
 def resolve_weights(weights: str, cache_dir: PathLike | None = None) -> str:
     """A weights argument -> a local file (or "" for none).
 
@@ -201,7 +215,7 @@ def resolve_weights(weights: str, cache_dir: PathLike | None = None) -> str:
     if not weights:
         return ""
     if weights in RELEASED_MODELS:
-        return download_released(weights, cache_dir)
+        return resolve_released(weights, cache_dir)
     if "://" in weights:
         from detectron2.utils.file_io import PathManager
 

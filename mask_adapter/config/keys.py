@@ -3,7 +3,7 @@
 Official key names (Mask2Former, FC-CLIP, MAFT+, Mask-Adapter; lowercase MAFT keys included) keep their exact
 spelling so that unmodified official YAML files merge. Keys the official files set but this package ignores
 are accepted in `_add_compat_keys`. Validation and the resolution of "auto" values live in
-`mask_adapter.config_resolve` (re-exported here).
+`mask_adapter.config.resolve`.
 
 Notation used in comments: K adapter maps per mask, N masks per image, Q generator queries, D CLIP embedding
 width, α/β geometric-ensemble exponents.
@@ -13,7 +13,7 @@ Typical use::
     cfg = get_cfg()
     add_mask_adapter_config(cfg)
     cfg.merge_from_file(path)
-    check_config(cfg)
+    check_config(cfg)  # mask_adapter.config.resolve
 """
 
 import copy
@@ -21,26 +21,7 @@ from collections.abc import Callable
 
 from detectron2.config import CfgNode as CN
 
-from .config_resolve import (
-    ArchDefaults,
-    check_config,
-    resolve_cdt_variant,
-    resolve_cos_stop_grad,
-    resolve_dense_projection,
-    resolve_match_pred_threshold,
-    resolve_seed,
-)
-
-__all__ = [
-    "add_mask_adapter_config",
-    "ArchDefaults",
-    "check_config",
-    "resolve_dense_projection",
-    "resolve_cdt_variant",
-    "resolve_match_pred_threshold",
-    "resolve_cos_stop_grad",
-    "resolve_seed",
-]
+__all__ = ["add_mask_adapter_config"]
 
 
 # --------------------------------------------------------------------------------------------------
