@@ -46,6 +46,8 @@ SURFACES = {
     "evaluate": "tools/evaluate_benchmarks.py",
     "prepare": "datasets/prepare_*.py",
     "app": "demo/app.py DemoApp.segment",
+    "convert": "tools/convert_checkpoint.py",
+    "export": "tools/export.py",
 }
 # Peak resident memory allowed for the 8000x6000 photo (tiny model, scaled to 2048x1536). Without the scaling the
 # tiny model needed ~14.8 GB for it; with it the process stays near its start-up size (~1 GB measured).
@@ -516,6 +518,31 @@ def _check_no_video_left(ctx: Context, stderr: str) -> None:
     for folder in (ctx.out, ctx.disk / "out"):
         left = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
         assert left == [], f"files left behind: {left}"
+
+
+def _training_checkpoint(ctx: Context, name: str = "trained.pth") -> Path:
+    """A checkpoint as train_net.py writes it: weights (400 kB) plus trainer state and iteration."""
+    import torch
+
+    path = ctx.tmp / name
+    weights = {"sem_seg_head.w": torch.arange(100000, dtype=torch.float32)}
+    torch.save({"model": weights, "iteration": 5, "optimizer": {"state": {}, "param_groups": []}}, path)
+    return path
+
+
+def _convert_same_file(ctx: Context) -> list[str]:
+    path = _training_checkpoint(ctx)
+    ctx.shared["before"] = path.read_bytes()
+    return [str(path), str(path)]
+
+
+def _check_unchanged(ctx: Context, stderr: str) -> None:
+    assert (ctx.tmp / "trained.pth").read_bytes() == ctx.shared["before"], "the input checkpoint was changed"
+
+
+def _check_disk_empty(ctx: Context, stderr: str) -> None:
+    left = sorted(p.name for p in ctx.disk.rglob("*"))
+    assert left == [], f"files left behind: {left}"
 
 
 def _missing_train_root(ctx: Context) -> list[str]:
@@ -1314,6 +1341,65 @@ CASES: tuple[Case, ...] = (
         exit_code=0,
         result="every prepared label is mode 0644",
         check=_check_modes(0o644, "*.png", folder=_prepared_labels),
+    ),
+    # --- tools/convert_checkpoint.py and tools/export.py
+    Case(
+        "convert-same-file",
+        "convert",
+        "convert_checkpoint.py X.pth X.pth (a training checkpoint onto itself)",
+        _convert_same_file,
+        error=r"input and output are the same file .*trained\.pth: the conversion keeps the model weights only and "
+        r"would replace the file, dropping its trainer state and iteration; write the output to another file$",
+        check=_check_unchanged,
+    ),
+    Case(
+        "convert-disk-full-pth",
+        "convert",
+        "convert_checkpoint.py to .pth on a full disk (a 64 kB tmpfs, 400 kB of weights)",
+        lambda c: [str(_training_checkpoint(c)), str(c.disk / "out.pth")],
+        disk="size=64k",
+        error=r"cannot write .*/disk/out\.pth: No space left on device; free disk space",
+        check=_check_disk_empty,
+    ),
+    Case(
+        "convert-disk-full-safetensors",
+        "convert",
+        "convert_checkpoint.py to .safetensors on a full disk (a 64 kB tmpfs)",
+        lambda c: [str(_training_checkpoint(c)), str(c.disk / "out.safetensors")],
+        disk="size=64k",
+        error=r"cannot write .*/disk/out\.safetensors: No space left on device; free disk space",
+        check=_check_disk_empty,
+    ),
+    Case(
+        "convert-umask-022",
+        "convert",
+        "convert_checkpoint.py to .safetensors under umask 022",
+        lambda c: [str(_training_checkpoint(c)), str(c.out / "out.safetensors")],
+        umask=0o022,
+        exit_code=0,
+        result="out.safetensors is mode 0644 (as open() makes it)",
+        check=_check_modes(0o644, "out.safetensors"),
+    ),
+    Case(
+        "export-disk-full",
+        "export",
+        "export.py --format torchscript with --output on a full disk (a 64 kB tmpfs)",
+        lambda c: [
+            "--config-file",
+            TINY,
+            "--weights",
+            _tiny_checkpoint(c),
+            "--format",
+            "torchscript",
+            "--output",
+            str(c.disk / "adapter.pt"),
+            "--vocabulary",
+            "cat;dog",
+            "--no-check",
+        ],  # fmt: skip
+        disk="size=64k",
+        error=r"cannot write .*/disk/adapter\.pt: No space left on device; free disk space",
+        check=_check_disk_empty,
     ),
     # --- demo/app.py: what a browser user can send to DemoApp.segment(image, vocabulary, task, mask source)
     Case(

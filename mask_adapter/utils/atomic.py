@@ -25,6 +25,7 @@ from typing import IO, Any
 __all__ = [
     "OutputWriteError",
     "atomic_save",
+    "atomic_output_path",
     "atomic_save_image",
     "atomic_write",
     "atomic_write_json",
@@ -154,6 +155,38 @@ def os_error_cause(error: BaseException) -> OSError | None:
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None
+
+
+@contextlib.contextmanager
+def atomic_output_path(path: str) -> Iterator[str]:
+    """For writers that take a file name rather than a file object (``torch.onnx.export``, ``torch.jit.save``,
+    ``safetensors.save_file``): yields a temporary path in the target's folder (``.<name>.<random>.tmp<suffix>``,
+    same suffix, so format detection by extension keeps working); on a clean exit the file is fsync'ed, given the
+    mode ``open()`` would give and renamed to ``path``. On any error it is removed; write errors (also those a
+    library wraps in another exception) become one :class:`OutputWriteError` line.
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    suffix = os.path.splitext(name)[1]
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=f".tmp{suffix}")
+        os.close(fd)
+    except OSError as e:
+        raise output_write_error(e, path) from None
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        if hasattr(os, "chmod"):
+            os.chmod(tmp, _open_mode(path))
+        os.replace(tmp, path)
+    except BaseException as e:
+        _remove_quietly(tmp)
+        if isinstance(e, OutputWriteError):
+            raise
+        cause = os_error_cause(e)
+        if cause is not None:
+            raise output_write_error(cause, path) from None
+        raise
 
 
 def _remove_quietly(path: str) -> None:

@@ -8,11 +8,11 @@ real program in a fresh Python (marked slow). The table in docs/reliability.md i
 
 import contextlib
 import functools
-import importlib.util
 import io
 import logging
 import os
 import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -25,11 +25,9 @@ from tests.bad_inputs_table import CASES, REPO, Case, Context
 PREPARE_SCRIPT = "prepare_ade20k_sem_seg"  # the preparation script of the "prepare" rows
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _load(path: Path):
+    """The ``main`` of a script file (run as a module, not as ``__main__``)."""
+    return runpy.run_path(str(path))["main"]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +36,10 @@ def programs():
     import train_net  # the repository root is on the import path of the test session (tests is a package)
     from mask_adapter.apps import demo
 
-    tool = _load("evaluate_benchmarks_battery", REPO / "tools" / "evaluate_benchmarks.py")
-    prepare = _load(PREPARE_SCRIPT, REPO / "datasets" / f"{PREPARE_SCRIPT}.py")
+    evaluate = _load(REPO / "tools" / "evaluate_benchmarks.py")
+    prepare = _load(REPO / "datasets" / f"{PREPARE_SCRIPT}.py")
+    convert = _load(REPO / "tools" / "convert_checkpoint.py")
+    export = _load(REPO / "tools" / "export.py")
 
     def train(argv):
         train_net.cli(argv)
@@ -63,7 +63,8 @@ def programs():
             raise ValueError(str(e)) from None
         return 0
 
-    yield {"demo": demo.main, "train_net": train, "evaluate": tool.main, "prepare": prepare.main, "app": app}
+    yield {"demo": demo.main, "train_net": train, "evaluate": evaluate, "prepare": prepare, "app": app,
+           "convert": convert, "export": export}  # fmt: skip
     for built in apps.values():
         built.close()
 
@@ -123,7 +124,8 @@ sys.exit(code)
 """
 
 _SCRIPTS = {"demo": "demo/demo.py", "train_net": "train_net.py", "evaluate": "tools/evaluate_benchmarks.py",
-            "prepare": f"datasets/{PREPARE_SCRIPT}.py"}  # fmt: skip
+            "prepare": f"datasets/{PREPARE_SCRIPT}.py", "convert": "tools/convert_checkpoint.py",
+            "export": "tools/export.py"}  # fmt: skip
 
 
 def _run_subprocess(case: Case, ctx: Context) -> tuple[int, str, str]:
