@@ -545,6 +545,39 @@ def _check_disk_empty(ctx: Context, stderr: str) -> None:
     assert left == [], f"files left behind: {left}"
 
 
+def _tiny_state(ctx: Context, name: str, edit: Callable[[dict[str, Any]], dict[str, Any]]) -> str:
+    """The tiny model's weights, changed by ``edit``, saved as a detectron2 checkpoint ``name``."""
+    import torch
+    from detectron2.modeling import build_model
+
+    from mask_adapter.config import build_config
+
+    torch.manual_seed(0)
+    state = dict(build_model(build_config(TINY, [])).state_dict())
+    path = ctx.tmp / name
+    torch.save({"model": edit(state)}, path)
+    return str(path)
+
+
+def _nan_weights(state: dict[str, Any]) -> dict[str, Any]:
+    key = "sem_seg_head.predictor.class_embed.layers.0.weight"
+    state[key] = state[key] * float("nan")
+    return state
+
+
+def _half_weights(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in state.items() if not k.startswith("sem_seg_head.")}
+
+
+def _check_partial_summary(ctx: Context, stderr: str) -> None:
+    _check_image("in", (20, 24), classes=3)(ctx, stderr)
+    summary = [line for line in stderr.splitlines() if "model tensors are not in" in line]
+    assert summary and len(set(summary)) == 1, stderr[-3000:]  # (the runner sees it on stderr and in the log)
+    assert re.search(r"\d+ of \d+ model tensors are not in .*half\.pth and keep their initial values: "
+                     r"sem_seg_head\.\w+\.\* \(\d+\)", summary[0]), summary[0]  # fmt: skip
+    assert len(stderr.splitlines()) < 40, "one line per missing tensor"
+
+
 def _missing_train_root(ctx: Context) -> list[str]:
     from mask_adapter.data.catalog import register_all
 
@@ -971,6 +1004,42 @@ CASES: tuple[Case, ...] = (
         error=r"\d+ tensors of checkpoint .*six_queries\.pth do not fit the model; .*pass the config file that "
         r"matches MODEL\.WEIGHTS",
         check=_check_lists_tensors,
+    ),
+    Case(
+        "nan-checkpoint",
+        "demo",
+        "--weights of the tiny model whose class-embedding weights are NaN",
+        lambda c: _demo(
+            c,
+            "--weights",
+            _tiny_state(c, "nan.pth", _nan_weights),
+            inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),),
+        ),  # fmt: skip
+        error=r"checkpoint .*nan\.pth: tensor sem_seg_head\.predictor\.class_embed\.layers\.0\.weight holds \d+ NaN "
+        r"or infinite values \(of \d+\); the weights are damaged",
+        check=_check_nothing_written,
+    ),
+    Case(
+        "empty-state-dict",
+        "demo",
+        "--weights of a checkpoint whose state dict is empty",
+        lambda c: _demo(c, "--weights", _tiny_state(c, "empty_state.pth", lambda s: {})),
+        error=r"checkpoint .*empty_state\.pth holds no model tensors \(an empty state dict\); loading it would leave "
+        r"every weight random",
+    ),
+    Case(
+        "partial-checkpoint",
+        "demo",
+        "--weights of a checkpoint without the sem_seg_head tensors",
+        lambda c: _demo(
+            c,
+            "--weights",
+            _tiny_state(c, "half.pth", _half_weights),
+            inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),),
+        ),  # fmt: skip
+        exit_code=0,
+        result="runs; ONE warning line counts the missing tensors by module (not one line per tensor)",
+        check=_check_partial_summary,
     ),
     # --- demo: output folder
     Case(
