@@ -578,6 +578,43 @@ def _check_partial_summary(ctx: Context, stderr: str) -> None:
     assert len(stderr.splitlines()) < 40, "one line per missing tensor"
 
 
+def _bomb_png(ctx: Context) -> str:
+    """A PNG whose header says 20000x20000 (400 Mpixel) with almost no data: what a decompression bomb looks like
+    to the reader (Pillow refuses such sizes before decoding)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 20001))
+        + chunk(b"IEND", b"")
+    )
+    return _write(ctx, "bomb.png", data)
+
+
+def _upload(ctx: Context) -> list[Any]:
+    """An upload as Gradio stores it: a file in a folder of its own under the app's upload folder."""
+    folder = ctx.tmp / "app_out" / "uploads" / "3f2a9c"
+    folder.mkdir(parents=True)
+    Image.fromarray(_rgb(20, 24)).save(folder / "photo.png")
+    return _app(ctx, str(folder / "photo.png"), output_dir=str(ctx.tmp / "app_out"))
+
+
+def _check_upload_gone(ctx: Context, stderr: str) -> None:
+    _check_app((20, 24), _CAT_DOG_GRASS)(ctx, stderr)
+    uploads = ctx.tmp / "app_out" / "uploads"
+    assert not (uploads / "3f2a9c").exists(), "the upload (or its folder) was left on the server"
+    again = ctx.shared["app"].segment(str(uploads / "3f2a9c" / "photo.png"), "cat;dog", "semantic", "generator")
+    assert np.array(Image.open(again.label_map_path)).shape == (20, 24), "Segment again on the same upload failed"
+    ctx.shared["app"].close()
+    assert not uploads.exists()
+
+
 def _missing_train_root(ctx: Context) -> list[str]:
     from mask_adapter.data.catalog import register_all
 
@@ -1599,6 +1636,33 @@ CASES: tuple[Case, ...] = (
         check=_check_app(
             (1536, 2048), _CAT_DOG_GRASS, legend="The image (8000x6000) was scaled to 2048x1536 (longer side 2048)"
         ),
+    ),
+    Case(
+        "app-narrow-image",
+        "app",
+        "a 1x50000 pixel PNG",
+        _app_on("thin.png", lambda: Image.fromarray(_rgb(1, 50000))),
+        exit_code=0,
+        result="processed at 1x2048 (--max-size; no side resized below 1 pixel): overlay and label map 1x2048",
+        check=_check_app((1, 2048), _CAT_DOG_GRASS, legend="scaled to 2048x1"),
+    ),
+    Case(
+        "app-decompression-bomb",
+        "app",
+        "a PNG whose header claims 20000x20000 pixels (a decompression bomb)",
+        lambda c: _app(c, _bomb_png(c)),
+        error=r"^bomb\.png is too large: 400,000,000 pixels, more than the limit of [\d,]+ pixels \(about [\d,]+ x "
+        r"[\d,]+\) that guards against decompression bombs; upload a smaller image$",
+    ),
+    Case(
+        "app-upload-deleted",
+        "app",
+        "an upload in the app's upload folder (where Gradio puts it)",
+        _upload,
+        exit_code=0,
+        result="the upload and its folder are deleted once read; Segment again on it still works (kept in memory); "
+        "close() removes the upload folder",
+        check=_check_upload_gone,
     ),
     Case(
         "app-sam-without-checkpoint",

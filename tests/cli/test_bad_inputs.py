@@ -57,6 +57,7 @@ def programs():
         key = tuple(sorted(kwargs.items()))
         if key not in apps:
             apps[key] = DemoApp(**kwargs)
+        ctx.shared["app"] = apps[key]
         try:
             ctx.shared["app_result"] = apps[key].segment(*argv)
         except AppInputError as e:
