@@ -1184,6 +1184,17 @@ CASES: tuple[Case, ...] = (
         check=_check_no_video_left,
     ),
     Case(
+        "read-only-output",
+        "demo",
+        "--output on a read-only file system",
+        lambda c: (
+            _demo(c, inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),))[2:]
+            + ["--output", str(c.disk)]
+        ),
+        disk="size=64k,ro",
+        error=r"cannot write .*/disk/in_semantic\.png: Read-only file system; choose a folder you can write to",
+    ),
+    Case(
         "disk-full",
         "demo",
         "the disk fills up while writing the first output (ENOSPC)",

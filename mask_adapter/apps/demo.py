@@ -8,8 +8,9 @@ Examples (from any directory; ``python -m mask_adapter.apps.demo`` is the same p
         --input "imgs/*.jpg" --output out/ --vocabulary-file my_classes.txt --save-label-map
 
 Per image ``<stem>``: ``<stem>_<task>.png`` (overlay at the input's size) and, with --save-label-map,
-``<stem>_labels.png`` (class id per pixel; uint16 above 255 classes; void = 255 / 65535) and ``<stem>_labels.json``
-(id -> class). With several tasks the label files are ``<stem>_<task>_labels.{png,json}``. Nothing else is
+``<stem>_labels.png`` (class id per pixel: 0, 1, ... in vocabulary order, or a --vocabulary-file's own ids; uint16
+when ids exceed 254, at most 65535 classes; void = 255 / 65535) and ``<stem>_labels.json`` (id -> class).
+``<stem>`` is the file's stem; inputs that share one get their extension appended (a_jpg, a_png). With several tasks the label files are ``<stem>_<task>_labels.{png,json}``. Nothing else is
 written (the bundled photo is read from memory). Images whose longer side exceeds --max-size (default 2048) are
 scaled down first, with a warning, and their outputs have the reduced size. Every file is written atomically:
 after an error (e.g. a full disk) no partial file is left. Bad input ends with one "error: ..." line and exit
