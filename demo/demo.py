@@ -2,4 +2,5 @@
 
 from mask_adapter.apps.demo import cli
 
-raise SystemExit(cli())
+if __name__ == "__main__":
+    raise SystemExit(cli())

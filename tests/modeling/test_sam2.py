@@ -4,7 +4,6 @@ The SAM2 weights are random (seeded) and saved to a temporary file in the releas
 the checkpoint loading runs as it does with sam2.1_hiera_tiny.pt. Few prompts (2 × 2 points) keep it fast on a CPU.
 """
 
-import importlib.util
 import os
 import sys
 
@@ -17,14 +16,12 @@ from detectron2.modeling import build_model
 from PIL import Image
 
 from mask_adapter import add_mask_adapter_config
+from mask_adapter.apps import demo
 from mask_adapter.modeling.mask_generators import build_mask_generator, sam2_config_name
 from mask_adapter.modeling.meta_arch.sam import to_sam_config
 from tests import REPO as REPO_PATH
 
 REPO = str(REPO_PATH)
-_spec = importlib.util.spec_from_file_location("demo_cli_sam2", os.path.join(REPO, "demo", "demo.py"))
-demo = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(demo)
 
 TINY_SAM2 = "sam2.1_hiera_t"
 CLASSES = ["cat", "dog", "person"]
