@@ -32,6 +32,8 @@ from .data.train_loader import build_resumable_train_loader
 from .evaluation.guard import guard_evaluation
 from .solver import build_lr_scheduler, build_optimizer
 from .utils.atomic import OutputWriteError, os_error_cause, output_write_error
+from .utils.ddp import unwrap
+from .utils.env import environment_versions
 from .utils.progress import eval_progress
 
 logger = logging.getLogger(__name__)
@@ -43,15 +45,9 @@ __all__ = [
     "check_resumable",
     "check_training_config",
     "count_parameters",
-    "environment_versions",
     "create_ddp_model",
     "load_model_for_evaluation",
 ]
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a ``DistributedDataParallel`` wrapper (or the model itself)."""
-    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def create_ddp_model(model: nn.Module) -> nn.Module:
@@ -65,28 +61,6 @@ def create_ddp_model(model: nn.Module) -> nn.Module:
     if next(model.parameters()).is_cuda:
         return DistributedDataParallel(model, device_ids=[comm.get_local_rank()], broadcast_buffers=False)
     return DistributedDataParallel(model, broadcast_buffers=False)
-
-
-def environment_versions() -> dict[str, str]:
-    """Versions that change results (Pillow, detectron2, ...): logged at start-up and with evaluations."""
-    import importlib.metadata as md
-
-    out = {}
-    for pkg in (
-        "torch",
-        "torchvision",
-        "sal-detectron2",
-        "open_clip_torch",
-        "timm",
-        "Pillow",
-        "numpy",
-        "opencv-python-headless",
-    ):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:

@@ -579,7 +579,7 @@ def run_text(args: argparse.Namespace) -> int:
         t_disk = time.perf_counter() - start
     assert torch.equal(hit.embeddings, cold.embeddings) and torch.equal(disk.embeddings, cold.embeddings)
     t_hit = statistics.median(hits)
-    synonyms = sum(cold.num_templates)
+    synonyms = sum(cold.synonyms_per_class)
     rows.append({"build": "cold (encode all prompts)", "seconds": t_cold, "speedup": 1.0})
     rows.append({"build": "memory cache hit (median of 20)", "seconds": t_hit, "speedup": t_cold / t_hit})
     rows.append({"build": "disk cache hit (new process state)", "seconds": t_disk, "speedup": t_cold / t_disk})

@@ -21,9 +21,9 @@ from detectron2.utils import comm
 from tabulate import tabulate
 
 from ..utils.atomic import atomic_write, ensure_output_dir
+from ..utils.env import environment_versions
 from ..utils.progress import eval_progress
 from .build import build_evaluator
-from .env import environment_versions
 from .guard import guard_evaluation
 
 __all__ = ["BENCHMARKS", "evaluate_benchmarks", "format_benchmark_table"]

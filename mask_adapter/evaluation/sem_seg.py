@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from detectron2.evaluation.sem_seg_evaluation import SemSegEvaluator
 
-from .env import environment_versions
+from ..utils.env import environment_versions
 
 __all__ = ["OpenVocabSemSegEvaluator"]
 

@@ -148,7 +148,7 @@ while not os.path.exists(sys.argv[3]):  # start together
 for _ in range(40):
     classifier._save_disk(key, value)
     hit = classifier._load_disk(key)
-    assert hit is not None and hit.num_templates == [1, 2, 1], hit
+    assert hit is not None and hit.synonyms_per_class == [1, 2, 1], hit
 print("ok")
 """
 

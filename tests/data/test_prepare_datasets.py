@@ -87,8 +87,9 @@ def test_ade20k_full_sem_seg(root):
 
 
 def test_ade20k_full_resizes_large_images():
-    prep = script("prepare_ade20k_full_sem_seg")
-    img, lab = prep._resize(np.zeros((600, 1000, 3), np.uint8), np.ones((600, 1000), np.uint16))
+    from mask_adapter.data.prepare import resize_ade_full
+
+    img, lab = resize_ade_full(np.zeros((600, 1000, 3), np.uint8), np.ones((600, 1000), np.uint16))
     assert img.shape == (512, 853, 3) and lab.shape == (512, 853) and (lab == 1).all()
 
 

@@ -110,7 +110,7 @@ def test_propose_masks_shapes_and_padding(model_with):
             clip_dense=None,
             dense=None,
             text=None,
-            num_templates=[],
+            synonyms_per_class=[],
             vocabulary=model.test_vocabulary,
         )
         out = model.propose_masks(state, [{"image": x} for x in images])
@@ -136,7 +136,7 @@ def test_thin_masks_survive_the_coarse_grid(model_with):
         clip_dense=None,
         dense=None,
         text=None,
-        num_templates=[],
+        synonyms_per_class=[],
         vocabulary=model.test_vocabulary,
     )
     out = model.propose_masks(state, [{"image": _image(64, 64)}])
@@ -184,7 +184,7 @@ def test_void_column_is_minus_inf_and_outputs(model_with):
             clip_dense=feats["clip_vis_dense"],
             dense=model.backbone.dense_projection(feats["clip_vis_dense"], model.dense_projection),
             text=text,
-            num_templates=nt,
+            synonyms_per_class=nt,
             vocabulary=model.test_vocabulary,
             adapter_text=text,
         )

@@ -4,6 +4,9 @@
 - :mod:`.label_io`: input checks, label-map I/O, file copies, progress and id lookup tables;
 - :mod:`.voc`: VOC-style split lists and the Pascal-Context label maps;
 - :mod:`.ade`: ADE20K instance mapping, instance masks and the per-split image walk;
+- :mod:`.ade_json`: ADE20K-150 panoptic and instance ground truth as the official scripts write it;
+- :mod:`.ade_full`: ADE20K-847 labels from the full ADE20K release;
+- :mod:`.coco_stuff`: COCO-Stuff-171 labels from the stuffthingmaps;
 - :mod:`.panoptic`: COCO panoptic colours, boxes and COCO JSON;
 - :mod:`.cityscapes`: Cityscapes panoptic PNGs / JSON and train-id maps from the fine annotations;
 - :mod:`.mapillary`: Mapillary Vistas v1.2 layout, panoptic JSON checks and labels from panoptic PNGs.
@@ -24,6 +27,24 @@ from .ade import (
     ade_split_images,
     read_ade_catid_mapping,
 )
+from .ade_full import (
+    ADE_FULL_FOLDERS,
+    ADE_FULL_IGNORE,
+    ADE_FULL_MAX_SIZE,
+    ade_full_lut,
+    ade_full_source,
+    decode_ade_full_seg,
+    prepare_ade20k_full,
+    resize_ade_full,
+)
+from .ade_json import (
+    SegmentColors,
+    ade_instance_categories,
+    ade_panoptic_categories,
+    ade_panoptic_segments,
+    prepare_ade20k_instances,
+    prepare_ade20k_panoptic,
+)
 from .cityscapes import (
     CITYSCAPES_HINT,
     CITYSCAPES_NUM_LABEL_IDS,
@@ -33,6 +54,14 @@ from .cityscapes import (
     cityscapes_split_files,
     cityscapes_train_id_lut,
     label_ids_to_train_ids,
+)
+from .coco_stuff import (
+    COCO_STUFF_FOLDERS,
+    COCO_STUFF_FULL_COUNT,
+    COCO_STUFF_SPLITS,
+    coco_stuff_lut,
+    coco_stuff_source,
+    prepare_coco_stuff,
 )
 from .label_io import (
     apply_lut,
@@ -55,7 +84,7 @@ from .mapillary import (
     place_folder,
     read_mapillary_panoptic_json,
 )
-from .panoptic import ids_to_rgb, mask_bbox, rgb_to_ids, segment_table, write_coco_json
+from .panoptic import ids_to_rgb, mask_bbox, rgb_to_ids, segment_table, write_coco_json, write_json
 from .runner import (
     TRAIN_VAL_FOLDERS,
     Option,
@@ -105,6 +134,7 @@ __all__ = [
     "rgb_to_ids",
     "mask_bbox",
     "segment_table",
+    "write_json",
     "write_coco_json",
     "ADE_HINT",
     "ade_catid_options",
@@ -112,6 +142,26 @@ __all__ = [
     "ade_instances",
     "ade_image_entry",
     "ade_split_images",
+    "SegmentColors",
+    "ade_panoptic_categories",
+    "ade_instance_categories",
+    "ade_panoptic_segments",
+    "prepare_ade20k_panoptic",
+    "prepare_ade20k_instances",
+    "ADE_FULL_FOLDERS",
+    "ADE_FULL_IGNORE",
+    "ADE_FULL_MAX_SIZE",
+    "ade_full_lut",
+    "ade_full_source",
+    "decode_ade_full_seg",
+    "resize_ade_full",
+    "prepare_ade20k_full",
+    "COCO_STUFF_FOLDERS",
+    "COCO_STUFF_FULL_COUNT",
+    "COCO_STUFF_SPLITS",
+    "coco_stuff_lut",
+    "coco_stuff_source",
+    "prepare_coco_stuff",
     "Option",
     "CITYSCAPES_HINT",
     "CITYSCAPES_NUM_LABEL_IDS",

@@ -77,8 +77,9 @@ def ade_instances(ins_rgb: np.ndarray, mapping: Mapping[int, int], path: str) ->
 
 
 def ade_image_entry(stem: str, shape: Sequence[int]) -> dict[str, Any]:
-    """COCO "images" entry of the ADE20K image ``<stem>.jpg`` (string id ``stem``) of shape (H, W, ...)."""
-    return {"id": stem, "file_name": stem + ".jpg", "height": int(shape[0]), "width": int(shape[1])}
+    """COCO "images" entry of the ADE20K image ``<stem>.jpg`` (string id ``stem``) of shape (H, W, ...), with the keys
+    in the order of the official preparation scripts (id, file_name, width, height)."""
+    return {"id": stem, "file_name": stem + ".jpg", "width": int(shape[1]), "height": int(shape[0])}
 
 
 def ade_split_images(
