@@ -16,6 +16,7 @@ A row (:class:`Case`):
 - ``result``: for an accepted input, what is checked, and ``check(ctx, stderr)`` which asserts it;
 - ``patch(ctx, monkeypatch)``: optional fault injection (a full disk, a model that raises on one image ...);
 - ``subprocess``: run the real program in a fresh process (the traceback check of a real command line, peak RSS);
+  environment variables for it may be put into ``ctx.shared["env"]`` by ``make``;
 - ``traceback``: the row passes ``--debug``: the run must show the full traceback instead of the one line;
 - ``umask``: the process umask during the run (permission rows; restored afterwards);
 - ``disk``: tmpfs mount options (e.g. ``size=16k`` for a full disk, ``size=64k,ro`` for a read-only one): the
@@ -613,6 +614,13 @@ def _check_upload_gone(ctx: Context, stderr: str) -> None:
     assert np.array(Image.open(again.label_map_path)).shape == (20, 24), "Segment again on the same upload failed"
     ctx.shared["app"].close()
     assert not uploads.exists()
+
+
+def _train_process_on_disk(ctx: Context) -> list[str]:
+    """train_net.py in a fresh process (its exit handlers run too) with OUTPUT_DIR on the row's small tmpfs."""
+    argv = _train(ctx, "DATASETS.TEST", "()", out=ctx.disk / "out")
+    ctx.shared["env"] = {"DETECTRON2_DATASETS": str(ctx.tmp / "d2")}
+    return argv
 
 
 def _missing_train_root(ctx: Context) -> list[str]:
@@ -1318,6 +1326,16 @@ CASES: tuple[Case, ...] = (
         "train_net",
         "OUTPUT_DIR on a full disk (a 16 kB tmpfs: the log fills it)",
         lambda c: _train(c, "DATASETS.TEST", "()", out=c.disk / "out"),
+        disk="size=16k",
+        error=r"cannot write (the training log .*/disk/out/log\.txt|to the output folder .*/disk/out "
+        r"\(OUTPUT_DIR\)): No space left on device; free disk space",
+    ),
+    Case(
+        "train-disk-full-process",
+        "train_net",
+        "the same full disk (16 kB tmpfs) in a fresh process",
+        _train_process_on_disk,
+        subprocess=True,
         disk="size=16k",
         error=r"cannot write (the training log .*/disk/out/log\.txt|to the output folder .*/disk/out "
         r"\(OUTPUT_DIR\)): No space left on device; free disk space",

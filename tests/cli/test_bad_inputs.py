@@ -132,6 +132,7 @@ _SCRIPTS = {"demo": "demo/demo.py", "train_net": "train_net.py", "evaluate": "to
 def _run_subprocess(case: Case, ctx: Context) -> tuple[int, str, str]:
     argv = case.make(ctx)
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    env.update(ctx.shared.get("env", {}))  # e.g. DETECTRON2_DATASETS of a row's own datasets
     cmd = [sys.executable, "-c", _RSS_WRAPPER, str(REPO / _SCRIPTS[case.surface]), *argv]
     proc = subprocess.run(cmd, cwd=ctx.tmp, env=env, capture_output=True, text=True, timeout=600)
     return proc.returncode, proc.stderr, proc.stderr + proc.stdout
