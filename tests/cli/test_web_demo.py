@@ -380,6 +380,12 @@ def test_page_bad_upload_then_segmentation(browser, server, photo, tmp_path):
     assert np.abs(shown - original).mean() > 1.0  # and not the input itself
     assert page.get_by_test_id("toast-text").count() == 0
 
+    # Segment again on the same upload (the server deleted the file once read; the image is kept in memory)
+    page.locator("#task").get_by_text("semantic", exact=True).click()
+    page.locator("#segment").click()
+    expect(page.locator("#legend")).to_contain_text("semantic with generator masks", timeout=UI_TIMEOUT)
+    assert page.get_by_test_id("toast-text").count() == 0
+
     shot = tmp_path / "web_demo.png"
     page.screenshot(path=str(shot), full_page=True)
     assert Image.open(shot).size[0] == 1280
