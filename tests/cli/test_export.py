@@ -12,9 +12,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from detectron2.modeling import build_model
 
-from mask_adapter.config import build_config
 from mask_adapter.export import (
     INPUT_NAMES,
     OUTPUT_NAMES,
@@ -27,6 +25,7 @@ from mask_adapter.modeling.adapter.head import MaskAdapterHead
 from mask_adapter.modeling.meta_arch.base import ForwardState
 from mask_adapter.modeling.meta_arch.vocabulary import Vocabulary
 from tests import REPO as REPO_PATH
+from tests._builders import tiny_model
 
 REPO = str(REPO_PATH)
 TINY = {name: os.path.join(REPO, "configs", "tiny", f"{name}.yaml") for name in ("fcclip_tiny", "maftp_tiny")}
@@ -50,8 +49,7 @@ def _perturb(model: torch.nn.Module, seed: int) -> None:
 
 
 def _tiny_model(name: str = "fcclip_tiny", seed: int = 3) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = build_model(build_config(TINY[name], [])).eval()
+    model = tiny_model(name, seed=0, classes=None)
     _perturb(model, seed)
     return model
 
@@ -127,7 +125,7 @@ def test_wrapper_equals_model_adapter_path(config):
 
 
 def test_wrapper_needs_an_adapter():
-    model = build_model(build_config(TINY["fcclip_tiny"], ["MODEL.MASK_ADAPTER.OUT_VOCAB_CLASSIFIER", "mask_pooling"]))
+    model = tiny_model("fcclip_tiny", "MODEL.MASK_ADAPTER.OUT_VOCAB_CLASSIFIER", "mask_pooling", classes=None)
     with pytest.raises(ValueError, match="the model has no mask adapter"):
         AdapterClassifier.from_model(model, VOCAB)
 

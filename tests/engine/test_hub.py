@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
 
-from mask_adapter import add_mask_adapter_config
 from mask_adapter.apps import demo
 from mask_adapter.checkpoint import MaskAdapterCheckpointer, hub
 from tests import REPO
+from tests._builders import tiny_model
 
 TINY = REPO / "configs" / "tiny" / "fcclip_tiny.yaml"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -26,11 +24,7 @@ FILE = "fcclip_convnext_large_maskadapter.pth"
 
 
 def _tiny_model(seed: int):
-    cfg = get_cfg()
-    add_mask_adapter_config(cfg)
-    cfg.merge_from_file(str(TINY))
-    torch.manual_seed(seed)
-    return build_model(cfg).eval()
+    return tiny_model("fcclip_tiny", seed=seed, classes=None)
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from mask_adapter import add_mask_adapter_config
 from mask_adapter.checkpoint import (
     FUSION_MARKER_KEY,
     MaskAdapterCheckpointer,
@@ -20,21 +17,18 @@ from mask_adapter.checkpoint import (
     split_checkpoint,
 )
 from tests import REPO
+from tests._builders import tiny_config, tiny_model
 
 TINY = REPO / "configs" / "tiny" / "fcclip_tiny.yaml"
 convert = SimpleNamespace(**runpy.run_path(str(REPO / "tools" / "convert_checkpoint.py")))  # the CLI file's names
 
 
 def _cfg():
-    cfg = get_cfg()
-    add_mask_adapter_config(cfg)
-    cfg.merge_from_file(str(TINY))
-    return cfg
+    return tiny_config("fcclip_tiny")
 
 
 def _model(seed: int):
-    torch.manual_seed(seed)
-    return build_model(_cfg()).eval()
+    return tiny_model("fcclip_tiny", seed=seed, classes=None)
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,12 @@
 """SAM/SAM2 training-free path (mask_adapter/modeling/meta_arch/sam.py) with injected and tiny random SAM generators."""
 
-import os
 import sys
 
 import numpy as np
 import pytest
 import torch
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
-from mask_adapter import add_mask_adapter_config
 from mask_adapter.modeling.meta_arch.sam import (
     SAM_MASK_LOGIT,
     SAMMaskAdapter,
@@ -17,19 +14,14 @@ from mask_adapter.modeling.meta_arch.sam import (
     masks_from_records,
     to_sam_config,
 )
-from tests import REPO as REPO_PATH
+from tests._builders import tiny_config
 from tests._tiny_sam import build_tiny_sam
 
-TINY = "configs/tiny/{}.yaml"
 CLASSES = ["cat,kitten", "dog", "person"]
 
 
 def _cfg(name: str = "fcclip_tiny"):
-    repo = str(REPO_PATH)
-    cfg = get_cfg()
-    add_mask_adapter_config(cfg)
-    cfg.merge_from_file(os.path.join(repo, TINY.format(name)))
-    return cfg
+    return tiny_config(name)
 
 
 class FakeGenerator:
