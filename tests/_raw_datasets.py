@@ -1,7 +1,7 @@
 """Tiny raw copies of the benchmark sources in their original formats, for the datasets/prepare_*.py tests.
 
 Each builder writes the files one preparation script reads under a dataset root (both splits, since the scripts
-convert training and validation); the default contents are the ones tests/test_prepare_datasets.py asserts on.
+convert training and validation); the default contents are the ones tests/data/test_prepare_datasets.py asserts on.
 
 - :func:`ade_inputs`: ADEChallengeData2016 (images, ``annotations`` 0..150, ``annotations_instance`` R/G PNGs);
   :func:`ade_covered_stuff`: maps of an image whose things cover stuff;

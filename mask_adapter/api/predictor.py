@@ -266,12 +266,12 @@ class VocabularyPredictor:
                 "convert it with mask_adapter.api.images.to_rgb_uint8 first"
             )
         height, width = image.shape[:2]
-        resized = self._resize(image) if self.cfg.INPUT.MIN_SIZE_TEST > 0 else image
+        resized = self.resize(image) if self.cfg.INPUT.MIN_SIZE_TEST > 0 else image
         tensor = torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1)))
         with torch.no_grad():
             return self.model([{"image": tensor, "height": height, "width": width}])[0]
 
-    def _resize(self, image: np.ndarray) -> np.ndarray:
+    def resize(self, image: np.ndarray) -> np.ndarray:
         """The test-time resize (shorter side MIN_SIZE_TEST, longer side at most MAX_SIZE_TEST), keeping every side
         at least 1 pixel: a very narrow image (e.g. 1x50000) would otherwise get a side of 0 pixels."""
         transform = self.aug.get_transform(image)

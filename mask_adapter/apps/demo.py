@@ -9,8 +9,11 @@ Examples (from any directory; ``python -m mask_adapter.apps.demo`` is the same p
 
 Per image ``<stem>``: ``<stem>_<task>.png`` (overlay at the input's size) and, with --save-label-map,
 ``<stem>_labels.png`` (class id per pixel: 0, 1, ... in vocabulary order, or a --vocabulary-file's own ids; uint16
-when ids exceed 254, at most 65535 classes; void = 255 / 65535) and ``<stem>_labels.json`` (id -> class).
-``<stem>`` is the file's stem; inputs that share one get their extension appended (a_jpg, a_png). With several tasks the label files are ``<stem>_<task>_labels.{png,json}``. Nothing else is
+when ids exceed 254, at most 65535 classes; void = 255 / 65535) and ``<stem>_labels.json`` (id -> class); with
+--save-activation-maps, ``<stem>_activation_maps.png`` (per segment: its binary proposal mask, the adapter's K
+normalised activation maps and their mean over the image, and the class from plain mask pooling vs from the adapter)
+and its JSON summary. ``<stem>`` is the file's stem; inputs that share one get their extension appended (a_jpg,
+a_png). With several tasks the label files are ``<stem>_<task>_labels.{png,json}``. Nothing else is
 written (the bundled photo is read from memory). Images whose longer side exceeds --max-size (default 2048) are
 scaled down first, with a warning, and their outputs have the reduced size. Every file is written atomically:
 after an error (e.g. a full disk) no partial file is left. Bad input ends with one "error: ..." line and exit
@@ -172,6 +175,12 @@ def get_parser() -> argparse.ArgumentParser:
         "reduced size",
     )
     p.add_argument("--save-label-map", action="store_true", help="also write the class-id map (PNG) + JSON")
+    p.add_argument(
+        "--save-activation-maps",
+        action="store_true",
+        help="also write <stem>_activation_maps.png (per segment: its mask, the adapter's normalised activation "
+        "maps and their mean, mask pooling vs adapter class) and <stem>_activation_maps.json",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or progress log lines")
     add_debug_flag(p)
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides KEY VALUE ...")
@@ -264,7 +273,24 @@ def process_image(
                 labels = relabel(labels, ids)
             png = out_dir / (f"{stem}_labels.png" if len(args.task) == 1 else f"{stem}_{task}_labels.png")
             written += [png, save_label_map(labels, predictor.class_names, task, png, ids)]
+    if getattr(args, "save_activation_maps", False):
+        written += save_activation_maps(predictor, image, out_dir / f"{stem}_activation_maps.png")
     return written
+
+
+def save_activation_maps(predictor: VocabularyPredictor, image: np.ndarray, png: Path) -> list[Path]:
+    """Write the activation-map figure of ``image`` and its JSON summary (per segment: proposal, area, class and
+    score by mask pooling, by the adapter and in the model's output). Returns the two paths."""
+    from PIL import Image
+
+    from mask_adapter.analysis.activation_maps import compute_activation_maps, render_activation_figure
+
+    resize = predictor.resize if predictor.cfg.INPUT.MIN_SIZE_TEST > 0 else None
+    result = compute_activation_maps(predictor.model, image, resize=resize)
+    atomic_save_image(str(png), Image.fromarray(render_activation_figure(result)))
+    json_path = png.with_suffix(".json")
+    atomic_write_text(str(json_path), json.dumps({"segments": result.summary()}, indent=1, ensure_ascii=False))
+    return [png, json_path]
 
 
 def output_stems(paths: Sequence[str | None]) -> list[str]:

@@ -327,6 +327,50 @@ class DemoApp:
             legend = legend.replace('<div class="legend">', f'<div class="legend">{note}', 1)
         return SegmentResult(overlay=overlay, legend=legend, label_map_path=str(png), classes_path=str(classes))
 
+    def activation_maps(
+        self, image_path: str | None, vocabulary: str, mask_source: str, max_segments: int = 4
+    ) -> tuple[np.ndarray, str]:
+        """The adapter's activation maps of the image's most confident segments (the "Activation maps" panel).
+
+        Args:
+            image_path, vocabulary, mask_source: as :meth:`segment`.
+            max_segments: segments shown.
+
+        Returns:
+            (figure (rows, cols, 3) uint8 RGB: per segment its binary proposal mask, the mean and the K normalised
+            activation maps over the image; HTML table: class by mask pooling vs by the adapter per segment).
+
+        Raises:
+            AppInputError: bad input, or a model without an adapter, with a one-line message.
+        """
+        from mask_adapter.analysis.activation_maps import compute_activation_maps, render_activation_figure
+
+        if mask_source not in MASK_SOURCES:
+            raise AppInputError(f"unknown mask source {mask_source!r}; choose one of {', '.join(MASK_SOURCES)}")
+        image, _ = self._read_image(image_path)
+        names, things = self._vocabulary(vocabulary)
+        with self._lock:
+            predictor = self._predictor(mask_source)
+            if tuple(names) != predictor.class_names:
+                predictor.set_vocabulary(names, things)
+            resize = predictor.aug.get_transform(image).apply_image if predictor.cfg.INPUT.MIN_SIZE_TEST > 0 else None
+            try:
+                result = compute_activation_maps(predictor.model, image, resize=resize, max_segments=max_segments)
+            except ValueError as e:
+                raise AppInputError(_one_line(e)) from None
+        rows = "".join(
+            f"<tr><td>{i}</td><td>{r['area']}</td><td>{html.escape(r['mask_pooling']['class'])} "
+            f"({r['mask_pooling']['score']:.2f})</td><td>{html.escape(r['adapter']['class'])} "
+            f"({r['adapter']['score']:.2f})</td><td>{html.escape(r['final']['class'])}</td></tr>"
+            for i, r in enumerate(result.summary())
+        )
+        table = (
+            f'<div class="activation-maps"><p>{len(result.segments)} segments, {result.num_maps} normalised '
+            "activation maps each (every map sums to 1 over the CLIP grid)</p><table><tr><th>segment</th>"
+            "<th>pixels</th><th>mask pooling</th><th>adapter</th><th>model output</th></tr>" + rows + "</table></div>"
+        )
+        return render_activation_figure(result, tile_height=80), table
+
     def _write_label_map(self, labels: np.ndarray, names: Sequence[str], task: str, stem: str) -> tuple[Path, Path]:
         """Write PNG + JSON into a staging folder, then move the folder into place in one rename."""
         self._count += 1
@@ -391,6 +435,16 @@ def build_ui(app: DemoApp) -> Any:
             raise gr.Error(message, duration=None, print_exception=False) from e
         return result.overlay, result.legend, [result.label_map_path, result.classes_path]
 
+    def show_maps(image: str | None, vocabulary: str, masks: str):
+        try:
+            return app.activation_maps(image, vocabulary, masks)
+        except AppInputError as e:
+            raise gr.Error(html.escape(str(e)), duration=None, print_exception=False) from None
+        except Exception as e:
+            logger.exception("request failed")
+            message = html.escape(f"internal error: {_one_line(e)}; see the server log")
+            raise gr.Error(message, duration=None, print_exception=False) from e
+
     note = (
         "**Tiny RANDOM model**: the segmentation is meaningless; restart with `--weights fcclip-l-ma` for real results."
         if app.random_model
@@ -429,7 +483,19 @@ def build_ui(app: DemoApp) -> Any:
                     interactive=False,
                     elem_id="label-map",
                 )
+        with gr.Accordion("Activation maps: mask pooling vs the adapter", open=False, elem_id="activation-panel"):
+            gr.Markdown(
+                "Per segment: its binary proposal mask, the mean of the adapter's normalised semantic activation "
+                "maps and the maps themselves, over the image; the table gives the class from plain mask pooling "
+                "of the CLIP feature and from the adapter."
+            )
+            maps_button = gr.Button("Show activation maps", elem_id="show-maps")
+            maps_figure = gr.Image(
+                label="Activation maps", type="numpy", format="png", interactive=False, elem_id="maps-figure"
+            )
+            maps_table = gr.HTML(elem_id="maps-table")
         button.click(run, [image, vocabulary, task, masks], [overlay, legend, files])
+        maps_button.click(show_maps, [image, vocabulary, masks], [maps_figure, maps_table])
     return page
 
 

@@ -224,6 +224,9 @@ def _add_adapter_keys(cfg: CN) -> None:
     # Ours. Opt-in approximation: the adapter only on the k proposals per image that plain mask pooling scores
     # highest; the others keep their mask-pooled embedding. 0 = off (every proposal).
     cfg.MODEL.MASK_ADAPTER.ADAPTER_TOP_K = 0
+    # Ours. Skip the adapter for void queries where the outputs stay identical (panoptic, semantic argmax;
+    # meta_arch/void_skip.py): "exact", or "none" to run every query.
+    cfg.MODEL.MASK_ADAPTER.VOID_SKIP = "exact"
     # Ours. Second checkpoint whose sem_seg_head.* / void_embedding.* are loaded on top of MODEL.WEIGHTS
     # (stage 2 = stage-1 checkpoint + base generator, no manual fusion); "" = none.
     cfg.MODEL.MASK_ADAPTER.GENERATOR_WEIGHTS = ""

@@ -66,6 +66,7 @@ _ENUM_KEYS: dict[str, tuple[str, ...]] = {
     "MODEL.MASK_ADAPTER.OUT_VOCAB_CLASSIFIER": ("adapter", "mask_pooling"),
     "MODEL.MASK_ADAPTER.AMP_DTYPE": ("none", "bf16", "fp16"),
     "MODEL.MASK_ADAPTER.COMPILE": COMPILE_MODES,
+    "MODEL.MASK_ADAPTER.VOID_SKIP": ("exact", "none"),
 }
 
 # Integer keys that must be >= 0 (0 means "all" / "infer").

@@ -35,8 +35,8 @@ def programs():
     """The entry points' ``main(argv)`` functions, by surface."""
     import train_net  # the repository root is on the import path of the test session (tests is a package)
     from mask_adapter.apps import demo
+    from mask_adapter.evaluation.command import main as evaluate
 
-    evaluate = _load(REPO / "tools" / "evaluate_benchmarks.py")
     prepare = _load(REPO / "datasets" / f"{PREPARE_SCRIPT}.py")
     convert = _load(REPO / "tools" / "convert_checkpoint.py")
     export = _load(REPO / "tools" / "export.py")

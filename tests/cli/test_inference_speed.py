@@ -105,11 +105,8 @@ def test_tiny_model_fast_path_config_and_bf16_autocast():
 
 
 def test_adapter_flops_match_the_cost_model():
-    sys.path.insert(0, str(REPO / "tools"))
-    try:
-        from benchmark import adapter_macs_per_mask, build_head
-    finally:
-        sys.path.remove(str(REPO / "tools"))
+    from mask_adapter.utils.benchmark import adapter_macs_per_mask, build_head
+
     head = build_head(768, 768, "cpu")
     assert adapter_macs_per_mask(head, 21, 28) / 1e9 == pytest.approx(8.75, abs=0.01)
 
@@ -190,3 +187,15 @@ def test_top_k_adapter_embeddings_picks_the_most_confident_pooled_masks():
         add_mask_adapter_config(cfg)
         cfg.MODEL.MASK_ADAPTER.ADAPTER_TOP_K = -1
         check_config(cfg)
+
+
+def test_benchmark_help_lists_every_mode(capsys):
+    from mask_adapter.utils.benchmark import parse_args
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for mode in ("adapter", "e2e", "gpu-check", "text", "infer", "peak"):
+        assert mode in out
+    assert "peak memory, % of" in out and "SUPPRESS" not in out

@@ -97,6 +97,18 @@ def test_segment_bundled_photo(app, photo, task, mask_source):
     assert f"<b>{task}</b> with {mask_source} masks" in result.legend
 
 
+def test_activation_maps_panel_handler(app, photo):
+    figure, table = app.activation_maps(str(photo), VOCAB, "generator", max_segments=2)
+    assert figure.dtype == np.uint8 and figure.ndim == 3 and figure.shape[2] == 3
+    segments = table.count("<tr>") - 1
+    assert 1 <= segments <= 2
+    tile_w = round(500 * 80 / 375)
+    assert figure.shape == (segments * (16 + 2 * (80 + 3) + 3) + 3, 9 * (tile_w + 3) + 3, 3)
+    assert "mask pooling" in table and "adapter" in table and "16 normalised activation maps" in table
+    with pytest.raises(web.AppInputError, match="unknown mask source"):
+        app.activation_maps(str(photo), VOCAB, "nope")
+
+
 def test_model_built_once_and_outputs_reused(app, photo, monkeypatch):
     calls = []
     predictor = app._predictor("generator")
@@ -394,6 +406,16 @@ def test_page_bad_upload_then_segmentation(browser, server, photo, tmp_path):
     external = [u for u in requests if not u.startswith(("http://127.0.0.1", "data:", "blob:"))]
     assert external == []  # offline: no fonts, scripts or analytics from elsewhere
     assert server["proc"].poll() is None
+
+    # the activation-map panel: opened, filled for the same image and vocabulary
+    page.get_by_text("Activation maps: mask pooling vs the adapter").click()
+    page.locator("#show-maps").click()
+    maps = page.locator("#maps-figure img")
+    expect(maps).to_be_visible(timeout=UI_TIMEOUT)
+    expect(page.locator("#maps-table")).to_contain_text("mask pooling", timeout=UI_TIMEOUT)
+    figure = page.request.get(maps.get_attribute("src"))
+    assert figure.ok and Image.open(io.BytesIO(figure.body())).size[0] > 500
+    assert page.get_by_test_id("toast-text").count() == 0
     page.close()
 
 

@@ -283,8 +283,7 @@ def test_failed_benchmark_does_not_stop_the_others(root):
 
 
 def test_evaluate_benchmarks_tool_parses_arguments():
-    spec = importlib.util.spec_from_file_location("evaluate_benchmarks_tool", REPO / "tools" / "evaluate_benchmarks.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    args = tool.parse_args(["--config-file", "c.yaml", "--benchmarks", "A-150,PC-59", "MODEL.DEVICE", "cpu"])
+    from mask_adapter.evaluation.command import parse_args
+
+    args = parse_args(["--config-file", "c.yaml", "--benchmarks", "A-150,PC-59", "MODEL.DEVICE", "cpu"])
     assert args.benchmarks == "A-150,PC-59" and args.opts == ["MODEL.DEVICE", "cpu"]

@@ -4,7 +4,8 @@ Shapes as in ``base.py``. The functions receive everything they use (state, opti
 the model.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,8 +21,22 @@ from ..postprocess import (
 )
 from .options import InferenceOptions
 from .state import ForwardState
+from .void_skip import certified_semantic
 
-__all__ = ["geometric_ensemble", "mask2former_postprocess"]
+__all__ = ["geometric_ensemble", "mask2former_postprocess", "SkippedQueries"]
+
+
+@dataclass(frozen=True)
+class SkippedQueries:
+    """Queries whose adapter did not run (see ``void_skip.py``) and how to complete them.
+
+    p_void: (B, Q) void probabilities; skipped: (B, Q) bool; complete(b, indices) -> (S, C + 1) final logits of
+    image b's queries ``indices`` with the adapter.
+    """
+
+    p_void: Tensor
+    skipped: Tensor
+    complete: Callable[[int, Tensor], Tensor]
 
 
 def geometric_ensemble(in_logits: Tensor, out_logits: Tensor, seen: Tensor, alpha: float, beta: float) -> Tensor:
@@ -56,6 +71,7 @@ def mask2former_postprocess(
     batched_inputs: list[dict[str, Any]],
     options: InferenceOptions,
     num_masks: Sequence[int] | None = None,
+    skipped: SkippedQueries | None = None,
 ) -> list[dict[str, Any]]:
     """Per image: upsample masks to the padded size, then semantic / panoptic / instance outputs at the original
     size ("height"/"width" of the input dict, else the image size).
@@ -67,6 +83,8 @@ def mask2former_postprocess(
         batched_inputs: the inputs (output sizes).
         options: which outputs to produce and how.
         num_masks: per image, the leading slots of Q that are real masks (None: all Q).
+        skipped: queries whose adapter was skipped (their logits are stand-ins); the semantic output runs the
+            adapter for those its argmax needs (``void_skip.certified_semantic``). None: every query ran.
 
     Returns:
         One dict per image with "sem_seg" (C, height, width), "panoptic_seg", "instances" as enabled.
@@ -76,9 +94,16 @@ def mask2former_postprocess(
     thing_ids = set(state.vocabulary.thing_ids)
     counts = list(num_masks) if num_masks is not None else [masks.shape[1]] * masks.shape[0]
     results = []
-    for mask_cls, mask_pred, x, image_size, n in zip(logits.float(), masks, batched_inputs, images.image_sizes, counts):
+    for b, (mask_cls, mask_pred, x, image_size, n) in enumerate(
+        zip(logits.float(), masks, batched_inputs, images.image_sizes, counts)
+    ):
         output_size = (x.get("height", image_size[0]), x.get("width", image_size[1]))
-        results.append(_image_outputs(mask_cls[:n], mask_pred[:n], image_size, output_size, options, thing_ids))
+        image_skip = None
+        if skipped is not None:
+            image_skip = (skipped.p_void[b, :n], skipped.skipped[b, :n], lambda idx, b=b: skipped.complete(b, idx))
+        results.append(
+            _image_outputs(mask_cls[:n], mask_pred[:n], image_size, output_size, options, thing_ids, image_skip)
+        )
     return results
 
 
@@ -89,8 +114,12 @@ def _image_outputs(
     output_size: tuple[int, int],
     opts: InferenceOptions,
     thing_ids: set[int],
+    skipped: tuple[Tensor, Tensor, Callable[[Tensor], Tensor]] | None = None,
 ) -> dict[str, Any]:
-    """One image: (Q, C + 1) logits and (Q, H, W) padded-size mask logits -> its enabled outputs at ``output_size``."""
+    """One image: (Q, C + 1) logits and (Q, H, W) padded-size mask logits -> its enabled outputs at ``output_size``.
+
+    ``skipped``: (p_void (Q,), skipped (Q,) bool, complete(indices) -> final logits) of queries without the adapter.
+    """
     height, width = output_size
     num_classes = mask_cls.shape[-1] - 1
     if opts.postprocess_before_inference:
@@ -98,9 +127,26 @@ def _image_outputs(
     r: dict[str, Any] = {}
     if opts.semantic_on:
         if opts.postprocess_before_inference:
-            r["sem_seg"] = semantic_inference(mask_cls, mask_pred, opts.semantic_chunk)
+
+            def semantic(cls: Tensor, pred: Tensor = mask_pred) -> Tensor:
+                return semantic_inference(cls, pred, opts.semantic_chunk)
+
+            def sigmoid_maps(idx: Tensor, pred: Tensor = mask_pred) -> Tensor:
+                return pred[idx].sigmoid()
+
         else:  # resize the Q sigmoid maps, not the C score maps: one C×H×W allocation
-            r["sem_seg"] = semantic_inference_resized(mask_cls, mask_pred, image_size, height, width)
+
+            def semantic(cls: Tensor, pred: Tensor = mask_pred) -> Tensor:
+                return semantic_inference_resized(cls, pred, image_size, height, width)
+
+            def sigmoid_maps(idx: Tensor, pred: Tensor = mask_pred) -> Tensor:
+                return resize_to_original(pred[idx].sigmoid(), image_size, height, width)
+
+        if skipped is None or not bool(skipped[1].any()):
+            r["sem_seg"] = semantic(mask_cls)
+        else:
+            p_void, skip, complete = skipped
+            r["sem_seg"], mask_cls, _ = certified_semantic(mask_cls, semantic, sigmoid_maps, p_void, skip, complete)
     if not (opts.panoptic_on or opts.instance_on):
         return r
     if not opts.postprocess_before_inference:

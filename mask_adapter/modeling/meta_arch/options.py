@@ -29,6 +29,7 @@ class InferenceOptions:
     adapter_chunk: int = 0
     amp_dtype: str = "none"
     adapter_top_k: int = 0
+    void_skip: str = "exact"
 
     @classmethod
     def from_cfg(cls, cfg: CfgNode) -> "InferenceOptions":
@@ -46,6 +47,7 @@ class InferenceOptions:
             adapter_chunk=cfg.MODEL.MASK_ADAPTER.INFERENCE_CHUNK,
             amp_dtype=str(cfg.MODEL.MASK_ADAPTER.AMP_DTYPE).lower(),
             adapter_top_k=cfg.MODEL.MASK_ADAPTER.ADAPTER_TOP_K,
+            void_skip=str(cfg.MODEL.MASK_ADAPTER.VOID_SKIP).lower(),
         )
 
 
