@@ -23,6 +23,7 @@ from mask_adapter.config import build_config
 from mask_adapter.engine import (
     Trainer,
     check_datasets_registered,
+    check_training_config,
     count_parameters,
     load_model_for_evaluation,
     setup,
@@ -85,7 +86,10 @@ def cli(argv=None):
         return main(args)  # same as launch() for one process, but keeps the results
     # Check the config and the dataset names once, before starting processes that would each fail on them.
     register_user_datasets(args.register_semseg)
-    check_datasets_registered(build_config(args.config_file, args.opts))
+    cfg = build_config(args.config_file, args.opts)
+    check_datasets_registered(cfg)
+    if not args.eval_only:
+        check_training_config(cfg, args.num_gpus * args.num_machines)
     return launch(
         main,
         args.num_gpus,

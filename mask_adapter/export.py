@@ -18,6 +18,7 @@ Graph outputs: ``logits`` (B, N, C + 1);  ``mask_embeddings`` (B, N, D).
 """
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from torch import Tensor, nn
 
 from .modeling.adapter.pooling import classification_logits, embeddings_from_activation_maps
 from .modeling.backbone.clip import dense_projection, project_pooled
+from .utils.atomic import atomic_save
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -225,22 +227,22 @@ def export_onnx(module: AdapterClassifier, path: str, opset: int = DEFAULT_OPSET
     """
     import onnx
 
+    buffer = io.BytesIO()  # exported in memory (the adapter path is small), then written atomically
     with _quiet_tracing(), torch.no_grad():
         torch.onnx.export(
             module,
             example_inputs(module),
-            path,
+            buffer,
             input_names=list(INPUT_NAMES),
             output_names=list(OUTPUT_NAMES),
             dynamic_axes=DYNAMIC_AXES,
             opset_version=opset,
             dynamo=False,
         )
-    graph = onnx.load(path)
+    graph = onnx.load_from_string(buffer.getvalue())
     meta = graph.metadata_props.add()
     meta.key, meta.value = "mask_adapter", json.dumps(module.metadata())
-    onnx.save(graph, path)
-    return path
+    return atomic_save(path, lambda f: f.write(graph.SerializeToString()))
 
 
 def export_torchscript(module: AdapterClassifier, path: str) -> str:
@@ -253,10 +255,11 @@ def export_torchscript(module: AdapterClassifier, path: str) -> str:
     Returns:
         ``path``.
     """
+    buffer = io.BytesIO()  # torch.jit.save onto a full disk aborts the process: write the bytes ourselves
     with _quiet_tracing(), torch.no_grad():
         traced = torch.jit.trace(module, example_inputs(module), check_trace=False)
-        torch.jit.save(traced, path, _extra_files={"metadata.json": json.dumps(module.metadata())})
-    return path
+        torch.jit.save(traced, buffer, _extra_files={"metadata.json": json.dumps(module.metadata())})
+    return atomic_save(path, lambda f: f.write(buffer.getvalue()))
 
 
 def export_adapter(

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from mask_adapter.checkpoint import convert_checkpoint
+from mask_adapter.utils.cli import run_cli
 
 logger = logging.getLogger("convert_checkpoint")
 
@@ -38,21 +39,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI.
 
     Returns:
-        0 on success, 2 on a refused input (one "error: ..." line on stderr; the traceback with --debug).
+        0 on success; 1 on a refused input or an output that cannot be written (one "error: ..." line on stderr,
+        the traceback with --debug); 2 for a malformed command line.
     """
     logging.basicConfig(level=logging.INFO, format="[convert_checkpoint] %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
+
+    def convert(arguments: Sequence[str]) -> int:
+        args = build_parser().parse_args(arguments)
         result = convert_checkpoint(args.input, args.output, allow_pickle=args.trust_pickle)
-    except (ValueError, FileNotFoundError) as e:
-        if args.debug:
-            raise
-        sys.stderr.write(f"error: {e}\n")
-        return 2
-    logger.info("wrote %s: %d tensors", args.output, result["tensors"])
-    if result["dropped"]:
-        logger.info("not written (not part of the model state dict): %s", ", ".join(result["dropped"]))
-    return 0
+        logger.info("wrote %s: %d tensors", args.output, result["tensors"])
+        if result["dropped"]:
+            logger.info("not written (not part of the model state dict): %s", ", ".join(result["dropped"]))
+        return 0
+
+    return run_cli(convert, argv)
 
 
 if __name__ == "__main__":

@@ -96,18 +96,15 @@ def run(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry; returns the exit code."""
-    args = parse_args(argv)
-    try:
-        path = run(args)
-    except (ValueError, KeyError, FileNotFoundError, ImportError, RuntimeError) as e:
-        if args.debug:
-            raise
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+    """Command-line entry; returns the exit code: 0, 1 for a refused input or an output that cannot be written
+    (one "error: ..." line; the traceback with --debug), 2 for a malformed command line."""
+    from mask_adapter.utils.cli import run_cli
+
+    def export(arguments: list[str]) -> int:
+        print(run(parse_args(arguments)))
+        return 0
+
+    return run_cli(export, argv)
 
 
 if __name__ == "__main__":

@@ -29,11 +29,13 @@ keeps running.
 """
 
 import argparse
+import contextlib
 import hashlib
 import html
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -45,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from mask_adapter.api.config import MASK_SOURCES, is_random_tiny_model, setup_cfg
-from mask_adapter.api.images import DEFAULT_MAX_SIDE, ImageReadError, original_size
+from mask_adapter.api.images import DEFAULT_MAX_SIDE, ImageReadError, ImageTooLargeError, original_size
 from mask_adapter.api.predictor import TASKS, VocabularyPredictor, void_label
 from mask_adapter.api.vocabulary import default_vocabulary
 from mask_adapter.apps.demo import get_parser as cli_parser
@@ -158,6 +160,9 @@ class DemoApp:
         self._tmp = None if output_dir else tempfile.TemporaryDirectory(prefix="mask_adapter_app_")
         self.output_dir = Path(output_dir) if output_dir else Path(self._tmp.name)
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        # Gradio's uploads and cached files (build_ui points GRADIO_TEMP_DIR here): removed by close()
+        self.upload_dir = self.output_dir / "uploads"
+        self._last_upload: tuple[str, np.ndarray, tuple[int, int] | None] | None = None
         self.trust_pickle = trust_pickle
         self._predictors: dict[str, VocabularyPredictor] = {}
         self._last: tuple[tuple[Any, ...], dict[str, Any]] | None = None  # (request key, model outputs)
@@ -201,9 +206,42 @@ class DemoApp:
 
     # ------------------------------------------------------------------------------------------------ checks
     def _read_image(self, image_path: str | None) -> tuple[np.ndarray, tuple[int, int] | None]:
-        """The image as (H, W, 3) uint8 RGB, scaled to ``max_side``, and its (width, height) in the file if scaled."""
+        """The image as (H, W, 3) uint8 RGB, scaled to ``max_side``, and its (width, height) in the file if scaled.
+
+        An upload (a file under ``upload_dir``) is deleted once read; the last one stays in memory, so pressing
+        Segment again on it (another vocabulary, task ...) works without the file."""
         if not image_path:
             raise AppInputError("no image: upload an image (JPEG, PNG, BMP, TIFF, WebP) first")
+        last = self._last_upload
+        if last is not None and last[0] == image_path and not os.path.exists(image_path):
+            return last[1], last[2]
+        try:
+            image, scaled_from = self._decode(image_path)
+        finally:
+            self._delete_upload(image_path)
+        if self._is_upload(image_path):
+            self._last_upload = (image_path, image, scaled_from)
+        return image, scaled_from
+
+    def _is_upload(self, path: str) -> bool:
+        root = os.path.realpath(self.upload_dir) + os.sep
+        return os.path.realpath(path).startswith(root)
+
+    def _delete_upload(self, path: str) -> None:
+        """Remove an uploaded file and the folders Gradio made for it (nothing outside ``upload_dir``)."""
+        if not self._is_upload(path):
+            return
+        with contextlib.suppress(OSError):
+            os.remove(path)
+        folder = Path(path).parent
+        while self._is_upload(str(folder)) and folder != self.upload_dir:
+            try:
+                folder.rmdir()  # only empty folders
+            except OSError:
+                break
+            folder = folder.parent
+
+    def _decode(self, image_path: str) -> tuple[np.ndarray, tuple[int, int] | None]:
         name = Path(image_path).name
         if not os.path.isfile(image_path):
             raise AppInputError(f"image {name} not found on the server; upload it again")
@@ -211,6 +249,12 @@ class DemoApp:
             raise AppInputError(f"{name} is empty (0 bytes); upload the image file again")
         try:
             image = load_input(image_path, self.max_side)
+        except ImageTooLargeError as e:
+            side = int(e.limit**0.5)
+            raise AppInputError(
+                f"{name} is too large: {e.pixels:,} pixels, more than the limit of {e.limit:,} pixels (about "
+                f"{side:,} x {side:,}) that guards against decompression bombs; upload a smaller image"
+            ) from None
         except ImageReadError:
             kind = _image_format(image_path)
             if kind:
@@ -366,7 +410,8 @@ class DemoApp:
         return f'<div class="legend">{head}{table}{note}</div>'
 
     def close(self) -> None:
-        """Remove the temporary output folder (when the app made it)."""
+        """Remove the uploads, and the temporary output folder (when the app made it)."""
+        shutil.rmtree(self.upload_dir, ignore_errors=True)
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -375,6 +420,8 @@ class DemoApp:
 def build_ui(app: DemoApp) -> Any:
     """The Gradio page around ``app`` (a ``gr.Blocks``; launch it with ``launch_kwargs()``)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # uploads and Gradio's cached outputs go to the app's folder, removed when the app stops (not into $TMPDIR/gradio)
+    os.environ["GRADIO_TEMP_DIR"] = str(app.upload_dir)
     import gradio as gr
 
     def run(image: str | None, vocabulary: str, task: str, masks: str):
@@ -533,10 +580,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     kwargs = launch_kwargs(args.host, args.port)
     page.launch(**kwargs, prevent_thread_lock=True)
     logger.info("serving on http://%s:%d (Ctrl-C to stop)", args.host, args.port)
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill` cleans up like Ctrl-C
     try:
         page.block_thread()
     finally:
+        signal.signal(signal.SIGTERM, previous)
+        with contextlib.suppress(Exception):  # the server may already be closed by block_thread
+            page.close()
         app.close()
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

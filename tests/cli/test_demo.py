@@ -338,9 +338,10 @@ def test_vocabulary_file(tmp_path):
     cfg = _tiny_cfg()
     f = tmp_path / "v.txt"
     f.write_text("0:cat,kitten\n1:invalid_class_id\n2:dog\n\n3:café,coffee shop\n", encoding="utf-8")
-    for argv in (("--vocabulary-file", str(f)), ("--vocabulary", str(f))):
-        names, _ = demo.build_vocabulary(_args(*argv), cfg)
-        assert names == ["cat,kitten", "dog", "café,coffee shop"]
+    names, _ = demo.build_vocabulary(_args("--vocabulary-file", str(f)), cfg)
+    assert names == ["cat,kitten", "dog", "café,coffee shop"]
+    with pytest.raises(ValueError, match="names a file, but --vocabulary takes inline classes"):
+        demo.build_vocabulary(_args("--vocabulary", str(f)), cfg)  # files only through --vocabulary-file
     dup = tmp_path / "dup.txt"
     dup.write_text("0:cat\n1:dog\n2:cat,kitty\n", encoding="utf-8")
     with pytest.raises(ValueError, match="duplicate class 'cat'"):

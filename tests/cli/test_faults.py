@@ -266,3 +266,46 @@ def test_skip_failed_images_continues_and_lists_them(caplog):
         "2 images failed and were left out of the metrics: bad.jpg (RuntimeError: CUDA out of memory (simulated)); "
         "wrong_size.jpg (ValueError: prediction (2, 2) and label (3, 2) differ in size)"
     ]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_writes_get_the_mode_open_gives(tmp_path, umask, mode):
+    """New files: 0o666 minus the umask (mkstemp alone gives 0600); a replaced file keeps its own mode."""
+    from mask_adapter.utils.atomic import atomic_output_path, atomic_write_text, current_umask
+
+    previous = os.umask(umask)
+    try:
+        assert current_umask() == umask
+        atomic_write_text(str(tmp_path / "new.txt"), "x")
+        with atomic_output_path(str(tmp_path / "named.bin")) as tmp:
+            Path(tmp).write_bytes(b"y")
+        (tmp_path / "kept.txt").write_text("old")
+        os.chmod(tmp_path / "kept.txt", 0o604)
+        atomic_write_text(str(tmp_path / "kept.txt"), "new")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "new.txt").stat().st_mode & 0o777 == mode
+    assert (tmp_path / "named.bin").stat().st_mode & 0o777 == mode
+    assert (tmp_path / "kept.txt").stat().st_mode & 0o777 == 0o604 and (tmp_path / "kept.txt").read_text() == "new"
+
+
+def test_wrapped_write_error_is_one_line_and_leaves_nothing(tmp_path):
+    """A library that turns the failed write into another exception (torch.save: RuntimeError) still gives the
+    one-line OutputWriteError, and neither the target nor a temporary file remains."""
+    import errno
+
+    from mask_adapter.utils.atomic import OutputWriteError, atomic_output_path, atomic_save
+
+    def failing_writer(f):
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos") from None
+
+    with pytest.raises(OutputWriteError, match=r"^cannot write .*a\.pth: No space left on device; free disk space"):
+        atomic_save(str(tmp_path / "a.pth"), failing_writer)
+    with pytest.raises(OutputWriteError, match=r"^cannot write .*b\.pt: No space left on device"):
+        with atomic_output_path(str(tmp_path / "b.pt")) as tmp:
+            Path(tmp).write_bytes(b"partial")
+            failing_writer(None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

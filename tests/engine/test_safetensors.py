@@ -120,17 +120,17 @@ def test_generator_weights_and_demo_weights_from_safetensors(trained, tmp_path):
 
 def test_bad_inputs_are_one_line(trained, tmp_path, capsys):
     src, _ = trained
-    assert convert.main([str(src), str(tmp_path / "out.bin")]) == 2
+    assert convert.main([str(src), str(tmp_path / "out.bin")]) == 1
     assert capsys.readouterr().err == f"error: output {tmp_path / 'out.bin'} must end in .safetensors or .pth\n"
     missing = tmp_path / "missing.pth"
-    assert convert.main([str(missing), str(tmp_path / "o.safetensors")]) == 2
+    assert convert.main([str(missing), str(tmp_path / "o.safetensors")]) == 1
     assert (
         capsys.readouterr().err
         == f"error: checkpoint not found: {missing}; give an existing .pth/.pkl/.safetensors file\n"
     )
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{not json")
-    assert convert.main([str(broken), str(tmp_path / "o.pth")]) == 2
+    assert convert.main([str(broken), str(tmp_path / "o.pth")]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: {broken} is not a readable safetensors file (") and err.count("\n") == 1
     with pytest.raises(ValueError, match="not a readable safetensors file"):
