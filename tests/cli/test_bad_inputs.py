@@ -12,10 +12,8 @@ import io
 import logging
 import os
 import re
-import runpy
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -25,21 +23,17 @@ from tests.bad_inputs_table import CASES, REPO, Case, Context
 PREPARE_SCRIPT = "prepare_ade20k_sem_seg"  # the preparation script of the "prepare" rows
 
 
-def _load(path: Path):
-    """The ``main`` of a script file (run as a module, not as ``__main__``)."""
-    return runpy.run_path(str(path))["main"]
-
-
 @pytest.fixture(scope="module")
 def programs():
     """The entry points' ``main(argv)`` functions, by surface."""
-    import train_net  # the repository root is on the import path of the test session (tests is a package)
     from mask_adapter.apps import demo
+    from mask_adapter.apps import train as train_net
+    from mask_adapter.apps.convert_checkpoint import main as convert
+    from mask_adapter.apps.export import main as export
     from mask_adapter.evaluation.command import main as evaluate
+    from tests._raw_datasets import script
 
-    prepare = _load(REPO / "datasets" / f"{PREPARE_SCRIPT}.py")
-    convert = _load(REPO / "tools" / "convert_checkpoint.py")
-    export = _load(REPO / "tools" / "export.py")
+    prepare = script(PREPARE_SCRIPT).main
 
     def train(argv):
         train_net.cli(argv)

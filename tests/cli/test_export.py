@@ -1,7 +1,6 @@
 """Export of the adapter path (mask_adapter/export.py, tools/export.py): ONNX in onnxruntime and TorchScript match
 PyTorch for N in {1, 7, 250}, the wrapper equals the model's own adapter path, the CLI end to end and its errors."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from mask_adapter.apps import export as export_cli
 from mask_adapter.export import (
     INPUT_NAMES,
     OUTPUT_NAMES,
@@ -33,10 +33,6 @@ VOCAB = ["cat,kitten", "dog", "grass,lawn"]
 TOL = 1e-4
 # torch 2.14 marks TorchScript as deprecated; loading the exported file is what this module tests.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
-
-_spec = importlib.util.spec_from_file_location("export_cli", os.path.join(REPO, "tools", "export.py"))
-export_cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(export_cli)
 
 
 def _perturb(model: torch.nn.Module, seed: int) -> None:

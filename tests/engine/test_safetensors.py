@@ -1,14 +1,14 @@
-"""safetensors checkpoints: tools/convert_checkpoint.py round trips and loading wherever .pth files load."""
+"""safetensors checkpoints: round trips of the convert_checkpoint program (tools/convert_checkpoint.py) and loading
+wherever .pth files load."""
 
 import json
-import runpy
-from types import SimpleNamespace
 
 import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from mask_adapter.apps import convert_checkpoint as convert
 from mask_adapter.checkpoint import (
     FUSION_MARKER_KEY,
     MaskAdapterCheckpointer,
@@ -20,7 +20,6 @@ from tests import REPO
 from tests._builders import tiny_config, tiny_model
 
 TINY = REPO / "configs" / "tiny" / "fcclip_tiny.yaml"
-convert = SimpleNamespace(**runpy.run_path(str(REPO / "tools" / "convert_checkpoint.py")))  # the CLI file's names
 
 
 def _cfg():
