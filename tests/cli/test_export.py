@@ -1,11 +1,12 @@
 """Export of the adapter path (mask_adapter/export.py, tools/export.py): ONNX in onnxruntime and TorchScript match
 PyTorch for N in {1, 7, 250}, the wrapper equals the model's own adapter path, the CLI end to end and its errors."""
 
-import importlib.util
 import json
 import os
+import runpy
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -34,9 +35,7 @@ TOL = 1e-4
 # torch 2.14 marks TorchScript as deprecated; loading the exported file is what this module tests.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 
-_spec = importlib.util.spec_from_file_location("export_cli", os.path.join(REPO, "tools", "export.py"))
-export_cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(export_cli)
+export_cli = SimpleNamespace(**runpy.run_path(os.path.join(REPO, "tools", "export.py")))  # the CLI file's names
 
 
 def _perturb(model: torch.nn.Module, seed: int) -> None:

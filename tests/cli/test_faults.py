@@ -34,7 +34,6 @@ TRAIN_OPTS = ["SOLVER.MAX_ITER", str(MAX_ITER), "SOLVER.CHECKPOINT_PERIOD", "1",
 _CHILD = """
 import io, os, signal, sys
 import torch
-sys.path.insert(0, os.environ["REPO"])
 from mask_adapter.engine import Trainer
 Trainer.log_period = 1
 Trainer.metrics_window = 1
@@ -57,7 +56,7 @@ sys.exit(train_net.command_line(sys.argv[1:]))
 
 
 def _train_process(out: Path, root: Path, *extra: str, kill_at: int = -1) -> subprocess.CompletedProcess:
-    env = dict(os.environ, REPO=str(REPO), DETECTRON2_DATASETS=str(root), OMP_NUM_THREADS="1",
+    env = dict(os.environ, PYTHONPATH=str(REPO), DETECTRON2_DATASETS=str(root), OMP_NUM_THREADS="1",
                PYTHONWARNINGS="ignore", KILL_AT_ITERATION=str(kill_at))  # fmt: skip
     cmd = [sys.executable, "-c", _CHILD, "--config-file", FCCLIP, *extra,
            *COMMON_OPTS, *TRAIN_OPTS, "OUTPUT_DIR", str(out)]  # fmt: skip
@@ -136,7 +135,6 @@ def test_interrupted_checkpoint_write_leaves_nothing_resume_would_pick(tmp_path,
 # ---------------------------------------------------------------------------------------------------- text cache
 _CACHE_WRITER = """
 import os, sys, time
-sys.path.insert(0, os.environ["TESTS"])
 from tests.modeling.test_text_classifier import FakeTextTower, make_classifier
 classifier = make_classifier(FakeTextTower(), cache_dir=sys.argv[1])
 vocab = ["cat", "dog,puppy", "traffic light"]
@@ -156,7 +154,7 @@ print("ok")
 @pytest.mark.slow
 def test_text_cache_two_processes_writing_at_once(tmp_path):
     cache = tmp_path / "cache"
-    env = dict(os.environ, TESTS=str(REPO / "tests"), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(
