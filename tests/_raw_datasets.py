@@ -14,7 +14,7 @@ convert training and validation); the default contents are the ones tests/data/t
 - :func:`prepare_benchmarks`: all of the above, then every script the five open-vocabulary benchmarks need.
 """
 
-import importlib.util
+import importlib
 import json
 import pickle
 from pathlib import Path
@@ -47,11 +47,8 @@ ADE_FULL_WALL, ADE_FULL_ADDING_MACHINE = 2978, 3148
 
 
 def script(name: str) -> ModuleType:
-    """The module ``datasets/<name>.py``."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "datasets" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The package module behind ``datasets/<name>.py`` (its ``main(argv)`` is the script's command line)."""
+    return importlib.import_module(f"mask_adapter.data.prepare.commands.{name}")
 
 
 def save(path, array: np.ndarray, palette: bool = False) -> None:

@@ -11,6 +11,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from mask_adapter.data.catalog import register_all
 from mask_adapter.data.prepare import (
+    ADE_CATID_MAPPING,
     SegmentColors,
     ade_panoptic_categories,
     coco_stuff_lut,
@@ -22,9 +23,9 @@ from mask_adapter.data.prepare import (
     read_ade_catid_mapping,
 )
 from mask_adapter.data.vocabulary import load_vocabulary
-from tests._raw_datasets import REPO, ade_covered_stuff, ade_full_inputs, ade_inputs, read, save, script
+from tests._raw_datasets import ade_covered_stuff, ade_full_inputs, ade_inputs, read, save, script
 
-MAPPING_FILE = str(REPO / "datasets" / "ade20k_instance_catid_mapping.txt")
+MAPPING_FILE = ADE_CATID_MAPPING
 PANOPTIC_JSON = "ADEChallengeData2016/ade20k_panoptic_val.json"
 
 

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from mask_adapter.data.metadata import class_table, openvocab_demo_metadata
+from mask_adapter.data.prepare import ADE_CATID_MAPPING
 from mask_adapter.data.vocabulary import (
     INVALID_CLASS,
     LVIS_LEFTOVER_WIDTHS,
@@ -162,7 +163,8 @@ def test_parse_inline_vocabulary():
 def test_side_data_is_consistent_with_vocabularies():
     ade = load_vocabulary_meta("ade20k_150")
     assert len(ade["colors"]) == 150 and len(ade["thing_indices"]) == 100
-    mapping = (REPO / "datasets" / "ade20k_instance_catid_mapping.txt").read_text().splitlines()[1:]
+    with open(ADE_CATID_MAPPING, encoding="utf-8") as f:
+        mapping = f.read().splitlines()[1:]
     rows = [r.split() for r in mapping if r.strip()]
     assert sorted({int(r[1]) - 1 for r in rows}) == ade["thing_indices"]
     full = load_vocabulary_meta("ade20k_847")["ade20k_2021_class_values"]

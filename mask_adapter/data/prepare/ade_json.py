@@ -27,7 +27,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 
 from ..vocabulary import load_vocabulary_meta
-from .ade import ade_image_entry, ade_instances, ade_split_images, read_ade_catid_mapping
+from .ade import ADE_CATID_MAPPING, ade_image_entry, ade_instances, ade_split_images, read_ade_catid_mapping
 from .label_io import read_label, read_rgb, write_label
 from .panoptic import ids_to_rgb, mask_bbox, rgb_to_ids, segment_table, write_json
 from .runner import TRAIN_VAL_FOLDERS
@@ -70,7 +70,7 @@ def ade_instance_categories(mapping: Mapping[int, int], path: str = "") -> list[
     if sorted(mapping) != list(range(1, len(names) + 1)):
         raise ValueError(
             f"ADE20K instance category mapping '{path}' lists {len(mapping)} instance classes; expected the "
-            f"{len(names)} classes 1..{len(names)}: use datasets/ade20k_instance_catid_mapping.txt"
+            f"{len(names)} classes 1..{len(names)}: use the package's ade20k_instance_catid_mapping.txt"
         )
     return [{"id": mapping[k], "name": names[k - 1]} for k in sorted(mapping)]
 
@@ -164,12 +164,12 @@ def _write_png_if_changed(path: str, rgb: np.ndarray) -> bool:
     return True
 
 
-def prepare_ade20k_panoptic(root: str, catid_mapping: str, visible_areas: bool = False) -> int:
+def prepare_ade20k_panoptic(root: str, catid_mapping: str = ADE_CATID_MAPPING, visible_areas: bool = False) -> int:
     """Write ``ADEChallengeData2016/ade20k_panoptic_{train,val}/*.png`` and ``ade20k_panoptic_{train,val}.json``.
 
     Args:
         root: dataset root holding ``ADEChallengeData2016``.
-        catid_mapping: ``ade20k_instance_catid_mapping.txt``.
+        catid_mapping: ``ade20k_instance_catid_mapping.txt`` (default: the copy shipped with the package).
         visible_areas: see :func:`ade_panoptic_segments`.
 
     Returns:
@@ -195,7 +195,7 @@ def prepare_ade20k_panoptic(root: str, catid_mapping: str, visible_areas: bool =
     return written
 
 
-def prepare_ade20k_instances(root: str, catid_mapping: str) -> list[str]:
+def prepare_ade20k_instances(root: str, catid_mapping: str = ADE_CATID_MAPPING) -> list[str]:
     """Write ``ADEChallengeData2016/ade20k_instance_{train,val}.json`` (a split whose JSON exists is skipped).
 
     Category ids are the 0-based ADE-150 classes shared with the panoptic files; annotations hold an RLE mask, its
