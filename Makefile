@@ -29,3 +29,8 @@ app: install
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+
+# docs/reliability.md is generated from the bad-input battery (tests/bad_inputs_table.py); a test checks it is current.
+.PHONY: reliability-doc
+reliability-doc: install
+	$(PY) -m tests.make_reliability_doc

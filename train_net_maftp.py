@@ -3,7 +3,7 @@
 
 import sys
 
-from train_net import cli, command_line  # noqa: F401  (cli: the same entry point, importable)
+from mask_adapter.apps.train import command_line
 
 if __name__ == "__main__":
     sys.exit(command_line())

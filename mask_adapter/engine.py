@@ -5,7 +5,9 @@ resumable (when ``SEED >= 0``): see :mod:`mask_adapter.data.train_loader` for th
 ``Trainer.resume_or_load`` makes the stream skip the samples a resumed run already consumed.
 """
 
+import contextlib
 import difflib
+import errno
 import logging
 import os
 import weakref
@@ -29,6 +31,9 @@ from .config import arch_defaults, build_config, resolve_cdt_variant, resolve_de
 from .data.train_loader import build_resumable_train_loader
 from .evaluation.guard import guard_evaluation
 from .solver import build_lr_scheduler, build_optimizer
+from .utils.atomic import OutputWriteError, os_error_cause, output_write_error
+from .utils.ddp import unwrap
+from .utils.env import environment_versions
 from .utils.progress import eval_progress
 
 logger = logging.getLogger(__name__)
@@ -37,16 +42,12 @@ __all__ = [
     "Trainer",
     "setup",
     "check_datasets_registered",
+    "check_resumable",
+    "check_training_config",
     "count_parameters",
-    "environment_versions",
     "create_ddp_model",
     "load_model_for_evaluation",
 ]
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a ``DistributedDataParallel`` wrapper (or the model itself)."""
-    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def create_ddp_model(model: nn.Module) -> nn.Module:
@@ -60,28 +61,6 @@ def create_ddp_model(model: nn.Module) -> nn.Module:
     if next(model.parameters()).is_cuda:
         return DistributedDataParallel(model, device_ids=[comm.get_local_rank()], broadcast_buffers=False)
     return DistributedDataParallel(model, broadcast_buffers=False)
-
-
-def environment_versions() -> dict[str, str]:
-    """Versions that change results (Pillow, detectron2, ...): logged at start-up and with evaluations."""
-    import importlib.metadata as md
-
-    out = {}
-    for pkg in (
-        "torch",
-        "torchvision",
-        "sal-detectron2",
-        "open_clip_torch",
-        "timm",
-        "Pillow",
-        "numpy",
-        "opencv-python-headless",
-    ):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:
@@ -101,6 +80,65 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     return {"total": total, "trainable": trainable, "frozen_without_text_tower": frozen}
 
 
+# ---------------------------------------------------------------------------------------------- output folder
+# Errors of a write that say the output folder cannot take the run's files (rather than a bug).
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO})
+
+
+@contextlib.contextmanager
+def output_folder_errors(folder: str) -> Any:
+    """A full disk, a read-only or unwritable OUTPUT_DIR while the run writes its log, metrics or checkpoints ends
+    with one :class:`OutputWriteError` line naming the folder and the fix, instead of tracebacks."""
+    try:
+        yield
+    except OutputWriteError:
+        raise
+    except Exception as e:
+        cause = os_error_cause(e)
+        if cause is None or cause.errno not in _OUTPUT_ERRNOS:
+            raise
+        raise output_write_error(cause, f"to the output folder {folder} (OUTPUT_DIR)") from None
+
+
+def stop_on_log_file_errors(folder: str) -> None:
+    """Make the log files under ``folder`` stop the run at their first failed write (one line, through
+    :func:`output_folder_errors`) instead of printing a "Logging error" traceback for every later message.
+
+    The failed file is closed (what it could not write is lost either way) and its handler removed.
+    """
+    root = os.path.abspath(folder) + os.sep
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]
+    for log in loggers:
+        for handler in list(getattr(log, "handlers", ())):
+            stream = getattr(handler, "stream", None)
+            name = getattr(stream, "name", None)
+            if not isinstance(name, str) or not os.path.abspath(name).startswith(root):
+                continue
+            if getattr(handler, "_stops_on_error", False):
+                continue
+            handler._stops_on_error = True
+            handler.handleError = _failing_handle_error(handler, name, loggers)
+
+
+def _failing_handle_error(handler: logging.Handler, name: str, loggers: list[logging.Logger]) -> Any:
+    original = handler.handleError
+
+    def handle_error(record: logging.LogRecord) -> None:
+        import sys
+
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError) or error.errno not in _OUTPUT_ERRNOS:
+            return original(record)
+        for log in loggers:
+            if handler in log.handlers:
+                log.removeHandler(handler)
+        with contextlib.suppress(Exception):
+            handler.stream.close()  # closes the file even when the final flush fails (nothing is retried at exit)
+        raise output_write_error(error, f"the training log {name}") from None
+
+    return handle_error
+
+
 # ---------------------------------------------------------------------------------------------- trainer
 def maybe_load_generator_weights(cfg: CfgNode, model: nn.Module) -> None:
     """Load ``MODEL.MASK_ADAPTER.GENERATOR_WEIGHTS`` (sem_seg_head.* and void) on top of MODEL.WEIGHTS, if set."""
@@ -118,9 +156,64 @@ def load_model_for_evaluation(cfg: CfgNode, model: nn.Module, resume: bool = Fal
     """
     checkpointer = MaskAdapterCheckpointer(model, save_dir=cfg.OUTPUT_DIR)
     resuming = resume and checkpointer.has_checkpoint()
+    if resuming:
+        check_resumable(checkpointer)
     checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=resume)
     if not resuming:
         maybe_load_generator_weights(cfg, model)
+
+
+def _readable_checkpoint(path: str) -> str:
+    """ "" if ``path`` looks complete from its structure (a cheap check, no tensor is read), else what is wrong."""
+    import zipfile
+
+    from .checkpoint import checkpoint_format
+
+    if not os.path.isfile(path):
+        return "it does not exist"
+    kind = checkpoint_format(path)
+    if kind == "empty":
+        return "it is empty (0 bytes)"
+    if kind == "unknown":
+        return "it is not a PyTorch/safetensors checkpoint"
+    if kind == "zip" and not zipfile.is_zipfile(path):
+        return "it is truncated (an interrupted write or a full disk)"
+    return ""
+
+
+def check_resumable(checkpointer: Any) -> None:
+    """Before ``--resume`` loads the checkpoint that OUTPUT_DIR/last_checkpoint names: if that file is missing,
+    empty or truncated, one line naming it, the earlier complete checkpoint to resume from instead (and how), or
+    that deleting the tag starts over.
+
+    Raises:
+        ValueError: the tagged checkpoint is unreadable.
+    """
+    if not checkpointer.has_checkpoint():
+        return
+    path = checkpointer.get_checkpoint_file()
+    problem = _readable_checkpoint(path)
+    if not problem:
+        return
+    folder = checkpointer.save_dir
+    tag = os.path.join(folder, "last_checkpoint")
+    others = [
+        os.path.join(folder, n)
+        for n in os.listdir(folder)
+        if n.endswith(".pth") and not n.startswith(".") and n != os.path.basename(path)
+    ]
+    complete = sorted((p for p in others if not _readable_checkpoint(p)), key=os.path.getmtime)
+    if complete:
+        earlier = os.path.basename(complete[-1])
+        fix = (
+            f"delete it and resume from the previous complete checkpoint {earlier}: "
+            f"echo {earlier} > {tag}, then run again with --resume"
+        )
+    else:
+        fix = f"there is no earlier complete checkpoint in {folder}: delete it and {tag} to start training over"
+    raise ValueError(
+        f"cannot resume: the last training checkpoint {path} (named in {tag}) is unusable: {problem}; {fix}"
+    )
 
 
 class KeepLastCheckpointTag(hooks.BestCheckpointer):
@@ -162,6 +255,7 @@ class Trainer(DefaultTrainer):
     metrics_window: int = 20
 
     def __init__(self, cfg: CfgNode) -> None:
+        check_training_config(cfg, comm.get_world_size())
         TrainerBase.__init__(self)
         if not logger.isEnabledFor(logging.INFO):
             setup_logger()
@@ -186,6 +280,8 @@ class Trainer(DefaultTrainer):
         process already consumed, so training continues as if uninterrupted.
         """
         resuming = resume and self.checkpointer.has_checkpoint()
+        if resuming:
+            check_resumable(self.checkpointer)
         super().resume_or_load(resume=resume)
         if not resuming:  # a resumed stage-2 checkpoint already holds its generator
             maybe_load_generator_weights(self.cfg, self.model)
@@ -209,7 +305,8 @@ class Trainer(DefaultTrainer):
     def train(self) -> dict[str, Any] | None:
         """``DefaultTrainer.train``; a non-finite loss ends with one line naming the iteration and what to try."""
         try:
-            return super().train()
+            with output_folder_errors(self.cfg.OUTPUT_DIR):
+                return super().train()
         except FloatingPointError as e:
             first = str(e).strip().splitlines()[0].rstrip("!")
             raise FloatingPointError(
@@ -324,12 +421,47 @@ def check_datasets_registered(cfg: CfgNode) -> None:
             )
 
 
+def check_training_config(cfg: CfgNode, world_size: int = 1) -> None:
+    """The solver values training needs, checked before anything is built (one line each instead of an assertion
+    deep in detectron2's loader or scheduler).
+
+    Raises:
+        ValueError: SOLVER.IMS_PER_BATCH not a positive multiple of the number of processes, SOLVER.MAX_ITER < 1,
+            SOLVER.CHECKPOINT_PERIOD < 1.
+    """
+    batch, max_iter, period = cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.MAX_ITER, cfg.SOLVER.CHECKPOINT_PERIOD
+    if batch < 1 or batch % world_size:
+        raise ValueError(
+            f"SOLVER.IMS_PER_BATCH is {batch}: the total batch size must be a positive multiple of the {world_size} "
+            f"training process(es); set SOLVER.IMS_PER_BATCH {max(world_size, 1) * 2} (for example)"
+        )
+    if max_iter < 1:
+        raise ValueError(
+            f"SOLVER.MAX_ITER is {max_iter}: training needs at least 1 iteration; set SOLVER.MAX_ITER to a positive "
+            "number (or pass --eval-only to evaluate without training)"
+        )
+    if period < 1:
+        raise ValueError(
+            f"SOLVER.CHECKPOINT_PERIOD is {period}; set it to a positive number of iterations (e.g. {max_iter})"
+        )
+
+
 def setup(args: Any) -> CfgNode:
     """Config from the command line, detectron2's default setup, and a log of the resolved behaviour flags."""
     cfg = build_config(args.config_file, args.opts)
+    if not getattr(args, "eval_only", False):
+        check_training_config(cfg, comm.get_world_size())  # before OUTPUT_DIR is created
     cfg.freeze()
-    default_setup(cfg, args)
-    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="mask_adapter")
+    with output_folder_errors(cfg.OUTPUT_DIR):
+        if cfg.OUTPUT_DIR and comm.is_main_process():
+            # the log files default_setup opens (the same cached loggers), made to stop at their first failed write
+            os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+            setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="fvcore")
+            setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank())
+            stop_on_log_file_errors(cfg.OUTPUT_DIR)
+        default_setup(cfg, args)
+        setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="mask_adapter")
+        stop_on_log_file_errors(cfg.OUTPUT_DIR)
     log = logging.getLogger("mask_adapter")
     log.info(
         "resolved: META_ARCHITECTURE=%s DENSE_PROJECTION=%s CDT_VARIANT=%s MASK_THRESHOLD=%s alpha/beta=%s/%s",

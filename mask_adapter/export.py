@@ -18,6 +18,7 @@ Graph outputs: ``logits`` (B, N, C + 1);  ``mask_embeddings`` (B, N, D).
 """
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from torch import Tensor, nn
 
 from .modeling.adapter.pooling import classification_logits, embeddings_from_activation_maps
 from .modeling.backbone.clip import dense_projection, project_pooled
+from .utils.atomic import atomic_save
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -69,7 +71,7 @@ class AdapterClassifier(nn.Module):
         trunk_head: CLIP ``visual.trunk.head``; head: CLIP ``visual.head`` (shared with the model, frozen).
         text: (T + 1, D) L2-normalised text rows of the vocabulary, void last.
         logit_scale: CLIP ``logit_scale`` (log space, scalar).
-        num_templates: synonyms per class (sum T).
+        synonyms_per_class: synonyms per class (sum T).
         dense_projection: ``pixelwise`` or ``maftp_scrambled`` (the model's adapter-input projection).
         cdt: MAFT+'s content-dependent transfer applied to the text rows per image, or None.
         class_names: the vocabulary ("name,synonym,..." per class), kept for the export metadata.
@@ -83,15 +85,15 @@ class AdapterClassifier(nn.Module):
         head: nn.Module,
         text: Tensor,
         logit_scale: Tensor,
-        num_templates: Sequence[int],
+        synonyms_per_class: Sequence[int],
         dense_projection: str = "pixelwise",
         cdt: nn.Module | None = None,
         class_names: Sequence[str] = (),
     ) -> None:
         super().__init__()
-        if sum(num_templates) + 1 != text.shape[0]:
+        if sum(synonyms_per_class) + 1 != text.shape[0]:
             raise ValueError(
-                f"text has {text.shape[0]} rows but num_templates sums to {sum(num_templates)} (+1 void row expected)"
+                f"text has {text.shape[0]} rows but synonyms_per_class sums to {sum(synonyms_per_class)} (+1 void row expected)"
             )
         self.adapter = adapter
         self.trunk_head = trunk_head
@@ -99,7 +101,7 @@ class AdapterClassifier(nn.Module):
         self.cdt = cdt
         self.register_buffer("text", text.detach().clone())
         self.register_buffer("logit_scale", logit_scale.detach().clone().reshape(()))
-        self.num_templates: tuple[int, ...] = tuple(int(n) for n in num_templates)
+        self.synonyms_per_class: tuple[int, ...] = tuple(int(n) for n in synonyms_per_class)
         self.dense_projection = dense_projection
         self.class_names: tuple[str, ...] = tuple(class_names)
 
@@ -131,7 +133,7 @@ class AdapterClassifier(nn.Module):
                     "DATASETS.TEST to a registered dataset"
                 )
         with torch.no_grad():
-            text, num_templates = model.text_rows(vocabulary)
+            text, synonyms_per_class = model.text_rows(vocabulary)
         visual = model.backbone.clip_model.visual
         return cls(
             adapter=model.mask_adapter,
@@ -139,7 +141,7 @@ class AdapterClassifier(nn.Module):
             head=visual.head,
             text=text,
             logit_scale=model.backbone.logit_scale,
-            num_templates=num_templates,
+            synonyms_per_class=synonyms_per_class,
             dense_projection=model.dense_projection,
             cdt=getattr(model, "cdt", None),
             class_names=vocabulary.class_names,
@@ -162,7 +164,7 @@ class AdapterClassifier(nn.Module):
         maps = self.adapter.forward_traceable(dense, masks)
         emb = embeddings_from_activation_maps(maps, clip_dense, self._project, self.adapter.num_output_maps)
         text = self.text if self.cdt is None else self.cdt(dense, self.text)
-        return classification_logits(emb, text, self.logit_scale, self.num_templates), emb
+        return classification_logits(emb, text, self.logit_scale, self.synonyms_per_class), emb
 
     def metadata(self) -> dict[str, Any]:
         """What a user of the exported file needs: names and shapes of inputs/outputs and the vocabulary."""
@@ -173,7 +175,7 @@ class AdapterClassifier(nn.Module):
             "embed_dim": int(self.text.shape[1]),
             "dense_projection": self.dense_projection,
             "cdt": self.cdt is not None,
-            "num_templates": list(self.num_templates),
+            "synonyms_per_class": list(self.synonyms_per_class),
             "class_names": list(self.class_names),
         }
 
@@ -225,22 +227,22 @@ def export_onnx(module: AdapterClassifier, path: str, opset: int = DEFAULT_OPSET
     """
     import onnx
 
+    buffer = io.BytesIO()  # exported in memory (the adapter path is small), then written atomically
     with _quiet_tracing(), torch.no_grad():
         torch.onnx.export(
             module,
             example_inputs(module),
-            path,
+            buffer,
             input_names=list(INPUT_NAMES),
             output_names=list(OUTPUT_NAMES),
             dynamic_axes=DYNAMIC_AXES,
             opset_version=opset,
             dynamo=False,
         )
-    graph = onnx.load(path)
+    graph = onnx.load_from_string(buffer.getvalue())
     meta = graph.metadata_props.add()
     meta.key, meta.value = "mask_adapter", json.dumps(module.metadata())
-    onnx.save(graph, path)
-    return path
+    return atomic_save(path, lambda f: f.write(graph.SerializeToString()))
 
 
 def export_torchscript(module: AdapterClassifier, path: str) -> str:
@@ -253,10 +255,11 @@ def export_torchscript(module: AdapterClassifier, path: str) -> str:
     Returns:
         ``path``.
     """
+    buffer = io.BytesIO()  # torch.jit.save onto a full disk aborts the process: write the bytes ourselves
     with _quiet_tracing(), torch.no_grad():
         traced = torch.jit.trace(module, example_inputs(module), check_trace=False)
-        torch.jit.save(traced, path, _extra_files={"metadata.json": json.dumps(module.metadata())})
-    return path
+        torch.jit.save(traced, buffer, _extra_files={"metadata.json": json.dumps(module.metadata())})
+    return atomic_save(path, lambda f: f.write(buffer.getvalue()))
 
 
 def export_adapter(

@@ -9,7 +9,7 @@ from detectron2.config import CfgNode
 from detectron2.modeling import build_model
 from detectron2.structures import BitMasks, Instances
 
-from mask_adapter.engine import build_config
+from mask_adapter.config import build_config
 from mask_adapter.modeling.adapter.head import MaskAdapterHead
 from mask_adapter.modeling.meta_arch.vocabulary import Vocabulary
 from tests import REPO

@@ -1,9 +1,10 @@
 """Tiny raw copies of the benchmark sources in their original formats, for the datasets/prepare_*.py tests.
 
 Each builder writes the files one preparation script reads under a dataset root (both splits, since the scripts
-convert training and validation); the default contents are the ones tests/test_prepare_datasets.py asserts on.
+convert training and validation); the default contents are the ones tests/data/test_prepare_datasets.py asserts on.
 
 - :func:`ade_inputs`: ADEChallengeData2016 (images, ``annotations`` 0..150, ``annotations_instance`` R/G PNGs);
+  :func:`ade_covered_stuff`: maps of an image whose things cover stuff;
 - :func:`ade_full_inputs`: ADE20K_2021_17_01 (``index_ade20k.pkl``, images and ``*_seg.png``);
 - :func:`pascal_context_inputs`: VOC2010 images with Pascal Context 459-label ``.mat`` / 16-bit PNG maps;
 - :func:`voc_inputs`: VOC2012 images, palette ``SegmentationClass`` PNGs and ``ImageSets/Segmentation`` lists;
@@ -13,7 +14,7 @@ convert training and validation); the default contents are the ones tests/test_p
 - :func:`prepare_benchmarks`: all of the above, then every script the five open-vocabulary benchmarks need.
 """
 
-import importlib.util
+import importlib
 import json
 import pickle
 from pathlib import Path
@@ -30,6 +31,7 @@ __all__ = [
     "rgb_image",
     "read",
     "ade_inputs",
+    "ade_covered_stuff",
     "ade_full_inputs",
     "pascal_context_inputs",
     "voc_inputs",
@@ -45,11 +47,8 @@ ADE_FULL_WALL, ADE_FULL_ADDING_MACHINE = 2978, 3148
 
 
 def script(name: str) -> ModuleType:
-    """The module ``datasets/<name>.py``."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "datasets" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The package module behind ``datasets/<name>.py`` (its ``main(argv)`` is the script's command line)."""
+    return importlib.import_module(f"mask_adapter.data.prepare.commands.{name}")
 
 
 def save(path, array: np.ndarray, palette: bool = False) -> None:
@@ -96,6 +95,25 @@ def ade_inputs(
     save(ade / "annotations" / split / f"{stem}.png", sem)
     save(ade / "annotations_instance" / split / f"{stem}.png", ins)
     return ade
+
+
+def ade_covered_stuff() -> tuple[np.ndarray, np.ndarray]:
+    """(semantic, instance) maps (8x10) of an ADE20K image whose thing instances are painted over stuff.
+
+    Semantic: row 0 unlabeled, wall (1) elsewhere, floor (4) at [5:8, 0:4]. Instances: a bed (instance class 1,
+    id 1) at [4:8, 0:6], covering all of the floor and 12 wall pixels, and a window (instance class 2, id 2) at
+    [1:3, 7:10] on wall labelled window (9) in the semantic map. Official segments (area and box measured before
+    painting): wall 52 px [0, 1, 10, 7] (40 left visible), floor 12 px [0, 5, 4, 3] (none left), bed 24 px
+    [0, 4, 6, 4], window 6 px [7, 1, 3, 2].
+    """
+    sem = np.ones((8, 10), np.uint8)
+    sem[0] = 0
+    sem[5:8, 0:4] = 4  # floor
+    sem[1:3, 7:10] = 9  # windowpane (a thing class: no stuff segment)
+    ins = np.zeros((8, 10, 3), np.uint8)
+    ins[4:8, 0:6] = (1, 1, 0)  # bed
+    ins[1:3, 7:10] = (2, 2, 0)  # window
+    return sem, ins
 
 
 def ade_full_inputs(root: Path, name: str = "ADE_val_00000001.jpg") -> Path:

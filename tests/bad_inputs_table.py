@@ -1,7 +1,7 @@
 """The bad-input battery: one row per input a user may give, what they see, and the exit code.
 
 This table is the single source of ``tests/test_bad_inputs.py`` (one parametrised case per row) and of the table
-in ``docs/reliability.md`` (written by ``tools/make_reliability_doc.py``; a test checks the committed file).
+in ``docs/reliability.md`` (written by ``python -m tests.make_reliability_doc``; a test checks the committed file).
 
 A row (:class:`Case`):
 - ``surface``: the entry point, ``demo`` (``demo/demo.py``), ``train_net`` (``train_net.py``), ``evaluate``
@@ -16,7 +16,12 @@ A row (:class:`Case`):
 - ``result``: for an accepted input, what is checked, and ``check(ctx, stderr)`` which asserts it;
 - ``patch(ctx, monkeypatch)``: optional fault injection (a full disk, a model that raises on one image ...);
 - ``subprocess``: run the real program in a fresh process (the traceback check of a real command line, peak RSS);
-- ``traceback``: the row passes ``--debug``: the run must show the full traceback instead of the one line.
+  environment variables for it may be put into ``ctx.shared["env"]`` by ``make``;
+- ``traceback``: the row passes ``--debug``: the run must show the full traceback instead of the one line;
+- ``umask``: the process umask during the run (permission rows; restored afterwards);
+- ``disk``: tmpfs mount options (e.g. ``size=16k`` for a full disk, ``size=64k,ro`` for a read-only one): the
+  runner mounts a small tmpfs at ``ctx.disk`` for the row and unmounts it afterwards; such rows need root (CI runs
+  as root) and are skipped with the reason otherwise.
 
 Files are small: images of a few dozen pixels (the 8000x6000 one is a flat-colour JPEG of ~100 kB).
 """
@@ -42,6 +47,8 @@ SURFACES = {
     "evaluate": "tools/evaluate_benchmarks.py",
     "prepare": "datasets/prepare_*.py",
     "app": "demo/app.py DemoApp.segment",
+    "convert": "tools/convert_checkpoint.py",
+    "export": "tools/export.py",
 }
 # Peak resident memory allowed for the 8000x6000 photo (tiny model, scaled to 2048x1536). Without the scaling the
 # tiny model needed ~14.8 GB for it; with it the process stays near its start-up size (~1 GB measured).
@@ -59,6 +66,11 @@ class Context:
     def out(self) -> Path:
         return self.tmp / "out"
 
+    @property
+    def disk(self) -> Path:
+        """Where the rows with ``disk`` get their small tmpfs (mounted by the runner)."""
+        return self.tmp / "disk"
+
 
 @dataclass(frozen=True)
 class Case:
@@ -73,6 +85,8 @@ class Case:
     patch: Callable[[Context, Any], None] | None = None
     subprocess: bool = False
     traceback: bool = False
+    umask: int | None = None
+    disk: str = ""
 
     def __post_init__(self) -> None:
         if self.surface not in SURFACES:
@@ -340,10 +354,11 @@ def _synthetic(ctx: Context) -> None:
     register_all(str(ctx.tmp / "d2"), overwrite=True)
 
 
-def _train(ctx: Context, *opts: str, config: str = WARMUP, eval_only: bool = False) -> list[str]:
+def _train(ctx: Context, *opts: str, config: str = WARMUP, eval_only: bool = False, resume: bool = False,
+           out: Path | None = None) -> list[str]:  # fmt: skip
     _synthetic(ctx)
-    return ["--config-file", config, *(["--eval-only"] if eval_only else []), "OUTPUT_DIR", str(ctx.out),
-            "SOLVER.MAX_ITER", "1", *opts]  # fmt: skip
+    return ["--config-file", config, *(["--eval-only"] if eval_only else []), *(["--resume"] if resume else []),
+            "OUTPUT_DIR", str(out or ctx.out), "SOLVER.MAX_ITER", "1", *opts]  # fmt: skip
 
 
 def _nan_loss(ctx: Context, monkeypatch: Any) -> None:
@@ -355,6 +370,257 @@ def _nan_loss(ctx: Context, monkeypatch: Any) -> None:
         return {k: v * float("nan") for k, v in original(self, *args, **kwargs).items()}
 
     monkeypatch.setattr(MaskAdapterWarmup, "losses", nan)
+
+
+def _truncated_last_checkpoint(ctx: Context, earlier: bool) -> list[str]:
+    """OUTPUT_DIR as a run killed while writing model_final.pth would leave it without atomic writes: the tagged
+    checkpoint cut in half, and (``earlier``) a complete checkpoint of an earlier iteration."""
+    import torch
+
+    ctx.out.mkdir()
+    torch.save({"model": {"w": torch.zeros(256)}, "iteration": 0}, ctx.out / "model_0000000.pth")
+    full = (ctx.out / "model_0000000.pth").read_bytes()
+    (ctx.out / "model_final.pth").write_bytes(full[: len(full) // 2])
+    if not earlier:
+        (ctx.out / "model_0000000.pth").unlink()
+    (ctx.out / "last_checkpoint").write_text("model_final.pth")
+    return _train(ctx, "SOLVER.MAX_ITER", "3", resume=True)
+
+
+def _check_modes(mode: int, *names: str, folder: Callable[[Context], Path] = lambda c: c.out):
+    """Each output file ``names`` (glob patterns under ``folder``) exists with permission bits ``mode``."""
+
+    def check(ctx: Context, stderr: str) -> None:
+        for pattern in names:
+            found = sorted(folder(ctx).glob(pattern))
+            assert found, f"no output {pattern} in {folder(ctx)}"
+            for path in found:
+                assert path.stat().st_mode & 0o777 == mode, f"{path.name}: {oct(path.stat().st_mode & 0o777)}"
+
+    return check
+
+
+def _check_no_checkpoint_left(ctx: Context, stderr: str) -> None:
+    out = ctx.disk / "out"
+    left = sorted(p.name for p in out.iterdir() if p.suffix in (".pth", ".tmp") or p.name.startswith("."))
+    assert left == [], f"partial checkpoint files left behind: {left}"
+    assert not (out / "last_checkpoint").exists(), "last_checkpoint names a checkpoint that was not written"
+
+
+def _collide(ctx: Context) -> list[str]:
+    """a.jpg, a.png and a_1.jpg in one folder: their stems collide (a, a) or used to collide with a renamed one."""
+    folder = ctx.tmp / "photos"
+    folder.mkdir()
+    for i, name in enumerate(("a.jpg", "a.png", "a_1.jpg")):
+        Image.fromarray(_rgb(20, 24, seed=i)).save(folder / name)
+    return _demo(ctx, inputs=(str(folder),))
+
+
+def _check_collide(ctx: Context, stderr: str) -> None:
+    from mask_adapter.apps.demo import output_stems
+
+    names = sorted(p.name for p in ctx.out.iterdir())
+    stems = ["a_jpg", "a_png", "a_1"]
+    assert names == sorted(f"{s}{end}" for s in stems for end in ("_semantic.png", "_labels.png", "_labels.json"))
+    paths = [str(ctx.tmp / "photos" / n) for n in ("a.jpg", "a.png", "a_1.jpg")]
+    assert output_stems(paths) == stems and output_stems(paths[::-1]) == stems[::-1], "names depend on the order"
+
+
+def _fifo_and_image(ctx: Context, with_image: bool) -> list[str]:
+    fifo = ctx.tmp / "pipe.png"
+    os.mkfifo(fifo)
+    inputs = (str(fifo), _image(ctx, "in.png", lambda: Image.fromarray(_rgb(20, 24)))) if with_image else (str(fifo),)
+    return _demo(ctx, inputs=inputs)
+
+
+def _check_fifo_skipped(ctx: Context, stderr: str) -> None:
+    _check_image("in", (20, 24))(ctx, stderr)
+    assert re.search(r"input .*pipe\.png is not a regular file \(a FIFO, device or socket\); skipped", stderr)
+
+
+def _narrow(ctx: Context) -> list[str]:
+    thin = _image(ctx, "thin.png", lambda: Image.fromarray(_rgb(1, 50000)))
+    strip = _image(ctx, "strip.png", lambda: Image.fromarray(_rgb(3, 1000)))
+    good = _image(ctx, "good.png", lambda: Image.fromarray(_rgb(20, 24)))
+    return _demo(ctx, inputs=(thin, strip, good))
+
+
+def _check_narrow(ctx: Context, stderr: str) -> None:
+    for stem, size in (("thin", (1, 2048)), ("strip", (3, 1000)), ("good", (20, 24))):
+        labels = _labels(ctx, stem)
+        assert labels.shape == size and int(labels.max()) < 3, (stem, labels.shape)
+        assert Image.open(ctx.out / f"{stem}_semantic.png").size == size[::-1]
+
+
+def _vocabulary_lines(ctx: Context, lines: str) -> str:
+    path = ctx.tmp / "vocab.txt"
+    path.write_text(lines, encoding="utf-8")
+    return str(path)
+
+
+def _sparse_ids_run(ctx: Context) -> list[str]:
+    image = _image(ctx, "in.png", lambda: Image.fromarray(_rgb(20, 24)))
+    vocab = _vocabulary_lines(ctx, "5:cat\n9:dog\n")
+    return _demo(ctx, "--vocabulary-file", vocab, inputs=(image,), vocabulary="")
+
+
+def _check_sparse_ids(ctx: Context, stderr: str) -> None:
+    import json
+
+    meta = json.loads((ctx.out / "in_labels.json").read_text(encoding="utf-8"))
+    assert meta["classes"] == {"5": "cat", "9": "dog"} and meta["void"] == 255, meta
+    values = set(np.unique(_labels(ctx, "in")).tolist())
+    assert values and values <= {5, 9, 255}, values
+
+
+def _word_and_file(ctx: Context, monkeypatch: Any) -> None:
+    """The working folder holds a file named like the inline class (``cat``) and a classes.txt."""
+    (ctx.tmp / "cat").write_text("0:not a class of this run\n")
+    (ctx.tmp / "classes.txt").write_text("0:cat\n1:dog\n")
+    monkeypatch.chdir(ctx.tmp)
+
+
+def _demo_umask(ctx: Context) -> list[str]:
+    return _demo(ctx, inputs=(_image(ctx, "in.png", lambda: Image.fromarray(_rgb(20, 24))),))
+
+
+def _prepared_labels(ctx: Context) -> Path:
+    return ctx.tmp / "d2" / "ADEChallengeData2016" / "annotations_detectron2" / "validation"
+
+
+def _video(ctx: Context, damaged: bool = False, out: Path | None = None) -> list[str]:
+    """A 6-frame 64x48 mp4 of seeded noise (``damaged``: its frame data zeroed: it opens but no frame decodes)."""
+    import cv2
+
+    path = ctx.tmp / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 48))
+    for i in range(6):
+        writer.write(_rgb(48, 64, seed=i))
+    writer.release()
+    if damaged:
+        data = bytearray(path.read_bytes())
+        start = data.find(b"mdat") + 4
+        data[start : start + (len(data) - start) // 2] = bytes((len(data) - start) // 2)
+        path.write_bytes(bytes(data))
+    return ["--video-input", str(path), "--output", str(out or ctx.out), "--vocabulary", "cat;dog"]
+
+
+def _check_video(ctx: Context, stderr: str) -> None:
+    import cv2
+
+    assert sorted(p.name for p in ctx.out.iterdir()) == ["clip_semantic.mp4"]
+    capture = cv2.VideoCapture(str(ctx.out / "clip_semantic.mp4"))
+    assert capture.isOpened() and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    capture.release()
+    assert (ctx.out / "clip_semantic.mp4").stat().st_mode & 0o777 == 0o644
+
+
+def _check_no_video_left(ctx: Context, stderr: str) -> None:
+    for folder in (ctx.out, ctx.disk / "out"):
+        left = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+        assert left == [], f"files left behind: {left}"
+
+
+def _training_checkpoint(ctx: Context, name: str = "trained.pth") -> Path:
+    """A checkpoint as train_net.py writes it: weights (400 kB) plus trainer state and iteration."""
+    import torch
+
+    path = ctx.tmp / name
+    weights = {"sem_seg_head.w": torch.arange(100000, dtype=torch.float32)}
+    torch.save({"model": weights, "iteration": 5, "optimizer": {"state": {}, "param_groups": []}}, path)
+    return path
+
+
+def _convert_same_file(ctx: Context) -> list[str]:
+    path = _training_checkpoint(ctx)
+    ctx.shared["before"] = path.read_bytes()
+    return [str(path), str(path)]
+
+
+def _check_unchanged(ctx: Context, stderr: str) -> None:
+    assert (ctx.tmp / "trained.pth").read_bytes() == ctx.shared["before"], "the input checkpoint was changed"
+
+
+def _check_disk_empty(ctx: Context, stderr: str) -> None:
+    left = sorted(p.name for p in ctx.disk.rglob("*"))
+    assert left == [], f"files left behind: {left}"
+
+
+def _tiny_state(ctx: Context, name: str, edit: Callable[[dict[str, Any]], dict[str, Any]]) -> str:
+    """The tiny model's weights, changed by ``edit``, saved as a detectron2 checkpoint ``name``."""
+    import torch
+    from detectron2.modeling import build_model
+
+    from mask_adapter.config import build_config
+
+    torch.manual_seed(0)
+    state = dict(build_model(build_config(TINY, [])).state_dict())
+    path = ctx.tmp / name
+    torch.save({"model": edit(state)}, path)
+    return str(path)
+
+
+def _nan_weights(state: dict[str, Any]) -> dict[str, Any]:
+    key = "sem_seg_head.predictor.class_embed.layers.0.weight"
+    state[key] = state[key] * float("nan")
+    return state
+
+
+def _half_weights(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in state.items() if not k.startswith("sem_seg_head.")}
+
+
+def _check_partial_summary(ctx: Context, stderr: str) -> None:
+    _check_image("in", (20, 24), classes=3)(ctx, stderr)
+    summary = [line for line in stderr.splitlines() if "model tensors are not in" in line]
+    assert summary and len(set(summary)) == 1, stderr[-3000:]  # (the runner sees it on stderr and in the log)
+    assert re.search(r"\d+ of \d+ model tensors are not in .*half\.pth and keep their initial values: "
+                     r"sem_seg_head\.\w+\.\* \(\d+\)", summary[0]), summary[0]  # fmt: skip
+    assert len(stderr.splitlines()) < 40, "one line per missing tensor"
+
+
+def _bomb_png(ctx: Context) -> str:
+    """A PNG whose header says 20000x20000 (400 Mpixel) with almost no data: what a decompression bomb looks like
+    to the reader (Pillow refuses such sizes before decoding)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 20001))
+        + chunk(b"IEND", b"")
+    )
+    return _write(ctx, "bomb.png", data)
+
+
+def _upload(ctx: Context) -> list[Any]:
+    """An upload as Gradio stores it: a file in a folder of its own under the app's upload folder."""
+    folder = ctx.tmp / "app_out" / "uploads" / "3f2a9c"
+    folder.mkdir(parents=True)
+    Image.fromarray(_rgb(20, 24)).save(folder / "photo.png")
+    return _app(ctx, str(folder / "photo.png"), output_dir=str(ctx.tmp / "app_out"))
+
+
+def _check_upload_gone(ctx: Context, stderr: str) -> None:
+    _check_app((20, 24), _CAT_DOG_GRASS)(ctx, stderr)
+    uploads = ctx.tmp / "app_out" / "uploads"
+    assert not (uploads / "3f2a9c").exists(), "the upload (or its folder) was left on the server"
+    again = ctx.shared["app"].segment(str(uploads / "3f2a9c" / "photo.png"), "cat;dog", "semantic", "generator")
+    assert np.array(Image.open(again.label_map_path)).shape == (20, 24), "Segment again on the same upload failed"
+    ctx.shared["app"].close()
+    assert not uploads.exists()
+
+
+def _train_process_on_disk(ctx: Context) -> list[str]:
+    """train_net.py in a fresh process (its exit handlers run too) with OUTPUT_DIR on the row's small tmpfs."""
+    argv = _train(ctx, "DATASETS.TEST", "()", out=ctx.disk / "out")
+    ctx.shared["env"] = {"DETECTRON2_DATASETS": str(ctx.tmp / "d2")}
+    return argv
 
 
 def _missing_train_root(ctx: Context) -> list[str]:
@@ -444,6 +710,16 @@ _VOCAB_5000 = [f"class {i}" for i in range(5000)]
 _LONG_NAME = "a very long class name " * 40  # 920 characters: longer than CLIP's 77-token context
 _UNICODE = ["chat noir", "Hund 🐕", "草地", "ciénaga"]
 _CAT_DOG_GRASS = ["cat", "dog", "grass"]  # the app rows' default vocabulary
+_BOM_VOCAB = ("cat", "chien", "草地")
+
+
+def _vocabulary_file_run(ctx: Context, encoding: str, names: tuple[str, ...] = _BOM_VOCAB) -> list[str]:
+    """The demo on a 20x24 image with ``--vocabulary-file`` of ``names`` (ids 0, 1, ...) saved in ``encoding``."""
+    path = ctx.tmp / "vocab.txt"
+    path.write_bytes("".join(f"{i}:{n}\r\n" for i, n in enumerate(names)).encode(encoding))
+    image = _image(ctx, "in.png", lambda: Image.fromarray(_rgb(20, 24)))
+    return _demo(ctx, "--vocabulary-file", str(path), inputs=(image,), vocabulary="")
+
 
 CASES: tuple[Case, ...] = (
     # --- demo: image files
@@ -613,6 +889,74 @@ CASES: tuple[Case, ...] = (
         result="uint16 label map with ids < 5000, all names in the JSON",
         check=_check_vocabulary(lambda: list(_VOCAB_5000), np.uint16),
     ),
+    Case(
+        "vocabulary-utf8-bom",
+        "demo",
+        "a vocabulary file in UTF-8 with a byte-order mark (as Windows Notepad saves it)",
+        lambda c: _vocabulary_file_run(c, "utf-8-sig"),
+        exit_code=0,
+        result="read as UTF-8: label JSON lists cat, chien, 草地",
+        check=_check_vocabulary(lambda: list(_BOM_VOCAB), np.uint8),
+    ),
+    Case(
+        "vocabulary-utf16",
+        "demo",
+        "a vocabulary file in UTF-16 (with its byte-order mark)",
+        lambda c: _vocabulary_file_run(c, "utf-16"),
+        exit_code=0,
+        result="read as UTF-16: label JSON lists cat, chien, 草地",
+        check=_check_vocabulary(lambda: list(_BOM_VOCAB), np.uint8),
+    ),
+    Case(
+        "vocabulary-latin1",
+        "demo",
+        "a vocabulary file in Latin-1 (not UTF-8, no byte-order mark)",
+        lambda c: _vocabulary_file_run(c, "latin-1", names=("cat", "chien", "café")),
+        error=r"vocab\.txt is not UTF-8 text: byte 0xe9 at position \d+; save it as UTF-8",
+    ),
+    Case(
+        "inline-word-and-file",
+        "demo",
+        "--vocabulary cat in a folder that holds a file named cat",
+        lambda c: _demo(c, inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),), vocabulary="cat"),
+        patch=_word_and_file,
+        exit_code=0,
+        result="inline: the one class cat (--vocabulary is never read as a file)",
+        check=_check_vocabulary(lambda: ["cat"], np.uint8),
+    ),
+    Case(
+        "inline-names-a-file",
+        "demo",
+        "--vocabulary classes.txt (an existing file given as inline classes)",
+        lambda c: _demo(c, vocabulary="classes.txt"),
+        patch=_word_and_file,
+        error=r"--vocabulary classes\.txt names a file, but --vocabulary takes inline classes .*; pass the file with "
+        r"--vocabulary-file$",
+    ),
+    Case(
+        "vocabulary-file-ids",
+        "demo",
+        "a vocabulary file with ids 5:cat and 9:dog",
+        _sparse_ids_run,
+        exit_code=0,
+        result="the label map holds the file's ids (5, 9; void 255) and the JSON maps 5 -> cat, 9 -> dog",
+        check=_check_sparse_ids,
+    ),
+    Case(
+        "label-map-66000-classes",
+        "demo",
+        "--save-label-map with a vocabulary file of 66,000 classes",
+        lambda c: _demo(
+            c,
+            "--vocabulary-file",
+            _vocabulary_lines(c, "".join(f"{i}:class {i}\n" for i in range(66000))),
+            inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),),
+            vocabulary="",
+        ),
+        error=r"the vocabulary has 66000 classes, but a label map \(16-bit PNG\) holds at most 65535 \(ids 0-65534, "
+        r"65535 = void\)",
+        check=_check_nothing_written,
+    ),
     # --- demo: config
     Case(
         "missing-config",
@@ -706,6 +1050,42 @@ CASES: tuple[Case, ...] = (
         r"matches MODEL\.WEIGHTS",
         check=_check_lists_tensors,
     ),
+    Case(
+        "nan-checkpoint",
+        "demo",
+        "--weights of the tiny model whose class-embedding weights are NaN",
+        lambda c: _demo(
+            c,
+            "--weights",
+            _tiny_state(c, "nan.pth", _nan_weights),
+            inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),),
+        ),  # fmt: skip
+        error=r"checkpoint .*nan\.pth: tensor sem_seg_head\.predictor\.class_embed\.layers\.0\.weight holds \d+ NaN "
+        r"or infinite values \(of \d+\); the weights are damaged",
+        check=_check_nothing_written,
+    ),
+    Case(
+        "empty-state-dict",
+        "demo",
+        "--weights of a checkpoint whose state dict is empty",
+        lambda c: _demo(c, "--weights", _tiny_state(c, "empty_state.pth", lambda s: {})),
+        error=r"checkpoint .*empty_state\.pth holds no model tensors \(an empty state dict\); loading it would leave "
+        r"every weight random",
+    ),
+    Case(
+        "partial-checkpoint",
+        "demo",
+        "--weights of a checkpoint without the sem_seg_head tensors",
+        lambda c: _demo(
+            c,
+            "--weights",
+            _tiny_state(c, "half.pth", _half_weights),
+            inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),),
+        ),  # fmt: skip
+        exit_code=0,
+        result="runs; ONE warning line counts the missing tensors by module (not one line per tensor)",
+        check=_check_partial_summary,
+    ),
     # --- demo: output folder
     Case(
         "output-under-a-file",
@@ -720,6 +1100,107 @@ CASES: tuple[Case, ...] = (
         "--output naming an existing regular file",
         lambda c: (_write(c, "file", b"x"), _demo(c)[2:] + ["--output", str(c.tmp / "file")])[-1],
         error=r"--output .*file is an existing file; give a folder path",
+    ),
+    Case(
+        "names-collide",
+        "demo",
+        "a.jpg, a.png and a_1.jpg in one folder (two share the stem a)",
+        _collide,
+        exit_code=0,
+        result="3 result sets a_jpg, a_png, a_1 (names depend on the input set, not the order; a rerun writes the "
+        "same names)",
+        check=_check_collide,
+    ),
+    Case(
+        "fifo-input",
+        "demo",
+        "a FIFO (named pipe) among the --input files",
+        lambda c: _fifo_and_image(c, with_image=True),
+        exit_code=0,
+        result="one warning line naming the FIFO (skipped, never opened); the image after it is processed",
+        check=_check_fifo_skipped,
+    ),
+    Case(
+        "fifo-only",
+        "demo",
+        "a FIFO as the only --input",
+        lambda c: _fifo_and_image(c, with_image=False),
+        error=r"no input images found in .*pipe\.png",
+    ),
+    Case(
+        "narrow-images",
+        "demo",
+        "images of 1x50000 and 3x1000 pixels, then a normal one",
+        _narrow,
+        exit_code=0,
+        result="all 3 processed (no side resized below 1 pixel): label maps 1x2048 (--max-size), 3x1000, 20x24",
+        check=_check_narrow,
+    ),
+    Case(
+        "demo-umask-022",
+        "demo",
+        "outputs written under umask 022",
+        _demo_umask,
+        umask=0o022,
+        exit_code=0,
+        result="overlay, label map PNG and JSON are mode 0644 (as open() makes them)",
+        check=_check_modes(0o644, "in_semantic.png", "in_labels.png", "in_labels.json"),
+    ),
+    Case(
+        "demo-umask-027",
+        "demo",
+        "outputs written under umask 027",
+        _demo_umask,
+        umask=0o027,
+        exit_code=0,
+        result="overlay, label map PNG and JSON are mode 0640",
+        check=_check_modes(0o640, "in_semantic.png", "in_labels.png", "in_labels.json"),
+    ),
+    Case(
+        "video",
+        "demo",
+        "--video-input of a 6-frame mp4 (umask 022)",
+        lambda c: _video(c),
+        umask=0o022,
+        exit_code=0,
+        result="clip_semantic.mp4 with 6 frames, mode 0644, nothing else in the folder",
+        check=_check_video,
+    ),
+    Case(
+        "video-damaged-frames",
+        "demo",
+        "--video-input of an mp4 that opens but whose frames cannot be decoded",
+        lambda c: _video(c, damaged=True),
+        error=r"no frame of video .*clip\.mp4.* could be decoded \(damaged or empty\); nothing written",
+        check=_check_no_video_left,
+    ),
+    Case(
+        "video-read-only-output",
+        "demo",
+        "--video-input with --output on a read-only file system",
+        lambda c: (c.disk.joinpath("out").exists(), _video(c, out=c.disk))[-1],
+        disk="size=64k,ro",
+        error=r"cannot write .*/disk/clip_semantic\.mp4: Read-only file system; choose a folder you can write to",
+    ),
+    Case(
+        "video-disk-full",
+        "demo",
+        "--video-input with --output on a full disk (an 8 kB tmpfs)",
+        lambda c: _video(c, out=c.disk / "out"),
+        disk="size=8k",
+        error=r"cannot write .*/disk/out/clip_semantic\.mp4: No space left on device; free disk space",
+        check=_check_no_video_left,
+    ),
+    Case(
+        "read-only-output",
+        "demo",
+        "--output on a read-only file system",
+        lambda c: (
+            _demo(c, inputs=(_image(c, "in.png", lambda: Image.fromarray(_rgb(20, 24))),))[2:]
+            + ["--output", str(c.disk)]
+        ),
+        disk="size=64k,ro",
+        error=r"cannot write .*/disk/in_semantic\.png: Read-only file system; choose a folder you can write to",
     ),
     Case(
         "disk-full",
@@ -805,6 +1286,97 @@ CASES: tuple[Case, ...] = (
         "--eval-only with MODEL.WEIGHTS of random bytes",
         lambda c: _train(c, "MODEL.WEIGHTS", _random_bytes(c), eval_only=True),
         error=r"is not a PyTorch/safetensors checkpoint",
+    ),
+    Case(
+        "train-ims-per-batch-0",
+        "train_net",
+        "SOLVER.IMS_PER_BATCH 0",
+        lambda c: _train(c, "SOLVER.IMS_PER_BATCH", "0"),
+        error=r"SOLVER\.IMS_PER_BATCH is 0: the total batch size must be a positive multiple of the 1 training "
+        r"process\(es\); set SOLVER\.IMS_PER_BATCH 2",
+        check=_check_nothing_written,
+    ),
+    Case(
+        "train-max-iter-0",
+        "train_net",
+        "SOLVER.MAX_ITER 0",
+        lambda c: _train(c, "SOLVER.MAX_ITER", "0"),
+        error=r"SOLVER\.MAX_ITER is 0: training needs at least 1 iteration; set SOLVER\.MAX_ITER to a positive number",
+        check=_check_nothing_written,
+    ),
+    Case(
+        "train-resume-truncated",
+        "train_net",
+        "--resume when the checkpoint last_checkpoint names is truncated (an earlier one is complete)",
+        lambda c: _truncated_last_checkpoint(c, earlier=True),
+        error=r"cannot resume: the last training checkpoint .*model_final\.pth \(named in .*last_checkpoint\) is "
+        r"unusable: it is truncated .*; delete it and resume from the previous complete checkpoint "
+        r"model_0000000\.pth: echo model_0000000\.pth > .*last_checkpoint, then run again with --resume$",
+    ),
+    Case(
+        "train-resume-truncated-only",
+        "train_net",
+        "--resume when the only checkpoint is truncated",
+        lambda c: _truncated_last_checkpoint(c, earlier=False),
+        error=r"cannot resume: .*model_final\.pth .* is unusable: it is truncated .*; there is no earlier complete "
+        r"checkpoint in .*: delete it and .*last_checkpoint to start training over$",
+    ),
+    Case(
+        "train-disk-full-log",
+        "train_net",
+        "OUTPUT_DIR on a full disk (a 16 kB tmpfs: the log fills it)",
+        lambda c: _train(c, "DATASETS.TEST", "()", out=c.disk / "out"),
+        disk="size=16k",
+        error=r"cannot write (the training log .*/disk/out/log\.txt|to the output folder .*/disk/out "
+        r"\(OUTPUT_DIR\)): No space left on device; free disk space",
+    ),
+    Case(
+        "train-disk-full-process",
+        "train_net",
+        "the same full disk (16 kB tmpfs) in a fresh process",
+        _train_process_on_disk,
+        subprocess=True,
+        disk="size=16k",
+        error=r"cannot write (the training log .*/disk/out/log\.txt|to the output folder .*/disk/out "
+        r"\(OUTPUT_DIR\)): No space left on device; free disk space",
+    ),
+    Case(
+        "train-disk-full-checkpoint",
+        "train_net",
+        "OUTPUT_DIR with room for the log but not the checkpoint (a 256 kB tmpfs)",
+        lambda c: _train(c, "DATASETS.TEST", "()", out=c.disk / "out"),
+        disk="size=256k",
+        error=r"cannot write .*/disk/out/model_final\.pth: No space left on device; free disk space",
+        check=_check_no_checkpoint_left,
+    ),
+    Case(
+        "train-read-only-output",
+        "train_net",
+        "OUTPUT_DIR on a read-only file system",
+        lambda c: _train(c, "DATASETS.TEST", "()", out=c.disk / "out"),
+        disk="size=64k,ro",
+        error=r"cannot write to the output folder .*/disk/out \(OUTPUT_DIR\): Read-only file system; choose a folder "
+        r"you can write to",
+    ),
+    Case(
+        "train-umask-022",
+        "train_net",
+        "a 1-iteration training under umask 022",
+        lambda c: _train(c, "DATASETS.TEST", "()"),
+        umask=0o022,
+        exit_code=0,
+        result="model_final.pth, last_checkpoint, metrics.json and config.yaml are mode 0644 (as open() makes them)",
+        check=_check_modes(0o644, "model_final.pth", "last_checkpoint", "metrics.json", "config.yaml"),
+    ),
+    Case(
+        "train-umask-027",
+        "train_net",
+        "the same under umask 027",
+        lambda c: _train(c, "DATASETS.TEST", "()"),
+        umask=0o027,
+        exit_code=0,
+        result="model_final.pth and last_checkpoint are mode 0640",
+        check=_check_modes(0o640, "model_final.pth", "last_checkpoint"),
     ),
     # --- tools/evaluate_benchmarks.py
     Case(
@@ -894,6 +1466,75 @@ CASES: tuple[Case, ...] = (
         patch=_no_space,
         error=r"cannot write .*\.png: No space left on device",
         check=_check_no_prepared_files,
+    ),
+    Case(
+        "prepare-umask-022",
+        "prepare",
+        "prepared label PNGs written under umask 022",
+        lambda c: _ade_raw(c),
+        umask=0o022,
+        exit_code=0,
+        result="every prepared label is mode 0644",
+        check=_check_modes(0o644, "*.png", folder=_prepared_labels),
+    ),
+    # --- tools/convert_checkpoint.py and tools/export.py
+    Case(
+        "convert-same-file",
+        "convert",
+        "convert_checkpoint.py X.pth X.pth (a training checkpoint onto itself)",
+        _convert_same_file,
+        error=r"input and output are the same file .*trained\.pth: the conversion keeps the model weights only and "
+        r"would replace the file, dropping its trainer state and iteration; write the output to another file$",
+        check=_check_unchanged,
+    ),
+    Case(
+        "convert-disk-full-pth",
+        "convert",
+        "convert_checkpoint.py to .pth on a full disk (a 64 kB tmpfs, 400 kB of weights)",
+        lambda c: [str(_training_checkpoint(c)), str(c.disk / "out.pth")],
+        disk="size=64k",
+        error=r"cannot write .*/disk/out\.pth: No space left on device; free disk space",
+        check=_check_disk_empty,
+    ),
+    Case(
+        "convert-disk-full-safetensors",
+        "convert",
+        "convert_checkpoint.py to .safetensors on a full disk (a 64 kB tmpfs)",
+        lambda c: [str(_training_checkpoint(c)), str(c.disk / "out.safetensors")],
+        disk="size=64k",
+        error=r"cannot write .*/disk/out\.safetensors: No space left on device; free disk space",
+        check=_check_disk_empty,
+    ),
+    Case(
+        "convert-umask-022",
+        "convert",
+        "convert_checkpoint.py to .safetensors under umask 022",
+        lambda c: [str(_training_checkpoint(c)), str(c.out / "out.safetensors")],
+        umask=0o022,
+        exit_code=0,
+        result="out.safetensors is mode 0644 (as open() makes it)",
+        check=_check_modes(0o644, "out.safetensors"),
+    ),
+    Case(
+        "export-disk-full",
+        "export",
+        "export.py --format torchscript with --output on a full disk (a 64 kB tmpfs)",
+        lambda c: [
+            "--config-file",
+            TINY,
+            "--weights",
+            _tiny_checkpoint(c),
+            "--format",
+            "torchscript",
+            "--output",
+            str(c.disk / "adapter.pt"),
+            "--vocabulary",
+            "cat;dog",
+            "--no-check",
+        ],  # fmt: skip
+        disk="size=64k",
+        error=r"cannot write .*/disk/adapter\.pt: No space left on device; free disk space",
+        check=_check_disk_empty,
     ),
     # --- demo/app.py: what a browser user can send to DemoApp.segment(image, vocabulary, task, mask source)
     Case(
@@ -1024,6 +1665,33 @@ CASES: tuple[Case, ...] = (
         check=_check_app(
             (1536, 2048), _CAT_DOG_GRASS, legend="The image (8000x6000) was scaled to 2048x1536 (longer side 2048)"
         ),
+    ),
+    Case(
+        "app-narrow-image",
+        "app",
+        "a 1x50000 pixel PNG",
+        _app_on("thin.png", lambda: Image.fromarray(_rgb(1, 50000))),
+        exit_code=0,
+        result="processed at 1x2048 (--max-size; no side resized below 1 pixel): overlay and label map 1x2048",
+        check=_check_app((1, 2048), _CAT_DOG_GRASS, legend="scaled to 2048x1"),
+    ),
+    Case(
+        "app-decompression-bomb",
+        "app",
+        "a PNG whose header claims 20000x20000 pixels (a decompression bomb)",
+        lambda c: _app(c, _bomb_png(c)),
+        error=r"^bomb\.png is too large: 400,000,000 pixels, more than the limit of [\d,]+ pixels \(about [\d,]+ x "
+        r"[\d,]+\) that guards against decompression bombs; upload a smaller image$",
+    ),
+    Case(
+        "app-upload-deleted",
+        "app",
+        "an upload in the app's upload folder (where Gradio puts it)",
+        _upload,
+        exit_code=0,
+        result="the upload and its folder are deleted once read; Segment again on it still works (kept in memory); "
+        "close() removes the upload folder",
+        check=_check_upload_gone,
     ),
     Case(
         "app-sam-without-checkpoint",

@@ -69,7 +69,7 @@ def import_report(tmp_path_factory):
     (cwd / "mask_adapter" / "__init__.py").write_text("raise RuntimeError('imported the CWD copy')\n")
     (cwd / "configs").mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
-    # -P: do not put the CWD on sys.path, so the import system itself does not scan it.
+    # -P: the working directory is not put first on the import path, so the import system does not scan it.
     proc = subprocess.run(
         [sys.executable, "-P", "-c", PROBE],
         cwd=str(cwd),

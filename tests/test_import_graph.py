@@ -101,6 +101,10 @@ def test_graph_reader_sees_function_level_and_relative_imports():
     graph = import_graph()
     assert len(graph) > 50
     assert "mask_adapter.modeling" in graph[PACKAGE]  # ``from . import modeling`` in the package's __init__
+    # ``from .. import data, evaluation`` inside build_config (a function-level import)
+    assert {"mask_adapter.data", "mask_adapter.evaluation"} <= graph["mask_adapter.config.merge"]
+    # ``from .layout import ...`` in a submodule: an edge to the sibling module, not to the package
+    assert "mask_adapter.checkpoint.layout" in graph["mask_adapter.checkpoint.loading"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 

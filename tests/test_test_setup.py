@@ -109,3 +109,17 @@ def test_bare_clone_passes_conformance_and_fails_without_the_tables(tmp_path) ->
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "1 error" in proc.stdout and "skipped" not in proc.stdout
     assert "reference folder" in proc.stdout and "not found" in proc.stdout
+
+
+def test_no_file_edits_the_import_path_or_loads_code_by_file_path() -> None:
+    """Library, launchers and tests import packages: no import-path edits, no modules loaded from a file path."""
+    this = Path(__file__).resolve()
+    needles = ("sys." + "path", "spec_from_" + "file_location")
+    offenders = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in _tracked_text_files()
+        if path.suffix == ".py" and path.resolve() != this
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if any(n in line for n in needles)
+    ]
+    assert not offenders, "\n".join(offenders)

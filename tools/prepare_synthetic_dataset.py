@@ -6,7 +6,7 @@ Launcher of :mod:`mask_adapter.apps.prepare_synthetic_dataset` (same as ``python
 
 import sys
 
-from mask_adapter.apps.prepare_synthetic_dataset import main
+from mask_adapter.apps.prepare_synthetic_dataset import command_line
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command_line())

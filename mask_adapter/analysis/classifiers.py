@@ -47,7 +47,7 @@ class _ModelClassifiers:
         if vocab is None:
             raise ValueError("the model has no vocabulary: call model.set_vocabulary([...]) first")
         with torch.no_grad():
-            self.text, self.num_templates = model.text_rows(vocab)
+            self.text, self.synonyms_per_class = model.text_rows(vocab)
         self.vocabulary = vocab
         self._image: np.ndarray | None = None
         self._state: Any = None
@@ -79,7 +79,7 @@ class _ModelClassifiers:
         """Mask embeddings (1, N, D) or (N, D) and text rows -> (N,) argmax over the C classes (void dropped)."""
         from mask_adapter.modeling.adapter.pooling import classification_logits
 
-        logits = classification_logits(emb, text, self.model.backbone.logit_scale, self.num_templates)
+        logits = classification_logits(emb, text, self.model.backbone.logit_scale, self.synonyms_per_class)
         return logits[..., :-1].argmax(-1).reshape(-1).cpu().numpy()
 
     @torch.no_grad()

@@ -7,6 +7,7 @@ Shapes: H×W the image.
 import glob
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = [
     "DEFAULT_MAX_SIDE",
     "IMAGE_EXTENSIONS",
     "ImageReadError",
+    "ImageTooLargeError",
     "bundled_image",
     "list_inputs",
     "original_size",
@@ -38,6 +40,18 @@ DEFAULT_MAX_SIDE = 2048
 
 class ImageReadError(ValueError):
     """An input file is not a readable image (unknown format, truncated, corrupt)."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image has more pixels than Pillow agrees to decode (its decompression-bomb limit).
+
+    Attributes:
+        pixels: the image's pixel count (0 if unknown); limit: the largest pixel count read.
+    """
+
+    def __init__(self, message: str, pixels: int, limit: int) -> None:
+        super().__init__(message)
+        self.pixels, self.limit = pixels, limit
 
 
 # ---------------------------------------------------------------------------------------------------- reading
@@ -106,10 +120,24 @@ def read_image_rgb(path: str, max_side: int | None = None) -> np.ndarray:
             if max_side is not None:
                 img = _shrink(img, max_side)
             return to_rgb_uint8(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # truncated / unknown: OSError
+    except Image.DecompressionBombError as e:
+        raise _too_large(path, e) from None
+    except (OSError, SyntaxError, ValueError) as e:  # truncated / unknown: OSError
         if isinstance(e, ImageReadError):
             raise
         raise ImageReadError(f"cannot read image {path}: {e}") from None
+
+
+def _too_large(path: str, error: BaseException) -> ImageTooLargeError:
+    numbers = [int(n) for n in re.findall(r"(\d+) pixels", str(error))]
+    pixels, limit = (numbers + [0, 0])[:2] if len(numbers) >= 2 else (0, 2 * (Image.MAX_IMAGE_PIXELS or 0))
+    return ImageTooLargeError(
+        f"image {path} is too large: {pixels:,} pixels, more than the {limit:,} pixels (about "
+        f"{int(limit**0.5):,} x {int(limit**0.5):,}) an image may have here, a guard against decompression bombs; "
+        "scale it down first",
+        pixels,
+        limit,
+    )
 
 
 def _shrink(img: Image.Image, max_side: int) -> Image.Image:
@@ -162,7 +190,12 @@ def list_inputs(patterns: Sequence[str]) -> list[str]:
             found = sorted(glob.glob(pattern))
             if not found:
                 logger.warning("input %s: no such file, folder or matching pattern; skipped", pattern)
-        paths.extend(found)
+        for path in found:
+            if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+                # a FIFO would block the reader forever; devices and sockets are no image files either
+                logger.warning("input %s is not a regular file (a FIFO, device or socket); skipped", path)
+            else:
+                paths.append(path)
     unique = list(dict.fromkeys(os.path.abspath(p) for p in paths))
     return unique
 

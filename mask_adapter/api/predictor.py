@@ -77,8 +77,27 @@ def build_metadata(
     return Metadata(name=name, stuff_classes=names, thing_classes=names, stuff_colors=colors, thing_colors=colors)
 
 
+# Classes a label map can hold: ids 0..65534 in a 16-bit PNG, 65535 is void.
+MAX_LABEL_MAP_CLASSES = 65535
+
+
+def check_label_map_classes(num_classes: int) -> None:
+    """Raises ValueError (one line) when ``num_classes`` ids do not fit a 16-bit label map."""
+    if num_classes > MAX_LABEL_MAP_CLASSES:
+        raise ValueError(
+            f"the vocabulary has {num_classes} classes, but a label map (16-bit PNG) holds at most "
+            f"{MAX_LABEL_MAP_CLASSES} (ids 0-65534, 65535 = void); use at most {MAX_LABEL_MAP_CLASSES} classes or "
+            "leave out --save-label-map"
+        )
+
+
 def void_label(num_classes: int) -> int:
-    """Label-map value of pixels without a class: 255 when ids fit in uint8 (C <= 255), else 65535."""
+    """Label-map value of pixels without a class: 255 when ids fit in uint8 (C <= 255), else 65535.
+
+    Raises:
+        ValueError: more than ``MAX_LABEL_MAP_CLASSES`` classes (class 65535 would read as void, larger ids wrap).
+    """
+    check_label_map_classes(num_classes)
     return 255 if num_classes <= 255 else 65535
 
 
@@ -247,10 +266,20 @@ class VocabularyPredictor:
                 "convert it with mask_adapter.api.images.to_rgb_uint8 first"
             )
         height, width = image.shape[:2]
-        resized = self.aug.get_transform(image).apply_image(image) if self.cfg.INPUT.MIN_SIZE_TEST > 0 else image
+        resized = self.resize(image) if self.cfg.INPUT.MIN_SIZE_TEST > 0 else image
         tensor = torch.as_tensor(np.ascontiguousarray(resized.transpose(2, 0, 1)))
         with torch.no_grad():
             return self.model([{"image": tensor, "height": height, "width": width}])[0]
+
+    def resize(self, image: np.ndarray) -> np.ndarray:
+        """The test-time resize (shorter side MIN_SIZE_TEST, longer side at most MAX_SIZE_TEST), keeping every side
+        at least 1 pixel: a very narrow image (e.g. 1x50000) would otherwise get a side of 0 pixels."""
+        transform = self.aug.get_transform(image)
+        if transform.new_h < 1 or transform.new_w < 1:
+            transform = T.ResizeTransform(
+                transform.h, transform.w, max(1, transform.new_h), max(1, transform.new_w), transform.interp
+            )
+        return transform.apply_image(image)
 
     def label_map(self, outputs: dict[str, Any], task: str, confidence_threshold: float = 0.5) -> np.ndarray:
         """See :func:`label_map`."""

@@ -12,7 +12,7 @@ from detectron2.config import CfgNode
 
 from mask_adapter.api.config import is_random_tiny_model
 
-__all__ = ["Vocab", "build_vocabulary", "dataset_vocabulary", "default_vocabulary", "user_classes"]
+__all__ = ["Vocab", "build_vocabulary", "dataset_vocabulary", "default_vocabulary", "file_label_ids", "user_classes"]
 
 # The demos' one logger (mask_adapter.apps.demo and the modules it uses share it).
 logger = logging.getLogger("mask_adapter.demo")
@@ -54,12 +54,38 @@ def user_classes(args: argparse.Namespace) -> list[str]:
         _check_unique(names, args.vocabulary_file)
         return names
     if args.vocabulary is not None:
-        if args.vocabulary.strip() and os.path.isfile(args.vocabulary):
-            names = [c.strip() for c in load_vocabulary(args.vocabulary)]
-            _check_unique(names, args.vocabulary)
-            return names
+        if _names_a_file(args.vocabulary):
+            raise ValueError(
+                f"--vocabulary {args.vocabulary} names a file, but --vocabulary takes inline classes "
+                "('cat,kitten;dog'); pass the file with --vocabulary-file"
+            )
         return parse_inline_vocabulary(args.vocabulary)
     return []
+
+
+def _names_a_file(value: str) -> bool:
+    """Whether an inline --vocabulary looks like a mistaken file argument: an existing file whose name has a
+    folder part or an extension (``classes.txt``, ``./cat``). A bare word such as ``cat`` is always a class, even
+    when a file of that name happens to be in the working folder."""
+    value = value.strip()
+    looks_like_a_path = os.sep in value or "/" in value or bool(os.path.splitext(value)[1])
+    return bool(value) and looks_like_a_path and os.path.isfile(value)
+
+
+def file_label_ids(args: argparse.Namespace) -> list[int] | None:
+    """The ids of a --vocabulary-file's classes (``5:cat`` -> 5), in file order, when they are the whole vocabulary
+    (``--vocab-mode replace``): label maps then keep the file's ids. None otherwise (ids 0, 1, ... in order)."""
+    from mask_adapter.data.vocabulary import load_vocabulary_entries
+
+    if args.vocabulary_file is None or args.vocab_mode != "replace" or args.dataset_vocabulary:
+        return None
+    ids = [i for i, _ in load_vocabulary_entries(args.vocabulary_file)]
+    if any(i < 0 for i in ids):
+        raise ValueError(f"{args.vocabulary_file}: class id {min(ids)} is negative; use ids 0, 1, 2, ...")
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ValueError(f"{args.vocabulary_file}: class id {dup} is used twice; give each class its own id")
+    return ids
 
 
 def _ensure_registered(name: str) -> bool:

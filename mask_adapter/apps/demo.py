@@ -8,8 +8,12 @@ Examples (from any directory; ``python -m mask_adapter.apps.demo`` is the same p
         --input "imgs/*.jpg" --output out/ --vocabulary-file my_classes.txt --save-label-map
 
 Per image ``<stem>``: ``<stem>_<task>.png`` (overlay at the input's size) and, with --save-label-map,
-``<stem>_labels.png`` (class id per pixel; uint16 above 255 classes; void = 255 / 65535) and ``<stem>_labels.json``
-(id -> class). With several tasks the label files are ``<stem>_<task>_labels.{png,json}``. Nothing else is
+``<stem>_labels.png`` (class id per pixel: 0, 1, ... in vocabulary order, or a --vocabulary-file's own ids; uint16
+when ids exceed 254, at most 65535 classes; void = 255 / 65535) and ``<stem>_labels.json`` (id -> class); with
+--save-activation-maps, ``<stem>_activation_maps.png`` (per segment: its binary proposal mask, the adapter's K
+normalised activation maps and their mean over the image, and the class from plain mask pooling vs from the adapter)
+and its JSON summary. ``<stem>`` is the file's stem; inputs that share one get their extension appended (a_jpg,
+a_png). With several tasks the label files are ``<stem>_<task>_labels.{png,json}``. Nothing else is
 written (the bundled photo is read from memory). Images whose longer side exceeds --max-size (default 2048) are
 scaled down first, with a warning, and their outputs have the reduced size. Every file is written atomically:
 after an error (e.g. a full disk) no partial file is left. Bad input ends with one "error: ..." line and exit
@@ -18,10 +22,13 @@ can be read the run fails.
 """
 
 import argparse
+import contextlib
+import errno
 import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,10 +46,17 @@ from mask_adapter.api.images import (
     original_size,
     read_image_rgb,
 )
-from mask_adapter.api.predictor import TASKS, VocabularyPredictor, void_label
-from mask_adapter.api.vocabulary import build_vocabulary, default_vocabulary
+from mask_adapter.api.predictor import TASKS, VocabularyPredictor, check_label_map_classes, void_label
+from mask_adapter.api.vocabulary import build_vocabulary, default_vocabulary, file_label_ids
 from mask_adapter.checkpoint.hub import RELEASED_MODELS, resolve_weights
-from mask_adapter.utils.atomic import atomic_save_image, atomic_write_text, ensure_output_dir
+from mask_adapter.utils.atomic import (
+    OutputWriteError,
+    atomic_save_image,
+    atomic_write_text,
+    current_umask,
+    ensure_output_dir,
+    output_write_error,
+)
 from mask_adapter.utils.cli import add_debug_flag, run_cli
 from mask_adapter.utils.progress import is_quiet, progress, quiet_progress
 
@@ -54,7 +68,9 @@ __all__ = [  # the command line, plus the helpers it is built from (re-exported 
     "get_parser",
     "list_inputs",
     "main",
+    "output_stems",
     "process_image",
+    "relabel",
     "run_video",
     "save_label_map",
     "setup_cfg",
@@ -102,9 +118,14 @@ def get_parser() -> argparse.ArgumentParser:
         "--vocabulary",
         default=None,
         help="inline classes 'cat,kitten;dog;traffic light' (';' or '|' between classes, ',' "
-        "between synonyms), or the path of an id:name,synonym file",
+        "between synonyms); always inline, also when a file of that name exists (files: --vocabulary-file)",
     )
-    vocab.add_argument("--vocabulary-file", default=None, help="file with one 'id:name,synonym,...' line per class")
+    vocab.add_argument(
+        "--vocabulary-file",
+        default=None,
+        help="file with one 'id:name,synonym,...' line per class (UTF-8, or UTF-16 with a byte-order mark); "
+        "label maps keep the file's ids (5:cat -> value 5)",
+    )
     p.add_argument(
         "--dataset-vocabulary",
         default=None,
@@ -154,6 +175,12 @@ def get_parser() -> argparse.ArgumentParser:
         "reduced size",
     )
     p.add_argument("--save-label-map", action="store_true", help="also write the class-id map (PNG) + JSON")
+    p.add_argument(
+        "--save-activation-maps",
+        action="store_true",
+        help="also write <stem>_activation_maps.png (per segment: its mask, the adapter's normalised activation "
+        "maps and their mean, mask pooling vs adapter class) and <stem>_activation_maps.json",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or progress log lines")
     add_debug_flag(p)
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides KEY VALUE ...")
@@ -170,18 +197,33 @@ def prepare_output(path: str) -> Path:
     return out
 
 
-def save_label_map(labels: np.ndarray, class_names: Sequence[str], task: str, png: Path) -> Path:
-    """Write the class-id PNG and its JSON (id -> name, synonyms, void value) next to it."""
+def relabel(labels: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+    """A label map of class indices 0..C-1 (void: ``void_label(C)``) with class i written as ``ids[i]`` (void:
+    ``void_label(max(ids) + 1)``), e.g. the ids of a vocabulary file."""
+    void_in, void_out = void_label(len(ids)), void_label(max(ids) + 1)
+    out = np.full(labels.shape, void_out, dtype=np.uint8 if void_out == 255 else np.uint16)
+    known = labels != void_in
+    out[known] = np.asarray(ids, dtype=np.int64)[labels[known]]
+    return out
+
+
+def save_label_map(
+    labels: np.ndarray, class_names: Sequence[str], task: str, png: Path, ids: Sequence[int] | None = None
+) -> Path:
+    """Write the class-id PNG and its JSON (id -> name, synonyms, void value) next to it.
+
+    ``ids``: the label value of each class (default 0, 1, ...); ``labels`` then already holds these values."""
     from PIL import Image
 
     from mask_adapter.data.vocabulary import split_synonyms
 
+    ids = list(range(len(class_names))) if ids is None else list(ids)
     atomic_save_image(str(png), Image.fromarray(labels))
     meta = {
         "task": task,
-        "void": void_label(len(class_names)),
-        "classes": {str(i): split_synonyms(c)[0].strip() for i, c in enumerate(class_names)},
-        "synonyms": {str(i): [s.strip() for s in split_synonyms(c)] for i, c in enumerate(class_names)},
+        "void": void_label(max(ids, default=-1) + 1),
+        "classes": {str(i): split_synonyms(c)[0].strip() for i, c in zip(ids, class_names, strict=True)},
+        "synonyms": {str(i): [s.strip() for s in split_synonyms(c)] for i, c in zip(ids, class_names, strict=True)},
     }
     json_path = png.with_suffix(".json")
     atomic_write_text(str(json_path), json.dumps(meta, indent=1, ensure_ascii=False))
@@ -226,16 +268,61 @@ def process_image(
         written.append(target)
         if args.save_label_map:
             labels = predictor.label_map(outputs, task, args.confidence_threshold)
+            ids = getattr(args, "label_ids", None)
+            if ids is not None:
+                labels = relabel(labels, ids)
             png = out_dir / (f"{stem}_labels.png" if len(args.task) == 1 else f"{stem}_{task}_labels.png")
-            written += [png, save_label_map(labels, predictor.class_names, task, png)]
+            written += [png, save_label_map(labels, predictor.class_names, task, png, ids)]
+    if getattr(args, "save_activation_maps", False):
+        written += save_activation_maps(predictor, image, out_dir / f"{stem}_activation_maps.png")
     return written
 
 
-def _unique_stem(path: str | None, used: dict[str, int]) -> str:
-    stem = Path(path).stem if path is not None else Path(BUNDLED_IMAGE_NAME).stem
-    n = used.get(stem, 0)
-    used[stem] = n + 1
-    return stem if n == 0 else f"{stem}_{n}"
+def save_activation_maps(predictor: VocabularyPredictor, image: np.ndarray, png: Path) -> list[Path]:
+    """Write the activation-map figure of ``image`` and its JSON summary (per segment: proposal, area, class and
+    score by mask pooling, by the adapter and in the model's output). Returns the two paths."""
+    from PIL import Image
+
+    from mask_adapter.analysis.activation_maps import compute_activation_maps, render_activation_figure
+
+    resize = predictor.resize if predictor.cfg.INPUT.MIN_SIZE_TEST > 0 else None
+    result = compute_activation_maps(predictor.model, image, resize=resize)
+    atomic_save_image(str(png), Image.fromarray(render_activation_figure(result)))
+    json_path = png.with_suffix(".json")
+    atomic_write_text(str(json_path), json.dumps({"segments": result.summary()}, indent=1, ensure_ascii=False))
+    return [png, json_path]
+
+
+def output_stems(paths: Sequence[str | None]) -> list[str]:
+    """The output name (``<stem>`` of ``<stem>_<task>.png`` ...) of each input: unique within the run and the same
+    on every run with the same inputs.
+
+    An input's file stem (``photo`` for photo.jpg) when no other input has it; inputs that share a stem get their
+    extension appended (``a_jpg``, ``a_png``), then their folder's name in front (``day1_a_jpg``); names still
+    shared after that (e.g. the same file name under two folders of the same name) get ``_2``, ``_3`` ... in input
+    order.
+    """
+
+    def candidates(path: str | None) -> list[str]:
+        p = Path(path) if path is not None else Path(BUNDLED_IMAGE_NAME)
+        with_ext = f"{p.stem}_{p.suffix[1:]}" if p.suffix else p.stem
+        return [p.stem, with_ext, f"{p.parent.name}_{with_ext}" if p.parent.name else with_ext]
+
+    options = [candidates(p) for p in paths]
+    level = [0] * len(paths)
+    for _ in range(2):
+        names = [o[lv] for o, lv in zip(options, level, strict=True)]
+        counts: dict[str, int] = {}
+        for n in names:
+            counts[n] = counts.get(n, 0) + 1
+        level = [lv + 1 if counts[n] > 1 else lv for n, lv in zip(names, level, strict=True)]
+    names = [o[lv] for o, lv in zip(options, level, strict=True)]
+    seen: dict[str, int] = {}
+    unique = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        unique.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
+    return unique
 
 
 def _read_frames(capture: Any) -> Iterator[np.ndarray]:
@@ -250,30 +337,95 @@ def _read_frames(capture: Any) -> Iterator[np.ndarray]:
 
 
 def run_video(predictor: VocabularyPredictor, source: Any, target: Path, task: str, threshold: float) -> int:
-    """Segment every frame of a cv2 video source and write an mp4 overlay. Returns the number of frames."""
+    """Segment every frame of a cv2 video source and write an mp4 overlay. Returns the number of frames.
+
+    The video goes to a temporary ``.<name>.<random>.tmp.mp4`` in the target's folder and is renamed to ``target``
+    only once it is complete and can be read back with all its frames (a full disk leaves no unplayable file).
+    Ctrl-C ends a webcam or video early; the frames so far are kept.
+
+    Raises:
+        ValueError: the source cannot be opened, or none of its frames can be decoded.
+        OutputWriteError: the folder cannot take the video (read-only, full disk ...).
+    """
     import cv2
 
     cap = cv2.VideoCapture(source)
     if not cap.isOpened():
-        raise ValueError(f"cannot open video source {source!r}")
+        raise ValueError(f"cannot open video source {source!r}; give a readable video file (e.g. .mp4, .avi)")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None  # 0 for a webcam
+    try:
+        fd, tmp = tempfile.mkstemp(dir=str(target.parent), prefix=f".{target.name}.", suffix=".tmp.mp4")
+    except OSError as e:
+        cap.release()
+        raise output_write_error(e, str(target)) from None
+    os.close(fd)
     writer, frames = None, 0
     try:
-        for rgb in progress(_read_frames(cap), "video", total=total, unit="frame"):
-            overlay = predictor.visualize(rgb, predictor(rgb), task, threshold)
-            if writer is None:
-                h, w = overlay.shape[:2]
-                writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-            writer.write(cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
-            frames += 1
-    except KeyboardInterrupt:
-        logger.info("stopped after %d frames", frames)
-    finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
+        try:
+            for rgb in progress(_read_frames(cap), "video", total=total, unit="frame"):
+                overlay = predictor.visualize(rgb, predictor(rgb), task, threshold)
+                if writer is None:
+                    h, w = overlay.shape[:2]
+                    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                    if not writer.isOpened():
+                        raise _video_write_error(target, "the video encoder could not open the file")
+                writer.write(cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+                frames += 1
+        except KeyboardInterrupt:
+            logger.info("stopped after %d frames", frames)
+        finally:
+            cap.release()
+            if writer is not None:
+                writer.release()
+        if frames == 0:
+            raise ValueError(
+                f"no frame of video {source!r} could be decoded (damaged or empty); nothing written; give a "
+                "playable video"
+            )
+        _finish_video(tmp, target, frames)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
     return frames
+
+
+def _video_write_error(target: Path, what: str) -> OutputWriteError:
+    """Why the video could not be written: the folder's file system full or read-only, else ``what``."""
+    folder = str(target.parent)
+    try:
+        stats = os.statvfs(folder)
+        full = stats.f_bavail * stats.f_frsize < 1 << 20
+        read_only = bool(stats.f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        full = read_only = False
+    if full:
+        return output_write_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), str(target))
+    if read_only or not os.access(folder, os.W_OK):
+        return output_write_error(OSError(errno.EROFS if read_only else errno.EACCES, "not writable"), str(target))
+    return OutputWriteError(errno.EIO, f"cannot write {target}: {what}; check the folder or choose another output")
+
+
+def _finish_video(tmp: str, target: Path, frames: int) -> None:
+    """fsync the written video, read its frame count back, then rename it to ``target`` with the usual mode."""
+    import cv2
+
+    try:
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise output_write_error(e, str(target)) from None
+    check = cv2.VideoCapture(tmp)
+    readable = check.isOpened() and int(check.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+    check.release()
+    if not readable:
+        raise _video_write_error(target, f"the written video does not hold its {frames} frames")
+    try:
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, target)
+    except OSError as e:
+        raise output_write_error(e, str(target)) from None
 
 
 # ---------------------------------------------------------------------------------------------------- main
@@ -299,6 +451,11 @@ def _run(args: argparse.Namespace, mask_generator: Any) -> list[Path]:
     out_dir = prepare_output(args.output)
     cfg = setup_cfg(args)
     names, things = build_vocabulary(args, cfg)
+    args.label_ids = file_label_ids(args)
+    if args.label_ids == list(range(len(names))):
+        args.label_ids = None  # ids 0, 1, 2, ... in order: the class indices themselves
+    if args.save_label_map:
+        check_label_map_classes(len(names) if args.label_ids is None else max(args.label_ids) + 1)
     if cfg.MODEL.WEIGHTS:
         cfg.defrost()
         cfg.MODEL.WEIGHTS = resolve_weights(cfg.MODEL.WEIGHTS, args.cache_dir)
@@ -343,11 +500,11 @@ def _run(args: argparse.Namespace, mask_generator: Any) -> list[Path]:
         logger.info("wrote %s (%d frames)", target, frames)
         return [target]
     written: list[Path] = []
-    used: dict[str, int] = {}
+    stems = dict(zip(paths, output_stems(paths), strict=True))
     skipped = 0
     for path in progress(paths, "demo", unit="image", min_total=2):
         try:
-            written += process_image(predictor, path, _unique_stem(path, used), out_dir, args)
+            written += process_image(predictor, path, stems[path], out_dir, args)
         except ImageReadError as e:
             skipped += 1
             logger.warning("%s; skipped", e)

@@ -12,7 +12,7 @@ import sys
 
 from mask_adapter.data.synthetic import make_synthetic_dataset
 
-__all__ = ["make_synthetic_dataset", "main"]
+__all__ = ["command_line", "make_synthetic_dataset", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def command_line(argv: list[str] | None = None) -> int:
+    """The program: INFO logging, then :func:`main`; returns the exit code."""
     logging.basicConfig(level=logging.INFO)
-    sys.exit(main())
+    return main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(command_line())

@@ -29,11 +29,13 @@ keeps running.
 """
 
 import argparse
+import contextlib
 import hashlib
 import html
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -45,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from mask_adapter.api.config import MASK_SOURCES, is_random_tiny_model, setup_cfg
-from mask_adapter.api.images import DEFAULT_MAX_SIDE, ImageReadError, original_size
+from mask_adapter.api.images import DEFAULT_MAX_SIDE, ImageReadError, ImageTooLargeError, original_size
 from mask_adapter.api.predictor import TASKS, VocabularyPredictor, void_label
 from mask_adapter.api.vocabulary import default_vocabulary
 from mask_adapter.apps.demo import get_parser as cli_parser
@@ -158,6 +160,9 @@ class DemoApp:
         self._tmp = None if output_dir else tempfile.TemporaryDirectory(prefix="mask_adapter_app_")
         self.output_dir = Path(output_dir) if output_dir else Path(self._tmp.name)
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        # Gradio's uploads and cached files (build_ui points GRADIO_TEMP_DIR here): removed by close()
+        self.upload_dir = self.output_dir / "uploads"
+        self._last_upload: tuple[str, np.ndarray, tuple[int, int] | None] | None = None
         self.trust_pickle = trust_pickle
         self._predictors: dict[str, VocabularyPredictor] = {}
         self._last: tuple[tuple[Any, ...], dict[str, Any]] | None = None  # (request key, model outputs)
@@ -201,9 +206,42 @@ class DemoApp:
 
     # ------------------------------------------------------------------------------------------------ checks
     def _read_image(self, image_path: str | None) -> tuple[np.ndarray, tuple[int, int] | None]:
-        """The image as (H, W, 3) uint8 RGB, scaled to ``max_side``, and its (width, height) in the file if scaled."""
+        """The image as (H, W, 3) uint8 RGB, scaled to ``max_side``, and its (width, height) in the file if scaled.
+
+        An upload (a file under ``upload_dir``) is deleted once read; the last one stays in memory, so pressing
+        Segment again on it (another vocabulary, task ...) works without the file."""
         if not image_path:
             raise AppInputError("no image: upload an image (JPEG, PNG, BMP, TIFF, WebP) first")
+        last = self._last_upload
+        if last is not None and last[0] == image_path and not os.path.exists(image_path):
+            return last[1], last[2]
+        try:
+            image, scaled_from = self._decode(image_path)
+        finally:
+            self._delete_upload(image_path)
+        if self._is_upload(image_path):
+            self._last_upload = (image_path, image, scaled_from)
+        return image, scaled_from
+
+    def _is_upload(self, path: str) -> bool:
+        root = os.path.realpath(self.upload_dir) + os.sep
+        return os.path.realpath(path).startswith(root)
+
+    def _delete_upload(self, path: str) -> None:
+        """Remove an uploaded file and the folders Gradio made for it (nothing outside ``upload_dir``)."""
+        if not self._is_upload(path):
+            return
+        with contextlib.suppress(OSError):
+            os.remove(path)
+        folder = Path(path).parent
+        while self._is_upload(str(folder)) and folder != self.upload_dir:
+            try:
+                folder.rmdir()  # only empty folders
+            except OSError:
+                break
+            folder = folder.parent
+
+    def _decode(self, image_path: str) -> tuple[np.ndarray, tuple[int, int] | None]:
         name = Path(image_path).name
         if not os.path.isfile(image_path):
             raise AppInputError(f"image {name} not found on the server; upload it again")
@@ -211,6 +249,12 @@ class DemoApp:
             raise AppInputError(f"{name} is empty (0 bytes); upload the image file again")
         try:
             image = load_input(image_path, self.max_side)
+        except ImageTooLargeError as e:
+            side = int(e.limit**0.5)
+            raise AppInputError(
+                f"{name} is too large: {e.pixels:,} pixels, more than the limit of {e.limit:,} pixels (about "
+                f"{side:,} x {side:,}) that guards against decompression bombs; upload a smaller image"
+            ) from None
         except ImageReadError:
             kind = _image_format(image_path)
             if kind:
@@ -283,6 +327,50 @@ class DemoApp:
             legend = legend.replace('<div class="legend">', f'<div class="legend">{note}', 1)
         return SegmentResult(overlay=overlay, legend=legend, label_map_path=str(png), classes_path=str(classes))
 
+    def activation_maps(
+        self, image_path: str | None, vocabulary: str, mask_source: str, max_segments: int = 4
+    ) -> tuple[np.ndarray, str]:
+        """The adapter's activation maps of the image's most confident segments (the "Activation maps" panel).
+
+        Args:
+            image_path, vocabulary, mask_source: as :meth:`segment`.
+            max_segments: segments shown.
+
+        Returns:
+            (figure (rows, cols, 3) uint8 RGB: per segment its binary proposal mask, the mean and the K normalised
+            activation maps over the image; HTML table: class by mask pooling vs by the adapter per segment).
+
+        Raises:
+            AppInputError: bad input, or a model without an adapter, with a one-line message.
+        """
+        from mask_adapter.analysis.activation_maps import compute_activation_maps, render_activation_figure
+
+        if mask_source not in MASK_SOURCES:
+            raise AppInputError(f"unknown mask source {mask_source!r}; choose one of {', '.join(MASK_SOURCES)}")
+        image, _ = self._read_image(image_path)
+        names, things = self._vocabulary(vocabulary)
+        with self._lock:
+            predictor = self._predictor(mask_source)
+            if tuple(names) != predictor.class_names:
+                predictor.set_vocabulary(names, things)
+            resize = predictor.aug.get_transform(image).apply_image if predictor.cfg.INPUT.MIN_SIZE_TEST > 0 else None
+            try:
+                result = compute_activation_maps(predictor.model, image, resize=resize, max_segments=max_segments)
+            except ValueError as e:
+                raise AppInputError(_one_line(e)) from None
+        rows = "".join(
+            f"<tr><td>{i}</td><td>{r['area']}</td><td>{html.escape(r['mask_pooling']['class'])} "
+            f"({r['mask_pooling']['score']:.2f})</td><td>{html.escape(r['adapter']['class'])} "
+            f"({r['adapter']['score']:.2f})</td><td>{html.escape(r['final']['class'])}</td></tr>"
+            for i, r in enumerate(result.summary())
+        )
+        table = (
+            f'<div class="activation-maps"><p>{len(result.segments)} segments, {result.num_maps} normalised '
+            "activation maps each (every map sums to 1 over the CLIP grid)</p><table><tr><th>segment</th>"
+            "<th>pixels</th><th>mask pooling</th><th>adapter</th><th>model output</th></tr>" + rows + "</table></div>"
+        )
+        return render_activation_figure(result, tile_height=80), table
+
     def _write_label_map(self, labels: np.ndarray, names: Sequence[str], task: str, stem: str) -> tuple[Path, Path]:
         """Write PNG + JSON into a staging folder, then move the folder into place in one rename."""
         self._count += 1
@@ -322,7 +410,8 @@ class DemoApp:
         return f'<div class="legend">{head}{table}{note}</div>'
 
     def close(self) -> None:
-        """Remove the temporary output folder (when the app made it)."""
+        """Remove the uploads, and the temporary output folder (when the app made it)."""
+        shutil.rmtree(self.upload_dir, ignore_errors=True)
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -331,6 +420,8 @@ class DemoApp:
 def build_ui(app: DemoApp) -> Any:
     """The Gradio page around ``app`` (a ``gr.Blocks``; launch it with ``launch_kwargs()``)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # uploads and Gradio's cached outputs go to the app's folder, removed when the app stops (not into $TMPDIR/gradio)
+    os.environ["GRADIO_TEMP_DIR"] = str(app.upload_dir)
     import gradio as gr
 
     def run(image: str | None, vocabulary: str, task: str, masks: str):
@@ -343,6 +434,16 @@ def build_ui(app: DemoApp) -> Any:
             message = html.escape(f"internal error: {_one_line(e)}; see the server log")
             raise gr.Error(message, duration=None, print_exception=False) from e
         return result.overlay, result.legend, [result.label_map_path, result.classes_path]
+
+    def show_maps(image: str | None, vocabulary: str, masks: str):
+        try:
+            return app.activation_maps(image, vocabulary, masks)
+        except AppInputError as e:
+            raise gr.Error(html.escape(str(e)), duration=None, print_exception=False) from None
+        except Exception as e:
+            logger.exception("request failed")
+            message = html.escape(f"internal error: {_one_line(e)}; see the server log")
+            raise gr.Error(message, duration=None, print_exception=False) from e
 
     note = (
         "**Tiny RANDOM model**: the segmentation is meaningless; restart with `--weights fcclip-l-ma` for real results."
@@ -382,7 +483,19 @@ def build_ui(app: DemoApp) -> Any:
                     interactive=False,
                     elem_id="label-map",
                 )
+        with gr.Accordion("Activation maps: mask pooling vs the adapter", open=False, elem_id="activation-panel"):
+            gr.Markdown(
+                "Per segment: its binary proposal mask, the mean of the adapter's normalised semantic activation "
+                "maps and the maps themselves, over the image; the table gives the class from plain mask pooling "
+                "of the CLIP feature and from the adapter."
+            )
+            maps_button = gr.Button("Show activation maps", elem_id="show-maps")
+            maps_figure = gr.Image(
+                label="Activation maps", type="numpy", format="png", interactive=False, elem_id="maps-figure"
+            )
+            maps_table = gr.HTML(elem_id="maps-table")
         button.click(run, [image, vocabulary, task, masks], [overlay, legend, files])
+        maps_button.click(show_maps, [image, vocabulary, masks], [maps_figure, maps_table])
     return page
 
 
@@ -467,10 +580,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     kwargs = launch_kwargs(args.host, args.port)
     page.launch(**kwargs, prevent_thread_lock=True)
     logger.info("serving on http://%s:%d (Ctrl-C to stop)", args.host, args.port)
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill` cleans up like Ctrl-C
     try:
         page.block_thread()
     finally:
+        signal.signal(signal.SIGTERM, previous)
+        with contextlib.suppress(Exception):  # the server may already be closed by block_thread
+            page.close()
         app.close()
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

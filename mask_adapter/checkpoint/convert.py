@@ -1,12 +1,14 @@
 """Conversion of a checkpoint between torch (``.pth``) and ``.safetensors``, keeping the model state dict only."""
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..utils import PathLike
+from ..utils.atomic import atomic_save
 from .layout import FUSION_MARKER_KEY, split_checkpoint
 from .loading import load_checkpoint_file
 from .safetensors_io import SAFETENSORS_SUFFIX, save_safetensors_checkpoint
@@ -32,6 +34,11 @@ def convert_checkpoint(src: PathLike, dst: PathLike, *, allow_pickle: bool = Fal
     dst = Path(dst)
     if dst.suffix not in (SAFETENSORS_SUFFIX, ".pth"):
         raise ValueError(f"output {dst} must end in {SAFETENSORS_SUFFIX} or .pth")
+    if os.path.abspath(src) == os.path.abspath(dst) or (dst.exists() and os.path.samefile(src, dst)):
+        raise ValueError(
+            f"input and output are the same file {src}: the conversion keeps the model weights only and would "
+            "replace the file, dropping its trainer state and iteration; write the output to another file"
+        )
     state, extra = split_checkpoint(load_checkpoint_file(str(src), allow_pickle=allow_pickle))
     if not state:
         raise ValueError(f"{src} holds no tensors to convert")
@@ -43,5 +50,6 @@ def convert_checkpoint(src: PathLike, dst: PathLike, *, allow_pickle: bool = Fal
         save_safetensors_checkpoint(state, dst, meta)
     else:
         dst.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": state, **({FUSION_MARKER_KEY: marker} if marker is not None else {})}, dst)
+        data = {"model": state, **({FUSION_MARKER_KEY: marker} if marker is not None else {})}
+        atomic_save(str(dst), lambda f: torch.save(data, f))
     return {"tensors": len(state), "dropped": sorted(extra)}

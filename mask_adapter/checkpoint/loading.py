@@ -10,6 +10,7 @@ import logging
 import os
 import pickle
 import re
+from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -278,7 +279,13 @@ class MaskAdapterCheckpointer(DetectionCheckpointer):
             {k: v.shape for k, v in model_state.items()},
         )
         tensors = [k for k, v in state.items() if isinstance(v, torch.Tensor) or hasattr(v, "shape")]
-        if tensors and not checkpoint.get("matching_heuristics") and not any(k in model_state for k in tensors):
+        source = self._loading_path or "<unknown>"
+        if not tensors:
+            raise ValueError(
+                f"checkpoint {source} holds no model tensors (an empty state dict); loading it would leave every "
+                "weight random; pass the file with the model's weights (MODEL.WEIGHTS / --weights)"
+            )
+        if not checkpoint.get("matching_heuristics") and not any(k in model_state for k in tensors):
             raise ValueError(
                 f"none of the {len(tensors)} tensors of checkpoint {self._loading_path or '<unknown>'} is a "
                 f"parameter of the model (e.g. {sorted(tensors)[0]!r}); {_ARCH_HINT}"
@@ -288,7 +295,63 @@ class MaskAdapterCheckpointer(DetectionCheckpointer):
                 f"{len(mismatches)} tensors of checkpoint {self._loading_path or '<unknown>'} do not fit the model; "
                 f"{_ARCH_HINT}:\n" + format_shape_mismatches(mismatches, "checkpoint", "model")
             )
+        check_finite(state, source, keys=model_state)
         return super()._load_model(checkpoint)
+
+    def _log_incompatible_keys(self, incompatible: Any) -> None:
+        """A few lines instead of one line per tensor: how many model tensors the checkpoint lacks (they keep
+        their initial values) and how many of its entries the model does not use, grouped by module."""
+        from fvcore.common.checkpoint import _filter_reused_missing_keys
+
+        source = self._loading_path or "the checkpoint"
+        missing = (
+            _filter_reused_missing_keys(self.model, incompatible.missing_keys) if incompatible.missing_keys else []
+        )
+        if missing:
+            total = len(self.model.state_dict())
+            logger.warning(
+                "%d of %d model tensors are not in %s and keep their initial values: %s",
+                len(missing),
+                total,
+                source,
+                summarize_keys(missing),
+            )
+        if incompatible.unexpected_keys:
+            logger.warning(
+                "%d entries of %s are not used by the model: %s",
+                len(incompatible.unexpected_keys),
+                source,
+                summarize_keys(incompatible.unexpected_keys),
+            )
+
+
+def summarize_keys(keys: Sequence[str], depth: int = 2, limit: int = 6) -> str:
+    """``keys`` counted by their first ``depth`` name components, largest groups first, at most ``limit`` groups
+    (e.g. "backbone.clip_model.* (120), sem_seg_head.predictor.* (14), 3 more groups")."""
+    groups: dict[str, int] = {}
+    for key in keys:
+        parts = key.split(".")
+        group = ".".join(parts[:depth]) + (".*" if len(parts) > depth else "")
+        groups[group] = groups.get(group, 0) + 1
+    ranked = sorted(groups.items(), key=lambda item: (-item[1], item[0]))
+    text = ", ".join(f"{name} ({count})" for name, count in ranked[:limit])
+    return text + (f", {len(ranked) - limit} more groups" if len(ranked) > limit else "")
+
+
+def check_finite(state: Mapping[str, Any], source: str, keys: Container[str] | None = None) -> None:
+    """Raises one ValueError line naming the first floating-point tensor of ``state`` (among ``keys``, if given)
+    that holds NaN or infinite values: such weights turn every prediction into the same class without an error."""
+    for key, value in state.items():
+        if keys is not None and key not in keys:
+            continue
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise ValueError(
+                    f"checkpoint {source}: tensor {key} holds {bad} NaN or infinite values (of {value.numel()}); the "
+                    "weights are damaged (e.g. saved by a diverged training run); use an earlier checkpoint or "
+                    "download the file again"
+                )
 
 
 def load_generator_weights(model: nn.Module, path: str, *, allow_pickle: bool = False) -> list[str]:

@@ -10,6 +10,7 @@ separate copies, so every key stays present.
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from ..utils import PathLike
+from ..utils.atomic import atomic_output_path
 from .layout import FUSION_MARKER_KEY
 
 __all__ = [
@@ -114,5 +116,12 @@ def save_safetensors_checkpoint(
         logger.info("%d tensors shared memory with another entry; written as copies", copies)
     meta = {"format": _FORMAT, **{str(k): str(v) for k, v in (metadata or {}).items()}}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
+    with atomic_output_path(str(path)) as tmp:  # never a truncated file under the output name
+        try:
+            save_file(tensors, tmp, metadata=meta)
+        except Exception as e:  # the Rust writer reports I/O errors as "... (os error N)" without an OSError
+            code = re.search(r"os error (\d+)", str(e))
+            if code is None:
+                raise
+            raise OSError(int(code[1]), os.strerror(int(code[1]))) from e
     return path

@@ -5,8 +5,9 @@ spelling so that unmodified official YAML files merge. Keys the official files s
 are accepted in `_add_compat_keys`. Validation and the resolution of "auto" values live in
 `mask_adapter.config.resolve`.
 
-Notation used in comments: K adapter maps per mask, N masks per image, Q generator queries, D CLIP embedding
-width, α/β geometric-ensemble exponents.
+Letters in comments are the shape letters of docs/architecture.md: Q proposals (generator queries), N masks per
+image given to the adapter, K adapter maps per mask, D CLIP embedding width; α/β are the geometric-ensemble
+exponents.
 
 Typical use::
 
@@ -210,8 +211,6 @@ def _add_adapter_keys(cfg: CN) -> None:
     cfg.MODEL.MASK_ADAPTER.TEXT_CACHE_DIR = ""
     # Ours. Masks per adapter call at inference (bounds memory); 0 = all Q at once.
     cfg.MODEL.MASK_ADAPTER.INFERENCE_CHUNK = 0
-    # Ours. Kept for older configs: its reassociation (fuse once, W_fuse folded) is part of the default inference path.
-    cfg.MODEL.MASK_ADAPTER.FAST_INFERENCE = False
     # Ours. Inference speed (GETTING_STARTED "Speed and memory"). Memory budget (MB) of the adapter's inference
     # activations: sets the masks per group (exact).
     cfg.MODEL.MASK_ADAPTER.INFERENCE_MEMORY_MB = 128

@@ -8,6 +8,7 @@ Package vocabularies are addressed by key (``"ade20k_150"`` -> ``vocabularies/ad
 and read through ``importlib.resources``, never through working-directory paths. Nothing is read at import.
 """
 
+import codecs
 import functools
 import json
 import os
@@ -18,6 +19,7 @@ from importlib import resources
 from mask_adapter.modeling.text.classifier import split_synonyms
 
 __all__ = [
+    "decode_text_file",
     "VOCABULARY_KEYS",
     "INVALID_CLASS",
     "parse_vocabulary_text",
@@ -106,13 +108,58 @@ def parse_vocabulary_text(text: str, source: str = "<text>") -> list[str]:
     return [names for _, names in parse_vocabulary_entries(text, source)]
 
 
+# Byte-order marks, longest first (the UTF-32 LE mark starts with the UTF-16 LE one).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def decode_text_file(data: bytes, source: str) -> str:
+    """The text of a user's file: UTF-8, or any text with a byte-order mark (UTF-8 with BOM as Windows Notepad
+    writes it, UTF-16 and UTF-32 LE/BE); the mark is dropped.
+
+    Raises:
+        ValueError: neither (one line naming the file, the first bad byte and the fix).
+    """
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(encoding)
+            except UnicodeDecodeError as e:
+                raise ValueError(
+                    f"{source} starts with a {encoding.upper()} byte-order mark but is not valid {encoding.upper()} "
+                    f"(at byte {e.start + len(bom)}); save it again as UTF-8"
+                ) from None
+    if b"\x00" in data and len(data) % 2 == 0:  # UTF-16 without a mark: every ASCII character has a zero byte
+        for zeros, encoding in ((data[1::2], "utf-16-le"), (data[0::2], "utf-16-be")):
+            if zeros.count(0) >= len(zeros) // 2:
+                try:
+                    return data.decode(encoding)
+                except UnicodeDecodeError:
+                    break
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{source} is not UTF-8 text: byte 0x{data[e.start]:02x} at position {e.start}; save it as UTF-8 "
+            "(or UTF-16 with a byte-order mark)"
+        ) from None
+    if "\x00" in text:
+        raise ValueError(f"{source} holds NUL bytes (a binary file?); give a UTF-8 text file")
+    return text
+
+
 @functools.cache
 def _read_vocabulary(key_or_path: str) -> str:
     if key_or_path in VOCABULARY_KEYS:
         return _resource(key_or_path + _VOCAB_SUFFIX).read_text(encoding="utf-8")
     if os.path.isfile(key_or_path):
-        with open(key_or_path, encoding="utf-8") as f:
-            return f.read()
+        with open(key_or_path, "rb") as f:
+            return decode_text_file(f.read(), key_or_path)
     raise FileNotFoundError(
         f"Vocabulary {key_or_path!r} is neither a shipped key ({', '.join(VOCABULARY_KEYS)}) nor an existing "
         "file; pass a key or the path of an 'id:name,synonym,...' file"

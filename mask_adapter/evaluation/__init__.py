@@ -2,7 +2,6 @@
 
 from .benchmarks import BENCHMARKS, evaluate_benchmarks, format_benchmark_table  # noqa: F401
 from .build import EVALUATOR_TABLE, build_evaluator  # noqa: F401
-from .env import environment_versions  # noqa: F401
 from .guard import ImageEvaluationError, guard_evaluation  # noqa: F401
 from .instance import InstanceSegEvaluator  # noqa: F401
-from .sem_seg import OpenVocabSemSegEvaluator  # noqa: F401
+from .sem_seg import MIOU_CONVENTIONS, OpenVocabSemSegEvaluator, miou_conventions  # noqa: F401

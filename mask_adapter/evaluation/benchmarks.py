@@ -5,6 +5,11 @@ Benchmarks (the five of the paper's tables): A-847 ``openvocab_ade20k_full_sem_s
 PC-459 ``openvocab_pascal_ctx459_sem_seg_val``, PC-59 ``openvocab_pascal_ctx59_sem_seg_val``, PAS-20
 ``openvocab_pascal20_sem_seg_val``. A benchmark whose files are missing is reported with the expected path and
 the preparation script; the others still run.
+
+The table names its mIoU convention: ``mIoU`` averages the classes present in the ground truth (the convention of
+the published numbers, detectron2 after 0.6), ``mIoU_d2v06`` the classes present in the ground truth or the
+prediction (detectron2 0.6). They differ most on PC-459 and A-847, whose vocabularies are far larger than the
+classes of the images (GETTING_STARTED.md, "Which mIoU").
 """
 
 import csv
@@ -21,10 +26,11 @@ from detectron2.utils import comm
 from tabulate import tabulate
 
 from ..utils.atomic import atomic_write, ensure_output_dir
+from ..utils.env import environment_versions
 from ..utils.progress import eval_progress
 from .build import build_evaluator
-from .env import environment_versions
 from .guard import guard_evaluation
+from .sem_seg import MIOU_CONVENTIONS
 
 __all__ = ["BENCHMARKS", "evaluate_benchmarks", "format_benchmark_table"]
 
@@ -41,7 +47,7 @@ BENCHMARKS: "OrderedDict[str, str]" = OrderedDict(
     ]
 )
 
-_COLUMNS = ("benchmark", "dataset", "status", "images", "mIoU", "PQ", "mask AP", "error")
+_COLUMNS = ("benchmark", "dataset", "status", "images", "mIoU", "mIoU_d2v06", "PQ", "mask AP", "error")
 
 
 def _resolve(benchmarks: Sequence[str] | None) -> "OrderedDict[str, str]":
@@ -61,6 +67,7 @@ def _resolve(benchmarks: Sequence[str] | None) -> "OrderedDict[str, str]":
 def _summary(results: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "mIoU": results.get("sem_seg", {}).get("mIoU"),
+        "mIoU_d2v06": results.get("sem_seg", {}).get("mIoU_d2v06"),
         "PQ": results.get("panoptic_seg", {}).get("PQ"),
         "mask AP": results.get("segm", {}).get("AP"),
     }
@@ -79,7 +86,8 @@ def evaluate_benchmarks(
         output_dir: folder for per-benchmark evaluator files and ``benchmarks.json`` / ``benchmarks.csv``.
 
     Returns:
-        {benchmark: {"dataset", "status" ("ok" | "missing" | "failed"), "images", "mIoU", "PQ", "mask AP",
+        {benchmark: {"dataset", "status" ("ok" | "missing" | "failed"), "images", "mIoU" (classes present in the
+        ground truth), "mIoU_d2v06" (classes in the ground truth or the prediction), "PQ", "mask AP",
         "error", "results" (the evaluators' full dict), "failed_images" (files skipped under
         TEST.SKIP_FAILED_IMAGES, each with its error)}}.
 
@@ -93,6 +101,7 @@ def evaluate_benchmarks(
             "status": "ok",
             "images": 0,
             "mIoU": None,
+            "mIoU_d2v06": None,
             "PQ": None,
             "mask AP": None,
             "error": "",
@@ -134,9 +143,11 @@ def evaluate_benchmarks(
 
 
 def format_benchmark_table(report: Mapping[str, Mapping[str, Any]]) -> str:
-    """One text table: benchmark, dataset, status, images, mIoU, PQ, mask AP, error."""
+    """One text table (benchmark, dataset, status, images, mIoU, mIoU_d2v06, PQ, mask AP, error) and, under it,
+    one line per mIoU column naming its convention."""
     rows = [[short] + [_fmt(r.get(c)) for c in _COLUMNS[1:]] for short, r in report.items()]
-    return tabulate(rows, headers=list(_COLUMNS), tablefmt="pipe", disable_numparse=True)
+    table = tabulate(rows, headers=list(_COLUMNS), tablefmt="pipe", disable_numparse=True)
+    return table + "\n" + "\n".join(f"{key}: {text}" for key, text in MIOU_CONVENTIONS.items())
 
 
 def _fmt(value: Any) -> str:
@@ -150,7 +161,11 @@ def write_benchmark_files(report: Mapping[str, Mapping[str, Any]], output_dir: s
     ensure_output_dir(output_dir)
     json_path, csv_path = os.path.join(output_dir, "benchmarks.json"), os.path.join(output_dir, "benchmarks.csv")
     with atomic_write(json_path, "w") as f:
-        json.dump({"versions": environment_versions(), "benchmarks": report}, f, indent=2)
+        json.dump(
+            {"versions": environment_versions(), "miou_conventions": MIOU_CONVENTIONS, "benchmarks": report},
+            f,
+            indent=2,
+        )
     with atomic_write(csv_path, "w") as f:
         writer = csv.writer(f)
         writer.writerow(_COLUMNS)

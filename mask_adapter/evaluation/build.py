@@ -26,7 +26,7 @@ from detectron2.evaluation import (
     DatasetEvaluators,
 )
 
-from .env import environment_versions
+from ..utils.env import environment_versions
 from .instance import InstanceSegEvaluator
 from .sem_seg import OpenVocabSemSegEvaluator
 

@@ -6,24 +6,34 @@ temporary file in the target's folder (named ``.<name>.<random>.tmp``, so no too
 image), is flushed and fsync'ed, then renamed over the target with ``os.replace`` (atomic on POSIX and Windows
 within one file system). On any error the temporary file is removed and an :class:`OutputWriteError` names the
 target, the reason (e.g. "No space left on device") and the fix.
+
+The file gets the permissions a plain ``open(path, "w")`` would give: a new file ``0o666`` minus the process umask
+(0644 under the usual umask 022), a replaced file keeps the mode it had. (``tempfile.mkstemp`` alone would make
+every output 0600, private to its owner whatever the umask.)
 """
 
 import contextlib
 import errno
 import json
 import os
+import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 __all__ = [
     "OutputWriteError",
     "atomic_save",
+    "atomic_output_path",
     "atomic_save_image",
     "atomic_write",
     "atomic_write_json",
     "atomic_write_text",
+    "current_umask",
     "ensure_output_dir",
+    "os_error_cause",
+    "output_write_error",
 ]
 
 
@@ -49,6 +59,37 @@ def _fix(error: OSError) -> str:
     if error.errno in (errno.ENOTDIR, errno.EEXIST):
         return "a parent of the path is a file; choose another output folder"
     return "check the path or choose another output folder"
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc/self/status)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:  # elsewhere: set and restore at once (other threads may briefly see umask 0o022)
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _open_mode(path: str) -> int:
+    """The permission bits ``open(path, "w")`` would leave: the existing file's, or 0o666 minus the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
+def output_write_error(error: OSError, what: str) -> OutputWriteError:
+    """One :class:`OutputWriteError` line for a failed write: ``cannot write <what>: <reason>; <fix>``."""
+    return OutputWriteError(error.errno, f"cannot write {what}: {_reason(error)}; {_fix(error)}")
 
 
 def ensure_output_dir(path: str) -> str:
@@ -85,6 +126,8 @@ def atomic_write(path: str, mode: str = "wb", encoding: str = "utf-8") -> Iterat
         raise OutputWriteError(e.errno, f"cannot write {path}: {_reason(e)}; {_fix(e)}") from None
     try:
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": encoding, "newline": ""})) as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), _open_mode(path))
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -94,8 +137,55 @@ def atomic_write(path: str, mode: str = "wb", encoding: str = "utf-8") -> Iterat
         if isinstance(e, OutputWriteError):
             raise
         raise OutputWriteError(e.errno, f"cannot write {path}: {_reason(e)}; {_fix(e)}") from None
-    except BaseException:
+    except BaseException as e:
         _remove_quietly(tmp)
+        cause = os_error_cause(e)
+        if cause is not None:  # e.g. torch.save's RuntimeError raised while handling the file's OSError
+            raise OutputWriteError(cause.errno, f"cannot write {path}: {_reason(cause)}; {_fix(cause)}") from None
+        raise
+
+
+def os_error_cause(error: BaseException) -> OSError | None:
+    """The OSError behind ``error``: itself, or one it was raised from or while handling (libraries such as
+    torch.save turn a failed ``write`` into a RuntimeError); None if there is none."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and error.errno is not None:
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+@contextlib.contextmanager
+def atomic_output_path(path: str) -> Iterator[str]:
+    """For writers that take a file name rather than a file object (``torch.onnx.export``, ``torch.jit.save``,
+    ``safetensors.save_file``): yields a temporary path in the target's folder (``.<name>.<random>.tmp<suffix>``,
+    same suffix, so format detection by extension keeps working); on a clean exit the file is fsync'ed, given the
+    mode ``open()`` would give and renamed to ``path``. On any error it is removed; write errors (also those a
+    library wraps in another exception) become one :class:`OutputWriteError` line.
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    suffix = os.path.splitext(name)[1]
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=f".tmp{suffix}")
+        os.close(fd)
+    except OSError as e:
+        raise output_write_error(e, path) from None
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        if hasattr(os, "chmod"):
+            os.chmod(tmp, _open_mode(path))
+        os.replace(tmp, path)
+    except BaseException as e:
+        _remove_quietly(tmp)
+        if isinstance(e, OutputWriteError):
+            raise
+        cause = os_error_cause(e)
+        if cause is not None:
+            raise output_write_error(cause, path) from None
         raise
 
 

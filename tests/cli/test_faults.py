@@ -34,7 +34,6 @@ TRAIN_OPTS = ["SOLVER.MAX_ITER", str(MAX_ITER), "SOLVER.CHECKPOINT_PERIOD", "1",
 _CHILD = """
 import io, os, signal, sys
 import torch
-sys.path.insert(0, os.environ["REPO"])
 from mask_adapter.engine import Trainer
 Trainer.log_period = 1
 Trainer.metrics_window = 1
@@ -51,13 +50,13 @@ def save(obj, f, *args, **kwargs):
     return real_save(obj, f, *args, **kwargs)
 
 torch.save = save
-import train_net
-sys.exit(train_net.command_line(sys.argv[1:]))
+from mask_adapter.apps.train import command_line
+sys.exit(command_line(sys.argv[1:]))
 """
 
 
 def _train_process(out: Path, root: Path, *extra: str, kill_at: int = -1) -> subprocess.CompletedProcess:
-    env = dict(os.environ, REPO=str(REPO), DETECTRON2_DATASETS=str(root), OMP_NUM_THREADS="1",
+    env = dict(os.environ, PYTHONPATH=str(REPO), DETECTRON2_DATASETS=str(root), OMP_NUM_THREADS="1",
                PYTHONWARNINGS="ignore", KILL_AT_ITERATION=str(kill_at))  # fmt: skip
     cmd = [sys.executable, "-c", _CHILD, "--config-file", FCCLIP, *extra,
            *COMMON_OPTS, *TRAIN_OPTS, "OUTPUT_DIR", str(out)]  # fmt: skip
@@ -136,7 +135,6 @@ def test_interrupted_checkpoint_write_leaves_nothing_resume_would_pick(tmp_path,
 # ---------------------------------------------------------------------------------------------------- text cache
 _CACHE_WRITER = """
 import os, sys, time
-sys.path.insert(0, os.environ["TESTS"])
 from tests.modeling.test_text_classifier import FakeTextTower, make_classifier
 classifier = make_classifier(FakeTextTower(), cache_dir=sys.argv[1])
 vocab = ["cat", "dog,puppy", "traffic light"]
@@ -148,7 +146,7 @@ while not os.path.exists(sys.argv[3]):  # start together
 for _ in range(40):
     classifier._save_disk(key, value)
     hit = classifier._load_disk(key)
-    assert hit is not None and hit.num_templates == [1, 2, 1], hit
+    assert hit is not None and hit.synonyms_per_class == [1, 2, 1], hit
 print("ok")
 """
 
@@ -156,7 +154,7 @@ print("ok")
 @pytest.mark.slow
 def test_text_cache_two_processes_writing_at_once(tmp_path):
     cache = tmp_path / "cache"
-    env = dict(os.environ, TESTS=str(REPO / "tests"), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(
@@ -266,3 +264,46 @@ def test_skip_failed_images_continues_and_lists_them(caplog):
         "2 images failed and were left out of the metrics: bad.jpg (RuntimeError: CUDA out of memory (simulated)); "
         "wrong_size.jpg (ValueError: prediction (2, 2) and label (3, 2) differ in size)"
     ]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_writes_get_the_mode_open_gives(tmp_path, umask, mode):
+    """New files: 0o666 minus the umask (mkstemp alone gives 0600); a replaced file keeps its own mode."""
+    from mask_adapter.utils.atomic import atomic_output_path, atomic_write_text, current_umask
+
+    previous = os.umask(umask)
+    try:
+        assert current_umask() == umask
+        atomic_write_text(str(tmp_path / "new.txt"), "x")
+        with atomic_output_path(str(tmp_path / "named.bin")) as tmp:
+            Path(tmp).write_bytes(b"y")
+        (tmp_path / "kept.txt").write_text("old")
+        os.chmod(tmp_path / "kept.txt", 0o604)
+        atomic_write_text(str(tmp_path / "kept.txt"), "new")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "new.txt").stat().st_mode & 0o777 == mode
+    assert (tmp_path / "named.bin").stat().st_mode & 0o777 == mode
+    assert (tmp_path / "kept.txt").stat().st_mode & 0o777 == 0o604 and (tmp_path / "kept.txt").read_text() == "new"
+
+
+def test_wrapped_write_error_is_one_line_and_leaves_nothing(tmp_path):
+    """A library that turns the failed write into another exception (torch.save: RuntimeError) still gives the
+    one-line OutputWriteError, and neither the target nor a temporary file remains."""
+    import errno
+
+    from mask_adapter.utils.atomic import OutputWriteError, atomic_output_path, atomic_save
+
+    def failing_writer(f):
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos") from None
+
+    with pytest.raises(OutputWriteError, match=r"^cannot write .*a\.pth: No space left on device; free disk space"):
+        atomic_save(str(tmp_path / "a.pth"), failing_writer)
+    with pytest.raises(OutputWriteError, match=r"^cannot write .*b\.pt: No space left on device"):
+        with atomic_output_path(str(tmp_path / "b.pt")) as tmp:
+            Path(tmp).write_bytes(b"partial")
+            failing_writer(None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -187,3 +187,15 @@ def test_top_k_adapter_embeddings_picks_the_most_confident_pooled_masks():
         add_mask_adapter_config(cfg)
         cfg.MODEL.MASK_ADAPTER.ADAPTER_TOP_K = -1
         check_config(cfg)
+
+
+def test_benchmark_help_lists_every_mode(capsys):
+    from mask_adapter.utils.benchmark import parse_args
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for mode in ("adapter", "e2e", "gpu-check", "text", "infer", "peak"):
+        assert mode in out
+    assert "peak memory, % of" in out and "SUPPRESS" not in out

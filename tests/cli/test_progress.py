@@ -160,8 +160,8 @@ def _classifier(chunk_size: int) -> TextClassifier:
 
 def test_text_embeddings_of_a_large_vocabulary_report_progress(records):
     names = [f"class{i}" for i in range(PROGRESS_MIN_BATCHES)]  # 14 prompts each: 8 batches of 14
-    emb, num_templates = _classifier(chunk_size=14)(names)
-    assert emb.shape == (len(names), 4) and num_templates == [1] * len(names)
+    emb, synonyms_per_class = _classifier(chunk_size=14)(names)
+    assert emb.shape == (len(names), 4) and synonyms_per_class == [1] * len(names)
     np.testing.assert_allclose(emb.norm(dim=-1).numpy(), 1.0, rtol=1e-6)
     assert records.messages and records.messages[-1].startswith(f"text embeddings: {len(names)} batch done in ")
 

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -94,6 +95,18 @@ def test_segment_bundled_photo(app, photo, task, mask_source):
         assert f"<td>{i}</td><td>{names[i]}</td><td>{share:.1f}%</td>" in result.legend
     assert ("<i>unlabeled</i>" in result.legend) == (255 in present)
     assert f"<b>{task}</b> with {mask_source} masks" in result.legend
+
+
+def test_activation_maps_panel_handler(app, photo):
+    figure, table = app.activation_maps(str(photo), VOCAB, "generator", max_segments=2)
+    assert figure.dtype == np.uint8 and figure.ndim == 3 and figure.shape[2] == 3
+    segments = table.count("<tr>") - 1
+    assert 1 <= segments <= 2
+    tile_w = round(500 * 80 / 375)
+    assert figure.shape == (segments * (16 + 2 * (80 + 3) + 3) + 3, 9 * (tile_w + 3) + 3, 3)
+    assert "mask pooling" in table and "adapter" in table and "16 normalised activation maps" in table
+    with pytest.raises(web.AppInputError, match="unknown mask source"):
+        app.activation_maps(str(photo), VOCAB, "nope")
 
 
 def test_model_built_once_and_outputs_reused(app, photo, monkeypatch):
@@ -379,6 +392,12 @@ def test_page_bad_upload_then_segmentation(browser, server, photo, tmp_path):
     assert np.abs(shown - original).mean() > 1.0  # and not the input itself
     assert page.get_by_test_id("toast-text").count() == 0
 
+    # Segment again on the same upload (the server deleted the file once read; the image is kept in memory)
+    page.locator("#task").get_by_text("semantic", exact=True).click()
+    page.locator("#segment").click()
+    expect(page.locator("#legend")).to_contain_text("semantic with generator masks", timeout=UI_TIMEOUT)
+    assert page.get_by_test_id("toast-text").count() == 0
+
     shot = tmp_path / "web_demo.png"
     page.screenshot(path=str(shot), full_page=True)
     assert Image.open(shot).size[0] == 1280
@@ -387,4 +406,63 @@ def test_page_bad_upload_then_segmentation(browser, server, photo, tmp_path):
     external = [u for u in requests if not u.startswith(("http://127.0.0.1", "data:", "blob:"))]
     assert external == []  # offline: no fonts, scripts or analytics from elsewhere
     assert server["proc"].poll() is None
+
+    # the activation-map panel: opened, filled for the same image and vocabulary
+    page.get_by_text("Activation maps: mask pooling vs the adapter").click()
+    page.locator("#show-maps").click()
+    maps = page.locator("#maps-figure img")
+    expect(maps).to_be_visible(timeout=UI_TIMEOUT)
+    expect(page.locator("#maps-table")).to_contain_text("mask pooling", timeout=UI_TIMEOUT)
+    figure = page.request.get(maps.get_attribute("src"))
+    assert figure.ok and Image.open(io.BytesIO(figure.body())).size[0] > 500
+    assert page.get_by_test_id("toast-text").count() == 0
     page.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_stopping_the_app_leaves_nothing_in_tmpdir(tmp_path, photo, stop):
+    """An upload through Gradio's endpoint lands in the app's own folder under $TMPDIR; SIGTERM (``kill``) or
+    Ctrl-C removes that folder with everything in it and exits cleanly."""
+    import httpx
+
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    port = _free_port()
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", TMPDIR=str(tmpdir))
+    env.pop("GRADIO_TEMP_DIR", None)
+    log_path = tmp_path / "app.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "demo" / "app.py"), "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(tmp_path),
+        )
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            while True:
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                try:
+                    if httpx.get(url, timeout=5).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.5)
+            with open(photo, "rb") as f:
+                answer = httpx.post(url + "gradio_api/upload", files={"files": ("photo.png", f, "image/png")})
+            assert answer.status_code == 200, answer.text
+            uploaded = Path(answer.json()[0])
+            assert uploaded.is_file() and tmpdir in uploaded.parents, uploaded  # in the app's folder, not elsewhere
+            proc.send_signal(stop)
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert code == 0, log_path.read_text()[-3000:]
+    assert sorted(p.name for p in tmpdir.iterdir()) == [], "files left in $TMPDIR after the app stopped"
+    assert "Traceback" not in log_path.read_text()

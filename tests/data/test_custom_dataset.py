@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from mask_adapter.apps.make_custom_example import make_custom_example
+from mask_adapter.apps.train import cli
 from tests import REPO
-from train_net import cli  # the script at the repository root (the rootdir is on sys.path for the tests package)
 
 
 def test_example_folder_layout(tmp_path):

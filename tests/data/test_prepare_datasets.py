@@ -1,5 +1,7 @@
-"""datasets/prepare_*.py on tiny inputs in each original format, then registration and loading via DatasetCatalog."""
+"""The datasets/prepare_*.py conversions on tiny inputs in each original format, then registration and loading via
+DatasetCatalog."""
 
+import ast
 import json
 import os
 import shutil
@@ -11,6 +13,13 @@ import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from mask_adapter.data.catalog import get_split, register_all
+from mask_adapter.data.prepare import (
+    prepare_ade20k_semantic,
+    prepare_cityscapes,
+    prepare_coco_panoptic_semantic,
+    prepare_coco_stuff,
+    prepare_mapillary,
+)
 from mask_adapter.data.vocabulary import load_vocabulary
 from tests._raw_datasets import (
     REPO,
@@ -44,7 +53,7 @@ def test_ade20k_sem_seg(root):
     label = read(out)
     assert label[0, 0] == 255 and label[1, 0] == 0 and label[3, 3] == 7
     mtime = out.stat().st_mtime_ns
-    assert prep.prepare(str(root)) == 0 and out.stat().st_mtime_ns == mtime  # idempotent
+    assert prepare_ade20k_semantic(str(root)) == 0 and out.stat().st_mtime_ns == mtime  # idempotent
     records = DatasetCatalog.get("openvocab_ade20k_sem_seg_val")
     assert len(records) == 1 and records[0]["sem_seg_file_name"] == str(out)
     meta = MetadataCatalog.get("openvocab_ade20k_sem_seg_val")
@@ -87,8 +96,9 @@ def test_ade20k_full_sem_seg(root):
 
 
 def test_ade20k_full_resizes_large_images():
-    prep = script("prepare_ade20k_full_sem_seg")
-    img, lab = prep._resize(np.zeros((600, 1000, 3), np.uint8), np.ones((600, 1000), np.uint16))
+    from mask_adapter.data.prepare import resize_ade_full
+
+    img, lab = resize_ade_full(np.zeros((600, 1000, 3), np.uint8), np.ones((600, 1000), np.uint16))
     assert img.shape == (512, 853, 3) and lab.shape == (512, 853) and (lab == 1).all()
 
 
@@ -113,7 +123,7 @@ def test_coco_panoptic_to_semantic(root):
             }
         )
     )
-    script("prepare_coco_semantic_annos_from_panoptic_annos").prepare(str(root), splits=("val2017",))
+    prepare_coco_panoptic_semantic(str(root), splits=("val2017",))
     wall = [c.split(",")[0] for c in load_vocabulary("coco_panoptic")].index("wall")
     sem = read(coco / "panoptic_semseg_val2017" / "000000000001.png")
     assert (sem[:, :3] == 0).all() and (sem[:, 3:5] == wall).all() and (sem[:, 5] == 255).all()
@@ -134,7 +144,7 @@ def test_coco_stuff(root):
         np.full((3, 4), 255, np.uint8),
     )
     (coco / "stuffthingmaps_trainval2017" / "train2017").mkdir()
-    assert script("prepare_coco_stuff_sem_seg").prepare(str(root)) == 1  # the all-ignore map is skipped
+    assert prepare_coco_stuff(str(root)) == 1  # the all-ignore map is skipped
     out = read(coco / "stuffthingmaps_detectron2" / "val2017" / "000000000001.png")
     # person -> 0; id 12 (unused) -> 255; wood (id 182) -> 170; banner (id 92) -> 80; blanket (id 93) -> 81
     assert out.tolist() == [[0, 255, 170, 255], [0, 0, 80, 81], [255] * 4]
@@ -208,11 +218,11 @@ def test_cityscapes_panoptic(root):
     single_car[4:8, 10:30] = 26003
     cityscapes_inputs(root, "val", "frankfurt_000001_000538", single_car)
     cityscapes_inputs(root, "train", "aachen_000000_000019")
-    prep = script("prepare_cityscapes_panoptic")
-    assert prep.prepare(str(root)) == 3 * 2 + 2  # train-id map + panoptic PNG per image, one JSON per split
+    assert prepare_cityscapes(str(root)) == 3 * 2 + 2  # train-id map + panoptic PNG per image, one JSON per split
     json_path = city / "gtFine" / "cityscapes_panoptic_val.json"
     mtime = json_path.stat().st_mtime_ns
-    assert prep.main(["--root", str(root)]) == 0 and json_path.stat().st_mtime_ns == mtime  # idempotent
+    main = script("prepare_cityscapes_panoptic").main
+    assert main(["--root", str(root)]) == 0 and json_path.stat().st_mtime_ns == mtime  # idempotent
 
     gt = city / "gtFine" / "val" / "frankfurt"
     train_ids = read(gt / "frankfurt_000000_000294_gtFine_labelTrainIds.png")
@@ -279,7 +289,7 @@ def test_cityscapes_loader_under_a_root_with_a_dot(tmp_path):
     try:
         cityscapes_inputs(root)
         cityscapes_inputs(root, "train", "aachen_000000_000019")
-        script("prepare_cityscapes_panoptic").prepare(str(root))
+        prepare_cityscapes(str(root))
         (rec,) = DatasetCatalog.get("openvocab_cityscapes_fine_panoptic_val")
         assert os.path.isfile(rec["sem_seg_file_name"]) and os.path.isfile(rec["pan_seg_file_name"])
     finally:
@@ -300,9 +310,8 @@ MAPILLARY_SEGMENTS = {
 @pytest.mark.parametrize("layout", ["v1.2", "v2.0"])
 def test_mapillary_vistas_panoptic(root, layout):
     mv = mapillary_inputs(root, layout)
-    prep = script("prepare_mapillary_vistas_panoptic")
-    assert prep.prepare(str(root)) == 0  # the downloads hold every label: nothing to render
-    assert prep.prepare(str(root)) == 0
+    assert prepare_mapillary(str(root)) == 0  # the downloads hold every label: nothing to render
+    assert prepare_mapillary(str(root)) == 0
     val = mv / "validation"
     if layout == "v2.0":  # the v1.2 folders are linked into place, relative to the split folder
         assert os.readlink(val / "panoptic") == os.path.join("v1.2", "panoptic")
@@ -346,10 +355,10 @@ def test_prepared_ground_truth_scores_100_as_a_prediction(root, name):
     if "cityscapes" in name:
         cityscapes_inputs(root)
         cityscapes_inputs(root, "train", "aachen_000000_000019")
-        script("prepare_cityscapes_panoptic").prepare(str(root))
+        prepare_cityscapes(str(root))
     else:
         mapillary_inputs(root, "v2.0")
-        script("prepare_mapillary_vistas_panoptic").prepare(str(root))
+        prepare_mapillary(str(root))
     meta = MetadataCatalog.get(name)
     panoptic, semantic = COCOPanopticEvaluator(name), OpenVocabSemSegEvaluator(name, distributed=False)
     panoptic.reset()
@@ -370,6 +379,23 @@ def test_prepared_ground_truth_scores_100_as_a_prediction(root, name):
         semantic.process([rec], [output])
     assert panoptic.evaluate()["panoptic_seg"]["PQ"] == pytest.approx(100.0)
     assert semantic.evaluate()["sem_seg"]["mIoU"] == pytest.approx(100.0)
+
+
+def test_scripts_are_launchers_of_the_package_commands():
+    """Each datasets/prepare_<name>.py only runs mask_adapter.data.prepare.commands.<name>.main."""
+    scripts = sorted((REPO / "datasets").glob("prepare_*.py"))
+    assert len(scripts) == 11
+    for path in scripts:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        _, *statements = tree.body  # the docstring, then the statements
+        assert ast.get_docstring(tree).splitlines()[0] == script(path.stem).__doc__.splitlines()[0]
+        imports = [n for n in statements if isinstance(n, (ast.Import, ast.ImportFrom))]
+        assert [ast.unparse(n) for n in imports] == [
+            "import sys",
+            f"from mask_adapter.data.prepare.commands.{path.stem} import main",
+        ], path.name
+        rest = [ast.unparse(n) for n in statements if n not in imports]
+        assert rest == ["if __name__ == '__main__':\n    sys.exit(main())"], path.name
 
 
 @pytest.mark.slow
@@ -427,13 +453,13 @@ def test_missing_cityscapes_image_and_bad_instance_ids(root):
     image = city / "leftImg8bit" / "val" / "frankfurt" / "frankfurt_000000_000294_leftImg8bit.png"
     image.unlink()
     with pytest.raises(FileNotFoundError) as e:
-        script("prepare_cityscapes_panoptic").prepare(str(root))
+        prepare_cityscapes(str(root))
     assert str(image) in one_line(e) and "leftImg8bit_trainvaltest.zip" in str(e.value)
     cityscapes_inputs(root)
     bad = city / "gtFine" / "val" / "frankfurt" / "frankfurt_000000_000294_gtFine_instanceIds.png"
     save(bad, np.full((32, 64), 40000, np.uint16))  # label id 40 does not exist
     with pytest.raises(ValueError) as e:
-        script("prepare_cityscapes_panoptic").prepare(str(root))
+        prepare_cityscapes(str(root))
     assert "instance id 40000" in one_line(e) and str(bad) in str(e.value)
 
 
@@ -441,7 +467,7 @@ def test_mapillary_v2_only_and_wrong_classes(root):
     mv = mapillary_inputs(root, "v2.0")
     shutil.rmtree(mv / "training" / "v1.2")
     with pytest.raises(FileNotFoundError) as e:
-        script("prepare_mapillary_vistas_panoptic").prepare(str(root))
+        prepare_mapillary(str(root))
     assert "v2.0" in one_line(e) and "65 v1.2 classes" in str(e.value)
     mapillary_inputs(root, "v1.2")
     json_path = mv / "validation" / "panoptic" / "panoptic_2018.json"
@@ -449,13 +475,13 @@ def test_mapillary_v2_only_and_wrong_classes(root):
     info["categories"][55]["isthing"] = 0  # car (id 56) listed as stuff: not the v1.2 class table
     json_path.write_text(json.dumps(info))
     with pytest.raises(ValueError) as e:
-        script("prepare_mapillary_vistas_panoptic").prepare(str(root))
+        prepare_mapillary(str(root))
     assert "class id 56 (car) with isthing=1" in one_line(e) and str(json_path) in str(e.value)
     info["categories"][55]["isthing"] = 1
     info["annotations"][0]["segments_info"][0]["category_id"] = 66  # "unlabeled" is not a class
     json_path.write_text(json.dumps(info))
     with pytest.raises(ValueError) as e:
-        script("prepare_mapillary_vistas_panoptic").prepare(str(root))
+        prepare_mapillary(str(root))
     assert "category id 66" in one_line(e)
 
 

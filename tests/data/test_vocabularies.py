@@ -8,12 +8,14 @@ import sys
 import pytest
 
 from mask_adapter.data.metadata import class_table, openvocab_demo_metadata
+from mask_adapter.data.prepare import ADE_CATID_MAPPING
 from mask_adapter.data.vocabulary import (
     INVALID_CLASS,
     LVIS_LEFTOVER_WIDTHS,
     VOCABULARY_KEYS,
     check_no_lvis_widths,
     count_synonyms,
+    decode_text_file,
     load_vocabulary,
     load_vocabulary_entries,
     load_vocabulary_meta,
@@ -161,7 +163,8 @@ def test_parse_inline_vocabulary():
 def test_side_data_is_consistent_with_vocabularies():
     ade = load_vocabulary_meta("ade20k_150")
     assert len(ade["colors"]) == 150 and len(ade["thing_indices"]) == 100
-    mapping = (REPO / "datasets" / "ade20k_instance_catid_mapping.txt").read_text().splitlines()[1:]
+    with open(ADE_CATID_MAPPING, encoding="utf-8") as f:
+        mapping = f.read().splitlines()[1:]
     rows = [r.split() for r in mapping if r.strip()]
     assert sorted({int(r[1]) - 1 for r in rows}) == ade["thing_indices"]
     full = load_vocabulary_meta("ade20k_847")["ade20k_2021_class_values"]
@@ -225,3 +228,20 @@ def test_import_reads_no_file():
 def test_meta_files_are_valid_json():
     for path in VOCAB_DIR.glob("*_meta.json"):
         assert isinstance(json.loads(path.read_text()), dict)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_vocabulary_file_encodings_are_read(encoding, tmp_path):
+    """UTF-8 with or without a byte-order mark (Notepad), UTF-16/32 with a mark, UTF-16 without one."""
+    text = "5:cat,kitten\r\n9:chien\r\n12:草地\r\n"
+    assert decode_text_file(text.encode(encoding), "v.txt") == text
+    path = tmp_path / f"{encoding}.txt"
+    path.write_bytes(text.encode(encoding))
+    assert load_vocabulary_entries(str(path)) == [(5, "cat,kitten"), (9, "chien"), (12, "草地")]
+
+
+def test_undecodable_vocabulary_file_is_one_line():
+    with pytest.raises(ValueError, match=r"^v\.txt is not UTF-8 text: byte 0xe9 at position 5; save it as UTF-8"):
+        decode_text_file("0:caf\u00e9\n".encode("latin-1"), "v.txt")
+    with pytest.raises(ValueError, match=r"^v\.txt holds NUL bytes"):
+        decode_text_file(b"0:cat\x00\n", "v.txt")

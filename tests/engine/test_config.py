@@ -19,6 +19,7 @@ from mask_adapter.config import (
     add_mask_adapter_config,
     arch_defaults,
     check_config,
+    merge_config,
     resolve_cdt_variant,
     resolve_cos_stop_grad,
     resolve_dense_projection,
@@ -265,7 +266,8 @@ def test_new_key_defaults() -> None:
         32,
         "adapter",
     )
-    assert (ma.TEXT_CACHE_DIR, ma.INFERENCE_CHUNK, ma.FAST_INFERENCE) == ("", 0, False)
+    assert (ma.TEXT_CACHE_DIR, ma.INFERENCE_CHUNK) == ("", 0)
+    assert "FAST_INFERENCE" not in ma  # removed: it selected nothing
     assert (ma.GENERATOR_WEIGHTS, ma.CLIP_DIM) == ("", 0)
     sam = cfg.MODEL.SAM
     assert (sam.MODEL_TYPE, sam.CHECKPOINT, sam.POINTS_PER_SIDE) == ("vit_b", "", 32)
@@ -614,3 +616,48 @@ def test_tiny_adapter_width_is_the_built_backbone_width() -> None:
     cfg = load("tiny/fcclip_tiny.yaml")
     model = build_model(cfg)
     assert model.mask_adapter.clip_dim == model.backbone.embed_dim == cfg.MODEL.FC_CLIP.EMBED_DIM == 64
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# merge_config: one-line errors for bad YAML files and command-line pairs
+# ----------------------------------------------------------------------------------------------------------------
+TINY = str(CONFIG_DIR / "tiny" / "fcclip_tiny.yaml")
+
+
+def test_merge_config_applies_file_then_pairs():
+    cfg = merge_config(new_cfg(), TINY, ["SOLVER.MAX_ITER", "7", "MODEL.MASK_ADAPTER.MASK_THRESHOLD", "0.25"])
+    assert cfg.SOLVER.MAX_ITER == 7 and cfg.MODEL.MASK_ADAPTER.MASK_THRESHOLD == 0.25
+    assert cfg.MODEL.META_ARCHITECTURE == "FCCLIP"
+
+
+def test_merge_config_unknown_key_names_the_closest_keys():
+    with pytest.raises(KeyError) as info:
+        merge_config(new_cfg(), TINY, ["MODEL.MASK_ADAPTER.MASK_THRESHOLDS", "0.3"])
+    message = info.value.args[0]
+    assert message.startswith(
+        "unknown config key MODEL.MASK_ADAPTER.MASK_THRESHOLDS (from the command line); did you mean "
+        "MODEL.MASK_ADAPTER.MASK_THRESHOLD or "
+    )
+    assert "\n" not in message and message.endswith("?")
+
+
+def test_merge_config_unknown_key_in_a_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"_BASE_: {TINY}\nMODEL:\n  NO_SUCH_KEY: 1\n")
+    with pytest.raises(KeyError, match=rf"unknown config key MODEL.NO_SUCH_KEY \(from {path}\)"):
+        merge_config(new_cfg(), str(path), [])
+
+
+def test_merge_config_wrong_type_odd_pairs_missing_file_bad_yaml(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"^config key SOLVER.MAX_ITER \(from the command line\) needs a value of type int"
+    ):
+        merge_config(new_cfg(), TINY, ["SOLVER.MAX_ITER", "'many'"])
+    with pytest.raises(ValueError, match="odd number of items"):
+        merge_config(new_cfg(), TINY, ["SOLVER.MAX_ITER"])
+    with pytest.raises(FileNotFoundError, match="config file not found: .*nope.yaml; give an existing YAML file"):
+        merge_config(new_cfg(), str(tmp_path / "nope.yaml"), [])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("MODEL: [unclosed\n")
+    with pytest.raises(ValueError, match=rf"config file {broken} is not valid YAML"):
+        merge_config(new_cfg(), str(broken), [])

@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
 
-from mask_adapter import add_mask_adapter_config
 from mask_adapter.apps import demo
 from mask_adapter.checkpoint import MaskAdapterCheckpointer, hub
 from tests import REPO
+from tests._builders import tiny_model
 
 TINY = REPO / "configs" / "tiny" / "fcclip_tiny.yaml"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -26,11 +24,7 @@ FILE = "fcclip_convnext_large_maskadapter.pth"
 
 
 def _tiny_model(seed: int):
-    cfg = get_cfg()
-    add_mask_adapter_config(cfg)
-    cfg.merge_from_file(str(TINY))
-    torch.manual_seed(seed)
-    return build_model(cfg).eval()
+    return tiny_model("fcclip_tiny", seed=seed, classes=None)
 
 
 @pytest.fixture(scope="module")
@@ -243,3 +237,30 @@ def test_both_routes_failing_is_one_line(tmp_path, monkeypatch, env):
         f"{hub.RELEASED_MODELS['fcclip-l-ma'].url} ([Errno 111] Connection refused); without network, put {FILE} at "
         f"{tmp_path / 'url_cache' / FILE}"
     )
+
+
+def test_segmenter_from_a_released_name_reads_the_hub_cache(saved_state, tmp_path, monkeypatch, env):
+    """Segmenter.from_pretrained("fcclip-l-ma") resolves the name through the hub cache (here with the tiny
+    config standing in for the released one, whose CLIP cannot be built offline)."""
+    from mask_adapter import Segmenter
+
+    source, state = saved_state
+    snapshot = fill_hub_cache(tmp_path / "hf", source)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    seg = Segmenter.from_pretrained("fcclip-l-ma", config_file=TINY, cache_dir=tmp_path / "hf")
+    assert seg.cfg.MODEL.WEIGHTS == str(snapshot) and env == []
+    _assert_same_weights(seg.predictor.model, state)
+    with pytest.raises(FileNotFoundError, match=r"^fcclip-l-ma \(owl10/Mask-Adapter/.* is not in the hub cache"):
+        Segmenter.from_pretrained("fcclip-l-ma", config_file=TINY, cache_dir=tmp_path / "empty")
+
+
+def test_resolve_released_is_the_one_short_name_resolver(tmp_path, monkeypatch, env):
+    """Short names go through download_released; anything else (files, URLs, "") comes back unchanged."""
+    calls = []
+    monkeypatch.setattr(hub, "download_released", lambda name, cache_dir=None: calls.append(name) or f"/c/{name}.pth")
+    assert hub.resolve_released("maftp-l-ma") == "/c/maftp-l-ma.pth" and calls == ["maftp-l-ma"]
+    for other in ("", "model.pth", "https://example.org/x.pth", "MAFTP-L-MA"):
+        assert hub.resolve_released(other) == other
+    assert calls == ["maftp-l-ma"]
+    monkeypatch.setattr(hub, "weights_cache_dir", lambda: tmp_path)
+    assert hub.resolve_weights("fcclip-l-ma") == "/c/fcclip-l-ma.pth"  # resolve_weights goes through it too

@@ -1,17 +1,14 @@
-"""safetensors checkpoints: tools/convert_checkpoint.py round trips and loading wherever .pth files load."""
+"""safetensors checkpoints: round trips of the convert_checkpoint program (tools/convert_checkpoint.py) and loading
+wherever .pth files load."""
 
 import json
-import runpy
-from types import SimpleNamespace
 
 import pytest
 import torch
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from mask_adapter import add_mask_adapter_config
+from mask_adapter.apps import convert_checkpoint as convert
 from mask_adapter.checkpoint import (
     FUSION_MARKER_KEY,
     MaskAdapterCheckpointer,
@@ -20,21 +17,17 @@ from mask_adapter.checkpoint import (
     split_checkpoint,
 )
 from tests import REPO
+from tests._builders import tiny_config, tiny_model
 
 TINY = REPO / "configs" / "tiny" / "fcclip_tiny.yaml"
-convert = SimpleNamespace(**runpy.run_path(str(REPO / "tools" / "convert_checkpoint.py")))  # the CLI file's names
 
 
 def _cfg():
-    cfg = get_cfg()
-    add_mask_adapter_config(cfg)
-    cfg.merge_from_file(str(TINY))
-    return cfg
+    return tiny_config("fcclip_tiny")
 
 
 def _model(seed: int):
-    torch.manual_seed(seed)
-    return build_model(_cfg()).eval()
+    return tiny_model("fcclip_tiny", seed=seed, classes=None)
 
 
 @pytest.fixture(scope="module")
@@ -126,17 +119,17 @@ def test_generator_weights_and_demo_weights_from_safetensors(trained, tmp_path):
 
 def test_bad_inputs_are_one_line(trained, tmp_path, capsys):
     src, _ = trained
-    assert convert.main([str(src), str(tmp_path / "out.bin")]) == 2
+    assert convert.main([str(src), str(tmp_path / "out.bin")]) == 1
     assert capsys.readouterr().err == f"error: output {tmp_path / 'out.bin'} must end in .safetensors or .pth\n"
     missing = tmp_path / "missing.pth"
-    assert convert.main([str(missing), str(tmp_path / "o.safetensors")]) == 2
+    assert convert.main([str(missing), str(tmp_path / "o.safetensors")]) == 1
     assert (
         capsys.readouterr().err
         == f"error: checkpoint not found: {missing}; give an existing .pth/.pkl/.safetensors file\n"
     )
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{not json")
-    assert convert.main([str(broken), str(tmp_path / "o.pth")]) == 2
+    assert convert.main([str(broken), str(tmp_path / "o.pth")]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: {broken} is not a readable safetensors file (") and err.count("\n") == 1
     with pytest.raises(ValueError, match="not a readable safetensors file"):

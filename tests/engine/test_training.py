@@ -22,7 +22,7 @@ import torch
 from detectron2.engine import default_argument_parser
 from detectron2.utils.env import seed_all_rng
 
-import train_net  # the command line script at the repository root (importable: the rootdir is on sys.path)
+from mask_adapter.apps import train as train_net  # the program behind train_net.py
 from mask_adapter.config import build_config
 from mask_adapter.data.catalog import register_all
 from mask_adapter.data.synthetic import make_synthetic_dataset

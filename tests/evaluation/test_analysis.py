@@ -174,9 +174,9 @@ def test_builtin_classifier_outputs(tiny_model):
     padded = shared._padded(state, masks)
     with torch.no_grad():
         emb = tiny_model.mask_embeddings(state, padded)
-        expected = classification_logits(emb, state.adapter_text, tiny_model.backbone.logit_scale, state.num_templates)[
-            0, :, :-1
-        ].argmax(-1)
+        expected = classification_logits(
+            emb, state.adapter_text, tiny_model.backbone.logit_scale, state.synonyms_per_class
+        )[0, :, :-1].argmax(-1)
     assert classifiers["adapter"](image, masks).tolist() == expected.tolist()
     with pytest.raises(ValueError, match="unknown classifiers"):
         ana.default_classifiers(tiny_model, ["crop", "oracle"])

@@ -1,7 +1,6 @@
 """Evaluator table, semantic/panoptic/instance evaluators, and the five-benchmark runner."""
 
 import csv
-import importlib.util
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ from torch import nn
 
 from mask_adapter.config import add_mask_adapter_config
 from mask_adapter.data.catalog import register_all, register_custom_semseg
+from mask_adapter.data.prepare import prepare_ade20k_instances
 from mask_adapter.data.synthetic import make_synthetic_dataset
 from mask_adapter.evaluation import (
     InstanceSegEvaluator,
@@ -27,7 +27,6 @@ from mask_adapter.evaluation import (
     build_evaluator,
     evaluate_benchmarks,
 )
-from tests import REPO
 
 # 2x4 label map with a 65535 pixel; prediction below; IoU 1/4, 3/5, 0 -> mIoU 85/3 % (hand computation)
 GT_TIF = np.array([[0, 0, 1, 1], [2, 65535, 1, 1]], np.uint16)
@@ -192,11 +191,8 @@ def test_instance_evaluator_on_ade_like_data(root):
     ins[2:6, 2:6] = (1, 1, 0)  # a bed
     ins[6:8, 0:3] = (2, 2, 0)  # a window
     write(ade / "annotations_instance" / "validation" / "ADE_val_00000001.png", ins)
-    spec = importlib.util.spec_from_file_location("ins", REPO / "datasets" / "prepare_ade20k_ins_seg.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     (ade / "ade20k_instance_train.json").write_text("{}")  # only the val split is needed here
-    module.prepare(str(root))
+    prepare_ade20k_instances(str(root))
     evaluator = build_evaluator(make_cfg(semantic=False, instance=True), "openvocab_ade20k_panoptic_val")
     assert isinstance(evaluator, InstanceSegEvaluator)
     evaluator.reset()
@@ -283,8 +279,7 @@ def test_failed_benchmark_does_not_stop_the_others(root):
 
 
 def test_evaluate_benchmarks_tool_parses_arguments():
-    spec = importlib.util.spec_from_file_location("evaluate_benchmarks_tool", REPO / "tools" / "evaluate_benchmarks.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    args = tool.parse_args(["--config-file", "c.yaml", "--benchmarks", "A-150,PC-59", "MODEL.DEVICE", "cpu"])
+    from mask_adapter.evaluation.command import parse_args
+
+    args = parse_args(["--config-file", "c.yaml", "--benchmarks", "A-150,PC-59", "MODEL.DEVICE", "cpu"])
     assert args.benchmarks == "A-150,PC-59" and args.opts == ["MODEL.DEVICE", "cpu"]

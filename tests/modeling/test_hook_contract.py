@@ -107,7 +107,7 @@ def test_training_helpers_need_no_model():
         clip_dense=torch.zeros(1, 4, 1, 1),
         dense=torch.zeros(1, d, 1, 1),
         text=torch.nn.functional.normalize(torch.randn(classes + 1, d), dim=-1),
-        num_templates=[1] * classes,
+        synonyms_per_class=[1] * classes,
         vocabulary=None,
     )
     state.adapter_text = state.text

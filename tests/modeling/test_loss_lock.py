@@ -5,7 +5,7 @@ batch; the losses of every step and the sums of the inference outputs afterwards
 recorded in tests/assets/loss_lock.json (tolerances RTOL, ATOL).
 
 Re-record only for an intended numeric change, and say why in the commit:
-    MASK_ADAPTER_RECORD_LOSS_LOCK=1 python -m pytest tests/test_loss_lock.py
+    MASK_ADAPTER_RECORD_LOSS_LOCK=1 python -m pytest tests/modeling/test_loss_lock.py
 """
 
 import json

@@ -127,22 +127,22 @@ def test_pixel_decoder_runs_in_fp32_under_autocast(tiny_head):
 
 
 def test_head_inference_shapes_and_no_aux(tiny_head):
-    num_templates = [2, 1, 3]
-    out = tiny_head(_tiny_features(), _text(sum(num_templates) + 1), num_templates)
+    synonyms_per_class = [2, 1, 3]
+    out = tiny_head(_tiny_features(), _text(sum(synonyms_per_class) + 1), synonyms_per_class)
     assert out["pred_logits"].shape == (2, 5, 4)
     assert out["pred_masks"].shape == (2, 5, 16, 16)
     assert out["aux_outputs"] == []
 
 
 def test_training_adds_aux_outputs_and_same_last_layer(tiny_head):
-    num_templates = [2, 1, 3]
+    synonyms_per_class = [2, 1, 3]
     text = _text(7)
     feats = _tiny_features()
     with torch.no_grad():
-        eval_out = tiny_head(feats, text, num_templates)
+        eval_out = tiny_head(feats, text, synonyms_per_class)
         tiny_head.train()
         try:
-            train_out = tiny_head(feats, text, num_templates)
+            train_out = tiny_head(feats, text, synonyms_per_class)
         finally:
             tiny_head.eval()
     aux = train_out["aux_outputs"]
@@ -185,7 +185,7 @@ def test_logit_scale_is_clamped_at_100(tiny_head):
 def test_decoder_input_errors(tiny_head):
     with pytest.raises(ValueError, match="text_classifier"):
         tiny_head(_tiny_features())
-    with pytest.raises(ValueError, match="num_templates sums"):
+    with pytest.raises(ValueError, match="synonyms_per_class sums"):
         tiny_head(_tiny_features(), _text(4), [1, 1])
 
 

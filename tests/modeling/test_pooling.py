@@ -184,9 +184,9 @@ def test_mask_pooling_gradient_to_features_not_masks():
 # ----------------------------------------------------------------------------------------------------------------
 # aggregate_synonym_logits
 # ----------------------------------------------------------------------------------------------------------------
-def loop_aggregate(logits, num_templates):
+def loop_aggregate(logits, synonyms_per_class):
     cols, start = [], 0
-    for n in num_templates:
+    for n in synonyms_per_class:
         cols.append(logits[..., start : start + n].max(dim=-1).values)
         start += n
     return torch.stack(cols, dim=-1)
@@ -195,19 +195,21 @@ def loop_aggregate(logits, num_templates):
 @pytest.mark.parametrize("lead", [(), (5,), (2, 3), (2, 1, 4)])
 def test_aggregate_matches_loop(lead):
     g = torch.Generator().manual_seed(len(lead))
-    num_templates = torch.randint(1, 5, (7,), generator=g).tolist()
-    logits = torch.randn(*lead, sum(num_templates), generator=g)
-    out = aggregate_synonym_logits(logits, num_templates)
+    synonyms_per_class = torch.randint(1, 5, (7,), generator=g).tolist()
+    logits = torch.randn(*lead, sum(synonyms_per_class), generator=g)
+    out = aggregate_synonym_logits(logits, synonyms_per_class)
     assert out.shape == (*lead, 7)
-    assert torch.equal(out, loop_aggregate(logits, num_templates))
+    assert torch.equal(out, loop_aggregate(logits, synonyms_per_class))
 
 
 def test_aggregate_random_vocabularies():
     for _ in range(5):
         c = int(torch.randint(1, 30, ()))
-        num_templates = torch.randint(1, 8, (c,)).tolist()
-        logits = torch.randn(3, 4, sum(num_templates), dtype=torch.float64)
-        assert torch.equal(aggregate_synonym_logits(logits, num_templates), loop_aggregate(logits, num_templates))
+        synonyms_per_class = torch.randint(1, 8, (c,)).tolist()
+        logits = torch.randn(3, 4, sum(synonyms_per_class), dtype=torch.float64)
+        assert torch.equal(
+            aggregate_synonym_logits(logits, synonyms_per_class), loop_aggregate(logits, synonyms_per_class)
+        )
 
 
 def test_aggregate_handles_negative_and_infinite_values():
@@ -222,7 +224,7 @@ def test_aggregate_gradient_goes_to_argmax_column():
 
 
 def test_aggregate_errors():
-    with pytest.raises(ValueError, match="5 synonym columns but num_templates sums to 4"):
+    with pytest.raises(ValueError, match="5 synonym columns but synonyms_per_class sums to 4"):
         aggregate_synonym_logits(torch.randn(2, 5), [2, 2])
     with pytest.raises(ValueError, match="empty vocabulary"):
         aggregate_synonym_logits(torch.randn(2, 0), [])
@@ -238,15 +240,15 @@ def make_text(t_plus_1: int, d: int, *lead):
 
 
 def test_classification_logits_2d_text():
-    num_templates = [2, 1, 3]
+    synonyms_per_class = [2, 1, 3]
     d = 8
     text = make_text(7, d)
     emb = torch.randn(2, 4, d, dtype=torch.float64) * 7
     scale_log = torch.tensor(math.log(50.0), dtype=torch.float64)
-    out = classification_logits(emb, text, scale_log, num_templates)
+    out = classification_logits(emb, text, scale_log, synonyms_per_class)
     assert out.shape == (2, 4, 4)
     cos = F.normalize(emb, dim=-1) @ text.t()
-    expected = torch.cat([loop_aggregate(50.0 * cos[..., :-1], num_templates), 50.0 * cos[..., -1:]], dim=-1)
+    expected = torch.cat([loop_aggregate(50.0 * cos[..., :-1], synonyms_per_class), 50.0 * cos[..., -1:]], dim=-1)
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-10)
     # void column is the last one: scale · cos(embedding, void row)
     void = 50.0 * F.cosine_similarity(emb, text[-1].expand_as(emb), dim=-1)
@@ -266,19 +268,21 @@ def test_classification_logit_scale_clamped_at_100():
 
 
 def test_classification_logits_3d_text_per_image():
-    num_templates = [1, 2]
+    synonyms_per_class = [1, 2]
     text = make_text(4, 6, 2)
     emb = torch.randn(2, 3, 6, dtype=torch.float64)
     scale = torch.tensor(math.log(100.0), dtype=torch.float64)
-    out = classification_logits(emb, text, scale, num_templates)
+    out = classification_logits(emb, text, scale, synonyms_per_class)
     assert out.shape == (2, 3, 3)
     for b in range(2):
         torch.testing.assert_close(
-            out[b], classification_logits(emb[b], text[b], scale, num_templates), rtol=0, atol=1e-12
+            out[b], classification_logits(emb[b], text[b], scale, synonyms_per_class), rtol=0, atol=1e-12
         )
     # with identical per-image text rows the 3-D path equals the shared 2-D path
-    shared = classification_logits(emb, text[0], scale, num_templates)
-    torch.testing.assert_close(classification_logits(emb, text[:1].expand(2, -1, -1), scale, num_templates), shared)
+    shared = classification_logits(emb, text[0], scale, synonyms_per_class)
+    torch.testing.assert_close(
+        classification_logits(emb, text[:1].expand(2, -1, -1), scale, synonyms_per_class), shared
+    )
 
 
 def test_classification_logits_unbatched_embeddings():
@@ -312,7 +316,7 @@ def test_classification_logits_bad_text_rank():
 
 
 def test_classification_logits_width_mismatch():
-    with pytest.raises(ValueError, match="num_templates sums to"):
+    with pytest.raises(ValueError, match="synonyms_per_class sums to"):
         classification_logits(torch.randn(1, 2, 4), make_text(5, 4).float(), torch.tensor(0.0), [2, 1])
 
 

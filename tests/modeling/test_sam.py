@@ -1,15 +1,12 @@
 """SAM/SAM2 training-free path (mask_adapter/modeling/meta_arch/sam.py) with injected and tiny random SAM generators."""
 
-import os
 import sys
 
 import numpy as np
 import pytest
 import torch
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
-from mask_adapter import add_mask_adapter_config
 from mask_adapter.modeling.meta_arch.sam import (
     SAM_MASK_LOGIT,
     SAMMaskAdapter,
@@ -17,19 +14,14 @@ from mask_adapter.modeling.meta_arch.sam import (
     masks_from_records,
     to_sam_config,
 )
-from tests import REPO as REPO_PATH
+from tests._builders import tiny_config
 from tests._tiny_sam import build_tiny_sam
 
-TINY = "configs/tiny/{}.yaml"
 CLASSES = ["cat,kitten", "dog", "person"]
 
 
 def _cfg(name: str = "fcclip_tiny"):
-    repo = str(REPO_PATH)
-    cfg = get_cfg()
-    add_mask_adapter_config(cfg)
-    cfg.merge_from_file(os.path.join(repo, TINY.format(name)))
-    return cfg
+    return tiny_config(name)
 
 
 class FakeGenerator:
@@ -110,7 +102,7 @@ def test_propose_masks_shapes_and_padding(model_with):
             clip_dense=None,
             dense=None,
             text=None,
-            num_templates=[],
+            synonyms_per_class=[],
             vocabulary=model.test_vocabulary,
         )
         out = model.propose_masks(state, [{"image": x} for x in images])
@@ -136,7 +128,7 @@ def test_thin_masks_survive_the_coarse_grid(model_with):
         clip_dense=None,
         dense=None,
         text=None,
-        num_templates=[],
+        synonyms_per_class=[],
         vocabulary=model.test_vocabulary,
     )
     out = model.propose_masks(state, [{"image": _image(64, 64)}])
@@ -184,7 +176,7 @@ def test_void_column_is_minus_inf_and_outputs(model_with):
             clip_dense=feats["clip_vis_dense"],
             dense=model.backbone.dense_projection(feats["clip_vis_dense"], model.dense_projection),
             text=text,
-            num_templates=nt,
+            synonyms_per_class=nt,
             vocabulary=model.test_vocabulary,
             adapter_text=text,
         )

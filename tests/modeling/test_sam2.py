@@ -4,7 +4,6 @@ The SAM2 weights are random (seeded) and saved to a temporary file in the releas
 the checkpoint loading runs as it does with sam2.1_hiera_tiny.pt. Few prompts (2 × 2 points) keep it fast on a CPU.
 """
 
-import os
 import sys
 
 import imgviz
@@ -20,6 +19,7 @@ from mask_adapter.apps import demo
 from mask_adapter.modeling.mask_generators import build_mask_generator, sam2_config_name
 from mask_adapter.modeling.meta_arch.sam import to_sam_config
 from tests import REPO as REPO_PATH
+from tests._builders import tiny_config
 
 REPO = str(REPO_PATH)
 
@@ -46,10 +46,7 @@ def _photo() -> np.ndarray:
 
 
 def _cfg(checkpoint: str):
-    cfg = get_cfg()
-    add_mask_adapter_config(cfg)
-    cfg.merge_from_file(os.path.join(REPO, "configs", "tiny", "fcclip_tiny.yaml"))
-    cfg = to_sam_config(cfg, checkpoint, source="sam2", model=TINY_SAM2)
+    cfg = to_sam_config(tiny_config("fcclip_tiny"), checkpoint, source="sam2", model=TINY_SAM2)
     cfg.merge_from_list(FAST)
     return cfg
 

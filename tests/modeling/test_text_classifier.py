@@ -127,7 +127,7 @@ def test_per_synonym_template_averaging():
     classes = ["cat", "dog, puppy,hound", "traffic light"]
     result = make_classifier(tower)(classes)
     assert isinstance(result, TextEmbeddings)
-    assert result.num_templates == [1, 3, 1]
+    assert result.synonyms_per_class == [1, 3, 1]
     assert result.embeddings.shape == (5, D)
     torch.testing.assert_close(result.embeddings.norm(dim=-1), torch.ones(5))
     torch.testing.assert_close(result.embeddings, expected_embeddings(classes), rtol=1e-5, atol=1e-6)
@@ -144,7 +144,7 @@ def test_chunking_gives_same_result():
     small = make_classifier(tower_small, chunk_size=5)(classes)
     big = make_classifier(tower_big, chunk_size=128)(classes)
     torch.testing.assert_close(small.embeddings, big.embeddings, rtol=0, atol=1e-6)
-    assert small.num_templates == big.num_templates == [2, 1, 3]
+    assert small.synonyms_per_class == big.synonyms_per_class == [2, 1, 3]
     n_prompts = 6 * 14
     assert max(tower_small.encode_calls) <= 5 and sum(tower_small.encode_calls) == n_prompts
     assert len(tower_small.encode_calls) == -(-n_prompts // 5)
@@ -188,7 +188,7 @@ def test_memory_cache_hit_encodes_once():
     calls = len(tower.encode_calls)
     second = clf(["cat", "dog,puppy"])
     assert len(tower.encode_calls) == calls
-    assert torch.equal(first.embeddings, second.embeddings) and first.num_templates == second.num_templates
+    assert torch.equal(first.embeddings, second.embeddings) and first.synonyms_per_class == second.synonyms_per_class
 
 
 def test_memory_cache_misses_on_any_key_change():
@@ -251,7 +251,23 @@ def test_disk_cache_round_trip(tmp_path):
 
     second = make_classifier(NoEncode(), cache_dir=str(cache))(vocab)
     assert torch.equal(second.embeddings, first.embeddings)
-    assert second.num_templates == first.num_templates == [2, 1]
+    assert second.synonyms_per_class == first.synonyms_per_class == [2, 1]
+
+
+def test_disk_cache_file_of_earlier_versions_is_read(tmp_path):
+    """Cache files written before the counts were renamed store them under "num_templates"."""
+    cache = tmp_path / "text_cache"
+    vocab = ["cat,kitty", "dog"]
+    first = make_classifier(FakeTextTower(), cache_dir=str(cache))(vocab)
+    (path,) = cache.glob("*.pt")
+    torch.save({"embeddings": first.embeddings, "num_templates": torch.tensor([2, 1])}, path)
+
+    class NoEncode(FakeTextTower):
+        def encode_text(self, tokens):
+            raise AssertionError("must load from the disk cache, not encode")
+
+    second = make_classifier(NoEncode(), cache_dir=str(cache))(vocab)
+    assert torch.equal(second.embeddings, first.embeddings) and second.synonyms_per_class == [2, 1]
 
 
 def test_disk_cache_no_stale_hit_across_model_or_templates(tmp_path):
@@ -289,7 +305,7 @@ def test_disk_cache_concurrent_writers_of_the_same_entry(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", save_then_let_rank_b_run)
     out = make_classifier(FakeTextTower(), cache_dir=str(tmp_path))(vocab)
-    assert interleaved and out.num_templates == [1, 2]
+    assert interleaved and out.synonyms_per_class == [1, 2]
     monkeypatch.undo()
     files = list(tmp_path.glob("*.pt"))
     assert len(files) == 1 and not list(tmp_path.glob("*.tmp*"))
@@ -318,7 +334,7 @@ def test_with_tiny_clip(tiny_clip):
         model_id=f"{tiny_clip.model_name}|{tiny_clip.text_tower_fingerprint()}",
     )
     result = clf(["cat", "dog, puppy", "traffic light"])
-    assert result.num_templates == [1, 2, 1]
+    assert result.synonyms_per_class == [1, 2, 1]
     assert result.embeddings.shape == (4, 64)
     assert result.embeddings.dtype == torch.float32
     torch.testing.assert_close(result.embeddings.norm(dim=-1), torch.ones(4), rtol=0, atol=1e-5)

@@ -1,5 +1,5 @@
-"""ADE20K pieces shared by the instance and panoptic preparation scripts: the instance-class mapping, instance
-masks of the ``annotations_instance`` PNGs, COCO image entries and the per-split image walk.
+"""ADE20K-150 semantic labels, and the pieces shared by the instance and panoptic preparation: the instance-class
+mapping, instance masks of the ``annotations_instance`` PNGs, COCO image entries and the per-split image walk.
 
 Shapes: instance PNGs (H, W, 3) uint8; masks (H, W) bool.
 """
@@ -11,11 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from .label_io import progress, require
-from .runner import Option
+from .label_io import apply_lut, progress, read_label, require
+from .runner import TRAIN_VAL_FOLDERS, Option, convert_label_maps, folder_pairs
 
 __all__ = [
     "ADE_HINT",
+    "ADE_CATID_MAPPING",
+    "ade_semantic_labels",
+    "prepare_ade20k_semantic",
     "ade_catid_options",
     "read_ade_catid_mapping",
     "ade_instances",
@@ -25,8 +28,47 @@ __all__ = [
 
 ADE_HINT = "download ADEChallengeData2016.zip and annotations_instance.tar (datasets/README.md)"
 
+# The ADE20K toolkit's instance class table (instance class 1..100 -> SceneParsing class 1..150), shipped with the
+# package vocabularies.
+ADE_CATID_MAPPING = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vocabularies", "ade20k_instance_catid_mapping.txt"
+)
 
-def ade_catid_options(default: str) -> tuple[Option, ...]:
+# Table over the SceneParsing values (0 unlabeled, 1..150) -> 0..149, 255 for unlabeled.
+_ADE_SEMANTIC_LUT = np.array([255] + list(range(150)), dtype=np.uint8)
+
+
+def ade_semantic_labels(label: np.ndarray, path: str) -> np.ndarray:
+    """ADE20K-150 ``annotations`` map (0 unlabeled, 1..150) -> (H, W) uint8 0..149 with 255 for unlabeled.
+
+    ``path`` names the file in the one-line error raised for values outside 0..150.
+    """
+    return apply_lut(label.astype(np.int64), _ADE_SEMANTIC_LUT, path)
+
+
+def prepare_ade20k_semantic(root: str) -> int:
+    """Write ``ADEChallengeData2016/annotations_detectron2/{training,validation}/*.png`` from ``annotations/``.
+
+    Returns:
+        The number of label files written (existing outputs are kept).
+    """
+    ade = os.path.join(root, "ADEChallengeData2016")
+    written = 0
+    for _, split in TRAIN_VAL_FOLDERS:
+        pairs = folder_pairs(
+            os.path.join(ade, "annotations", split),
+            os.path.join(ade, "annotations_detectron2", split),
+            "ADE20K annotations",
+            "download ADEChallengeData2016.zip (datasets/README.md) and unzip it under the root",
+            empty_hint="re-extract ADEChallengeData2016.zip",
+        )
+        written += convert_label_maps(
+            pairs, lambda path: ade_semantic_labels(read_label(path), path), f"ADE20K-150 {split}"
+        )
+    return written
+
+
+def ade_catid_options(default: str = ADE_CATID_MAPPING) -> tuple[Option, ...]:
     """The ``--catid-mapping`` option of the ADE20K instance/panoptic scripts (``prepare(root, catid_mapping)``)."""
     return (("--catid-mapping", {"default": default, "help": "ade20k_instance_catid_mapping.txt"}),)
 
@@ -40,7 +82,7 @@ def read_ade_catid_mapping(path: str) -> dict[int, int]:
     require(
         path,
         "ADE20K instance category mapping",
-        "pass --catid-mapping (datasets/ade20k_instance_catid_mapping.txt)",
+        "pass --catid-mapping (the package ships mask_adapter/data/vocabularies/ade20k_instance_catid_mapping.txt)",
     )
     mapping: dict[int, int] = {}
     with open(path, encoding="utf-8") as f:
@@ -77,8 +119,9 @@ def ade_instances(ins_rgb: np.ndarray, mapping: Mapping[int, int], path: str) ->
 
 
 def ade_image_entry(stem: str, shape: Sequence[int]) -> dict[str, Any]:
-    """COCO "images" entry of the ADE20K image ``<stem>.jpg`` (string id ``stem``) of shape (H, W, ...)."""
-    return {"id": stem, "file_name": stem + ".jpg", "height": int(shape[0]), "width": int(shape[1])}
+    """COCO "images" entry of the ADE20K image ``<stem>.jpg`` (string id ``stem``) of shape (H, W, ...), with the keys
+    in the order of the official preparation scripts (id, file_name, width, height)."""
+    return {"id": stem, "file_name": stem + ".jpg", "width": int(shape[1]), "height": int(shape[0])}
 
 
 def ade_split_images(

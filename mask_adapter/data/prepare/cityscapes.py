@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from ..metadata import ClassInfo, class_table
-from .label_io import apply_lut, id_lut, require
-from .panoptic import ids_to_rgb, segment_table
+from .label_io import apply_lut, id_lut, progress, read_label, require, write_label
+from .panoptic import ids_to_rgb, segment_table, write_coco_json
+from .runner import convert_label_maps
 
 __all__ = [
     "CITYSCAPES_HINT",
@@ -32,7 +33,11 @@ __all__ = [
     "label_ids_to_train_ids",
     "cityscapes_panoptic",
     "cityscapes_split_files",
+    "CITYSCAPES_SPLITS",
+    "prepare_cityscapes",
 ]
+
+CITYSCAPES_SPLITS = ("train", "val")
 
 CITYSCAPES_HINT = (
     "download leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from "
@@ -143,3 +148,51 @@ def cityscapes_split_files(cityscapes: str, split: str) -> Iterator[tuple[str, s
             ins_path,
             require(labels, "Cityscapes label-id annotation", "re-extract gtFine_trainvaltest.zip"),
         )
+
+
+def prepare_cityscapes(root: str) -> int:
+    """Write the train-id maps and the panoptic PNGs + JSON of both splits under ``<root>/cityscapes/gtFine``.
+
+    A split whose panoptic JSON and PNGs all exist is skipped (train-id maps that exist are kept).
+
+    Returns:
+        The number of files written.
+    """
+    cityscapes = os.path.join(root, "cityscapes")
+    things = {c.dataset_id: c.isthing for c in cityscapes_classes()}
+    written = 0
+    for split in CITYSCAPES_SPLITS:
+        files = list(cityscapes_split_files(cityscapes, split))
+        json_path = os.path.join(cityscapes, "gtFine", f"cityscapes_panoptic_{split}.json")
+        pan_dir = os.path.join(cityscapes, "gtFine", f"cityscapes_panoptic_{split}")
+        train_ids = [(lab, lab[: -len("labelIds.png")] + "labelTrainIds.png") for _, _, _, lab in files]
+        written += convert_label_maps(
+            train_ids,
+            lambda path: label_ids_to_train_ids(read_label(path), path),
+            f"Cityscapes train ids {split}",
+        )
+        pan_paths = [os.path.join(pan_dir, f"{stem}_gtFine_panoptic.png") for stem, _, _, _ in files]
+        if os.path.exists(json_path) and all(os.path.exists(p) for p in pan_paths):
+            continue
+        images, annotations = [], []
+        for (stem, image, ins_path, _), out in progress(
+            list(zip(files, pan_paths, strict=True)), f"Cityscapes panoptic {split}"
+        ):
+            rgb, segments = cityscapes_panoptic(read_label(ins_path), things, ins_path)
+            images.append(
+                {
+                    "id": stem,
+                    "file_name": os.path.basename(image),
+                    "height": int(rgb.shape[0]),
+                    "width": int(rgb.shape[1]),
+                }
+            )
+            annotations.append({"image_id": stem, "file_name": os.path.basename(out), "segments_info": segments})
+            if not os.path.exists(out):
+                write_label(out, rgb)
+                written += 1
+        # Written last, through a temporary name: an interrupted run never leaves a JSON that looks complete.
+        write_coco_json(json_path + ".tmp", images, annotations, cityscapes_categories())
+        os.replace(json_path + ".tmp", json_path)
+        written += 1
+    return written

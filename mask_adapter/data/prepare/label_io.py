@@ -17,7 +17,6 @@ from ..vocabulary import load_vocabulary_entries
 
 __all__ = [
     "require",
-    "path_next_to",
     "read_label",
     "read_rgb",
     "write_label",
@@ -34,11 +33,6 @@ def require(path: str, what: str, hint: str) -> str:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{what} not found at '{path}'; {hint}")
     return path
-
-
-def path_next_to(file: str, name: str) -> str:
-    """Absolute path of ``name`` in the folder of ``file`` (a script's ``__file__``)."""
-    return os.path.join(os.path.dirname(os.path.abspath(file)), name)
 
 
 def read_label(path: str) -> np.ndarray:

@@ -10,6 +10,7 @@ from the panoptic PNG and JSON.
 Shapes: label maps (H, W) uint8; panoptic PNGs (H, W, 3) uint8, id = R + 256 G + 256^2 B.
 """
 
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -18,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from ..metadata import class_table
-from .label_io import copy_file, progress, require
+from .label_io import copy_file, progress, read_rgb, require
 from .panoptic import rgb_to_ids
+from .runner import TRAIN_VAL_FOLDERS, Option, convert_label_maps
 
 __all__ = [
     "MAPILLARY_HINT",
@@ -29,6 +31,10 @@ __all__ = [
     "read_mapillary_panoptic_json",
     "place_folder",
     "mapillary_semantic",
+    "MAPILLARY_SPLITS",
+    "MAPILLARY_OPTIONS",
+    "mapillary_render_label",
+    "prepare_mapillary",
 ]
 
 MAPILLARY_HINT = (
@@ -38,6 +44,18 @@ MAPILLARY_HINT = (
 # Semantic label value of "unlabeled" (the splits' ignore label); class id c has label value c - 1.
 MAPILLARY_UNLABELED = 65
 MAPILLARY_PANOPTIC_JSON = "panoptic_2018.json"
+MAPILLARY_SPLITS = tuple(folder for _, folder in TRAIN_VAL_FOLDERS)
+# Command-line option of the Mapillary Vistas script (``prepare_mapillary(root, copy)``).
+MAPILLARY_OPTIONS: tuple[Option, ...] = (
+    (
+        "--copy",
+        {
+            "action": "store_true",
+            "help": "copy the v1.2/ files of a v2.0 archive instead of linking them",
+        },
+    ),
+)
+_REEXTRACT = "re-extract the Mapillary Vistas archive (datasets/README.md)"
 
 
 def mapillary_v12_folder(split_dir: str) -> str:
@@ -138,3 +156,52 @@ def mapillary_semantic(pan_rgb: np.ndarray, segments: list[Mapping[str, Any]], p
             "re-extract the panoptic PNGs and JSON from the same archive"
         )
     return np.asarray(lut, dtype=np.uint8)[inverse.reshape(ids.shape)]
+
+
+def mapillary_render_label(panoptic: str, ann: Mapping[str, Any]) -> np.ndarray:
+    """Semantic labels of one panoptic JSON annotation, from its PNG in the ``panoptic`` folder."""
+    path = os.path.join(panoptic, ann["file_name"])
+    return mapillary_semantic(read_rgb(path), ann["segments_info"], path)
+
+
+def prepare_mapillary(root: str, copy: bool = False) -> int:
+    """Place and check both splits of ``<root>/mapillary_vistas`` (see the module docstring).
+
+    Args:
+        root: dataset root.
+        copy: copy the ``v1.2/`` folders of a v2.0 archive instead of linking them.
+
+    Returns:
+        The number of label PNGs rendered from panoptic PNGs.
+    """
+    written = 0
+    for split in MAPILLARY_SPLITS:
+        split_dir = os.path.join(root, "mapillary_vistas", split)
+        source = mapillary_v12_folder(split_dir)
+        images = require(os.path.join(split_dir, "images"), "Mapillary Vistas images", MAPILLARY_HINT)
+        panoptic, labels = os.path.join(split_dir, "panoptic"), os.path.join(split_dir, "labels")
+        place_folder(os.path.join(source, "panoptic"), panoptic, copy, f"Mapillary panoptic {split}")
+        json_path = os.path.join(panoptic, MAPILLARY_PANOPTIC_JSON)
+        annotations = read_mapillary_panoptic_json(json_path)["annotations"]
+        if not annotations:
+            raise ValueError(f"'{json_path}' lists no annotation; {_REEXTRACT}")
+        linked = source != split_dir and os.path.isdir(os.path.join(source, "labels"))
+        if linked:
+            place_folder(os.path.join(source, "labels"), labels, copy, f"Mapillary labels {split}")
+        for ann in annotations:
+            stem = os.path.splitext(ann["file_name"])[0]
+            require(os.path.join(images, stem + ".jpg"), "Mapillary Vistas image", MAPILLARY_HINT)
+            require(
+                os.path.join(panoptic, ann["file_name"]),
+                "Mapillary Vistas panoptic PNG",
+                _REEXTRACT,
+            )
+            if linked:
+                require(os.path.join(labels, ann["file_name"]), "Mapillary Vistas label PNG", _REEXTRACT)
+        if not linked:
+            written += convert_label_maps(
+                [(ann, os.path.join(labels, ann["file_name"])) for ann in annotations],
+                functools.partial(mapillary_render_label, panoptic),
+                f"Mapillary labels {split}",
+            )
+    return written

@@ -9,7 +9,7 @@ import numpy as np
 
 from ...utils.atomic import atomic_write
 
-__all__ = ["ids_to_rgb", "rgb_to_ids", "mask_bbox", "segment_table", "write_coco_json"]
+__all__ = ["ids_to_rgb", "rgb_to_ids", "mask_bbox", "segment_table", "write_json", "write_coco_json"]
 
 # Id maps whose ids are all in [0, this) are tabulated with a bincount (no sort).
 _BINCOUNT_LIMIT = 1 << 22
@@ -65,7 +65,12 @@ def segment_table(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return values, inverse, areas, boxes
 
 
+def write_json(path: str, data: dict) -> None:
+    """Write ``data`` as JSON with ``json.dump``'s default formatting, keys in insertion order (atomically)."""
+    with atomic_write(path, "w") as f:
+        json.dump(data, f)
+
+
 def write_coco_json(path: str, images: list[dict], annotations: list[dict], categories: list[dict]) -> None:
     """Write a COCO-format JSON {"images", "annotations", "categories"} (atomically)."""
-    with atomic_write(path, "w") as f:
-        json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
+    write_json(path, {"images": images, "annotations": annotations, "categories": categories})

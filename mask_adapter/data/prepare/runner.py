@@ -1,7 +1,8 @@
 """Command line and conversion loop shared by the ``datasets/prepare_*.py`` scripts.
 
-A script is ``standard_main(__doc__, prepare, argv)`` around a ``prepare(root, ...)`` that lists (source, output)
-pairs for :func:`convert_label_maps`, which skips outputs that exist (re-running writes nothing) and shows progress.
+A script's ``main`` (in :mod:`.commands`) is ``standard_main(__doc__, prepare_x, argv)`` around a
+``prepare_x(root, ...)`` that lists (source, output) pairs for :func:`convert_label_maps`, which skips outputs that
+exist (re-running writes nothing) and shows progress.
 
 Shapes: label maps (H, W).
 """

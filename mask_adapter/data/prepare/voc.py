@@ -1,14 +1,17 @@
-"""VOC-style splits (Pascal VOC 2012, VOC 2010) and the Pascal-Context label maps built on them.
+"""VOC-style splits (Pascal VOC 2012, VOC 2010), the Pascal VOC 2012 labels (PAS-21 / PAS-20) and the
+Pascal-Context label maps (PC-59 / PC-459) built on them.
 
 Shapes: label maps (H, W).
 """
 
+import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .label_io import apply_lut, copy_file, read_label, require
+from ..vocabulary import load_vocabulary, load_vocabulary_meta
+from .label_io import apply_lut, copy_file, id_lut, read_label, require
 from .runner import TRAIN_VAL_FOLDERS, Option, convert_label_maps
 
 __all__ = [
@@ -20,12 +23,25 @@ __all__ = [
     "prepare_pascal_context",
     "PASCAL_CONTEXT_HINT",
     "PASCAL_CONTEXT_OPTIONS",
+    "PASCAL_CTX_459_IGNORE",
+    "pascal_ctx59_lut",
+    "pascal_ctx459_lut",
+    "prepare_pascal_ctx59",
+    "prepare_pascal_ctx459",
+    "VOC_HINT",
+    "pascal_voc_luts",
+    "prepare_pascal_voc",
 ]
 
 PASCAL_CONTEXT_HINT = (
     "download VOCtrainval_03-May-2010.tar and the Pascal-Context trainval.tar.gz (datasets/README.md); "
     "extract VOCdevkit/ under the root and trainval/ into VOCdevkit/VOC2010/"
 )
+VOC_HINT = "download VOCtrainval_11-May-2012.tar (datasets/README.md) and extract VOCdevkit/ under the root"
+
+# PC-459 label value of unlabeled pixels (the maps are uint16).
+PASCAL_CTX_459_IGNORE = 65535
+
 # Command-line option of the Pascal-Context scripts (``prepare(root, labels_dir)``).
 PASCAL_CONTEXT_OPTIONS: tuple[Option, ...] = (
     (
@@ -142,4 +158,79 @@ def prepare_pascal_context(
             for image_id in copy_voc_images(voc, ids, out_root, split, "VOC2010", PASCAL_CONTEXT_HINT)
         )
         written += convert_label_maps(pairs, convert, f"{desc} {split}", total=len(ids))
+    return written
+
+
+def pascal_ctx59_lut() -> np.ndarray:
+    """Table over 460 labels: 459-class label (1-based) -> 59-class id, 255 elsewhere."""
+    labels = load_vocabulary_meta("pascal_ctx_59")["pascal_ctx_459_labels"]
+    return id_lut({v: k for k, v in enumerate(labels)}, 460, 255)
+
+
+def pascal_ctx459_lut() -> np.ndarray:
+    """Table: 459-class label (0 unlabeled, 1..459) -> label - 1, :data:`PASCAL_CTX_459_IGNORE` for 0."""
+    n = len(load_vocabulary("pascal_ctx_459"))
+    lut = np.full(n + 1, PASCAL_CTX_459_IGNORE, dtype=np.uint16)
+    lut[1:] = np.arange(n)
+    return lut
+
+
+def prepare_pascal_ctx59(root: str, labels_dir: str | None = None) -> int:
+    """PC-59: ``pascal_ctx_d2/annotations_ctx59/{training,validation}/*.png`` (0..58, 255 = unlabeled or one of the
+    other 400 classes) and the images; see :func:`prepare_pascal_context`. Returns the number of label files written.
+    """
+    return prepare_pascal_context(root, labels_dir, pascal_ctx59_lut(), "annotations_ctx59", ".png", "PC-59")
+
+
+def prepare_pascal_ctx459(root: str, labels_dir: str | None = None) -> int:
+    """PC-459: ``pascal_ctx_d2/annotations_ctx459/{training,validation}/*.tif`` (uint16 label - 1, 65535 =
+    unlabeled) and the images; see :func:`prepare_pascal_context`. Returns the number of label files written.
+    """
+    return prepare_pascal_context(root, labels_dir, pascal_ctx459_lut(), "annotations_ctx459", ".tif", "PC-459")
+
+
+def pascal_voc_luts() -> dict[str, np.ndarray]:
+    """256-entry tables of the two VOC outputs, by output folder (valid VOC values 0..20 and 255).
+
+    ``annotations_pascal21`` keeps 0 background and 1..20; ``annotations_pascal20`` maps VOC id v to v - 1 and the
+    background to 255. The border value 255 stays 255 in both.
+    """
+    pas21 = np.full(256, 255, dtype=np.uint8)
+    pas21[:21] = np.arange(21)
+    pas20 = np.full(256, 255, dtype=np.uint8)
+    pas20[1:21] = np.arange(20)
+    return {"annotations_pascal21": pas21, "annotations_pascal20": pas20}
+
+
+def _read_voc_label(path: str) -> np.ndarray:
+    return read_label(require(path, "VOC label", VOC_HINT)).astype(np.int64)
+
+
+def prepare_pascal_voc(root: str) -> int:
+    """Copy the VOC2012 train/val segmentation images to ``pascal_voc_d2/images/{training,validation}`` and write
+    ``pascal_voc_d2/annotations_pascal{21,20}/{training,validation}/*.png`` (see :func:`pascal_voc_luts`).
+
+    Returns:
+        The number of label files written.
+    """
+    voc = os.path.join(root, "VOCdevkit", "VOC2012")
+    out_root, tables, written = os.path.join(root, "pascal_voc_d2"), pascal_voc_luts(), 0
+    # both outputs of an image are converted from one read of its label
+    read = functools.lru_cache(maxsize=1)(_read_voc_label)
+
+    def convert(source: tuple[str, np.ndarray]) -> np.ndarray:
+        label_path, lut = source
+        return apply_lut(read(label_path), lut, label_path)
+
+    for name, split in TRAIN_VAL_FOLDERS:
+        ids = voc_split_ids(voc, "Segmentation", name, "VOC", VOC_HINT)
+        pairs = (
+            (
+                (os.path.join(voc, "SegmentationClass", image_id + ".png"), lut),
+                os.path.join(out_root, folder, split, image_id + ".png"),
+            )
+            for image_id in copy_voc_images(voc, ids, out_root, split, "VOC", VOC_HINT)
+            for folder, lut in tables.items()
+        )
+        written += convert_label_maps(pairs, convert, f"Pascal VOC {split}", total=len(ids) * len(tables))
     return written

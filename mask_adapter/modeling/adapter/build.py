@@ -38,7 +38,6 @@ class ConfigurableMaskAdapterHead(MaskAdapterHead):
             "mask_in_channels": ma.MASK_IN_CHANNELS,
             "num_output_maps": ma.NUM_OUTPUT_MAPS,
             "use_checkpoint": ma.USE_CHECKPOINT,
-            "fast_inference": ma.FAST_INFERENCE,
             "inference_memory_mb": ma.INFERENCE_MEMORY_MB,
             "dedupe_masks": ma.DEDUPE_MASKS,
             "compile_mode": str(ma.COMPILE).lower(),

@@ -102,8 +102,6 @@ class MaskAdapterHead(nn.Module):
         mask_in_channels: channels after the mask patchifier's second conv (16); the first conv has a quarter.
         num_output_maps: K, activation maps per mask.
         use_checkpoint: non-reentrant activation checkpointing of the ConvNeXt blocks while training.
-        fast_inference: accepted for older configs (MODEL.MASK_ADAPTER.FAST_INFERENCE); its reassociation is part
-            of the inference path, so it changes nothing.
         inference_memory_mb: memory budget of the inference path's activations; sets the masks per group.
         dedupe_masks: compute identical resized masks once at inference and copy their maps.
         block_rows: tokens per MLP block of the inference path.
@@ -119,7 +117,6 @@ class MaskAdapterHead(nn.Module):
         mask_in_channels: int = 16,
         num_output_maps: int = 16,
         use_checkpoint: bool = False,
-        fast_inference: bool = False,
         inference_memory_mb: int = 128,
         dedupe_masks: bool = True,
         block_rows: int = 4096,
@@ -144,7 +141,6 @@ class MaskAdapterHead(nn.Module):
         self.clip_dim = clip_dim
         self.num_output_maps = num_output_maps
         self.use_checkpoint = use_checkpoint
-        self.fast_inference = fast_inference
         self.inference_memory_mb = inference_memory_mb
         self.dedupe_masks = dedupe_masks
         self.block_rows = block_rows

@@ -1,7 +1,7 @@
 """From activation maps / binary masks to mask embeddings, and from embeddings to class logits.
 
-Pure functions shared by every meta-architecture. Shapes:
-    B   images;  N masks per image;  K activation maps per mask
+Pure functions shared by every meta-architecture. Shapes (letters of docs/architecture.md):
+    B   images;  N masks per image given to the adapter (Q proposals at inference);  K activation maps per mask
     C_raw  channels of the unprojected CLIP trunk output ``clip_vis_dense`` (1536 ConvNeXt-L, 1024 ConvNeXt-B)
     D   CLIP embedding width (768 L, 640 B)
     T   text rows: one per synonym, classes in order with their synonyms consecutive
@@ -29,12 +29,12 @@ Projector = Callable[[Tensor], Tensor]
 
 
 @lru_cache(maxsize=32)
-def _synonym_gather_index(num_templates: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+def _synonym_gather_index(synonyms_per_class: tuple[int, ...]) -> tuple[Tensor, Tensor]:
     """(C, S_max) column index of each class's synonyms, and the (C, S_max) padding mask."""
-    counts = torch.tensor(num_templates, dtype=torch.long)
+    counts = torch.tensor(synonyms_per_class, dtype=torch.long)
     if (counts <= 0).any():
         bad = int(torch.nonzero(counts <= 0)[0])
-        raise ValueError(f"class {bad} has no synonym (num_templates[{bad}] = {num_templates[bad]})")
+        raise ValueError(f"class {bad} has no synonym (synonyms_per_class[{bad}] = {synonyms_per_class[bad]})")
     starts = torch.cumsum(counts, 0) - counts
     s_max = int(counts.max())
     offs = torch.arange(s_max)
@@ -43,21 +43,21 @@ def _synonym_gather_index(num_templates: tuple[int, ...]) -> tuple[Tensor, Tenso
     return index, pad
 
 
-def aggregate_synonym_logits(logits: Tensor, num_templates: Sequence[int]) -> Tensor:
+def aggregate_synonym_logits(logits: Tensor, synonyms_per_class: Sequence[int]) -> Tensor:
     """Max over each class's consecutive synonym columns, vectorised (no Python loop over classes).
 
     Args:
-        logits: (..., T) one column per synonym, T == sum(num_templates).
-        num_templates: synonyms per class, in class order.
+        logits: (..., T) one column per synonym, T == sum(synonyms_per_class).
+        synonyms_per_class: synonyms per class, in class order.
 
     Returns:
-        (..., C) with C == len(num_templates).
+        (..., C) with C == len(synonyms_per_class).
     """
-    key = tuple(int(n) for n in num_templates)
+    key = tuple(int(n) for n in synonyms_per_class)
     if len(key) == 0:
-        raise ValueError("empty vocabulary: num_templates has no class")
+        raise ValueError("empty vocabulary: synonyms_per_class has no class")
     if logits.shape[-1] != sum(key):
-        raise ValueError(f"logits have {logits.shape[-1]} synonym columns but num_templates sums to {sum(key)}")
+        raise ValueError(f"logits have {logits.shape[-1]} synonym columns but synonyms_per_class sums to {sum(key)}")
     index, pad = _synonym_gather_index(key)
     index, pad = index.to(logits.device), pad.to(logits.device)
     gathered = logits[..., index.flatten()].reshape(*logits.shape[:-1], *index.shape)
@@ -66,7 +66,7 @@ def aggregate_synonym_logits(logits: Tensor, num_templates: Sequence[int]) -> Te
 
 
 def classification_logits(
-    embeddings: Tensor, text: Tensor, logit_scale: Tensor, num_templates: Sequence[int]
+    embeddings: Tensor, text: Tensor, logit_scale: Tensor, synonyms_per_class: Sequence[int]
 ) -> Tensor:
     """Cosine logits of embeddings against text rows + void, synonym max per class.
 
@@ -74,7 +74,7 @@ def classification_logits(
         embeddings: (B, N, D) (or (N, D)) mask embeddings, unnormalised.
         text: (T + 1, D) shared, or (B, T + 1, D) per image, L2-normalised rows; the last row is void.
         logit_scale: scalar CLIP ``logit_scale`` (log-space); exp is clamped at 100.
-        num_templates: synonyms per class; sum == T.
+        synonyms_per_class: synonyms per class; sum == T.
 
     Returns:
         (B, N, C + 1) (or (N, C + 1)) logits; the last column is void.
@@ -91,7 +91,7 @@ def classification_logits(
             f"{tuple(text.shape)} and embeddings {tuple(embeddings.shape)}"
         )
     raw = scale * raw
-    per_class = aggregate_synonym_logits(raw[..., :-1], num_templates)
+    per_class = aggregate_synonym_logits(raw[..., :-1], synonyms_per_class)
     return torch.cat([per_class, raw[..., -1:]], dim=-1)
 
 

@@ -119,16 +119,17 @@ class FCCLIPHead(nn.Module):
         self,
         features: dict[str, Tensor],
         text_classifier: Tensor | None = None,
-        num_templates: Sequence[int] | None = None,
+        synonyms_per_class: Sequence[int] | None = None,
         mask: Tensor | None = None,
     ) -> dict[str, object]:
         """Propose masks and classify them against the text rows.
 
         Args:
             features: backbone maps by name (res2..res5), (B, C_s, H_s, W_s). As in the official
-                call, ``text_classifier`` / ``num_templates`` may also be given as keys here.
+                call, the text rows and the synonyms per class may also be given as the keys ``text_classifier`` /
+                ``num_templates`` here (the official key names).
             text_classifier: (T + 1, D) or (B, T + 1, D) L2-normalised text rows, void last.
-            num_templates: synonyms per class, sum == T.
+            synonyms_per_class: synonyms per class, sum == T.
             mask: unused padding mask.
 
         Returns:
@@ -137,15 +138,15 @@ class FCCLIPHead(nn.Module):
         """
         if text_classifier is None:
             text_classifier = features.get("text_classifier")
-        if num_templates is None:
-            num_templates = features.get("num_templates")
+        if synonyms_per_class is None:
+            synonyms_per_class = features.get("num_templates")  # the official key name
         mask_features, _, multi_scale_features = self.pixel_decoder.forward_features(features)
         return self.predictor(
             multi_scale_features,
             mask_features,
             mask,
             text_classifier=text_classifier,
-            num_templates=num_templates,
+            synonyms_per_class=synonyms_per_class,
         )
 
 

@@ -261,7 +261,7 @@ class OpenVocabMaskFormer(nn.Module):
         if self.inference_options.amp_dtype != "none" and not self.training:
             features = {k: v.float() if v.is_floating_point() else v for k, v in features.items()}
         vocabulary = vocabulary or self.current_vocabulary()
-        text, num_templates = self.text_rows(vocabulary)
+        text, synonyms_per_class = self.text_rows(vocabulary)
         clip_dense = features["clip_vis_dense"]
         state = ForwardState(
             images=images,
@@ -269,7 +269,7 @@ class OpenVocabMaskFormer(nn.Module):
             clip_dense=clip_dense,
             dense=self.backbone.dense_projection(clip_dense, self.dense_projection),
             text=text,
-            num_templates=num_templates,
+            synonyms_per_class=synonyms_per_class,
             vocabulary=vocabulary,
         )
         state.adapter_text = self.adapter_text(state)
@@ -303,9 +303,9 @@ class OpenVocabMaskFormer(nn.Module):
 
     def text_rows(self, vocabulary: Vocabulary) -> tuple[Tensor, list[int]]:
         """(T + 1, D) normalised text rows with the void embedding last, and synonyms per class."""
-        emb, num_templates = self.text_classifier(list(vocabulary.class_names), self.device)
+        emb, synonyms_per_class = self.text_classifier(list(vocabulary.class_names), self.device)
         void = F.normalize(self.void_embedding.weight, dim=-1)
-        return torch.cat([emb.to(void.dtype), void], dim=0), num_templates
+        return torch.cat([emb.to(void.dtype), void], dim=0), synonyms_per_class
 
     def seen_mask(self, vocabulary: Vocabulary) -> Tensor:
         """(C,) bool: classes of ``vocabulary`` that share a synonym with the seen (training) vocabulary."""
@@ -326,7 +326,7 @@ class OpenVocabMaskFormer(nn.Module):
     def propose_masks(self, state: ForwardState, batched_inputs: list[dict[str, Any]]) -> Proposals:
         """Run the frozen generator: {"pred_masks": (B, Q, H/4, W/4) logits, "pred_logits": (B, Q, C + 1)}."""
         with torch.no_grad():
-            out = self.sem_seg_head(state.features, state.text, state.num_templates)
+            out = self.sem_seg_head(state.features, state.text, state.synonyms_per_class)
         return {"pred_masks": out["pred_masks"], "pred_logits": out["pred_logits"]}
 
     def mask_embeddings(self, state: ForwardState, masks: Tensor) -> Tensor:
@@ -342,7 +342,9 @@ class OpenVocabMaskFormer(nn.Module):
                 state.clip_dense,
                 project,
                 lambda m: self._adapter_embeddings(state, m, chunk),
-                lambda e: classification_logits(e, state.adapter_text, self.backbone.logit_scale, state.num_templates),
+                lambda e: classification_logits(
+                    e, state.adapter_text, self.backbone.logit_scale, state.synonyms_per_class
+                ),
                 top_k,
             )
         return self._adapter_embeddings(state, masks, chunk)
@@ -361,7 +363,7 @@ class OpenVocabMaskFormer(nn.Module):
         else:
             masks = mask_logits
         emb = self.mask_embeddings(state, masks)
-        return classification_logits(emb, state.adapter_text, self.backbone.logit_scale, state.num_templates)
+        return classification_logits(emb, state.adapter_text, self.backbone.logit_scale, state.synonyms_per_class)
 
     def classify_masks(self, state: ForwardState, outputs: Proposals) -> Tensor:
         """Final (B, Q, C + 1) class logits (every model); out-of-vocabulary logits only by default."""

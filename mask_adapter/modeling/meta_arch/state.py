@@ -24,7 +24,7 @@ class ForwardState:
     clip_dense: Tensor  # (B, C_raw, h, w) unprojected trunk feature
     dense: Tensor  # (B, D, h, w) adapter input
     text: Tensor  # (T + 1, D) text rows, void last
-    num_templates: list[int]
+    synonyms_per_class: list[int]
     vocabulary: Vocabulary
     adapter_text: Tensor | None = None  # (T + 1, D) or (B, T + 1, D)
 

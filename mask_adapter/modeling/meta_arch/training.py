@@ -66,7 +66,7 @@ def match_generator(seed: int, batched_inputs: list[dict[str, Any]], index: int)
 
 def _classify(state: ForwardState, masks: Tensor, embed: EmbedFn, logit_scale: Tensor) -> tuple[Tensor, Tensor]:
     emb = embed(state, masks)
-    logits = classification_logits(emb, state.adapter_text, logit_scale, state.num_templates)
+    logits = classification_logits(emb, state.adapter_text, logit_scale, state.synonyms_per_class)
     return emb, logits
 
 

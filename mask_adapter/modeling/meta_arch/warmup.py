@@ -89,7 +89,7 @@ class MaskAdapterWarmup(OpenVocabMaskFormer):
         """(B, Q, C + 1) adapter logits of the ground-truth masks; each image is classified alone on its own masks
         (padding slots get zero logits)."""
         pred_masks = outputs["pred_masks"]
-        num_columns = len(state.num_templates) + 1  # C + 1
+        num_columns = len(state.synonyms_per_class) + 1  # C + 1
         logits = pred_masks.new_zeros(pred_masks.shape[0], pred_masks.shape[1], num_columns)
         for i, n in enumerate(outputs["num_masks"]):
             if n == 0:
@@ -98,7 +98,7 @@ class MaskAdapterWarmup(OpenVocabMaskFormer):
             masks = (pred_masks[i : i + 1, :n] > 0).to(pred_masks.dtype)
             emb = self.mask_embeddings(sub, masks)
             logits[i, :n] = classification_logits(
-                emb, sub.adapter_text, self.backbone.logit_scale, state.num_templates
+                emb, sub.adapter_text, self.backbone.logit_scale, state.synonyms_per_class
             )[0]
         return logits
 

@@ -1,7 +1,7 @@
 """Text classifier: CLIP text embeddings of a vocabulary's synonyms, cached per (model, weights, templates,
 vocabulary).
 
-Shapes: T synonyms in total (classes in order, synonyms consecutive), C classes, D CLIP embedding width.
+Shapes: T text rows, one per synonym (classes in order, synonyms consecutive); C classes; D CLIP embedding width.
 """
 
 import hashlib
@@ -30,10 +30,10 @@ __all__ = ["TextEmbeddings", "TextClassifier", "split_synonyms", "category_overl
 
 
 class TextEmbeddings(NamedTuple):
-    """embeddings: (T, D) L2-normalised; num_templates: synonyms per class (sum == T)."""
+    """embeddings: (T, D) L2-normalised; synonyms_per_class: synonyms per class (sum == T)."""
 
     embeddings: Tensor
-    num_templates: list[int]
+    synonyms_per_class: list[int]
 
 
 def split_synonyms(class_string: str) -> list[str]:
@@ -107,17 +107,17 @@ class TextClassifier:
         self._memory.move_to_end(key)
         while len(self._memory) > self.memory_slots:
             self._memory.popitem(last=False)
-        return TextEmbeddings(hit.embeddings.to(device, copy=True), list(hit.num_templates))
+        return TextEmbeddings(hit.embeddings.to(device, copy=True), list(hit.synonyms_per_class))
 
     def _encode(self, class_names: Sequence[str]) -> TextEmbeddings:
         synonyms: list[str] = []
-        num_templates: list[int] = []
+        synonyms_per_class: list[int] = []
         for i, name in enumerate(class_names):
             syns = split_synonyms(name)
             if any(not s.strip() for s in syns):
                 raise ValueError(f"class {i} ({name!r}) has an empty synonym; write classes as 'name,synonym,...'")
             synonyms.extend(syns)
-            num_templates.append(len(syns))
+            synonyms_per_class.append(len(syns))
         prompts = [t.format(s) for s in synonyms for t in self.templates]
         outs = []
         starts = range(0, len(prompts), self.chunk_size)
@@ -128,7 +128,7 @@ class TextClassifier:
         emb = F.normalize(torch.cat(outs), dim=-1).reshape(len(synonyms), len(self.templates), -1)
         emb = F.normalize(emb.mean(dim=1), dim=-1)
         logger.info("Encoded %d classes (%d synonyms)", len(class_names), len(synonyms))
-        return TextEmbeddings(emb, num_templates)
+        return TextEmbeddings(emb, synonyms_per_class)
 
     def _path(self, key: str) -> str:
         return os.path.join(self.cache_dir, f"text_embeddings_{key}.pt")
@@ -140,7 +140,9 @@ class TextClassifier:
             return None
         try:
             data = torch.load(self._path(key), map_location="cpu", weights_only=True)
-            return TextEmbeddings(data["embeddings"], [int(n) for n in data["num_templates"]])
+            # "num_templates": the name of the same counts in cache files written by earlier versions
+            counts = data["synonyms_per_class"] if "synonyms_per_class" in data else data["num_templates"]
+            return TextEmbeddings(data["embeddings"], [int(n) for n in counts])
         except (RuntimeError, EOFError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as e:
             reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
             logger.warning("text-embedding cache file %s is unreadable (%s); rebuilding it", self._path(key), reason)
@@ -150,7 +152,7 @@ class TextClassifier:
         if not self.cache_dir:
             return
         # Atomic (own temporary file, then rename): several processes may cache the same vocabulary at once.
-        payload = {"embeddings": value.embeddings, "num_templates": torch.tensor(value.num_templates)}
+        payload = {"embeddings": value.embeddings, "synonyms_per_class": torch.tensor(value.synonyms_per_class)}
         try:
             ensure_output_dir(self.cache_dir)
             atomic_save(self._path(key), lambda f: torch.save(payload, f))

@@ -243,7 +243,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         mask_features: Tensor,
         mask: Tensor | None = None,
         text_classifier: Tensor | None = None,
-        num_templates: Sequence[int] | None = None,
+        synonyms_per_class: Sequence[int] | None = None,
     ) -> dict[str, object]:
         """Decode Q queries into masks and open-vocabulary class logits.
 
@@ -252,7 +252,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             mask_features: (B, mask_dim, h, w).
             mask: unused (padding masks are disabled, as in FC-CLIP).
             text_classifier: (T + 1, D) or (B, T + 1, D) L2-normalised text rows, void last.
-            num_templates: synonyms per class, sum == T.
+            synonyms_per_class: synonyms per class, sum == T.
 
         Returns:
             ``pred_logits`` (B, Q, C + 1), ``pred_masks`` (B, Q, h, w) of the last layer, and
@@ -261,13 +261,13 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         del mask
         if len(x) != self.num_feature_levels:
             raise ValueError(f"expected {self.num_feature_levels} feature levels, got {len(x)}")
-        if text_classifier is None or num_templates is None:
-            raise ValueError("the FC-CLIP decoder needs text_classifier and num_templates")
+        if text_classifier is None or synonyms_per_class is None:
+            raise ValueError("the FC-CLIP decoder needs text_classifier and synonyms_per_class")
         src, pos, sizes = self._flatten_levels(x)
         bs = src[0].shape[1]
         query_embed = self.query_embed.weight.unsqueeze(1).repeat(1, bs, 1)
         output = self.query_feat.weight.unsqueeze(1).repeat(1, bs, 1)
-        text = (text_classifier, num_templates)
+        text = (text_classifier, synonyms_per_class)
         all_layers = self.training  # classify every layer only when aux outputs are needed (inference uses the last)
 
         last = self.num_layers == 0
