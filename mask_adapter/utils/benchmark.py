@@ -513,9 +513,12 @@ def run_released(args: argparse.Namespace) -> int:
         total = {r["variant"]: r for r in rows if (r["model"], r["size"], r["stage"]) == (model, size, "total")}
         for variant in [v for v in total if v != "reference"]:
             ratio = float(total["reference"]["seconds_median"]) / float(total[variant]["seconds_median"])
+            row = total[variant]
+            agreement = float(row["argmax_agreement"])
             print(
-                f"{model} {size}: {variant} is {ratio:.2f}x faster than reference; "
-                f"identical: {total[variant]['identical']}"
+                f"{model} {size}: {variant} is {ratio:.2f}x faster than reference; identical: {row['identical']}"
+                + (f"; semantic argmax agrees on {100 * agreement:.2f} % of pixels" if agreement == agreement else "")
+                + (f"; bf16 kernels that ran: {row['kernels']}" if row["kernels"] else "")
             )
     if args.csv:
         _write_csv(args.csv, rows, E2E_COLUMNS)

@@ -10,6 +10,10 @@ the whole model; hooks time each stage and its peak memory:
               (VOID_SKIP none).
 ``no-skip``   the default path with VOID_SKIP none (every query through the adapter's inference path): against
               ``default`` it isolates what skipping void queries saves.
+``bf16``      the default path with MODEL.MASK_ADAPTER.AMP_DTYPE bf16 (CLIP trunk and adapter under a bf16
+              autocast). Its outputs differ from the reference's by rounding: ``argmax_agreement`` gives the share
+              of pixels whose semantic argmax agrees, and ``kernels`` the oneDNN bf16 implementations its warm-up
+              forward ran (read from oneDNN's verbose log) with their family (``bf16_kernels_ran``).
 
 ``--void-share F`` raises the generator's void logit of a fraction F of the queries so that their void probability
 lies in (0.9, 0.999), the situation of a trained generator where most of the 250 queries find nothing.
@@ -21,10 +25,14 @@ peak resident-memory growth during the stage (VmHWM reset at the stage's start; 
 """
 
 import logging
+import os
 import statistics
+import sys
+import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +42,9 @@ __all__ = [
     "E2E_COLUMNS",
     "RELEASED_CONFIGS",
     "StageMeter",
+    "argmax_agreement",
     "bf16_kernel_family",
+    "bf16_kernels_ran",
     "outputs_identical",
     "released_rows",
 ]
@@ -47,8 +57,11 @@ RELEASED_CONFIGS = (
     ("fcclip-L+adapter", "configs/mixed-mask-training/fc-clip/fcclip/fcclip_convnext_large_eval_ade20k.yaml"),
     ("maftp-B+adapter", "configs/mixed-mask-training/maftp/semantic/train_semantic_base_eval_a150.yaml"),
 )
-E2E_VARIANTS = ("reference", "default", "no-skip")
-E2E_COLUMNS = ("model", "size", "variant", "stage", "seconds_median", "peak_mb", "identical", "adapter_queries")
+E2E_VARIANTS = ("reference", "default", "no-skip", "bf16")
+E2E_COLUMNS = (
+    "model", "size", "variant", "stage", "seconds_median", "peak_mb", "identical", "adapter_queries",
+    "argmax_agreement", "kernels",
+)  # fmt: skip
 STAGES = (
     "clip trunk",
     "pixel decoder",
@@ -87,6 +100,61 @@ def bf16_kernel_family() -> str:
     if "avx512_bf16" in flags:
         return "AVX512-BF16"
     return "none"
+
+
+def bf16_kernels_ran(verbose_log: str) -> tuple[str, Counter[str]]:
+    """The bf16 kernels a oneDNN verbose log shows: (family, count per "primitive:implementation").
+
+    Only executions whose source memory is bf16 count. The family is "AMX" when an implementation name carries
+    ``amx``, "AVX512-BF16" for ``avx512_core_bf16``, "other" for bf16 executions on any other implementation (e.g.
+    ``ref``: converted to fp32 inside), and "none ran" when no bf16 execution is in the log.
+    """
+    ran: Counter[str] = Counter()
+    for line in verbose_log.splitlines():
+        parts = line.strip().split(",")
+        if "exec" not in parts or "src:bf16" not in line:
+            continue
+        at = parts.index("exec")
+        if len(parts) > at + 3:  # exec, engine, primitive, implementation, ...
+            ran[f"{parts[at + 2]}:{parts[at + 3]}"] += 1
+    if not ran:
+        return "none ran", ran
+    if any("amx" in k for k in ran):
+        return "AMX", ran
+    if any("avx512_core_bf16" in k for k in ran):
+        return "AVX512-BF16", ran
+    return "other", ran
+
+
+@contextmanager
+def onednn_verbose_log(out: list[str]) -> Iterator[None]:
+    """Run the body with oneDNN's verbose log on (CPU) and append what it wrote to ``out``.
+
+    oneDNN writes to the process's standard output from C, so file descriptor 1 is redirected to a temporary file
+    for the duration. Nothing is captured where torch has no oneDNN.
+    """
+    if not torch.backends.mkldnn.is_available():
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile("w+") as log:
+        os.dup2(log.fileno(), 1)
+        try:
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+                yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+            log.seek(0)
+            out.append(log.read())
+
+
+def _kernels_text(family: str, ran: Counter[str]) -> str:
+    """ "AVX512-BF16: matmul:brg_matmul:avx512_core_bf16 x12; ..." (the most frequent four)."""
+    listed = "; ".join(f"{k} x{n}" for k, n in ran.most_common(4))
+    return f"{family}: {listed}" if listed else family
 
 
 def _status_kb(field: str) -> int:
@@ -245,6 +313,13 @@ def outputs_identical(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return True
 
 
+def argmax_agreement(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """Share of pixels whose semantic argmax is the same in both outputs (nan without semantic outputs)."""
+    if "sem_seg" not in a or "sem_seg" not in b:
+        return float("nan")
+    return float((a["sem_seg"].argmax(0) == b["sem_seg"].argmax(0)).float().mean())
+
+
 def _build(config: Path, variant: str, extra_opts: Sequence[str], device: str) -> torch.nn.Module:
     from detectron2.modeling import build_model
 
@@ -254,8 +329,10 @@ def _build(config: Path, variant: str, extra_opts: Sequence[str], device: str) -
         "MODEL.FC_CLIP.CLIP_PRETRAINED_WEIGHTS", "", "MODEL.WEIGHTS", "", "MODEL.DEVICE", device,
         "MODEL.MASK_FORMER.TEST.INSTANCE_ON", "False", "MODEL.MASK_FORMER.TEST.PANOPTIC_ON", "True",
         "MODEL.MASK_FORMER.TEST.SEMANTIC_ON", "True",
-        "MODEL.MASK_ADAPTER.VOID_SKIP", "exact" if variant == "default" else "none", *extra_opts,
+        "MODEL.MASK_ADAPTER.VOID_SKIP", "exact" if variant in ("default", "bf16") else "none", *extra_opts,
     ]  # fmt: skip
+    if variant == "bf16":
+        opts += ["MODEL.MASK_ADAPTER.AMP_DTYPE", "bf16"]
     cfg = build_config(str(config), opts)
     torch.manual_seed(0)  # same random weights for every variant
     model = build_model(cfg).eval()
@@ -284,6 +361,8 @@ def _summary_rows(
     cold: tuple[float, float],
     identical: bool,
     adapter_queries: str,
+    agreement: float = float("nan"),
+    kernels: str = "",
 ) -> list[dict[str, Any]]:
     """One variant's stage rows (medians over the timed runs) and its ``total`` row."""
     median = {k: statistics.median(r.get(k, 0.0) for r in per_run) for k in per_run[0]}
@@ -298,12 +377,13 @@ def _summary_rows(
     peaks["post-processing upsampling+other"] = peaks.get("post-processing", 0.0)
     rows = [
         {**base, "stage": stage, "seconds_median": median.get(stage, 0.0), "peak_mb": peaks.get(stage, 0.0),
-         "identical": "", "adapter_queries": ""}
+         "identical": "", "adapter_queries": "", "argmax_agreement": "", "kernels": ""}
         for stage in STAGES
     ]  # fmt: skip
     rows.append(
         {**base, "stage": "total", "seconds_median": median["total"], "peak_mb": max(peaks.values(), default=0.0),
-         "identical": identical, "adapter_queries": adapter_queries}
+         "identical": identical, "adapter_queries": adapter_queries, "argmax_agreement": agreement,
+         "kernels": kernels}
     )  # fmt: skip
     return rows
 
@@ -352,16 +432,23 @@ def released_rows(
                 image = _image(size, device)
                 outputs: dict[str, dict[str, Any]] = {}
                 per_run: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+                kernels: dict[str, str] = {}
                 peaks: dict[str, dict[str, float]] = {v: {} for v in variants}
                 for run in range(repeats + 1):
                     # Interleaved, alternating order: both variants see the same machine load.
                     for variant in variants[run % len(variants) :] + variants[: run % len(variants)]:
                         model, meter, state = built[variant]
                         meter.reset()
-                        with torch.no_grad():
+                        verbose: list[str] = []
+                        # bf16 warm-up: oneDNN's log names the kernels that ran (the timed forwards run without)
+                        capture = variant == "bf16" and run == 0 and device == "cpu"
+                        with torch.no_grad(), onednn_verbose_log(verbose) if capture else nullcontext():
                             start = time.perf_counter()
                             out = model([{"image": image}])[0]
                             total = time.perf_counter() - start
+                        if verbose:
+                            kernels[variant] = _kernels_text(*bf16_kernels_ran(verbose[0]))
+                            report(f"{name} {size}px {variant}: bf16 kernels that ran: {kernels[variant]}")
                         if run == 0:
                             if cold[0] != cold[0]:
                                 cold = (
@@ -386,6 +473,8 @@ def released_rows(
                         cold,
                         outputs_identical(outputs[variant], outputs["reference"]),
                         f"{counts.get('run', 0) + counts.get('second_pass', 0)}/{counts.get('queries', 0)}",
+                        argmax_agreement(outputs[variant], outputs["reference"]),
+                        kernels.get(variant, ""),
                     )
         finally:
             for u in reversed(undo):

@@ -8,7 +8,10 @@ from mask_adapter.utils.benchmark_e2e import (
     E2E_COLUMNS,
     STAGES,
     StageMeter,
+    argmax_agreement,
     bf16_kernel_family,
+    bf16_kernels_ran,
+    onednn_verbose_log,
     outputs_identical,
     released_rows,
 )
@@ -18,6 +21,54 @@ from tests import REPO
 def test_bf16_kernel_family_names_one_family_and_is_in_the_header():
     assert bf16_kernel_family() in ("AMX", "AVX512-BF16", "none")
     assert f"bf16 kernels: {bf16_kernel_family()}" in benchmark.cpu_isa()
+
+
+def test_bf16_kernels_ran_reads_the_bf16_executions_of_a_verbose_log():
+    log = "\n".join(
+        [
+            "onednn_verbose,v1,info,cpu,isa:Intel AVX-512 with Intel DL Boost and bfloat16 support",
+            "onednn_verbose,v1,primitive,exec,cpu,matmul,brg_matmul:avx512_core_bf16,undef,src:bf16::blocked:ab::f0"
+            " wei:bf16::blocked:ba::f0 dst:bf16::blocked:ab::f0,,,64x64:64x64,5.3",
+            "onednn_verbose,v1,primitive,exec,cpu,matmul,brg_matmul:avx512_core_bf16,undef,src:bf16::blocked:ab::f0,,,1",
+            "onednn_verbose,v1,primitive,exec,cpu,convolution,brgconv:avx512_core,forward,src:f32::blocked:abcd::f0,,,2",
+            "onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,src:bf16:p:blocked:aBcd16b::f0 dst:f32,,,0.1",
+        ]
+    )
+    family, ran = bf16_kernels_ran(log)
+    assert family == "AVX512-BF16"
+    assert dict(ran) == {"matmul:brg_matmul:avx512_core_bf16": 2, "reorder:jit:uni": 1}  # the f32 conv is not bf16
+    amx = log.replace("avx512_core_bf16", "avx512_core_amx")
+    assert bf16_kernels_ran(amx)[0] == "AMX"
+    assert bf16_kernels_ran(log.replace("avx512_core_bf16", "ref"))[0] == "other"
+    assert bf16_kernels_ran("onednn_verbose,v1,info,cpu,runtime:OpenMP") == ("none ran", {})
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
+def test_onednn_verbose_log_captures_the_bf16_matmul_that_ran():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(32, 32)
+    logs: list[str] = []
+    with onednn_verbose_log(logs), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(torch.randn(8, 32))
+    assert out.dtype == torch.bfloat16 and len(logs) == 1
+    family, ran = bf16_kernels_ran(logs[0])
+    assert sum(ran.values()) >= 1
+    if bf16_kernel_family() != "none":  # the CPU has a native bf16 family: oneDNN used it
+        assert family == bf16_kernel_family()
+    # outside the block nothing is logged any more and standard output is back
+    layer(torch.randn(2, 32))
+    assert len(logs) == 1
+
+
+def test_argmax_agreement_is_the_share_of_equal_pixels():
+    a = torch.zeros(3, 2, 2)
+    a[0] = 1.0
+    b = a.clone()
+    b[2, 0, 0] = 5.0  # one of the four pixels changes class
+    assert argmax_agreement({"sem_seg": a}, {"sem_seg": b}) == 0.75
+    assert argmax_agreement({"sem_seg": a}, {"sem_seg": a}) == 1.0
+    nan = argmax_agreement({}, {"sem_seg": a})
+    assert nan != nan
 
 
 def test_gpu_check_without_cuda_is_one_clear_line(capsys, monkeypatch):
@@ -61,10 +112,10 @@ def test_released_rows_on_the_tiny_model_have_every_stage_and_identical_totals()
         empty_void_masks=True,
         report=lambda _line: None,
         configs={"tiny": REPO / "configs" / "tiny" / "fcclip_tiny.yaml"},
-        variants=("default", "no-skip"),
+        variants=("default", "no-skip", "bf16"),
     )
     assert all(set(r) == set(E2E_COLUMNS) for r in rows)
-    for variant in ("reference", "default", "no-skip"):
+    for variant in ("reference", "default", "no-skip", "bf16"):
         stages = [r["stage"] for r in rows if r["variant"] == variant]
         assert stages == [*STAGES, "total"]
     totals = {r["variant"]: r for r in rows if r["stage"] == "total"}
@@ -75,5 +126,12 @@ def test_released_rows_on_the_tiny_model_have_every_stage_and_identical_totals()
     assert queries == 10 and run < 10  # void queries skipped (8 voided, masks mostly empty)
     timed = {r["stage"]: r["seconds_median"] for r in rows if r["variant"] == "default"}
     assert timed["clip trunk"] > 0 and timed["adapter"] > 0 and timed["post-processing semantic"] > 0
+    # bf16: the default path under a bf16 autocast; agreement with the reference is reported, not required
+    bf16 = totals["bf16"]
+    assert 0.5 <= bf16["argmax_agreement"] <= 1.0 and totals["default"]["argmax_agreement"] == 1.0
+    assert bf16["adapter_queries"] == totals["default"]["adapter_queries"]
+    if torch.backends.mkldnn.is_available():
+        assert bf16["kernels"].split(":")[0] in ("AMX", "AVX512-BF16", "other", "none ran")
+    assert totals["default"]["kernels"] == ""
     with pytest.raises(KeyError):
         released_rows(models=["nope"], sizes=[64], void_share=0.0, repeats=1, configs={})
