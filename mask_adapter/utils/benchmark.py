@@ -8,6 +8,7 @@ Usage:
     python tools/benchmark.py e2e --released [--sizes 320 672] [--void-share 0.8] [--void-masks generated|empty]
         [--models fcclip-L+adapter maftp-B+adapter] [--repeats 1] [--csv FILE] [--plot FILE.png]
     python tools/benchmark.py gpu-check [--csv gpu_check.csv]
+    python tools/benchmark.py stages [--models fcclip-L+adapter] [--size 256] [--csv FILE]
 
 ``adapter`` runs the released-size head (C = D = 768, K = 16, random weights; layer scale set to 1 so every block
 matters) on N random binary masks at 1/4 of the padded image (8h × 8w, the generator's mask resolution), in one
@@ -27,7 +28,8 @@ photo) and on a synthetic set with 30 % empty and 20 % duplicated masks.
 times every stage of the released-size models, default path against reference computation, in one run
 (``benchmark_e2e.py``); ``gpu-check`` runs the exactness tests on CUDA (fp32 and AMP) and the released e2e benchmark
 at 640 and 896 with and without ``COMPILE`` into one CSV (one ``error:`` line without a CUDA device); ``text`` times a
-cold text-classifier build against in-memory and on-disk cache hits. ``--quick`` finishes in under 2 minutes on
+cold text-classifier build against in-memory and on-disk cache hits; ``stages`` gives each released-size stage's
+achieved GFLOP/s against the 4096² fp32 matmul rate and its costliest operators (``benchmark_stages.py``). ``--quick`` finishes in under 2 minutes on
 2 CPU cores.
 """
 
@@ -528,6 +530,26 @@ def run_released(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_stages(args: argparse.Namespace) -> int:
+    """``stages``: achieved GFLOP/s per stage of the released-size model against the matmul rate."""
+    from .benchmark_stages import STAGE_COLUMNS, stage_rates
+
+    rows: list[dict[str, object]] = []
+    for model in args.models:
+        got, best = stage_rates(
+            model=model, size=args.size, device=args.device, extra_opts=args.opts,
+            report=lambda line: print(line, file=sys.stderr, flush=True),
+        )  # fmt: skip
+        print(
+            f"{model}: {args.device}, {torch.get_num_threads()} threads, {cpu_isa()}; 4096² fp32 matmul {best:.0f} GFLOP/s"
+        )
+        rows += got
+    print(format_table(rows, STAGE_COLUMNS))
+    if args.csv:
+        _write_csv(args.csv, rows, STAGE_COLUMNS)
+    return 0
+
+
 def run_gpu_check(args: argparse.Namespace) -> int:
     """Exactness tests on CUDA (fp32 and AMP), then the released e2e benchmark at 640 and 896 with/without COMPILE."""
     if not torch.cuda.is_available():
@@ -736,6 +758,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     gc.add_argument("--csv", default="gpu_check.csv")
     gc.add_argument("--void-share", type=float, default=0.8)
     gc.add_argument("--repeats", type=_positive, default=5)
+    st = sub.add_parser("stages", help="released-size stages: achieved GFLOP/s against the matmul rate, top operators")
+    st.add_argument("--models", nargs="+", default=[RELEASED_CONFIGS[0][0]], choices=[m for m, _ in RELEASED_CONFIGS])
+    st.add_argument("--size", type=_positive, default=256, help="image height (width 4/3)")
+    st.add_argument("--opts", nargs="*", default=[], help="config KEY VALUE pairs")
+    st.add_argument("--device", default="cpu")
+    st.add_argument("--csv", default="", help="write the rows to this CSV file")
     t = sub.add_parser("text", help="text classifier: cold build vs cache hits")
     t.add_argument("--vocabulary", default="ade20k_847", help="shipped vocabulary key")
     t.add_argument("--config-file", default=str(REPO / "configs" / "tiny" / "fcclip_tiny.yaml"))
@@ -775,6 +803,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_gpu_check(args)
         if args.mode == "text":
             return run_text(args)
+        if args.mode == "stages":
+            return run_stages(args)
         if args.mode == "infer":
             run_infer_benchmark(args)
             return 0

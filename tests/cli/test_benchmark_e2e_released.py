@@ -135,3 +135,39 @@ def test_released_rows_on_the_tiny_model_have_every_stage_and_identical_totals()
     assert totals["default"]["kernels"] == ""
     with pytest.raises(KeyError):
         released_rows(models=["nope"], sizes=[64], void_share=0.0, repeats=1, configs={})
+
+
+def test_flop_meter_counts_matmuls_and_bilinear_resizing_per_stage():
+    from mask_adapter.utils.benchmark_stages import FlopMeter
+
+    meter = FlopMeter()
+    a, b = torch.randn(8, 16), torch.randn(16, 4)
+    outer = meter.wrap("outer", lambda: meter.wrap("inner", torch.mm)(a, b) + torch.mm(a, b))
+    assert outer().shape == (8, 4)
+    assert meter.flops["inner"] == 2 * 8 * 16 * 4
+    assert meter.flops["outer"] == 2 * meter.flops["inner"]  # the outer stage includes the inner one
+    with meter.stage("resize"):
+        torch.nn.functional.interpolate(torch.randn(1, 3, 4, 4), size=(8, 10), mode="bilinear", align_corners=False)
+    assert meter.flops["resize"] == 8 * 3 * 8 * 10
+
+
+@pytest.mark.slow  # four tiny-model forwards and a cold text encoding
+def test_stage_rates_on_the_tiny_model_cover_every_stage():
+    from mask_adapter.utils.benchmark_stages import RATE_STAGES, STAGE_COLUMNS, stage_rates
+
+    rows, best = stage_rates(
+        model="tiny",
+        size=64,
+        matmul_size=256,
+        report=lambda _line: None,
+        configs={"tiny": REPO / "configs" / "tiny" / "fcclip_tiny.yaml"},
+    )
+    assert best > 0
+    assert [r["stage"] for r in rows] == [*RATE_STAGES, "total (forward)"]
+    assert all(set(r) == set(STAGE_COLUMNS) for r in rows)
+    by = {r["stage"]: r for r in rows}
+    for stage in ("clip trunk", "pixel decoder", "transformer decoder", "adapter"):
+        assert by[stage]["gflop"] > 0 and by[stage]["seconds"] > 0 and by[stage]["top_ops"]
+    assert by["post-processing upsampling+other"]["gflop"] > 0  # the bilinear upsampling of the masks
+    # the stages are disjoint parts of the timed forward
+    assert by["total (forward)"]["seconds"] >= sum(by[s]["seconds"] for s in RATE_STAGES)
