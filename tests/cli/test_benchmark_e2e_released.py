@@ -149,6 +149,10 @@ def test_flop_meter_counts_matmuls_and_bilinear_resizing_per_stage():
     with meter.stage("resize"):
         torch.nn.functional.interpolate(torch.randn(1, 3, 4, 4), size=(8, 10), mode="bilinear", align_corners=False)
     assert meter.flops["resize"] == 8 * 3 * 8 * 10
+    acc = torch.zeros(8, 4)
+    with meter.stage("in place"):
+        acc.addmm_(a, b)
+    assert meter.flops["in place"] == 2 * 8 * 16 * 4
 
 
 @pytest.mark.slow  # four tiny-model forwards and a cold text encoding
