@@ -113,9 +113,9 @@ def panoptic_inference(
     if mask_cls.shape[1] != num_classes + 1:
         raise ValueError(f"mask_cls has {mask_cls.shape[1]} columns, expected num_classes + 1 = {num_classes + 1}")
     scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
-    masks = mask_pred.sigmoid()
     keep = labels.ne(num_classes) & (scores > object_mask_threshold)
-    cur_scores, cur_classes, cur_masks = scores[keep], labels[keep], masks[keep]
+    # σ only of the kept queries (elementwise: the same values as σ of all then the selection)
+    cur_scores, cur_classes, cur_masks = scores[keep], labels[keep], mask_pred[keep].sigmoid()
     panoptic_seg = torch.zeros(mask_pred.shape[-2:], dtype=torch.int32, device=mask_pred.device)
     if cur_masks.shape[0] == 0:
         return panoptic_seg, []
