@@ -6,6 +6,7 @@ Usage:
     python tools/benchmark.py e2e [--config-file configs/tiny/fcclip_tiny.yaml] [--images 5] [--opts KEY VALUE ...]
     python tools/benchmark.py text [--vocabulary ade20k_847] [--config-file ...]
     python tools/benchmark.py e2e --released [--sizes 320 672] [--void-share 0.8] [--void-masks generated|empty]
+        [--variants reference default no-skip bf16]
         [--models fcclip-L+adapter maftp-B+adapter] [--repeats 1] [--csv FILE] [--plot FILE.png]
     python tools/benchmark.py gpu-check [--csv gpu_check.csv]
     python tools/benchmark.py stages [--models fcclip-L+adapter] [--size 256] [--csv FILE]
