@@ -539,6 +539,7 @@ def run_stages(args: argparse.Namespace) -> int:
     for model in args.models:
         got, best = stage_rates(
             model=model, size=args.size, device=args.device, extra_opts=args.opts,
+            matmul_rate=lambda: matmul_gflops(4096, device=args.device),
             report=lambda line: print(line, file=sys.stderr, flush=True),
         )  # fmt: skip
         print(

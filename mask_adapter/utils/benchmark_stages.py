@@ -166,14 +166,16 @@ def stage_rates(
     size: int = 256,
     device: str = "cpu",
     top: int = 3,
-    matmul_size: int = 4096,
+    matmul_rate: Callable[[], float],
     report: Callable[[str], None] = print,
     configs: dict[str, Path] | None = None,
     extra_opts: Sequence[str] = (),
 ) -> tuple[list[dict[str, Any]], float]:
-    """Rows (``STAGE_COLUMNS``) per stage of ``model`` at ``size`` and the best matmul rate (GFLOP/s) they use."""
-    from .benchmark import matmul_gflops
+    """Rows (``STAGE_COLUMNS``) per stage of ``model`` at ``size`` and the best matmul rate (GFLOP/s) they use.
 
+    ``matmul_rate()`` measures the reference rate in GFLOP/s (``benchmark.matmul_gflops`` of a 4096² fp32 matmul
+    from the command line); it is called before each of the three measured forwards.
+    """
     known = configs if configs is not None else {k: REPO / v for k, v in RELEASED_CONFIGS}
     net = _build(known[model], "default", extra_opts, device)
     delegate = _Delegate(StageMeter(torch.device(device)))
@@ -184,19 +186,19 @@ def stage_rates(
         with torch.no_grad():
             report(f"{model} {size}px: warm-up")
             net([{"image": image}])
-            rates.append(matmul_gflops(matmul_size, device=device))
+            rates.append(matmul_rate())
             flops = FlopMeter()
             delegate.meter = flops
             report(f"{model} {size}px: counting FLOPs")
             net([{"image": image}])
-            rates.append(matmul_gflops(matmul_size, device=device))
+            rates.append(matmul_rate())
             timer = StageMeter(torch.device(device))
             delegate.meter = timer
             start = time.perf_counter()
             net([{"image": image}])
             total = time.perf_counter() - start
             report(f"{model} {size}px: timed forward {total:.1f} s")
-            rates.append(matmul_gflops(matmul_size, device=device))
+            rates.append(matmul_rate())
             delegate.meter = _ProfileMeter()
             report(f"{model} {size}px: profiling")
             with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:

@@ -162,7 +162,7 @@ def test_stage_rates_on_the_tiny_model_cover_every_stage():
     rows, best = stage_rates(
         model="tiny",
         size=64,
-        matmul_size=256,
+        matmul_rate=lambda: benchmark.matmul_gflops(256),
         report=lambda _line: None,
         configs={"tiny": REPO / "configs" / "tiny" / "fcclip_tiny.yaml"},
     )
