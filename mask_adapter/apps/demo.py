@@ -513,7 +513,8 @@ def _run(args: argparse.Namespace, mask_generator: Any) -> list[Path]:
             f"none of the {len(paths)} input images could be read (see the warnings above); give image files "
             f"({', '.join(IMAGE_EXTENSIONS)})"
         )
-    logger.info("processed %d images (%d skipped); results in %s", len(paths) - skipped, skipped, out_dir)
+    done = len(paths) - skipped
+    logger.info("processed %d image%s (%d skipped); results in %s", done, "" if done == 1 else "s", skipped, out_dir)
     return written
 
 

@@ -83,6 +83,7 @@ def test_bundled_photo_all_tasks_generator_masks(tmp_path, demo_log):
     meta = json.loads((out / "voc_example_semantic_labels.json").read_text(encoding="utf-8"))
     assert meta["classes"]["0"] == "aeroplane" and meta["classes"]["19"] == "tvmonitor"
     assert any("RANDOM model" in m for m in demo_log.messages)
+    assert any(m.startswith("processed 1 image (0 skipped); results in ") for m in demo_log.messages)
 
 
 def test_save_activation_maps(tmp_path):
@@ -272,6 +273,7 @@ def test_mixed_inputs_bad_files_skipped(tmp_path, demo_log):
     text = "\n".join(demo_log.messages)
     assert "truncated.jpg" in text and "notes.png" in text and "skipped" in text
     assert "missing*.jpg" in text
+    assert "processed 4 images (2 skipped)" in text
 
 
 def test_output_is_a_file(tmp_path):
