@@ -114,8 +114,9 @@ def panoptic_inference(
         raise ValueError(f"mask_cls has {mask_cls.shape[1]} columns, expected num_classes + 1 = {num_classes + 1}")
     scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
     keep = labels.ne(num_classes) & (scores > object_mask_threshold)
-    # σ only of the kept queries (elementwise: the same values as σ of all then the selection)
-    cur_scores, cur_classes, cur_masks = scores[keep], labels[keep], mask_pred[keep].sigmoid()
+    # σ only of the kept queries (elementwise: the same values as σ of all then the selection); no copy when all kept
+    kept_pred = mask_pred if bool(keep.all()) else mask_pred[keep]
+    cur_scores, cur_classes, cur_masks = scores[keep], labels[keep], kept_pred.sigmoid()
     panoptic_seg = torch.zeros(mask_pred.shape[-2:], dtype=torch.int32, device=mask_pred.device)
     if cur_masks.shape[0] == 0:
         return panoptic_seg, []

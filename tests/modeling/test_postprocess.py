@@ -196,8 +196,8 @@ def test_resize_to_original_crops_then_resizes():
     assert resize_to_original(padded[0], (6, 7), 12, 14).shape == (12, 14)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_panoptic_sigmoid_of_kept_queries_only_equals_sigmoid_of_all(seed):
+@pytest.mark.parametrize("seed, all_kept", [(0, False), (1, False), (2, True)])
+def test_panoptic_sigmoid_of_kept_queries_only_equals_sigmoid_of_all(seed, all_kept):
     """σ is taken of the kept queries only; the result is the one of σ over all queries, then the selection."""
     from mask_adapter.modeling.postprocess import _paint_segments
 
@@ -205,12 +205,14 @@ def test_panoptic_sigmoid_of_kept_queries_only_equals_sigmoid_of_all(seed):
     q, c = 40, 6
     mask_cls = 3 * torch.randn(q, c + 1, generator=g)
     mask_pred = 4 * torch.randn(q, 24, 32, generator=g)
-    kwargs = dict(object_mask_threshold=0.4, overlap_threshold=0.2, thing_ids={0, 1, 2})
+    if all_kept:
+        mask_cls[:, -1] = -20.0  # no void argmax
+    kwargs = dict(object_mask_threshold=0.0 if all_kept else 0.4, overlap_threshold=0.2, thing_ids={0, 1, 2})
     pan, info = panoptic_inference(mask_cls, mask_pred, num_classes=c, **kwargs)
     # the previous computation: σ of every query, then the kept ones
     scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
     keep = labels.ne(c) & (scores > kwargs["object_mask_threshold"])
-    assert 0 < int(keep.sum()) < q
+    assert int(keep.sum()) == q if all_kept else 0 < int(keep.sum()) < q
     ref = torch.zeros(24, 32, dtype=torch.int32)
     ref_info = _paint_segments(
         ref, scores[keep], labels[keep], mask_pred.sigmoid()[keep], overlap_threshold=0.2, thing_ids={0, 1, 2}
