@@ -131,19 +131,27 @@ def onednn_verbose_log(out: list[str]) -> Iterator[None]:
     """Run the body with oneDNN's verbose log on (CPU) and append what it wrote to ``out``.
 
     oneDNN writes to the process's standard output from C, so file descriptor 1 is redirected to a temporary file
-    for the duration. Nothing is captured where torch has no oneDNN.
+    for the duration. Nothing is captured where torch has no oneDNN or cannot switch its log on.
     """
     if not torch.backends.mkldnn.is_available():
         yield
         return
+    verbose = torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON)
     sys.stdout.flush()
     saved = os.dup(1)
     with tempfile.TemporaryFile("w+") as log:
         os.dup2(log.fileno(), 1)
         try:
-            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
-                yield
+            verbose.__enter__()
+        except RuntimeError:  # this build cannot switch the log on: run without it
+            os.dup2(saved, 1)
+            os.close(saved)
+            yield
+            return
+        try:
+            yield
         finally:
+            verbose.__exit__(None, None, None)
             sys.stdout.flush()
             os.dup2(saved, 1)
             os.close(saved)

@@ -60,6 +60,26 @@ def test_onednn_verbose_log_captures_the_bf16_matmul_that_ran():
     assert len(logs) == 1
 
 
+def test_onednn_verbose_log_runs_the_body_when_the_log_cannot_be_switched_on(monkeypatch):
+    class Refusing:
+        def __init__(self, level):
+            pass
+
+        def __enter__(self):
+            raise RuntimeError("Failed to set MKLDNN into verbose mode")
+
+        def __exit__(self, *args):
+            return False
+
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    monkeypatch.setattr(torch.backends.mkldnn, "verbose", Refusing)
+    logs: list[str] = []
+    ran = []
+    with onednn_verbose_log(logs):
+        ran.append(True)
+    assert ran == [True] and logs == []
+
+
 def test_argmax_agreement_is_the_share_of_equal_pixels():
     a = torch.zeros(3, 2, 2)
     a[0] = 1.0
