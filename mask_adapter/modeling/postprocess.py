@@ -28,7 +28,17 @@ def _check_pair(mask_cls: Tensor, mask_pred: Tensor) -> None:
         )
 
 
-def semantic_inference(mask_cls: Tensor, mask_pred: Tensor, class_chunk: int = 0) -> Tensor:
+def _checked_prob(mask_prob: Tensor, mask_pred: Tensor) -> Tensor:
+    if mask_prob.shape != mask_pred.shape:
+        raise ValueError(
+            f"mask_prob must be σ(mask_pred) of the same shape {tuple(mask_pred.shape)}, got {tuple(mask_prob.shape)}"
+        )
+    return mask_prob
+
+
+def semantic_inference(
+    mask_cls: Tensor, mask_pred: Tensor, class_chunk: int = 0, *, mask_prob: Tensor | None = None
+) -> Tensor:
     """Per-class score map Σ_q softmax(cls_q)[c] · σ(mask_q).
 
     Args:
@@ -36,6 +46,7 @@ def semantic_inference(mask_cls: Tensor, mask_pred: Tensor, class_chunk: int = 0
         mask_pred: (Q, H, W) mask logits.
         class_chunk: if > 0, compute ``class_chunk`` classes at a time into a preallocated output
             (same sums, bounded temporaries for large vocabularies); 0 computes it at once.
+        mask_prob: σ(mask_pred) when the caller already holds it (reused as is; the same values).
 
     Returns:
         (C, H, W) scores.
@@ -44,7 +55,7 @@ def semantic_inference(mask_cls: Tensor, mask_pred: Tensor, class_chunk: int = 0
     if class_chunk < 0:
         raise ValueError(f"class_chunk must be >= 0 (0 = no chunking), got {class_chunk}")
     probs = F.softmax(mask_cls, dim=-1)[:, :-1]
-    masks = mask_pred.sigmoid()
+    masks = mask_pred.sigmoid() if mask_prob is None else _checked_prob(mask_prob, mask_pred)
     if class_chunk == 0:
         return torch.einsum("qc,qhw->chw", probs, masks)
     q, h, w = masks.shape
@@ -90,6 +101,7 @@ def panoptic_inference(
     object_mask_threshold: float,
     overlap_threshold: float,
     thing_ids: set[int],
+    mask_prob: Tensor | None = None,
 ) -> tuple[Tensor, list[dict[str, Any]]]:
     """Mask2Former panoptic merging: non-overlapping segments, stuff of the same class merged.
 
@@ -104,6 +116,7 @@ def panoptic_inference(
         object_mask_threshold: minimum class probability of a kept query.
         overlap_threshold: minimum (won area / own area) of a kept query.
         thing_ids: contiguous ids of the thing classes.
+        mask_prob: σ(mask_pred) when the caller already holds it (its kept rows are used; the same values).
 
     Returns:
         panoptic_seg (H, W) int32, 0 = void, segment ids 1..n; segments_info: one dict per segment
@@ -115,8 +128,13 @@ def panoptic_inference(
     scores, labels = F.softmax(mask_cls, dim=-1).max(-1)
     keep = labels.ne(num_classes) & (scores > object_mask_threshold)
     # σ only of the kept queries (elementwise: the same values as σ of all then the selection); no copy when all kept
-    kept_pred = mask_pred if bool(keep.all()) else mask_pred[keep]
-    cur_scores, cur_classes, cur_masks = scores[keep], labels[keep], kept_pred.sigmoid()
+    all_kept = bool(keep.all())
+    if mask_prob is not None:
+        prob = _checked_prob(mask_prob, mask_pred)
+        cur_masks = prob if all_kept else prob[keep]
+    else:
+        cur_masks = (mask_pred if all_kept else mask_pred[keep]).sigmoid()
+    cur_scores, cur_classes = scores[keep], labels[keep]
     panoptic_seg = torch.zeros(mask_pred.shape[-2:], dtype=torch.int32, device=mask_pred.device)
     if cur_masks.shape[0] == 0:
         return panoptic_seg, []

@@ -222,3 +222,36 @@ def test_panoptic_sigmoid_of_kept_queries_only_equals_sigmoid_of_all(seed, all_k
         segment["area"] = int(areas[segment["id"]])
     assert len(info) > 0
     assert torch.equal(pan, ref) and info == ref_info
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.4])
+def test_semantic_and_panoptic_share_one_sigmoid_with_the_same_outputs(threshold, monkeypatch):
+    """With both outputs on (masks resized before inference), σ of the masks is taken once and read by both merges:
+    the outputs equal those of each merge computing its own σ, and Tensor.sigmoid runs once over the Q maps."""
+    from mask_adapter.modeling.meta_arch import inference
+    from mask_adapter.modeling.meta_arch.options import InferenceOptions
+
+    g = torch.Generator().manual_seed(7)
+    q, c = 30, 5
+    mask_cls = 3 * torch.randn(q, c + 1, generator=g)
+    mask_pred = 4 * torch.randn(q, 20, 28, generator=g)
+    opts = InferenceOptions(
+        semantic_on=True,
+        panoptic_on=True,
+        postprocess_before_inference=True,
+        object_mask_threshold=threshold,
+        overlap_threshold=0.2,
+    )
+    calls = []
+    sigmoid = torch.Tensor.sigmoid
+    monkeypatch.setattr(torch.Tensor, "sigmoid", lambda t: (calls.append(tuple(t.shape)), sigmoid(t))[1])
+    r = inference._image_outputs(mask_cls, mask_pred, (20, 28), (20, 28), opts, {0, 1})
+    assert calls == [(q, 20, 28)]
+    monkeypatch.setattr(torch.Tensor, "sigmoid", sigmoid)
+    assert torch.equal(r["sem_seg"], semantic_inference(mask_cls, mask_pred))
+    pan, info = panoptic_inference(
+        mask_cls, mask_pred, num_classes=c, object_mask_threshold=threshold, overlap_threshold=0.2, thing_ids={0, 1}
+    )
+    assert len(info) > 0 and torch.equal(r["panoptic_seg"][0], pan) and r["panoptic_seg"][1] == info
+    with pytest.raises(ValueError, match=r"mask_prob must be σ\(mask_pred\) of the same shape \(30, 20, 28\)"):
+        semantic_inference(mask_cls, mask_pred, mask_prob=mask_pred[:, :10])

@@ -125,14 +125,18 @@ def _image_outputs(
     if opts.postprocess_before_inference:
         mask_pred = resize_to_original(mask_pred, image_size, height, width)
     r: dict[str, Any] = {}
+    # σ of the full-size masks, computed once when both the semantic and the panoptic merge read it
+    prob = None
+    if opts.postprocess_before_inference and opts.semantic_on and opts.panoptic_on:
+        prob = mask_pred.sigmoid()
     if opts.semantic_on:
         if opts.postprocess_before_inference:
 
             def semantic(cls: Tensor, pred: Tensor = mask_pred) -> Tensor:
-                return semantic_inference(cls, pred, opts.semantic_chunk)
+                return semantic_inference(cls, pred, opts.semantic_chunk, mask_prob=prob)
 
             def sigmoid_maps(idx: Tensor, pred: Tensor = mask_pred) -> Tensor:
-                return pred[idx].sigmoid()
+                return pred[idx].sigmoid() if prob is None else prob[idx]
 
         else:  # resize the Q sigmoid maps, not the C score maps: one C×H×W allocation
 
@@ -159,6 +163,7 @@ def _image_outputs(
             object_mask_threshold=opts.object_mask_threshold,
             overlap_threshold=opts.overlap_threshold,
             thing_ids=thing_ids,
+            mask_prob=prob,
         )
     if opts.instance_on:
         r["instances"] = instance_inference(
