@@ -51,6 +51,7 @@ from pathlib import Path
 import torch
 
 from ..apps.infer_benchmark import add_infer_parser, run_infer_benchmark
+from ..model_zoo import get_config_file
 from ..modeling.adapter.head import MaskAdapterHead
 from .atomic import atomic_save, atomic_write
 from .benchmark_e2e import E2E_COLUMNS, E2E_VARIANTS, RELEASED_CONFIGS, bf16_kernel_family, released_rows
@@ -731,7 +732,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     a.add_argument("--no-dedupe-report", action="store_true", help="skip the mask-deduplication report")
     a.add_argument("--quick", action="store_true", help="N in {10, 30}, one grid, one repeat")
     e = sub.add_parser("e2e", help="whole model per image with a per-stage breakdown")
-    e.add_argument("--config-file", default=str(REPO / "configs" / "tiny" / "fcclip_tiny.yaml"))
+    e.add_argument("--config-file", default=str(get_config_file("tiny/fcclip_tiny.yaml")))
     e.add_argument("--images", type=_positive, default=5)
     e.add_argument("--opts", nargs="*", default=[], help="config KEY VALUE pairs")
     e.add_argument("--quick", action="store_true", help="two images")
@@ -768,7 +769,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     st.add_argument("--csv", default="", help="write the rows to this CSV file")
     t = sub.add_parser("text", help="text classifier: cold build vs cache hits")
     t.add_argument("--vocabulary", default="ade20k_847", help="shipped vocabulary key")
-    t.add_argument("--config-file", default=str(REPO / "configs" / "tiny" / "fcclip_tiny.yaml"))
+    t.add_argument("--config-file", default=str(get_config_file("tiny/fcclip_tiny.yaml")))
     t.add_argument("--quick", action="store_true", help="the first 100 classes")
     add_infer_parser(sub)  # batch inference: images/s of tools/infer.py (mask_adapter.apps.infer_benchmark)
     k = sub.add_parser(

@@ -38,6 +38,8 @@ from typing import Any
 
 import torch
 
+from ..model_zoo import get_config_file
+
 __all__ = [
     "E2E_COLUMNS",
     "RELEASED_CONFIGS",
@@ -46,12 +48,12 @@ __all__ = [
     "bf16_kernel_family",
     "bf16_kernels_ran",
     "outputs_identical",
+    "released_config_files",
     "released_rows",
 ]
 
 logger = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
 # (name, config relative to the checkout) of the released models the benchmark builds.
 RELEASED_CONFIGS = (
     ("fcclip-L+adapter", "configs/mixed-mask-training/fc-clip/fcclip/fcclip_convnext_large_eval_ade20k.yaml"),
@@ -80,6 +82,12 @@ VOCABULARY = (
     "sidewalk", "person", "earth", "door", "table", "mountain", "plant", "curtain", "chair", "car", "water",
     "painting", "sofa", "shelf", "house", "sea", "mirror", "rug", "field",
 )  # fmt: skip
+
+
+def released_config_files() -> dict[str, Path]:
+    """``RELEASED_CONFIGS`` as absolute paths of the shipped configs (a checkout's ``configs/`` or the installed
+    package's copy)."""
+    return {name: get_config_file(rel) for name, rel in RELEASED_CONFIGS}
 
 
 def bf16_kernel_family() -> str:
@@ -415,10 +423,10 @@ def released_rows(
     warm-up forward (the very first one encodes the vocabulary: the cold text-classifier time), then ``repeats``
     timed forwards interleaved with the other variants' in rotating order (medians). ``identical`` on ``total`` rows compares the variant's outputs with the reference's.
     The text classifier is shared between the variants of a model (same weights): its cold time is measured once.
-    ``configs`` maps model names to config files (default: ``RELEASED_CONFIGS`` in the checkout).
+    ``configs`` maps model names to config files (default: ``released_config_files()``).
     """
     rows: list[dict[str, Any]] = []
-    known = configs if configs is not None else {k: REPO / v for k, v in RELEASED_CONFIGS}
+    known = configs if configs is not None else released_config_files()
     for name in models:
         config = known[name]
         variants = tuple(dict.fromkeys(("reference", *variants)))

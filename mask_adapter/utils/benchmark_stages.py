@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .benchmark_e2e import RELEASED_CONFIGS, REPO, StageMeter, _build, _image, _instrument
+from .benchmark_e2e import RELEASED_CONFIGS, StageMeter, _build, _image, _instrument, released_config_files
 
 __all__ = ["STAGE_COLUMNS", "RATE_STAGES", "bilinear_flop_mapping", "FlopMeter", "stage_rates"]
 
@@ -176,7 +176,7 @@ def stage_rates(
     ``matmul_rate()`` measures the reference rate in GFLOP/s (``benchmark.matmul_gflops`` of a 4096² fp32 matmul
     from the command line); it is called before each of the three measured forwards.
     """
-    known = configs if configs is not None else {k: REPO / v for k, v in RELEASED_CONFIGS}
+    known = configs if configs is not None else released_config_files()
     net = _build(known[model], "default", extra_opts, device)
     delegate = _Delegate(StageMeter(torch.device(device)))
     undo = _instrument(net, delegate, {"in_postprocess": False, "text_cached": False})

@@ -195,3 +195,15 @@ def test_stage_rates_on_the_tiny_model_cover_every_stage():
     assert by["post-processing upsampling+other"]["gflop"] > 0  # the bilinear upsampling of the masks
     # the stages are disjoint parts of the timed forward
     assert by["total (forward)"]["seconds"] >= sum(by[s]["seconds"] for s in RATE_STAGES)
+
+
+def test_released_configs_are_the_shipped_official_files():
+    from mask_adapter.model_zoo import config_root
+    from mask_adapter.utils.benchmark_e2e import released_config_files
+
+    files = released_config_files()
+    assert sorted(files) == ["fcclip-L+adapter", "maftp-B+adapter"]
+    assert files["fcclip-L+adapter"] == config_root() / (
+        "mixed-mask-training/fc-clip/fcclip/fcclip_convnext_large_eval_ade20k.yaml"
+    )
+    assert all(path.is_file() for path in files.values())
