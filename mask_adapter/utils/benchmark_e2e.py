@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from ..model_zoo import get_config_file
 __all__ = [
     "E2E_COLUMNS",
     "RELEASED_CONFIGS",
+    "StageHooks",
     "StageMeter",
     "argmax_agreement",
     "bf16_kernel_family",
@@ -50,11 +51,12 @@ __all__ = [
     "outputs_identical",
     "released_config_files",
     "released_rows",
+    "split_postprocessing",
 ]
 
 logger = logging.getLogger(__name__)
 
-# (name, config relative to the checkout) of the released models the benchmark builds.
+# (name, config path as `model_zoo.get_config_file` takes it) of the released models the benchmark builds.
 RELEASED_CONFIGS = (
     ("fcclip-L+adapter", "configs/mixed-mask-training/fc-clip/fcclip/fcclip_convnext_large_eval_ade20k.yaml"),
     ("maftp-B+adapter", "configs/mixed-mask-training/maftp/semantic/train_semantic_base_eval_a150.yaml"),
@@ -181,7 +183,23 @@ def _status_kb(field: str) -> int:
     return 0
 
 
-class StageMeter:
+class StageHooks:
+    """What the instrumented model calls: ``stage(name)`` (a context manager) and ``wrap(name, fn)``."""
+
+    def stage(self, name: str) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` run inside stage ``name``."""
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self.stage(name):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class StageMeter(StageHooks):
     """Wall time and peak memory growth per stage; nested stages of the same group are counted once."""
 
     def __init__(self, device: torch.device) -> None:
@@ -229,15 +247,6 @@ class StageMeter:
             self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
             self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), peak)
 
-    def wrap(self, name: str, fn: Callable[..., Any] | Callable[[], str]) -> Callable[..., Any]:
-        """``fn`` timed as stage ``name`` (a callable name picks the stage per call)."""
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with self.stage(name):
-                return fn(*args, **kwargs)
-
-        return wrapper
-
 
 def _patch(obj: Any, name: str, new: Any, undo: list[Callable[[], None]]) -> None:
     old = getattr(obj, name)
@@ -246,8 +255,8 @@ def _patch(obj: Any, name: str, new: Any, undo: list[Callable[[], None]]) -> Non
     undo.append((lambda: setattr(obj, name, old)) if own else (lambda: delattr(obj, name)))
 
 
-def _instrument(model: torch.nn.Module, meter: StageMeter, state: dict[str, bool]) -> list[Callable[[], None]]:
-    """Hooks timing every stage of ``model``; returns the undo functions."""
+def _instrument(model: torch.nn.Module, meter: StageHooks, state: dict[str, bool]) -> list[Callable[[], None]]:
+    """Hooks putting every stage of ``model`` inside ``meter.stage``; returns the undo functions."""
     from ..modeling.meta_arch import fcclip, inference
 
     undo: list[Callable[[], None]] = []
@@ -370,6 +379,22 @@ def _image(size: int, device: str) -> torch.Tensor:
     return out[0].clamp(0, 255).to(torch.uint8).to(device)
 
 
+def split_postprocessing(values: dict[str, float]) -> dict[str, float]:
+    """Per-stage totals of the hooks (seconds or FLOPs) with post-processing split into reported stages.
+
+    The certificate's second adapter pass runs inside the semantic post-processing and is its own stage, so it is
+    taken out of "post-processing semantic"; "post-processing upsampling+other" is the whole post-processing minus
+    its semantic and panoptic parts.
+    """
+    out = {k: float(v) for k, v in values.items()}
+    semantic = out.get("post-processing semantic", 0.0)
+    out["post-processing semantic"] = max(0.0, semantic - out.get("adapter second pass", 0.0))
+    out["post-processing upsampling+other"] = max(
+        0.0, out.get("post-processing", 0.0) - semantic - out.get("post-processing panoptic", 0.0)
+    )
+    return out
+
+
 def _summary_rows(
     base: dict[str, Any],
     per_run: list[dict[str, float]],
@@ -381,13 +406,7 @@ def _summary_rows(
     kernels: str = "",
 ) -> list[dict[str, Any]]:
     """One variant's stage rows (medians over the timed runs) and its ``total`` row."""
-    median = {k: statistics.median(r.get(k, 0.0) for r in per_run) for k in per_run[0]}
-    # The second adapter pass runs inside the semantic post-processing: reported as its own stage.
-    semantic = median.get("post-processing semantic", 0.0)
-    median["post-processing semantic"] = max(0.0, semantic - median.get("adapter second pass", 0.0))
-    median["post-processing upsampling+other"] = max(
-        0.0, median.get("post-processing", 0.0) - semantic - median.get("post-processing panoptic", 0.0)
-    )
+    median = split_postprocessing({k: statistics.median(r.get(k, 0.0) for r in per_run) for k in per_run[0]})
     median["text classifier cold"] = cold[0]
     peaks = dict(peaks, **{"text classifier cold": cold[1]})
     peaks["post-processing upsampling+other"] = peaks.get("post-processing", 0.0)

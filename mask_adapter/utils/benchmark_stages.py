@@ -25,7 +25,16 @@ from typing import Any
 
 import torch
 
-from .benchmark_e2e import RELEASED_CONFIGS, StageMeter, _build, _image, _instrument, released_config_files
+from .benchmark_e2e import (
+    RELEASED_CONFIGS,
+    StageHooks,
+    StageMeter,
+    _build,
+    _image,
+    _instrument,
+    released_config_files,
+    split_postprocessing,
+)
 
 __all__ = ["STAGE_COLUMNS", "RATE_STAGES", "bilinear_flop_mapping", "FlopMeter", "stage_rates"]
 
@@ -63,8 +72,8 @@ def bilinear_flop_mapping() -> dict[Any, Callable[..., int]]:
     return {aten.grid_sampler_2d: per_output, aten.upsample_bilinear2d: per_output, aten.addmm_: addmm_inplace}
 
 
-class FlopMeter:
-    """The ``StageMeter`` interface (``stage``, ``wrap``) counting FLOPs per stage instead of seconds.
+class FlopMeter(StageHooks):
+    """Stage hooks counting FLOPs per stage instead of seconds.
 
     Nested stages of different names both count the inner work (the outer total includes it), as the seconds do.
     """
@@ -89,32 +98,18 @@ class FlopMeter:
             self._active.remove(name)
             self.flops[name] += counter.get_total_flops()
 
-    def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with self.stage(name):
-                return fn(*args, **kwargs)
 
-        return wrapper
+class _Delegate(StageHooks):
+    """Forwards ``stage`` to whichever meter is current (the hooks are installed once)."""
 
-
-class _Delegate:
-    """Forwards ``stage`` / ``wrap`` to whichever meter is current (the hooks are installed once)."""
-
-    def __init__(self, meter: Any) -> None:
+    def __init__(self, meter: StageHooks) -> None:
         self.meter = meter
 
     def stage(self, name: str) -> Any:
         return self.meter.stage(name)
 
-    def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with self.meter.stage(name):
-                return fn(*args, **kwargs)
 
-        return wrapper
-
-
-class _ProfileMeter:
+class _ProfileMeter(StageHooks):
     """Labels each stage with ``torch.profiler.record_function`` so operators can be attributed to it."""
 
     @contextmanager
@@ -125,14 +120,8 @@ class _ProfileMeter:
 
 def _derived(values: dict[str, float]) -> dict[str, float]:
     """Per reported stage, from the raw hook totals (post-processing split as in ``benchmark_e2e``)."""
-    out = {k: float(values.get(k, 0.0)) for k in RATE_STAGES}
-    semantic = float(values.get("post-processing semantic", 0.0))
-    second = float(values.get("adapter second pass", 0.0))
-    out["post-processing semantic"] = max(0.0, semantic - second)
-    out["post-processing upsampling+other"] = max(
-        0.0, float(values.get("post-processing", 0.0)) - semantic - float(values.get("post-processing panoptic", 0.0))
-    )
-    return out
+    split = split_postprocessing(values)
+    return {k: split.get(k, 0.0) for k in RATE_STAGES}
 
 
 def _top_ops(prof: Any, top: int) -> dict[str, str]:
