@@ -207,3 +207,15 @@ def test_released_configs_are_the_shipped_official_files():
         "mixed-mask-training/fc-clip/fcclip/fcclip_convnext_large_eval_ade20k.yaml"
     )
     assert all(path.is_file() for path in files.values())
+
+
+def test_reference_variant_samples_with_grid_sample_and_default_with_the_gather():
+    from mask_adapter.modeling.ops import MSDeformAttn
+    from mask_adapter.utils.benchmark_e2e import _build
+
+    config = REPO / "configs" / "tiny" / "fcclip_tiny.yaml"
+    for variant, expected in (("reference", True), ("default", False)):
+        flags = [
+            m.reference_sampling for m in _build(config, variant, [], "cpu").modules() if isinstance(m, MSDeformAttn)
+        ]
+        assert flags and set(flags) == {expected}, variant

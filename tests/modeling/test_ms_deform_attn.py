@@ -1,4 +1,4 @@
-"""Deformable attention: pure-torch path vs a loop-based bilinear reference; dispatch; grads."""
+"""Deformable attention: gather path and grid_sample path vs a loop-based bilinear reference; dispatch; grads."""
 
 import importlib
 import math
@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from mask_adapter.modeling.ops import MSDeformAttn, ms_deform_attn_core, ms_deform_attn_pytorch
+from mask_adapter.modeling.ops import MSDeformAttn, ms_deform_attn_core, ms_deform_attn_gather, ms_deform_attn_pytorch
 
 msda = importlib.import_module("mask_adapter.modeling.ops.ms_deform_attn")
 
@@ -53,12 +53,74 @@ def _loop_reference(value, shapes, loc, attn):
     return out.reshape(n, lq, m * dh)
 
 
-def test_pytorch_path_matches_loop_reference():
+@pytest.mark.parametrize("path", [ms_deform_attn_pytorch, ms_deform_attn_gather])
+def test_pytorch_paths_match_loop_reference(path):
     value, shapes, loc, attn = _inputs()
-    out = ms_deform_attn_pytorch(value, shapes, loc, attn)
+    out = path(value, shapes, loc, attn)
     ref = _loop_reference(value, shapes, loc, attn)
     assert out.shape == (2, 4, 6)
     assert torch.allclose(out.double(), ref, atol=1e-5, rtol=0)
+    out64 = path(value.double(), shapes, loc.double(), attn.double())
+    assert torch.allclose(out64, ref, atol=1e-12, rtol=0)
+
+
+def _edge_locations(shapes, m, p):
+    """Locations on pixel centres, cell borders, the map edges, just outside and far outside every level."""
+    g = torch.Generator().manual_seed(3)
+    levels = []
+    for h, w in shapes.tolist():
+        xs = torch.tensor([0.0, 0.5 / w, 1.0 / w, 1.0 - 0.5 / w, 1.0, -0.5 / w, 1.0 + 0.4 / w, -3.0, 5.0, 0.37])
+        ys = torch.tensor([0.0, 0.5 / h, 1.0 / h, 1.0 - 0.5 / h, 1.0, 1.0 + 0.5 / h, -0.4 / h, 6.0, -2.0, 0.61])
+        xy = torch.stack(torch.meshgrid(xs, ys, indexing="ij"), -1).reshape(-1, 2)  # 100 (x, y) pairs
+        pick = torch.randint(0, len(xy), (len(xy), m, p), generator=g)
+        levels.append(xy[pick])  # (Lq, M, P, 2)
+    return torch.stack(levels, 2)[None].double()  # (1, Lq, M, L, P, 2)
+
+
+def test_gather_equals_grid_sample_in_float64_with_gradients_at_edges():
+    """Same function and same gradients as the grid_sample path, including locations on pixel centres, cell
+    borders and map edges (where floor() switches corner) and far outside the map."""
+    shapes = torch.tensor(SHAPES, dtype=torch.long)
+    m, p, dh = 2, 3, 5
+    loc = _edge_locations(shapes, m, p).requires_grad_(True)
+    g = torch.Generator().manual_seed(4)
+    s = int(shapes.prod(1).sum())
+    value = torch.randn(1, s, m, dh, generator=g, dtype=torch.float64, requires_grad=True)
+    attn = torch.rand(*loc.shape[:-1], generator=g, dtype=torch.float64).requires_grad_(True)
+    ref = ms_deform_attn_pytorch(value, shapes, loc, attn)
+    out = ms_deform_attn_gather(value, shapes, loc, attn)
+    assert out.shape == ref.shape == (1, loc.shape[1], m * dh)
+    assert torch.allclose(out, ref, atol=1e-13, rtol=0)
+    assert torch.allclose(out, _loop_reference(value, shapes, loc, attn), atol=1e-13, rtol=0)
+    grad_out = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+    ref_grads = torch.autograd.grad(ref, (value, loc, attn), grad_out)
+    out_grads = torch.autograd.grad(out, (value, loc, attn), grad_out)
+    for name, a, b in zip(("value", "locations", "attention"), ref_grads, out_grads):
+        assert b.abs().sum() > 0, name
+        assert torch.allclose(a, b, atol=1e-11, rtol=0), name
+
+
+def test_gather_float32_at_released_head_shape_within_1e5_relative():
+    """fp32 at the released pixel decoder's layout (8 heads, 32 channels, 3 levels, 4 points); small maps."""
+    shapes = torch.tensor([[6, 8], [12, 16], [24, 32]])
+    g = torch.Generator().manual_seed(5)
+    s = int(shapes.prod(1).sum())
+    value = torch.randn(2, s, 8, 32, generator=g)
+    loc = torch.rand(2, s, 8, 3, 4, 2, generator=g) * 1.2 - 0.1
+    attn = torch.rand(2, s, 8, 3, 4, generator=g)
+    attn = attn / attn.sum((-1, -2), keepdim=True)
+    ref = ms_deform_attn_pytorch(value.double(), shapes, loc.double(), attn.double())
+    for path in (ms_deform_attn_gather, ms_deform_attn_pytorch):
+        err = (path(value, shapes, loc, attn).double() - ref).abs().max() / ref.abs().max()
+        assert err < 1e-5, (path.__name__, float(err))
+
+
+def test_gather_row_arithmetic_in_float64_and_int64_when_rows_exceed_the_narrow_types(monkeypatch):
+    value, shapes, loc, attn = _inputs()
+    expected = ms_deform_attn_gather(value, shapes, loc, attn)
+    monkeypatch.setattr(msda, "_FLOAT32_EXACT_ROWS", 8)
+    monkeypatch.setattr(msda, "_INT32_ROWS", 8)
+    assert torch.equal(ms_deform_attn_gather(value, shapes, loc, attn), expected)
 
 
 def test_dispatch_uses_pytorch_on_cpu_even_with_a_kernel(monkeypatch):
@@ -70,7 +132,22 @@ def test_dispatch_uses_pytorch_on_cpu_even_with_a_kernel(monkeypatch):
     value, shapes, loc, attn = _inputs()
     start = torch.cat([shapes.new_zeros(1), shapes.prod(1).cumsum(0)[:-1]])
     out = ms_deform_attn_core(value, shapes, start, loc, attn)
+    assert torch.equal(out, ms_deform_attn_gather(value, shapes, loc, attn))
+    out = ms_deform_attn_core(value, shapes, start, loc, attn, reference=True)
     assert torch.equal(out, ms_deform_attn_pytorch(value, shapes, loc, attn))
+
+
+def test_module_reference_sampling_switches_to_grid_sample(monkeypatch):
+    module, query, ref_points, inputs, shapes, start = _module_and_inputs()
+    calls = []
+    for name in ("ms_deform_attn_gather", "ms_deform_attn_pytorch"):
+        original = getattr(msda, name)
+        monkeypatch.setattr(msda, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    default = module(query, ref_points, inputs, shapes, start)
+    module.reference_sampling = True
+    reference = module(query, ref_points, inputs, shapes, start)
+    assert calls == ["ms_deform_attn_gather", "ms_deform_attn_pytorch"]
+    assert torch.allclose(default, reference, atol=1e-6, rtol=1e-5)
 
 
 def test_missing_kernel_is_not_an_error(monkeypatch):
@@ -87,7 +164,7 @@ def test_half_input_runs_in_fp32_and_keeps_dtype():
     start = torch.cat([shapes.new_zeros(1), shapes.prod(1).cumsum(0)[:-1]])
     out = ms_deform_attn_core(value.half(), shapes, start, loc.half(), attn.half())
     assert out.dtype == torch.float16
-    ref = ms_deform_attn_pytorch(value.half().float(), shapes, loc.half().float(), attn.half().float())
+    ref = ms_deform_attn_gather(value.half().float(), shapes, loc.half().float(), attn.half().float())
     assert torch.allclose(out.float(), ref, atol=2e-3)
 
 

@@ -1,7 +1,12 @@
 """Multi-scale deformable attention (Deformable DETR): pure PyTorch, optional compiled kernel.
 
-The pure-PyTorch path (``grid_sample``) is the reference: it runs everywhere, CPU included. The
-compiled ``MultiScaleDeformableAttention`` extension (the CUDA op of Deformable DETR / Mask2Former)
+Two pure-PyTorch paths run everywhere, CPU included: ``ms_deform_attn_pytorch`` (``grid_sample`` per level,
+then the attention-weighted sum: the reference computation, as in Deformable DETR) and
+``ms_deform_attn_gather``, the default. The gather path folds each point's attention weight into its four
+bilinear corner weights and sums the L·P·4 weighted value rows of each (query, head) in one
+``embedding_bag`` call, reading ``value`` in place (no per-level transposed copies, no (N·M, Dh, Lq, L·P)
+stack of samples); same function (float64 results agree to ~1e-15, gradients included), about 3x faster at
+the released pixel decoder's size on CPU. The compiled ``MultiScaleDeformableAttention`` extension (the CUDA op of Deformable DETR / Mask2Former)
 is imported lazily on first use and only used for fp32 CUDA inputs; ``import mask_adapter`` never
 needs it.
 
@@ -24,9 +29,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import Function, FunctionCtx, once_differentiable
 
-__all__ = ["MSDeformAttn", "ms_deform_attn_core", "ms_deform_attn_pytorch", "kernel_available"]
+__all__ = [
+    "MSDeformAttn",
+    "ms_deform_attn_core",
+    "ms_deform_attn_gather",
+    "ms_deform_attn_pytorch",
+    "kernel_available",
+]
 
 logger = logging.getLogger(__name__)
+
+# Row indices of the gather path are computed in float32 while every row number fits its 24-bit mantissa
+# exactly, in float64 beyond; they are passed as int32 while below 2**31.
+_FLOAT32_EXACT_ROWS = 2**24
+_INT32_ROWS = 2**31
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,6 +95,54 @@ def ms_deform_attn_pytorch(
     return out.transpose(1, 2).contiguous()
 
 
+def ms_deform_attn_gather(
+    value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor, attention_weights: Tensor
+) -> Tensor:
+    """Deformable attention as one weighted gather of value rows (the default pure-PyTorch path).
+
+    The same bilinear sampling as ``ms_deform_attn_pytorch`` (pixel (i, j) of a level is centred at
+    ((j + 0.5) / W, (i + 0.5) / H); corners outside the map count as zeros): for every (query, head) the
+    output is Σ over levels, points and the 4 corners of attention weight × bilinear weight × value row.
+    Corner weights carry the gradient to the locations and attention weights; ``embedding_bag`` carries
+    it to ``value``. Arguments and result as ``ms_deform_attn_pytorch``.
+    """
+    n, s, m, dh = value.shape
+    _, lq, _, num_levels, _, _ = sampling_locations.shape
+    total = n * s * m
+    hw = spatial_shapes.to(sampling_locations.dtype)
+    h = hw[:, 0].view(1, 1, 1, num_levels, 1)
+    w = hw[:, 1].view(1, 1, 1, num_levels, 1)
+    # continuous pixel coordinates (grid_sample's align_corners=False convention)
+    ix = sampling_locations[..., 0] * w - 0.5
+    iy = sampling_locations[..., 1] * h - 0.5
+    x0, y0 = ix.detach().floor(), iy.detach().floor()
+    fx, fy = ix - x0, iy - y0
+    # a corner outside the map gets weight 0 (and any in-range row index below)
+    wx = torch.stack([(1 - fx) * ((x0 >= 0) & (x0 <= w - 1)), fx * ((x0 >= -1) & (x0 <= w - 2))], -1)
+    wy = torch.stack([(1 - fy) * ((y0 >= 0) & (y0 <= h - 1)), fy * ((y0 >= -1) & (y0 <= h - 2))], -1)
+    wy = wy * attention_weights[..., None]
+    # (N, Lq, M, L, P, 2, 2) -> corners (y0, x0), (y0, x1), (y1, x0), (y1, x1)
+    corner_weights = (wy[..., :, None] * wx[..., None, :]).reshape(n * lq * m, -1)
+    with torch.no_grad():
+        # row of value viewed as (N·S·M, Dh): ((n·S + level start + y·W + x)·M + head). Integer arithmetic in a
+        # float type that holds every valid row exactly; rows of zero-weight corners are only clamped in range.
+        index_float = torch.float32 if total < _FLOAT32_EXACT_ROWS else torch.float64
+        sizes = spatial_shapes.prod(1)
+        starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
+        dev = value.device
+        base = (torch.arange(n, device=dev).view(n, 1, 1, 1) * s + starts.view(1, 1, 1, num_levels)) * m
+        base = (base + torch.arange(m, device=dev).view(1, 1, m, 1)).to(index_float)
+        w_f = w.to(index_float)
+        first = (y0.to(index_float) * w_f + x0.to(index_float)) * m + base[..., None]
+        row_step = w_f[..., None] * m  # one pixel down
+        corner = torch.cat([torch.zeros_like(row_step), row_step.new_full(row_step.shape, m)], -1)
+        corner = torch.cat([corner, corner + row_step], -1)  # (1, 1, 1, L, 1, 4): 0, M, W·M, W·M + M
+        rows = (first[..., None] + corner).clamp_(0, total - 1)
+        rows = rows.to(torch.int32 if total < _INT32_ROWS else torch.int64).view(n * lq * m, -1)
+    out = F.embedding_bag(rows, value.reshape(total, dh), per_sample_weights=corner_weights, mode="sum")
+    return out.view(n, lq, m * dh)
+
+
 class _KernelFunction(Function):
     """Autograd wrapper of the compiled CUDA op (fp32 only)."""
 
@@ -121,11 +185,13 @@ def ms_deform_attn_core(
     sampling_locations: Tensor,
     attention_weights: Tensor,
     im2col_step: int = 128,
+    reference: bool = False,
 ) -> Tensor:
     """Deformable attention core: the compiled kernel for fp32 CUDA inputs if installed, else torch.
 
-    Runs in fp32 with autocast disabled (the official op has no half-precision path). Shapes as in
-    the module docstring; returns (N, Lq, M·Dh) in the dtype of ``value``.
+    Runs in fp32 with autocast disabled (the official op has no half-precision path). The torch path is
+    ``ms_deform_attn_gather``, or ``ms_deform_attn_pytorch`` with ``reference=True``. Shapes as in the
+    module docstring; returns (N, Lq, M·Dh) in the dtype of ``value``.
     """
     _kernel = _load_kernel()
     use_kernel = _kernel is not None and value.is_cuda and value.dtype == torch.float32
@@ -144,7 +210,8 @@ def ms_deform_attn_core(
                 im2col_step,
             )
         else:
-            out = ms_deform_attn_pytorch(value, spatial_shapes, sampling_locations, attention_weights)
+            torch_path = ms_deform_attn_pytorch if reference else ms_deform_attn_gather
+            out = torch_path(value, spatial_shapes, sampling_locations, attention_weights)
     return out.to(in_dtype)
 
 
@@ -156,9 +223,13 @@ class MSDeformAttn(nn.Module):
         n_levels: number of feature levels L.
         n_heads: attention heads M; must divide ``d_model``.
         n_points: sampling points P per head and level.
+
+    ``reference_sampling = True`` (attribute, per module) runs the ``grid_sample`` reference computation
+    instead of the gather path wherever the compiled kernel is not used (exactness benchmarks).
     """
 
     im2col_step: int = 128
+    reference_sampling: bool = False
 
     def __init__(self, d_model: int = 256, n_levels: int = 4, n_heads: int = 8, n_points: int = 4) -> None:
         super().__init__()
@@ -248,5 +319,6 @@ class MSDeformAttn(nn.Module):
             locations,
             weights,
             self.im2col_step,
+            reference=self.reference_sampling,
         )
         return self.output_proj(out)
