@@ -253,10 +253,15 @@ def resize_to_original(result: Tensor, img_size: tuple[int, int], output_height:
         output_height, output_width: size of the original image.
 
     Returns:
-        (C, output_height, output_width) (or (output_height, output_width)).
+        (C, output_height, output_width) (or (output_height, output_width)). When the crop already has the output
+        size the bilinear resize is the identity (the same values): the crop is returned without resizing,
+        a view of ``result`` when nothing is cropped (callers own the result; do not rely on it being a copy).
     """
     squeeze = result.dim() == 2
     x = result[None] if squeeze else result
-    x = x[:, : img_size[0], : img_size[1]].unsqueeze(0)
-    x = F.interpolate(x, size=(output_height, output_width), mode="bilinear", align_corners=False)[0]
+    x = x[:, : img_size[0], : img_size[1]]
+    if x.shape[-2:] == (output_height, output_width):
+        x = x if x.is_contiguous() else x.contiguous()
+    else:
+        x = F.interpolate(x.unsqueeze(0), size=(output_height, output_width), mode="bilinear", align_corners=False)[0]
     return x[0] if squeeze else x

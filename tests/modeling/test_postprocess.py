@@ -192,7 +192,12 @@ def test_resize_to_original_crops_then_resizes():
     expected = F.interpolate(padded[None, :, :6, :7], size=(12, 14), mode="bilinear", align_corners=False)
     assert out.shape == (3, 12, 14)
     assert torch.allclose(out, expected[0])
-    assert torch.allclose(resize_to_original(padded, (6, 7), 6, 7), padded[:, :6, :7])
+    # a crop already of the output size: the resize is the identity, skipped (the same values, no interpolation)
+    assert torch.equal(resize_to_original(padded, (6, 7), 6, 7), padded[:, :6, :7])
+    same = resize_to_original(padded, (8, 10), 8, 10)
+    assert same.data_ptr() == padded.data_ptr() and torch.equal(
+        same, F.interpolate(padded[None], size=(8, 10), mode="bilinear")[0]
+    )
     assert resize_to_original(padded[0], (6, 7), 12, 14).shape == (12, 14)
 
 
@@ -224,10 +229,14 @@ def test_panoptic_sigmoid_of_kept_queries_only_equals_sigmoid_of_all(seed, all_k
     assert torch.equal(pan, ref) and info == ref_info
 
 
-@pytest.mark.parametrize("threshold", [0.0, 0.4])
-def test_semantic_and_panoptic_share_one_sigmoid_with_the_same_outputs(threshold, monkeypatch):
-    """With both outputs on (masks resized before inference), σ of the masks is taken once and read by both merges:
-    the outputs equal those of each merge computing its own σ, and Tensor.sigmoid runs once over the Q maps."""
+@pytest.mark.parametrize(
+    "threshold, panoptic, instance",
+    [(0.0, True, False), (0.4, True, False), (0.4, True, True), (0.0, False, False)],
+)
+def test_semantic_and_panoptic_share_one_sigmoid_with_the_same_outputs(threshold, panoptic, instance, monkeypatch):
+    """With the semantic output on (masks resized before inference), σ of the masks is taken once and read by every
+    merge: the outputs equal those of each merge computing its own σ. Without instance outputs (which read the
+    logits) σ overwrites the full-size logits in place (``sigmoid_``), else it is a new tensor (``sigmoid``)."""
     from mask_adapter.modeling.meta_arch import inference
     from mask_adapter.modeling.meta_arch.options import InferenceOptions
 
@@ -237,21 +246,36 @@ def test_semantic_and_panoptic_share_one_sigmoid_with_the_same_outputs(threshold
     mask_pred = 4 * torch.randn(q, 20, 28, generator=g)
     opts = InferenceOptions(
         semantic_on=True,
-        panoptic_on=True,
+        panoptic_on=panoptic,
+        instance_on=instance,
         postprocess_before_inference=True,
         object_mask_threshold=threshold,
         overlap_threshold=0.2,
     )
     calls = []
-    sigmoid = torch.Tensor.sigmoid
-    monkeypatch.setattr(torch.Tensor, "sigmoid", lambda t: (calls.append(tuple(t.shape)), sigmoid(t))[1])
-    r = inference._image_outputs(mask_cls, mask_pred, (20, 28), (20, 28), opts, {0, 1})
-    assert calls == [(q, 20, 28)]
-    monkeypatch.setattr(torch.Tensor, "sigmoid", sigmoid)
-    assert torch.equal(r["sem_seg"], semantic_inference(mask_cls, mask_pred))
-    pan, info = panoptic_inference(
-        mask_cls, mask_pred, num_classes=c, object_mask_threshold=threshold, overlap_threshold=0.2, thing_ids={0, 1}
+    sigmoid, sigmoid_ = torch.Tensor.sigmoid, torch.Tensor.sigmoid_
+    monkeypatch.setattr(torch.Tensor, "sigmoid", lambda t: (calls.append(("sigmoid", tuple(t.shape))), sigmoid(t))[1])
+    monkeypatch.setattr(
+        torch.Tensor, "sigmoid_", lambda t: (calls.append(("sigmoid_", tuple(t.shape))), sigmoid_(t))[1]
     )
-    assert len(info) > 0 and torch.equal(r["panoptic_seg"][0], pan) and r["panoptic_seg"][1] == info
+    consumed = mask_pred.clone()
+    r = inference._image_outputs(mask_cls, consumed, (20, 28), (20, 28), opts, {0, 1})
+    assert calls[0] == ("sigmoid" if instance else "sigmoid_", (q, 20, 28))
+    assert all(shape != (q, 20, 28) for _, shape in calls[1:])  # no second σ of all Q maps
+    monkeypatch.setattr(torch.Tensor, "sigmoid", sigmoid)
+    monkeypatch.setattr(torch.Tensor, "sigmoid_", sigmoid_)
+    assert torch.equal(consumed, mask_pred) == instance  # overwritten by σ unless instance outputs need the logits
+    assert torch.equal(r["sem_seg"], semantic_inference(mask_cls, mask_pred))
+    if panoptic:
+        pan, info = panoptic_inference(
+            mask_cls, mask_pred, num_classes=c, object_mask_threshold=threshold, overlap_threshold=0.2, thing_ids={0, 1}
+        )
+        assert len(info) > 0 and torch.equal(r["panoptic_seg"][0], pan) and r["panoptic_seg"][1] == info
+    if instance:
+        expected = instance_inference(
+            mask_cls, mask_pred, num_classes=c, top_k=100, thing_ids={0, 1}, image_size=(20, 28)
+        )
+        assert torch.equal(r["instances"].pred_masks, expected.pred_masks)
+        assert torch.equal(r["instances"].scores, expected.scores)
     with pytest.raises(ValueError, match=r"mask_prob must be σ\(mask_pred\) of the same shape \(30, 20, 28\)"):
         semantic_inference(mask_cls, mask_pred, mask_prob=mask_pred[:, :10])

@@ -118,6 +118,8 @@ def _image_outputs(
 ) -> dict[str, Any]:
     """One image: (Q, C + 1) logits and (Q, H, W) padded-size mask logits -> its enabled outputs at ``output_size``.
 
+    ``mask_pred`` is consumed: its full-size values may be overwritten (pass a tensor the caller does not read again).
+
     ``skipped``: (p_void (Q,), skipped (Q,) bool, complete(indices) -> final logits) of queries without the adapter.
     """
     height, width = output_size
@@ -125,10 +127,12 @@ def _image_outputs(
     if opts.postprocess_before_inference:
         mask_pred = resize_to_original(mask_pred, image_size, height, width)
     r: dict[str, Any] = {}
-    # σ of the full-size masks, computed once when both the semantic and the panoptic merge read it
+    # σ of the full-size masks, computed once when both the semantic and the panoptic merge read it. Without
+    # instance outputs the logits are not read again: σ overwrites them in place (``mask_pred`` is this
+    # function's own full-size tensor), which saves a Q×H×W allocation and its page faults.
     prob = None
-    if opts.postprocess_before_inference and opts.semantic_on and opts.panoptic_on:
-        prob = mask_pred.sigmoid()
+    if opts.postprocess_before_inference and opts.semantic_on and (opts.panoptic_on or not opts.instance_on):
+        prob = mask_pred.sigmoid() if opts.instance_on else mask_pred.sigmoid_()
     if opts.semantic_on:
         if opts.postprocess_before_inference:
 
