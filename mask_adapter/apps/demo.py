@@ -57,7 +57,7 @@ from mask_adapter.utils.atomic import (
     ensure_output_dir,
     output_write_error,
 )
-from mask_adapter.utils.cli import add_debug_flag, run_cli
+from mask_adapter.utils.cli import add_debug_flag, add_memory_flag, apply_memory_flag, run_cli
 from mask_adapter.utils.progress import is_quiet, progress, quiet_progress
 
 __all__ = [  # the command line, plus the helpers it is built from (re-exported for tests and scripts)
@@ -183,6 +183,7 @@ def get_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or progress log lines")
     add_debug_flag(p)
+    add_memory_flag(p)
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config overrides KEY VALUE ...")
     return p
 
@@ -442,6 +443,7 @@ def main(argv: Sequence[str] | None = None, *, mask_generator: Any = None) -> li
         raise ValueError(
             f"--max-size {args.max_size} is too small; give at least 32 pixels (default {DEFAULT_MAX_SIDE})"
         )
+    apply_memory_flag(args)
     with quiet_progress(args.quiet or is_quiet()):
         return _run(args, mask_generator)
 

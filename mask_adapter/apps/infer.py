@@ -58,7 +58,7 @@ from PIL import Image
 from mask_adapter.api.images import DEFAULT_MAX_SIDE, IMAGE_EXTENSIONS, ImageReadError, read_image_rgb
 from mask_adapter.api.predictor import TASKS
 from mask_adapter.utils.atomic import atomic_save_image, atomic_write_json, ensure_output_dir
-from mask_adapter.utils.cli import add_debug_flag, run_cli
+from mask_adapter.utils.cli import add_debug_flag, add_memory_flag, apply_memory_flag, run_cli
 
 __all__ = [
     "EXIT_SOME_FAILED",
@@ -426,6 +426,7 @@ def run_inference(args: argparse.Namespace, segmenter: Any = None) -> None:
 
     from mask_adapter.utils.progress import progress, set_quiet
 
+    apply_memory_flag(args)  # per process: processes started by launch do not inherit the setting
     if comm.get_world_size() > 1:  # a process started by launch: its own logging and quiet setting
         from detectron2.utils.logger import setup_logger
 
@@ -620,6 +621,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--opts", nargs="*", default=[], help="config overrides KEY VALUE ...")
     add_debug_flag(p)
+    add_memory_flag(p)
     args = p.parse_args(argv)
     if args.num_workers < 0 or args.num_processes < 1 or args.num_machines < 1:
         raise ValueError("--num-workers must be >= 0, --num-processes and --num-machines >= 1")

@@ -27,7 +27,7 @@ file name, unless --skip-failed-images (TEST.SKIP_FAILED_IMAGES) skips it and li
 import argparse
 from collections.abc import Sequence
 
-from ..utils.cli import add_debug_flag, run_cli
+from ..utils.cli import add_debug_flag, add_memory_flag, apply_memory_flag, run_cli
 from .benchmarks import BENCHMARKS
 
 __all__ = ["command_line", "main", "parse_args"]
@@ -77,6 +77,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "for files from a source you trust",
     )
     add_debug_flag(parser)
+    add_memory_flag(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
     return parser.parse_args(argv)
 
@@ -93,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .benchmarks import evaluate_benchmarks
 
     args = parse_args(argv)
+    apply_memory_flag(args)
     own = register_user_datasets(args.semseg, args.coco_panoptic)
     opts = []
     if args.coco_panoptic:  # PQ and mIoU (the model's panoptic output, both evaluators); no instances JSON here

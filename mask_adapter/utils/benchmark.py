@@ -55,6 +55,7 @@ from ..model_zoo import get_config_file
 from ..modeling.adapter.head import MaskAdapterHead
 from .atomic import atomic_save, atomic_write
 from .benchmark_e2e import E2E_COLUMNS, E2E_VARIANTS, RELEASED_CONFIGS, bf16_kernel_family, released_rows
+from .cli import add_memory_flag, apply_memory_flag
 from .progress import progress
 
 # The checkout holding the package (configs/, demo/): the default config files of the CLI live there.
@@ -392,10 +393,14 @@ def plot_adapter(rows: Sequence[dict[str, object]], path: str, title: str) -> No
     plt.close(fig)
 
 
+_MALLOC_STATE = {"keeps freed memory": False}
+
+
 def cpu_isa() -> str:
     """The vector ISA torch dispatches to on this CPU and the bf16 GEMM family of a bf16 autocast (AMX,
-    AVX512-BF16 or none: bf16 then runs through conversions to fp32)."""
-    return f"CPU ISA {torch.backends.cpu.get_cpu_capability()}, bf16 kernels: {bf16_kernel_family()}"
+    AVX512-BF16 or none: bf16 then runs through conversions to fp32), and the allocator setting of the run."""
+    malloc = "malloc keeps freed memory" if _MALLOC_STATE["keeps freed memory"] else "malloc default"
+    return f"CPU ISA {torch.backends.cpu.get_cpu_capability()}, bf16 kernels: {bf16_kernel_family()}, {malloc}"
 
 
 def run_adapter(args: argparse.Namespace) -> int:
@@ -715,6 +720,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
+    add_memory_flag(p)
     sub = p.add_subparsers(dest="mode", required=True)
     a = sub.add_parser("adapter", help="the adapter head: variants, seconds, peak memory, %% of the matmul rate")
     a.add_argument("--masks", type=_positive, nargs="+", default=[10, 50, 100, 250], help="masks per image N")
@@ -787,6 +793,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one mode; returns the exit code (2 with one ``error:`` line on bad input unless --debug)."""
     args = parse_args(argv)
+    _MALLOC_STATE["keeps freed memory"] = apply_memory_flag(args)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     try:

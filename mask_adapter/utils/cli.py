@@ -21,7 +21,15 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["EXIT_BAD_INPUT", "USER_ERRORS", "add_debug_flag", "error_message", "run_cli"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "USER_ERRORS",
+    "add_debug_flag",
+    "add_memory_flag",
+    "apply_memory_flag",
+    "error_message",
+    "run_cli",
+]
 
 # Exit code of a run stopped by bad input (argparse uses 2 for malformed command lines).
 EXIT_BAD_INPUT = 1
@@ -39,6 +47,25 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``--debug`` (show the full traceback of an error instead of one line) to ``parser``."""
     parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback instead of one line")
     return parser
+
+
+def add_memory_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``--release-freed-memory`` (glibc's default of returning large freed blocks to the kernel) to ``parser``;
+    without it the program keeps freed memory for reuse (``mask_adapter.utils.memory.keep_freed_memory``)."""
+    parser.add_argument(
+        "--release-freed-memory",
+        action="store_true",
+        help="return freed memory to the system after each image (lower resident memory between images; slower "
+        "CPU post-processing at full size, whose large tensors then page-fault afresh every time)",
+    )
+    return parser
+
+
+def apply_memory_flag(args: argparse.Namespace) -> bool:
+    """Keep freed memory for reuse unless ``--release-freed-memory`` was given; True if the setting took effect."""
+    from .memory import keep_freed_memory
+
+    return False if getattr(args, "release_freed_memory", False) else keep_freed_memory()
 
 
 def error_message(error: BaseException) -> str:
