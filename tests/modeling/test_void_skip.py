@@ -33,8 +33,9 @@ def _case(q: int, c: int, void_share: float, seed: int):
     return in_logits, out_logits, masks, seen
 
 
-def _skip_run(in_logits, out_logits, masks, seen):
-    """certified_semantic with stand-ins for the skipped queries; returns (scores, logits, second_pass, skipped)."""
+def _skip_run(in_logits, out_logits, masks, seen, held_maps=False):
+    """certified_semantic with stand-ins for the skipped queries; returns (scores, logits, second_pass, skipped).
+    ``held_maps``: pass the σ maps of all queries as a tensor (read in place) instead of a per-index function."""
     skipped = skippable_queries(in_logits)
     stand_in = torch.where(skipped[:, None], in_logits, out_logits)
     first = geometric_ensemble(in_logits[None], stand_in[None], seen, ALPHA, BETA)[0]
@@ -45,7 +46,7 @@ def _skip_run(in_logits, out_logits, masks, seen):
     scores, logits, second = certified_semantic(
         first,
         lambda cls: semantic_inference(cls, masks),
-        lambda idx: masks[idx].sigmoid(),
+        masks.sigmoid() if held_maps else lambda idx: masks[idx].sigmoid(),
         void_probability(in_logits),
         skipped,
         complete,
@@ -67,6 +68,15 @@ def test_many_void_queries_semantic_argmax_and_panoptic_identical(seed):
     pan, info = panoptic_inference(first, masks, **kwargs)  # stand-ins only, no second pass
     assert len(info_ref) > 0
     assert torch.equal(pan, pan_ref) and info == info_ref
+
+
+@pytest.mark.parametrize("seed, void_share", [(0, 0.8), (1, 0.8), (3, 0.95)])
+def test_held_sigmoid_maps_give_the_same_certificate_as_the_per_index_function(seed, void_share):
+    """The (Q, H, W) σ maps read in place (run queries weighted 0 in the bound) decide as the S gathered maps do."""
+    case = _case(60, 8, void_share, seed)
+    scores, logits, second, skipped, _ = _skip_run(*case)
+    scores_h, logits_h, second_h, _, _ = _skip_run(*case, held_maps=True)
+    assert second_h == second and torch.equal(logits_h, logits) and torch.equal(scores_h, scores)
 
 
 def test_tiny_margins_force_a_second_pass_and_keep_the_argmax():

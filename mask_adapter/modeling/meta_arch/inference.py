@@ -154,7 +154,8 @@ def _image_outputs(
             r["sem_seg"] = semantic(mask_cls)
         else:
             p_void, skip, complete = skipped
-            r["sem_seg"], mask_cls, _ = certified_semantic(mask_cls, semantic, sigmoid_maps, p_void, skip, complete)
+            maps = sigmoid_maps if prob is None else prob  # the held σ maps are read in place
+            r["sem_seg"], mask_cls, _ = certified_semantic(mask_cls, semantic, maps, p_void, skip, complete)
     if not (opts.panoptic_on or opts.instance_on):
         return r
     if not opts.postprocess_before_inference:

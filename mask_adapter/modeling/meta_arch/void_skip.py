@@ -102,7 +102,7 @@ def _needed_queries(weights: Tensor, sig: Tensor, margin: Tensor, top: int = 16,
 def certified_semantic(
     mask_cls: Tensor,
     semantic: Callable[[Tensor], Tensor],
-    sigmoid_maps: Callable[[Tensor], Tensor],
+    sigmoid_maps: Callable[[Tensor], Tensor] | Tensor,
     p_void: Tensor,
     skipped: Tensor,
     complete: Callable[[Tensor], Tensor],
@@ -112,7 +112,8 @@ def certified_semantic(
     Args:
         mask_cls: (Q, C + 1) final logits; rows of skipped queries hold the stand-in logits.
         semantic: (Q, C + 1) logits -> (C, H, W) scores (the same function the full computation uses).
-        sigmoid_maps: (S,) query indices -> (S, H, W) their σ(mask logits) at the resolution of the scores.
+        sigmoid_maps: (S,) query indices -> (S, H, W) their σ(mask logits) at the resolution of the scores; or the
+            (Q, H, W) σ maps of all queries when the caller holds them (read in place: no copy of the S maps).
         p_void: (Q,) void probabilities.
         skipped: (Q,) bool, queries whose adapter has not run.
         complete: (S,) query indices -> (S, C + 1) their final logits with the adapter.
@@ -132,14 +133,30 @@ def certified_semantic(
         known = mask_cls.clone()
         known[idx] = nothing
         known_scores = semantic(known)  # K_c(x): the run queries' part; the true score lies in [K_c, K_c + B]
-        sig = sigmoid_maps(idx).flatten(1)
-        weights = (1.0 - p_void[idx]).to(sig.dtype)
-        bound = (weights @ sig).view(known_scores.shape[1:])
+        if isinstance(sigmoid_maps, Tensor):  # all Q maps: the run queries get weight 0 (exact zeros in the sum)
+            all_maps = sigmoid_maps.flatten(1)
+            weights = (1.0 - p_void[idx]).to(all_maps.dtype)
+            all_weights = torch.zeros(all_maps.shape[0], dtype=all_maps.dtype, device=all_maps.device)
+            all_weights[idx] = weights
+            bound = (all_weights @ all_maps).view(known_scores.shape[1:])
+
+            def skipped_maps(columns: Tensor, all_maps: Tensor = all_maps, idx: Tensor = idx) -> Tensor:
+                return all_maps.index_select(1, columns)[idx]
+
+        else:
+            sig = sigmoid_maps(idx).flatten(1)
+            weights = (1.0 - p_void[idx]).to(sig.dtype)
+            bound = (weights @ sig).view(known_scores.shape[1:])
+
+            def skipped_maps(columns: Tensor, sig: Tensor = sig) -> Tensor:
+                return sig.index_select(1, columns)
+
         uncertified, margin = _uncertified(known_scores, bound)
         del known_scores
         if not bool(uncertified.any()):
             return semantic(mask_cls), mask_cls, second_pass
-        need = _needed_queries(weights, sig[:, uncertified.flatten()], margin[uncertified].clamp(min=0.0))
+        columns = uncertified.flatten().nonzero().flatten()
+        need = _needed_queries(weights, skipped_maps(columns), margin[uncertified].clamp(min=0.0))
         if 10 * int(need.sum()) > 9 * idx.numel() or not bool(need.any()):
             need = torch.ones_like(need)  # most are needed anyway: run them all, no further check
         run = idx[need]
