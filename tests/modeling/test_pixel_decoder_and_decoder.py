@@ -18,6 +18,7 @@ from mask_adapter.modeling.transformer_decoder import (
     mask_pool,
     register_once,
 )
+from mask_adapter.modeling.transformer_decoder.fcclip_decoder import _SampledMasks, bilinear_sources
 from tests._reference import MISSING_MESSAGE, REFERENCE_DIR
 
 REFERENCE = REFERENCE_DIR  # the official reference tables (tests/_reference.py)
@@ -247,3 +248,44 @@ def test_register_once_keeps_existing_and_warns(caplog):
     assert registry.get("Thing") is first
     assert "already holds 'Thing'" in caplog.text
     assert SEM_SEG_HEADS_REGISTRY.get("FCCLIPHead") is FCCLIPHead
+
+
+@pytest.mark.parametrize("size_in, size_out", [(168, 21), (168, 42), (168, 84), (224, 28), (25, 7), (170, 43), (9, 9)])
+def test_bilinear_sources_are_all_the_resize_reads(size_in, size_out):
+    """Zeroing every pixel outside the sources' rows x columns leaves the bilinear resize unchanged, bit for bit."""
+    g = torch.Generator().manual_seed(size_in * size_out)
+    x = torch.randn(1, 3, size_in, size_in + 5, generator=g)
+    rows = bilinear_sources(size_in, size_out)
+    cols = bilinear_sources(size_in + 5, size_out + 1)
+    kept = torch.zeros_like(x)
+    kept[:, :, rows[:, None], cols] = x[:, :, rows[:, None], cols]
+    resize = lambda t: torch.nn.functional.interpolate(t, size=(size_out, size_out + 1), mode="bilinear")  # noqa: E731
+    assert torch.equal(resize(kept), resize(x))
+    assert torch.equal(rows, torch.unique(rows))
+    if size_in == 8 * size_out:
+        assert rows.tolist()[:4] == [3, 4, 11, 12] and len(rows) == size_in // 4  # a quarter of the rows
+    if size_in == 4 * size_out:
+        assert len(rows) == size_in // 2
+    if size_in == 2 * size_out:
+        assert len(rows) == size_in  # every row: the full masks are used
+
+
+def test_sampled_masks_give_the_attention_mask_logits_of_the_full_masks():
+    """Mask logits computed at the read pixels only, resized, equal the resize of the full stride-4 masks (the same
+    dot products over fewer pixels: float-equal up to the GEMM's blocking)."""
+    g = torch.Generator().manual_seed(11)
+    features = torch.randn(2, 16, 48, 64, generator=g)
+    embed = torch.randn(2, 7, 16, generator=g)
+    sizes = [(6, 8), (12, 16), (24, 32)]
+    sampled = _SampledMasks(features, sizes)
+    assert sampled.plans[(24, 32)] is None  # a downscale by 2 reads every pixel
+    assert sampled.plans[(6, 8)][2].shape == (2, 16, 12, 16)  # a sixteenth of the pixels
+    full = torch.einsum("bqc,bchw->bqhw", embed, features)
+    for size in sizes:
+        for _ in range(2):  # the per-size buffer is reused
+            expected = torch.nn.functional.interpolate(full, size=size, mode="bilinear", align_corners=False)
+            got = sampled.resized(embed, size)
+            assert got.shape == (2, 7, *size)
+            assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5)
+        embed = embed.flip(1)
+        full = full.flip(1)

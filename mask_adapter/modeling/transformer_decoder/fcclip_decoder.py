@@ -46,6 +46,19 @@ def mask_pool(features: Tensor, mask_logits: Tensor) -> Tensor:
     return torch.einsum("bchw,bqhw->bqc", features, mask)
 
 
+def bilinear_sources(size_in: int, size_out: int, device: torch.device | None = None) -> Tensor:
+    """Sorted indices along one axis that a bilinear resize (align_corners=False) from ``size_in`` to ``size_out``
+    reads: the two neighbours of every output's source coordinate (computed in float32 and float64, united, so
+    that either rounding is covered). A downscale by 4 reads half of the rows, by 8 a quarter."""
+    dst = torch.arange(size_out, dtype=torch.float64)
+    picked = []
+    for dtype in (torch.float32, torch.float64):
+        src = ((dst.to(dtype) + 0.5) * (size_in / size_out) - 0.5).clamp(min=0)
+        first = src.floor().long().clamp(max=size_in - 1)
+        picked += [first, (first + 1).clamp(max=size_in - 1)]
+    return torch.unique(torch.cat(picked)).to(device)
+
+
 def _xavier_init(module: nn.Module) -> None:
     for p in module.parameters():
         if p.dim() > 1:
@@ -269,6 +282,8 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         output = self.query_feat.weight.unsqueeze(1).repeat(1, bs, 1)
         text = (text_classifier, synonyms_per_class)
         all_layers = self.training  # classify every layer only when aux outputs are needed (inference uses the last)
+        # at inference the earlier predictions only feed attention masks: their masks at the pixels the resize reads
+        sampled = None if all_layers else _SampledMasks(mask_features, sizes)
 
         last = self.num_layers == 0
         logits, masks, attn_mask = self._prediction_heads(
@@ -276,6 +291,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             mask_features,
             None if last else sizes[0],
             text if (all_layers or last) else None,
+            None if last else sampled,
         )
         predictions = [(logits, masks)]
         for i in range(self.num_layers):
@@ -284,7 +300,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             last = i == self.num_layers - 1
             next_size = None if last else sizes[(i + 1) % self.num_feature_levels]
             logits, masks, attn_mask = self._prediction_heads(
-                output, mask_features, next_size, text if (all_layers or last) else None
+                output, mask_features, next_size, text if (all_layers or last) else None, None if last else sampled
             )
             predictions.append((logits, masks))
 
@@ -329,15 +345,25 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         mask_features: Tensor,
         attn_mask_size: tuple[int, int] | None,
         text: tuple[Tensor, Sequence[int]] | None,
-    ) -> tuple[Tensor | None, Tensor, Tensor | None]:
+        sampled: "_SampledMasks | None" = None,
+    ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         """Masks (and, if ``text`` is given, class logits) from the queries ``output`` (Q, B, E).
 
+        ``sampled`` (inference, a prediction without ``text``): compute the masks only at the pixels the resize to
+        ``attn_mask_size`` reads; the masks are then not returned (None).
+
         Returns:
-            logits (B, Q, C + 1) or None; masks (B, Q, h, w); the next layer's attention mask
+            logits (B, Q, C + 1) or None; masks (B, Q, h, w) or None; the next layer's attention mask
             (B·heads, Q, H_l·W_l) bool (True = blocked) or None when ``attn_mask_size`` is None.
         """
         decoder_output = self.decoder_norm(output).transpose(0, 1)  # (B, Q, E)
-        masks = torch.einsum("bqc,bchw->bqhw", self.mask_embed(decoder_output), mask_features)
+        embed = self.mask_embed(decoder_output)
+        if sampled is not None and text is None and attn_mask_size is not None:
+            masks = None
+            resized = sampled.resized(embed, attn_mask_size)
+        else:
+            masks = torch.einsum("bqc,bchw->bqhw", embed, mask_features)
+            resized = None
         logits = None
         if text is not None:
             pooled = self._mask_pooling_proj(mask_pool(mask_features, masks))
@@ -345,10 +371,53 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             logits = classification_logits(class_embed, text[0], self.logit_scale, text[1])
         attn_mask = None
         if attn_mask_size is not None:
-            resized = F.interpolate(masks, size=attn_mask_size, mode="bilinear", align_corners=False)
+            if resized is None:
+                resized = F.interpolate(masks, size=attn_mask_size, mode="bilinear", align_corners=False)
             blocked = resized.sigmoid().flatten(2) < 0.5  # (B, Q, H_l·W_l)
             attn_mask = blocked.unsqueeze(1).repeat(1, self.num_heads, 1, 1).flatten(0, 1).detach()
         return logits, masks, attn_mask
+
+
+class _SampledMasks:
+    """Attention-mask logits of one forward from the mask features at only the pixels the resize reads.
+
+    A bilinear downscale by 4 (8) reads a quarter (a sixteenth) of the stride-4 pixels. Per attention size, the
+    mask features at those pixels are gathered once; each prediction then computes its mask logits there (the same
+    dot products, over fewer pixels), writes them into a per-size buffer at their places (zeros elsewhere, never
+    read) and resizes the buffer with the same ``F.interpolate`` call as the full masks. Sizes whose resize reads
+    every pixel use the full masks.
+    """
+
+    def __init__(self, mask_features: Tensor, sizes: Sequence[tuple[int, int]]) -> None:
+        self.mask_features = mask_features
+        self.plans: dict[tuple[int, int], tuple[Tensor, Tensor, Tensor] | None] = {}
+        h, w = mask_features.shape[-2:]
+        for size in sizes:
+            key = (int(size[0]), int(size[1]))
+            rows = bilinear_sources(h, key[0], mask_features.device)
+            cols = bilinear_sources(w, key[1], mask_features.device)
+            if len(rows) * len(cols) == h * w:
+                self.plans[key] = None
+            else:
+                features = mask_features.index_select(2, rows).index_select(3, cols)
+                self.plans[key] = (rows, cols, features)
+        self.buffers: dict[tuple[int, int], Tensor] = {}
+
+    def resized(self, embed: Tensor, size: tuple[int, int]) -> Tensor:
+        """(B, Q, mask_dim) mask embeddings -> (B, Q, H_l, W_l) mask logits resized to ``size``."""
+        key = (int(size[0]), int(size[1]))
+        plan = self.plans[key]
+        if plan is None:
+            masks = torch.einsum("bqc,bchw->bqhw", embed, self.mask_features)
+            return F.interpolate(masks, size=key, mode="bilinear", align_corners=False)
+        rows, cols, features = plan
+        buffer = self.buffers.get(key)
+        if buffer is None or buffer.shape[:2] != embed.shape[:2] or buffer.dtype != embed.dtype:
+            b, q = embed.shape[:2]
+            buffer = embed.new_zeros((b, q, *self.mask_features.shape[-2:]))
+            self.buffers[key] = buffer
+        buffer[:, :, rows[:, None], cols] = torch.einsum("bqc,bchw->bqhw", embed, features)
+        return F.interpolate(buffer, size=key, mode="bilinear", align_corners=False)
 
 
 register_once(TRANSFORMER_DECODER_REGISTRY, MultiScaleMaskedTransformerDecoder)
