@@ -7,8 +7,9 @@ the whole model; hooks time each stage and its peak memory:
 ``default``   what the project runs: the adapter's inference path and the void-query skipping (VOID_SKIP exact).
 ``reference`` the straightforward computation kept for exactness tests: the adapter's official computation
               (``forward_reference``, every mask with its own copy of the CLIP feature) on every query
-              (VOID_SKIP none), and the pixel decoder's deformable attention through ``grid_sample`` per level
-              (``MSDeformAttn.reference_sampling``) instead of the default one-gather path.
+              (VOID_SKIP none), the pixel decoder's deformable attention through ``grid_sample`` per level
+              (``MSDeformAttn.reference_sampling``) instead of the default one-gather path, and the transformer
+              decoder's earlier masks over the whole stride-4 map (``full_attention_masks``).
 ``no-skip``   the default path with VOID_SKIP none (every query through the adapter's inference path): against
               ``default`` it isolates what skipping void queries saves.
 ``bf16``      the default path with MODEL.MASK_ADAPTER.AMP_DTYPE bf16 (CLIP trunk and adapter under a bf16
@@ -351,6 +352,7 @@ def _build(config: Path, variant: str, extra_opts: Sequence[str], device: str) -
 
     from ..config import build_config
     from ..modeling.ops import MSDeformAttn
+    from ..modeling.transformer_decoder import MultiScaleMaskedTransformerDecoder
 
     opts = [
         "MODEL.FC_CLIP.CLIP_PRETRAINED_WEIGHTS", "", "MODEL.WEIGHTS", "", "MODEL.DEVICE", device,
@@ -368,9 +370,11 @@ def _build(config: Path, variant: str, extra_opts: Sequence[str], device: str) -
         model.mask_adapter.forward = lambda feature, masks, chunk=None: model.mask_adapter.forward_reference(
             feature, masks
         )
-        for module in model.modules():  # deformable attention through grid_sample, as the official code
+        for module in model.modules():  # grid_sample and whole-map decoder masks, as the official code
             if isinstance(module, MSDeformAttn):
                 module.reference_sampling = True
+            if isinstance(module, MultiScaleMaskedTransformerDecoder):
+                module.full_attention_masks = True
     return model
 
 

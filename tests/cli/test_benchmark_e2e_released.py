@@ -209,13 +209,15 @@ def test_released_configs_are_the_shipped_official_files():
     assert all(path.is_file() for path in files.values())
 
 
-def test_reference_variant_samples_with_grid_sample_and_default_with_the_gather():
+def test_reference_variant_runs_the_official_style_pixel_and_transformer_decoders():
     from mask_adapter.modeling.ops import MSDeformAttn
+    from mask_adapter.modeling.transformer_decoder import MultiScaleMaskedTransformerDecoder
     from mask_adapter.utils.benchmark_e2e import _build
 
     config = REPO / "configs" / "tiny" / "fcclip_tiny.yaml"
     for variant, expected in (("reference", True), ("default", False)):
-        flags = [
-            m.reference_sampling for m in _build(config, variant, [], "cpu").modules() if isinstance(m, MSDeformAttn)
-        ]
-        assert flags and set(flags) == {expected}, variant
+        modules = list(_build(config, variant, [], "cpu").modules())
+        sampling = [m.reference_sampling for m in modules if isinstance(m, MSDeformAttn)]
+        full = [m.full_attention_masks for m in modules if isinstance(m, MultiScaleMaskedTransformerDecoder)]
+        assert sampling and set(sampling) == {expected}, variant
+        assert full and set(full) == {expected}, variant

@@ -289,3 +289,22 @@ def test_sampled_masks_give_the_attention_mask_logits_of_the_full_masks():
             assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5)
         embed = embed.flip(1)
         full = full.flip(1)
+
+
+def test_full_attention_masks_switch_gives_the_same_outputs(tiny_head, monkeypatch):
+    """The whole-map computation of the earlier masks (``full_attention_masks``, the official one) and the default
+    read-pixels-only computation give the same predictions; the switch really avoids the sampled path."""
+    from mask_adapter.modeling.transformer_decoder import fcclip_decoder
+
+    feats, text = _tiny_features(), _text(7)
+    predictor = tiny_head.predictor
+    with torch.no_grad():
+        default = tiny_head(feats, text, [2, 1, 3])
+        predictor.full_attention_masks = True
+        monkeypatch.setattr(fcclip_decoder, "_SampledMasks", None)  # calling it would raise
+        try:
+            full = tiny_head(feats, text, [2, 1, 3])
+        finally:
+            predictor.full_attention_masks = False
+    assert torch.allclose(default["pred_logits"], full["pred_logits"], atol=1e-6)
+    assert torch.allclose(default["pred_masks"], full["pred_masks"], atol=1e-6)

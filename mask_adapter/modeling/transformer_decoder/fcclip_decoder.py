@@ -174,7 +174,12 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         mask_dim: channels of the mask features.
         enforce_input_project: add a 1×1 conv on the features even when in_channels == hidden_dim.
         clip_embedding_dim: D, output width of ``class_embed``.
+
+    ``full_attention_masks = True`` (attribute) computes every prediction's masks over the whole stride-4 map at
+    inference too, as the official code (the reference computation of exactness benchmarks).
     """
+
+    full_attention_masks: bool = False
 
     @configurable
     def __init__(
@@ -283,7 +288,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         text = (text_classifier, synonyms_per_class)
         all_layers = self.training  # classify every layer only when aux outputs are needed (inference uses the last)
         # at inference the earlier predictions only feed attention masks: their masks at the pixels the resize reads
-        sampled = None if all_layers else _SampledMasks(mask_features, sizes)
+        sampled = None if (all_layers or self.full_attention_masks) else _SampledMasks(mask_features, sizes)
 
         last = self.num_layers == 0
         logits, masks, attn_mask = self._prediction_heads(
