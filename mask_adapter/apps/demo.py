@@ -443,7 +443,6 @@ def main(argv: Sequence[str] | None = None, *, mask_generator: Any = None) -> li
         raise ValueError(
             f"--max-size {args.max_size} is too small; give at least 32 pixels (default {DEFAULT_MAX_SIDE})"
         )
-    apply_memory_flag(args)
     with quiet_progress(args.quiet or is_quiet()):
         return _run(args, mask_generator)
 
@@ -526,6 +525,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
     from detectron2.utils.logger import setup_logger
 
     setup_logger(name="mask_adapter")
+    apply_memory_flag(argv)
     return run_cli(main, argv)
 
 

@@ -59,6 +59,7 @@ from mask_adapter.api.images import DEFAULT_MAX_SIDE, IMAGE_EXTENSIONS, ImageRea
 from mask_adapter.api.predictor import TASKS
 from mask_adapter.utils.atomic import atomic_save_image, atomic_write_json, ensure_output_dir
 from mask_adapter.utils.cli import add_debug_flag, add_memory_flag, apply_memory_flag, run_cli
+from mask_adapter.utils.memory import keep_freed_memory
 
 __all__ = [
     "EXIT_SOME_FAILED",
@@ -426,8 +427,9 @@ def run_inference(args: argparse.Namespace, segmenter: Any = None) -> None:
 
     from mask_adapter.utils.progress import progress, set_quiet
 
-    apply_memory_flag(args)  # per process: processes started by launch do not inherit the setting
-    if comm.get_world_size() > 1:  # a process started by launch: its own logging and quiet setting
+    if comm.get_world_size() > 1:  # a process started by launch: its own logging, quiet and allocator setting
+        if not args.release_freed_memory:
+            keep_freed_memory()
         from detectron2.utils.logger import setup_logger
 
         setup_logger(name="mask_adapter", distributed_rank=comm.get_rank())
@@ -672,6 +674,7 @@ def command_line(argv: Sequence[str] | None = None) -> int:
     from detectron2.utils.logger import setup_logger
 
     setup_logger(name="mask_adapter")
+    apply_memory_flag(argv)
     return run_cli(main, argv)
 
 

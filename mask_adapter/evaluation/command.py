@@ -94,7 +94,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .benchmarks import evaluate_benchmarks
 
     args = parse_args(argv)
-    apply_memory_flag(args)
     own = register_user_datasets(args.semseg, args.coco_panoptic)
     opts = []
     if args.coco_panoptic:  # PQ and mIoU (the model's panoptic output, both evaluators); no instances JSON here
@@ -131,6 +130,7 @@ def command_line(argv: Sequence[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO)
+    apply_memory_flag(argv)
     return run_cli(main, argv)
 
 

@@ -793,7 +793,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one mode; returns the exit code (2 with one ``error:`` line on bad input unless --debug)."""
     args = parse_args(argv)
-    _MALLOC_STATE["keeps freed memory"] = apply_memory_flag(args)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     try:
@@ -832,6 +831,7 @@ def cli() -> int:
     """Entry point of ``tools/benchmark.py`` and ``python -m mask_adapter.utils.benchmark``."""
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("mask_adapter.utils.progress").setLevel(logging.INFO)  # progress lines when not a terminal
+    _MALLOC_STATE["keeps freed memory"] = apply_memory_flag()
     return main()
 
 

@@ -61,11 +61,14 @@ def add_memory_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def apply_memory_flag(args: argparse.Namespace) -> bool:
-    """Keep freed memory for reuse unless ``--release-freed-memory`` was given; True if the setting took effect."""
+def apply_memory_flag(argv: Sequence[str] | None = None) -> bool:
+    """For a program's entry point: keep freed memory for reuse unless ``--release-freed-memory`` is among the
+    arguments (default ``sys.argv[1:]``); True if the setting took effect. ``main(argv)`` functions, which are also
+    called from Python, leave the process's allocator alone."""
     from .memory import keep_freed_memory
 
-    return False if getattr(args, "release_freed_memory", False) else keep_freed_memory()
+    args = sys.argv[1:] if argv is None else argv
+    return False if "--release-freed-memory" in args else keep_freed_memory()
 
 
 def error_message(error: BaseException) -> str:

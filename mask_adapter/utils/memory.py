@@ -9,8 +9,9 @@ requests from its heap and to keep freed memory for the next request (``mallopt(
 ``mallopt(M_TRIM_THRESHOLD, huge)``): the same values, fewer page faults. The cost: the process keeps its
 peak memory resident until it exits instead of returning freed memory between images.
 
-It changes the whole process, so the library never calls it on import; the command-line tools (demo, batch
-inference, benchmark evaluation, benchmarks) call it unless ``--release-freed-memory`` is given. Without glibc
+It changes the whole process, so the library never calls it on import and the ``main(argv)`` functions (also
+called from Python) do not either; the programs' entry points (demo, batch inference, benchmark evaluation,
+benchmarks) call it unless ``--release-freed-memory`` is given. Without glibc
 (macOS, Windows, musl) it does nothing and returns False.
 """
 
