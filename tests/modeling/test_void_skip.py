@@ -209,3 +209,24 @@ def test_needed_queries_leave_at_most_the_margin_at_every_pixel(top):
     left = (weights[~need, None] * sig[~need]).sum(0)
     assert bool((left <= margin + 1e-7).all())
     assert 0 < int(need.sum()) < 30
+    # the same from a function returning the columns of each block of pixels
+    asked = []
+    from_function = _needed_queries(weights, lambda pos: asked.append(pos) or sig[:, pos], margin, top=top, columns=7)
+    assert torch.equal(from_function, need) and [len(p) for p in asked] == [7] * 7 + [1]
+
+
+def test_needed_queries_stop_once_most_are_needed():
+    """With ``stop_at_most``, once more than 90 % of the queries are needed every query is returned, without reading
+    the remaining pixels; without it the exact union is returned."""
+    from mask_adapter.modeling.meta_arch.void_skip import _needed_queries
+
+    g = torch.Generator().manual_seed(6)
+    weights, sig = torch.full((20,), 0.05), torch.rand(20, 40, generator=g)
+    margin = torch.full((40,), 1e-4)  # every pixel needs nearly every query
+    read = []
+    need = _needed_queries(
+        weights, lambda pos: read.append(len(pos)) or sig[:, pos], margin, columns=8, stop_at_most=True
+    )
+    assert bool(need.all()) and sum(read) < 40
+    exact = _needed_queries(weights, sig, margin, columns=8)
+    assert 18 < int(exact.sum()) <= 20

@@ -75,20 +75,36 @@ def _uncertified(known: Tensor, bound: Tensor) -> tuple[Tensor, Tensor]:
     return margin <= bound, margin
 
 
-def _needed_queries(weights: Tensor, sig: Tensor, margin: Tensor, top: int = 16, columns: int = 1 << 15) -> Tensor:
+def _most(needed: int, total: int) -> bool:
+    """Whether ``needed`` of ``total`` skipped queries is most of them (above 90 %): then all of them run."""
+    return 10 * needed > 9 * total
+
+
+def _needed_queries(
+    weights: Tensor,
+    sig: Tensor | Callable[[Tensor], Tensor],
+    margin: Tensor,
+    top: int = 16,
+    columns: int = 1 << 15,
+    stop_at_most: bool = False,
+) -> Tensor:
     """(S,) bool: skipped queries to run so that at each uncertified pixel the shares w_q·σ_q(x) of the queries left
-    sum to at most its margin (``sig`` (S, U) of the U uncertified pixels, ``margin`` (U,)).
+    sum to at most its margin (``sig`` (S, U) of the U uncertified pixels, or a function of U-pixel positions
+    returning those columns; ``margin`` (U,)).
 
     Per pixel the largest shares run first: the smallest such set when it has at most ``top`` queries; at pixels
     that need more, every query whose share exceeds margin / S (sufficient: the S - k left then sum to at most the
-    margin). United over the pixels, computed ``columns`` pixels at a time.
+    margin). United over the pixels, computed ``columns`` pixels at a time; with ``stop_at_most`` it returns every
+    query as soon as most of them are needed (the caller then runs all anyway).
     """
-    num = sig.shape[0]
+    num = weights.shape[0]
     k = min(top, num)
-    need = torch.zeros(num, dtype=torch.bool, device=sig.device)
-    for start in range(0, sig.shape[1], columns):
-        share = weights[:, None] * sig[:, start : start + columns]
-        m = margin[start : start + columns]
+    need = torch.zeros(num, dtype=torch.bool, device=weights.device)
+    for start in range(0, margin.shape[0], columns):
+        stop = min(start + columns, margin.shape[0])
+        block = sig[:, start:stop] if isinstance(sig, Tensor) else sig(torch.arange(start, stop, device=margin.device))
+        share = weights[:, None] * block
+        m = margin[start:stop]
         largest, order = share.topk(k, dim=0)
         # remaining[j]: the bound left at the pixel once its j largest shares ran (j = 0 .. k)
         remaining = share.sum(0, keepdim=True) - torch.cat([torch.zeros_like(largest[:1]), largest.cumsum(0)])
@@ -96,6 +112,8 @@ def _needed_queries(weights: Tensor, sig: Tensor, margin: Tensor, top: int = 16,
         short = remaining[k] > m  # pixels the k largest do not settle
         if bool(short.any()):
             need |= (share[:, short] > m[short][None] / num).any(1)
+        if stop_at_most and _most(int(need.sum()), num):
+            return torch.ones_like(need)
     return need
 
 
@@ -156,8 +174,12 @@ def certified_semantic(
         if not bool(uncertified.any()):
             return semantic(mask_cls), mask_cls, second_pass
         columns = uncertified.flatten().nonzero().flatten()
-        need = _needed_queries(weights, skipped_maps(columns), margin[uncertified].clamp(min=0.0))
-        if 10 * int(need.sum()) > 9 * idx.numel() or not bool(need.any()):
+
+        def maps_at(positions: Tensor, columns: Tensor = columns, skipped_maps: Callable = skipped_maps) -> Tensor:
+            return skipped_maps(columns[positions])  # gathered per block of uncertified pixels, not all at once
+
+        need = _needed_queries(weights, maps_at, margin[uncertified].clamp(min=0.0), stop_at_most=True)
+        if _most(int(need.sum()), idx.numel()) or not bool(need.any()):
             need = torch.ones_like(need)  # most are needed anyway: run them all, no further check
         run = idx[need]
         mask_cls[run] = complete(run).to(mask_cls.dtype)
