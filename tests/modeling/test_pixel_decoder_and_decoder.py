@@ -18,7 +18,12 @@ from mask_adapter.modeling.transformer_decoder import (
     mask_pool,
     register_once,
 )
-from mask_adapter.modeling.transformer_decoder.fcclip_decoder import _SampledMasks, bilinear_sources
+from mask_adapter.modeling.transformer_decoder.fcclip_decoder import (
+    CrossAttentionLayer,
+    _SampledMasks,
+    additive_attention_mask,
+    bilinear_sources,
+)
 from tests._reference import MISSING_MESSAGE, REFERENCE_DIR
 
 REFERENCE = REFERENCE_DIR  # the official reference tables (tests/_reference.py)
@@ -308,3 +313,26 @@ def test_full_attention_masks_switch_gives_the_same_outputs(tiny_head, monkeypat
             predictor.full_attention_masks = False
     assert torch.allclose(default["pred_logits"], full["pred_logits"], atol=1e-6)
     assert torch.allclose(default["pred_masks"], full["pred_masks"], atol=1e-6)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_additive_attention_mask_gives_the_boolean_masks_outputs(batch):
+    """One -inf/0 mask per image shared by the heads gives the cross-attention output of the per-head boolean mask
+    (nn.MultiheadAttention turns a boolean mask into the same -inf/0 values), bit for bit; no copy per head for B=1."""
+    g = torch.Generator().manual_seed(batch)
+    torch.manual_seed(batch)
+    layer = CrossAttentionLayer(16, 4).eval()
+    tgt, query_pos = torch.randn(5, batch, 16, generator=g), torch.randn(5, batch, 16, generator=g)
+    memory, pos = torch.randn(12, batch, 16, generator=g), torch.randn(12, batch, 16, generator=g)
+    blocked = torch.rand(batch, 5, 12, generator=g) < 0.6
+    blocked[:, :, 0] = False  # every query may attend somewhere
+    per_head = blocked.unsqueeze(1).repeat(1, 4, 1, 1).flatten(0, 1)
+    additive = additive_attention_mask(blocked, 4, torch.float32)
+    assert additive.shape == (batch * 4, 5, 12) and additive.dtype == torch.float32
+    assert torch.equal(additive == float("-inf"), per_head) and bool((additive[~per_head] == 0).all())
+    if batch == 1:
+        assert additive.stride(0) == 0  # the heads share one mask
+    with torch.no_grad():
+        expected = layer(tgt, memory, memory_mask=per_head, pos=pos, query_pos=query_pos)
+        got = layer(tgt, memory, memory_mask=additive, pos=pos, query_pos=query_pos)
+    assert torch.equal(got, expected)

@@ -59,6 +59,17 @@ def bilinear_sources(size_in: int, size_out: int, device: torch.device | None = 
     return torch.unique(torch.cat(picked)).to(device)
 
 
+def additive_attention_mask(blocked: Tensor, num_heads: int, dtype: torch.dtype) -> Tensor:
+    """(B, Q, K) bool (True = blocked) -> (B·heads, Q, K) additive mask: -inf where blocked, 0 elsewhere.
+
+    The values ``nn.MultiheadAttention`` makes of a boolean mask, built once per image instead of once per head (and
+    from a per-head copy of the boolean mask): the heads share it through a stride-0 view when B = 1.
+    """
+    additive = torch.zeros(blocked.shape, dtype=dtype, device=blocked.device).masked_fill_(blocked, float("-inf"))
+    b, q, k = blocked.shape
+    return additive.unsqueeze(1).expand(b, num_heads, q, k).flatten(0, 1)
+
+
 def _xavier_init(module: nn.Module) -> None:
     for p in module.parameters():
         if p.dim() > 1:
@@ -103,7 +114,7 @@ class CrossAttentionLayer(nn.Module):
         pos: Tensor | None = None,
         query_pos: Tensor | None = None,
     ) -> Tensor:
-        """tgt (Q, B, E); memory, pos (HW, B, E); memory_mask (B·heads, Q, HW) bool, True blocks."""
+        """tgt (Q, B, E); memory, pos (HW, B, E); memory_mask (B·heads, Q, HW): bool (True blocks) or additive."""
         x = self.norm(tgt) if self.normalize_before else tgt
         attn = self.multihead_attn(
             query=x if query_pos is None else x + query_pos,
@@ -333,13 +344,17 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         src: Tensor,
         pos: Tensor,
         query_embed: Tensor,
-        attn_mask: Tensor | None,
+        blocked: Tensor,
     ) -> Tensor:
-        """Layer ``i``: masked cross-attention to one feature level, self-attention, FFN; (Q, B, E) -> (Q, B, E)."""
+        """Layer ``i``: masked cross-attention to one feature level, self-attention, FFN; (Q, B, E) -> (Q, B, E).
+
+        ``blocked``: (B, Q, H_l·W_l) bool, the positions each query may not attend to.
+        """
         # a query whose mask blocks every position attends everywhere instead
-        attn_mask = attn_mask & ~attn_mask.all(-1, keepdim=True)
+        blocked = blocked & ~blocked.all(-1, keepdim=True)
+        memory_mask = additive_attention_mask(blocked, self.num_heads, output.dtype)
         output = self.transformer_cross_attention_layers[i](
-            output, src, memory_mask=attn_mask, pos=pos, query_pos=query_embed
+            output, src, memory_mask=memory_mask, pos=pos, query_pos=query_embed
         )
         output = self.transformer_self_attention_layers[i](output, query_pos=query_embed)
         return self.transformer_ffn_layers[i](output)
@@ -359,7 +374,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
 
         Returns:
             logits (B, Q, C + 1) or None; masks (B, Q, h, w) or None; the next layer's attention mask
-            (B·heads, Q, H_l·W_l) bool (True = blocked) or None when ``attn_mask_size`` is None.
+            (B, Q, H_l·W_l) bool (True = blocked) or None when ``attn_mask_size`` is None.
         """
         decoder_output = self.decoder_norm(output).transpose(0, 1)  # (B, Q, E)
         embed = self.mask_embed(decoder_output)
@@ -379,7 +394,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
             if resized is None:
                 resized = F.interpolate(masks, size=attn_mask_size, mode="bilinear", align_corners=False)
             blocked = resized.sigmoid().flatten(2) < 0.5  # (B, Q, H_l·W_l)
-            attn_mask = blocked.unsqueeze(1).repeat(1, self.num_heads, 1, 1).flatten(0, 1).detach()
+            attn_mask = blocked.detach()
         return logits, masks, attn_mask
 
 
