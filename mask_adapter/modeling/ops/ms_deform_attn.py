@@ -6,9 +6,9 @@ then the attention-weighted sum: the reference computation, as in Deformable DET
 bilinear corner weights and sums the L·P·4 weighted value rows of each (query, head) in one
 ``embedding_bag`` call, reading ``value`` in place (no per-level transposed copies, no (N·M, Dh, Lq, L·P)
 stack of samples); same function (float64 results agree to ~1e-15, gradients included), about 3x faster at
-the released pixel decoder's size on CPU. The compiled ``MultiScaleDeformableAttention`` extension (the CUDA op of Deformable DETR / Mask2Former)
-is imported lazily on first use and only used for fp32 CUDA inputs; ``import mask_adapter`` never
-needs it.
+the released pixel decoder's size on CPU. The compiled ``MultiScaleDeformableAttention`` extension (the CUDA op of
+Deformable DETR / Mask2Former) is imported lazily on first use and only used for fp32 CUDA inputs;
+``import mask_adapter`` never needs it.
 
 Shapes:
     N   batch;  Lq queries;  S = Σ_l H_l·W_l flattened value positions over all levels

@@ -378,7 +378,7 @@ class MultiScaleMaskedTransformerDecoder(nn.Module):
         """
         decoder_output = self.decoder_norm(output).transpose(0, 1)  # (B, Q, E)
         embed = self.mask_embed(decoder_output)
-        if sampled is not None and text is None and attn_mask_size is not None:
+        if sampled is not None and text is None and sampled.reads_part(attn_mask_size):
             masks = None
             resized = sampled.resized(embed, attn_mask_size)
         else:
@@ -405,7 +405,7 @@ class _SampledMasks:
     mask features at those pixels are gathered once; each prediction then computes its mask logits there (the same
     dot products, over fewer pixels), writes them into a per-size buffer at their places (zeros elsewhere, never
     read) and resizes the buffer with the same ``F.interpolate`` call as the full masks. Sizes whose resize reads
-    every pixel use the full masks.
+    every pixel have no plan: their predictions compute the full masks.
     """
 
     def __init__(self, mask_features: Tensor, sizes: Sequence[tuple[int, int]]) -> None:
@@ -423,14 +423,14 @@ class _SampledMasks:
                 self.plans[key] = (rows, cols, features)
         self.buffers: dict[tuple[int, int], Tensor] = {}
 
+    def reads_part(self, size: tuple[int, int] | None) -> bool:
+        """Whether the resize to ``size`` reads only part of the pixels (then ``resized`` applies)."""
+        return size is not None and self.plans[(int(size[0]), int(size[1]))] is not None
+
     def resized(self, embed: Tensor, size: tuple[int, int]) -> Tensor:
-        """(B, Q, mask_dim) mask embeddings -> (B, Q, H_l, W_l) mask logits resized to ``size``."""
+        """(B, Q, mask_dim) mask embeddings -> (B, Q, H_l, W_l) mask logits resized to ``size`` (one with a plan)."""
         key = (int(size[0]), int(size[1]))
-        plan = self.plans[key]
-        if plan is None:
-            masks = torch.einsum("bqc,bchw->bqhw", embed, self.mask_features)
-            return F.interpolate(masks, size=key, mode="bilinear", align_corners=False)
-        rows, cols, features = plan
+        rows, cols, features = self.plans[key]
         buffer = self.buffers.get(key)
         if buffer is None or buffer.shape[:2] != embed.shape[:2] or buffer.dtype != embed.dtype:
             b, q = embed.shape[:2]
